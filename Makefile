@@ -1,0 +1,48 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint bench bench-gpu-smoke bench-early-stopping reproduce browser clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip >/dev/null
+	$(BIN)/python -m pip install -e '.[dev]'
+	@touch $@
+
+demo: install
+	$(BIN)/taso-tune sweep search_spaces/quickstart.yaml --name quickstart --storage $(CURDIR)/runs
+
+# The report tests open the HTML in Debian's headless Chromium; install it when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "warning: could not install chromium; the browser test will fail" >&2; \
+	  else echo "warning: chromium missing and not root; the browser test will fail" >&2; fi; }
+
+test: install browser
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; fi; exit $$rc
+
+lint: install
+	$(BIN)/ruff check taso_tune tests benchmarks
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py
+
+bench-gpu-smoke: install
+	$(BIN)/python benchmarks/gpu.py --smoke
+
+bench-early-stopping: install
+	$(BIN)/python benchmarks/early_stopping.py
+
+reproduce: install
+	$(BIN)/python benchmarks/reproduce.py
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,5 @@
+"""CLI commands: each module adds its subparser and a handler that calls into the library."""
+
+from taso_tune.commands.train_cmd import add_schedule_parser, add_train_parser
+
+COMMANDS = [add_train_parser, add_schedule_parser]
