@@ -1,0 +1,1 @@
+"""The Ray layer: the only package of taso-tune that imports ``ray``."""
