@@ -162,7 +162,12 @@ def _torchvision_loader(
             raise ConfigError("data_root", data_root, f"dataset {name!r} needs a data root (--data-root DIR)")
         root = os.path.abspath(os.path.expanduser(data_root))
         if not download and not os.path.isdir(root):
-            raise ConfigError("data_root", data_root, f"directory does not exist (dataset {name!r})")
+            raise ConfigError(
+                "data_root",
+                data_root,
+                f"directory does not exist; dataset {name!r} expects {expected} under it: "
+                "create it and copy the files there, or pass --download to fetch it",
+            )
         cls = getattr(tvd, class_name)
         if class_name.startswith("CIFAR"):
             cls = _local_cifar(cls)

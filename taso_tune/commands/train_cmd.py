@@ -6,6 +6,7 @@ import argparse
 import csv
 import io
 import os
+import re
 import sys
 import time
 from typing import Any
@@ -22,14 +23,29 @@ METRIC_COLUMNS = [
 ]  # fmt: skip
 
 
+# YAML 1.1 reads "1e-3" (no dot) as a string; numbers written that way are numbers here
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def _yaml_value(text: str) -> Any:
+    def number(v: Any) -> Any:
+        return float(v) if isinstance(v, str) and _EXPONENT_NUMBER.fullmatch(v.strip()) else v
+
+    value = yaml.safe_load(text)
+    return [number(v) for v in value] if isinstance(value, list) else number(value)
+
+
 def parse_assignments(items: list[str] | None) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs, values read as YAML scalars (``0.9``, ``true``, ``[0.5, 0.75]``)."""
+    """``KEY=VALUE`` pairs, values read as YAML scalars (``0.9``, ``1e-4``, ``true``, ``[0.5, 0.75]``)."""
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError("--set", item, "must look like KEY=VALUE")
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = _yaml_value(value)
+        except yaml.YAMLError:
+            raise ConfigError("--set", item, "VALUE is not a YAML scalar or list") from None
     return out
 
 
@@ -143,6 +159,8 @@ def add_schedule_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_schedule(args: argparse.Namespace) -> int:
+    if args.epochs < 1:
+        raise ConfigError("epochs", args.epochs, "must be an integer >= 1")
     check_taso_params(args.alpha, args.beta)
     lrs = [
         taso_lr(k, args.epochs, lr_initial=args.lr_initial, lr_final=args.lr_final, alpha=args.alpha, beta=args.beta)

@@ -1,0 +1,131 @@
+"""``taso-tune sweep`` and ``taso-tune resume``: run a search space on Ray Tune, continue one."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from taso_tune.errors import ConfigError
+from taso_tune.spaces import SweepSpec, load_space
+
+DEFAULT_STORAGE = "runs"
+
+
+def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="run a search space (YAML) on Ray Tune",
+        description=(
+            "Run every trial of a search-space file on a local Ray, or on an existing cluster when "
+            "--address or RAY_ADDRESS is given. Prints a progress table, then the best configuration "
+            "per optimizer (mean ± std over seeds). With --defaults, trains each optimizer of an "
+            "exported defaults file on --model/--dataset without tuning (the paper's suboptimal scenario)."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("space", nargs="?", metavar="FILE", help="search-space YAML (see search_spaces/)")
+    p.add_argument("--name", help="experiment name (default: the space's name)")
+    p.add_argument("--storage", default=DEFAULT_STORAGE, help="results root: a local path, an NFS mount or a URI (s3://, gs://)")
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--epochs", type=int, help="override the planned epochs of every trial")
+    p.add_argument("--seeds", type=int, help="override the number of seeds per configuration")
+    p.add_argument("--scheduler", choices=["asha", "none", "budget-sh"], help="override the early-stopping scheduler")
+    p.add_argument("--max-concurrent", type=int, help="at most N trials at once")
+    p.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (also its torch threads)")
+    p.add_argument("--gpus-per-trial", type=float, help="GPUs per trial, fractions allowed (default: per model)")
+    p.add_argument("--select-on", choices=["val", "test"], default="val",
+                   help="split that picks the best configuration in the summary (test = the paper's protocol)")  # fmt: skip
+    p.add_argument("--defaults", metavar="DEFAULTS.yaml", help="train exported defaults on --model/--dataset instead of a space")
+    p.add_argument("--model", help="with --defaults: the model to train")
+    p.add_argument("--dataset", help="with --defaults: the data set to train on")
+    p.add_argument("--data-root", help="with --defaults: where the data set's files are")
+    p.add_argument("--dry-run", action="store_true", help="print the trials it would run and exit")
+    p.set_defaults(handler=run_sweep_command)
+
+
+def add_resume_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "resume",
+        help="continue an interrupted sweep",
+        description=(
+            "Continue an interrupted sweep: finished trials are kept, unfinished ones continue from "
+            "their last checkpoints, errored ones are retried from theirs."
+        ),
+    )
+    p.add_argument("experiment", metavar="EXPERIMENT", help="the experiment folder (STORAGE/NAME) or URI")
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--select-on", choices=["val", "test"], default="val")
+    p.set_defaults(handler=run_resume_command)
+
+
+def resolve_spec(args: argparse.Namespace) -> SweepSpec:
+    """The space to run: a file with the flags' overrides, or a defaults file applied to a pair."""
+    if args.defaults:
+        if args.space:
+            raise ConfigError("FILE", args.space, "give either a space file or --defaults, not both")
+        from taso_tune.export import defaults_space
+
+        spec = defaults_space(args.defaults, model=args.model, dataset=args.dataset, data_root=args.data_root,
+                              epochs=args.epochs, seeds=args.seeds)  # fmt: skip
+    else:
+        if not args.space:
+            raise ConfigError("FILE", None, "a search-space file is required (or --defaults FILE)")
+        for flag in ("model", "dataset", "data_root"):
+            if getattr(args, flag):
+                raise ConfigError(f"--{flag.replace('_', '-')}", getattr(args, flag), "only goes with --defaults")
+        spec = load_space(args.space)
+    return spec.with_overrides(
+        epochs=args.epochs if not args.defaults else None,
+        seeds=args.seeds if not args.defaults else None,
+        scheduler=args.scheduler,
+        max_concurrent=args.max_concurrent,
+        cpus=args.cpus_per_trial,
+        gpus=args.gpus_per_trial,
+        name=args.name,
+    )
+
+
+def print_dry_run(spec: SweepSpec) -> None:
+    if spec.search.type == "optuna":
+        print(f"{spec.name}: Optuna proposes {spec.search.num_samples} configurations x {spec.seeds} seeds "
+              f"= {spec.search.num_samples * spec.seeds} trials of up to {spec.epochs} epochs")  # fmt: skip
+        return
+    configs = spec.configurations()
+    trials = len(configs) * spec.seeds
+    print(f"{spec.name}: {len(configs)} configurations x {spec.seeds} seeds = {trials} trials, "
+          f"up to {trials * spec.epochs} epochs; scheduler {spec.scheduler.type}, metric {spec.metric} ({spec.mode})")  # fmt: skip
+    for flat in configs:
+        fixed = {k: v for k, v in flat.items() if k not in ("config_id", "block")}
+        print(f"  {flat['config_id']}: {fixed}")
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    spec = resolve_spec(args)
+    if args.dry_run:
+        print_dry_run(spec)
+        return 0
+    from taso_tune.results import format_summary, load_experiment
+    from taso_tune.tuning.sweep import run_sweep
+
+    outcome = run_sweep(spec, args.storage, name=spec.name, address=args.address)
+    return _finish(outcome, args.select_on, load_experiment, format_summary)
+
+
+def run_resume_command(args: argparse.Namespace) -> int:
+    from taso_tune.results import format_summary, load_experiment
+    from taso_tune.tuning.sweep import resume_sweep
+
+    if "://" not in args.experiment and not os.path.isdir(args.experiment):
+        raise ConfigError("EXPERIMENT", args.experiment, "no such experiment folder")
+    outcome = resume_sweep(args.experiment, address=args.address)
+    return _finish(outcome, args.select_on, load_experiment, format_summary)
+
+
+def _finish(outcome, select_on, load_experiment, format_summary) -> int:
+    experiment = load_experiment(outcome.experiment_path)
+    print()
+    print(format_summary(experiment, select_on))
+    print(f"wall time {outcome.wall_seconds:.1f}s; results in {outcome.experiment_path}")
+    sys.stdout.flush()
+    return 1 if outcome.errored else 0

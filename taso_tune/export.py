@@ -1,0 +1,152 @@
+"""Export the best hyperparameters of a sweep as a defaults file, and turn a defaults file back into
+a sweep on a new model/dataset pair (the paper's suboptimal scenario, Tables VIII-X).
+
+A defaults file is YAML::
+
+    format: taso-tune-defaults/1
+    provenance: {experiment: ..., exported: ..., taso_tune_version: ..., model: ..., dataset: ...,
+                 epochs: ..., selected_on: val_acc}
+    optimizers:
+      taso:
+        hparams: {alpha: 25.0, beta: 0.7, lr: 0.05, ...}
+        val_acc: {mean: 0.97, std: 0.004, n: 5}
+        test_acc: {mean: 0.96, std: 0.006, n: 5}
+
+Optimizers and fields are sorted, so two exports of the same results diff cleanly.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from taso_tune import __version__
+from taso_tune.errors import ConfigError
+from taso_tune.io import write_yaml_atomic
+from taso_tune.optimizers import OPTIMIZERS, resolve_hparams
+from taso_tune.results import (
+    Experiment,
+    SelectOn,
+    aggregate,
+    best_per_optimizer,
+    hyperparameter_columns,
+    selection_metric,
+)
+from taso_tune.spaces import SweepSpec, load_space_dict
+
+FORMAT = "taso-tune-defaults/1"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+    return value
+
+
+def _stat(row: Mapping[str, Any], metric: str) -> dict[str, Any]:
+    return {"mean": _plain(row[f"{metric}_mean"]), "std": _plain(row[f"{metric}_std"]), "n": int(row["n"])}
+
+
+def defaults_from_experiment(experiment: Experiment, select_on: SelectOn = "val") -> dict[str, Any]:
+    """The defaults document for ``experiment``: each optimizer's best configuration."""
+    agg = aggregate(experiment.final_trials)
+    best = best_per_optimizer(agg, select_on)
+    if best.empty:
+        raise ConfigError("experiment", experiment.path, "has no configuration with complete trials to export")
+    optimizers: dict[str, Any] = {}
+    for _, row in best.iterrows():
+        hps = {c[3:]: _plain(row[c]) for c in hyperparameter_columns(best)
+               if not (row[c] is None or (isinstance(row[c], float) and math.isnan(row[c])))}  # fmt: skip
+        optimizers[row["optimizer"]] = {
+            "config_id": row["config_id"],
+            "hparams": dict(sorted(hps.items())),
+            "val_acc": _stat(row, "val_acc"),
+            "test_acc": _stat(row, "test_acc"),
+        }
+    first = best.iloc[0]
+    return {
+        "format": FORMAT,
+        "provenance": {
+            "experiment": experiment.path,
+            "exported": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+            "taso_tune_version": __version__,
+            "model": first["model"],
+            "dataset": first["dataset"],
+            "epochs": int(first["epochs"]),
+            "selected_on": selection_metric(select_on),
+        },
+        "optimizers": dict(sorted(optimizers.items())),
+    }
+
+
+def export_defaults(experiment: Experiment, out: str, select_on: SelectOn = "val") -> dict[str, Any]:
+    """Write the defaults of ``experiment`` to ``out`` atomically and return them."""
+    document = defaults_from_experiment(experiment, select_on)
+    write_yaml_atomic(out, document)
+    return document
+
+
+def load_defaults(path: str) -> dict[str, Any]:
+    """Read and validate a defaults file; every error names the file, the field and the value."""
+    if not os.path.isfile(path):
+        raise ConfigError("--defaults", path, "no such file")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = yaml.safe_load(handle)
+    except yaml.YAMLError as err:
+        raise ConfigError("yaml", str(getattr(err, "problem_mark", "")), "not valid YAML", file=path) from None
+    if not isinstance(document, dict):
+        raise ConfigError("(top level)", document, "must be a mapping", file=path)
+    if document.get("format") != FORMAT:
+        raise ConfigError("format", document.get("format"), f"must be {FORMAT!r}", file=path)
+    optimizers = document.get("optimizers")
+    if not isinstance(optimizers, dict) or not optimizers:
+        raise ConfigError("optimizers", optimizers, "must be a non-empty mapping of optimizer -> settings", file=path)
+    for name, entry in optimizers.items():
+        field = f"optimizers.{name}"
+        if name not in OPTIMIZERS:
+            raise ConfigError(field, name, "unknown optimizer", file=path, choices=sorted(OPTIMIZERS))
+        if not isinstance(entry, dict) or not isinstance(entry.get("hparams"), dict):
+            raise ConfigError(f"{field}.hparams", entry, "must be a mapping of fields", file=path)
+        try:
+            resolve_hparams(name, entry["hparams"])
+        except ConfigError as err:
+            raise err.in_file(path, f"{field}.hparams") from None
+    return document
+
+
+def defaults_space(
+    path: str,
+    *,
+    model: str | None,
+    dataset: str | None,
+    data_root: str | None = None,
+    epochs: int | None = None,
+    seeds: int | None = None,
+) -> SweepSpec:
+    """A sweep that trains each optimizer of the defaults file at ``path`` on ``model``/``dataset``
+    with no tuning: one configuration per optimizer, ``seeds`` seeds (5, as in the paper)."""
+    document = load_defaults(path)
+    if not model or not dataset:
+        raise ConfigError("--model/--dataset", (model, dataset), "both are required with --defaults")
+    provenance = document.get("provenance") or {}
+    train: dict[str, Any] = {"model": model, "dataset": dataset, "epochs": epochs or int(provenance.get("epochs", 100))}
+    if data_root:
+        train["data_root"] = data_root
+    blocks = [{"optimizer": name, **entry["hparams"]} for name, entry in document["optimizers"].items()]
+    space = {
+        "name": f"defaults-{model}-{dataset}",
+        "description": f"defaults from {path} applied without tuning",
+        "train": train,
+        "seeds": seeds or 5,
+        "scheduler": "none",
+        "blocks": blocks,
+    }
+    return load_space_dict(space, source=path)

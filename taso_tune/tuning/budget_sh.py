@@ -1,0 +1,161 @@
+"""Budget-aware successive halving: early stopping that is fair to training-aware schedules.
+
+ASHA judges a trial at an early rung by its metric *so far*; a schedule that knows the planned run
+length (TASO, cosine, linear, WSD) keeps its learning rate high until late and so looks worse at every
+early rung than it will end. Budget-aware successive halving instead gives every surviving
+configuration a complete, shorter run at each rung: rung budgets r, r*eta, r*eta^2, ... up to the
+planned epochs, each trained with ``total_epochs`` equal to that budget, so every schedule finishes its
+decay before it is judged. Configurations are ranked by their metric's mean over seeds and the top
+1/eta go on to the next rung.
+
+Each rung is an ordinary Ray Tune run (all its trials in parallel, on the cluster like any sweep,
+checkpointed and resumable), stored as ``EXPERIMENT/rung-<i>-<epochs>ep``. The rung bookkeeping is
+written atomically to ``EXPERIMENT/taso_tune_budget_sh.json`` after each rung, so a resumed sweep skips
+finished rungs and restores the unfinished one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import posixpath
+import time
+from collections import defaultdict
+from dataclasses import replace
+from typing import Any
+
+from ray import tune
+
+from taso_tune.errors import ConfigError
+from taso_tune.layout import BUDGET_SH_FILE
+from taso_tune.spaces import SweepSpec
+from taso_tune.tuning import sweep as sweep_mod
+
+
+def rung_name(index: int, epochs: int) -> str:
+    return f"rung-{index}-{epochs}ep"
+
+
+def _write_state(experiment: str, state: dict[str, Any]) -> None:
+    fs, path = sweep_mod._filesystem(experiment)
+    tmp, final = f"{path}/.{BUDGET_SH_FILE}.tmp", f"{path}/{BUDGET_SH_FILE}"
+    with fs.open_output_stream(tmp) as handle:
+        handle.write(json.dumps(state, indent=2, sort_keys=True).encode())
+    fs.move(tmp, final)
+
+
+def _read_state(experiment: str) -> dict[str, Any] | None:
+    fs, path = sweep_mod._filesystem(experiment)
+    target = f"{path}/{BUDGET_SH_FILE}"
+    if fs.get_file_info(target).type != sweep_mod.pyarrow.fs.FileType.File:
+        return None
+    with fs.open_input_stream(target) as handle:
+        return json.loads(handle.read().decode())
+
+
+def survivors(scores: dict[str, float], eta: float, mode: str) -> list[str]:
+    """The top ``ceil(n / eta)`` configuration ids by mean score (ties broken by id)."""
+    keep = max(1, math.ceil(len(scores) / eta))
+    sign = -1.0 if mode == "max" else 1.0
+    ranked = sorted(scores, key=lambda cid: (sign * scores[cid], cid))
+    return ranked[:keep]
+
+
+def _rung_scores(results: tune.ResultGrid, metric: str, mode: str) -> dict[str, float]:
+    """Mean of ``metric`` over seeds per configuration; a diverged or failed trial scores worst."""
+    per_config: dict[str, list[float]] = defaultdict(list)
+    worst = -math.inf if mode == "max" else math.inf
+    for result in results:
+        metrics = result.metrics or {}
+        config_id = metrics.get("config_id") or result.config["trial"]["config_id"]
+        value = metrics.get(metric)
+        bad = result.error is not None or metrics.get("diverged") or value is None or value != value
+        per_config[config_id].append(worst if bad else float(value))
+    return {cid: sum(v) / len(v) for cid, v in per_config.items()}
+
+
+def _rung_spec(spec: SweepSpec, epochs: int, config_ids: list[str]) -> tuple[SweepSpec, list[dict]]:
+    """The spec of one rung (no early stopping, ``epochs`` planned) and its trials."""
+    rung = replace(spec.with_overrides(epochs=epochs), scheduler=replace(spec.scheduler, type="none"))
+    wanted = set(config_ids)
+    trials = [t for t in rung.trials() if t["config_id"] in wanted]
+    return rung, trials
+
+
+def _run_rung(spec: SweepSpec, experiment: str, index: int, epochs: int, config_ids: list[str],
+              datasets, restore: bool) -> dict[str, float]:  # fmt: skip
+    rung, trials = _rung_spec(spec, epochs, config_ids)
+    name = rung_name(index, epochs)
+    rung_path = f"{experiment.rstrip('/')}/{name}"
+    trainable = sweep_mod._trainable(rung, datasets, name)
+    param_space = {"trial": tune.grid_search(trials)}
+    if restore and tune.Tuner.can_restore(rung_path):
+        tuner = tune.Tuner.restore(rung_path, trainable, resume_unfinished=True, resume_errored=True,
+                                   param_space=param_space)  # fmt: skip
+    else:
+        tune_config = sweep_mod._tune_config(rung)
+        tuner = tune.Tuner(trainable, param_space=param_space, tune_config=tune_config,
+                           run_config=sweep_mod._run_config(rung, name, experiment))  # fmt: skip
+    print(f"budget-sh rung {index}: {len(config_ids)} configurations x {spec.seeds} seeds, {epochs} epochs each",
+          flush=True)  # fmt: skip
+    return _rung_scores(tuner.fit(), spec.metric, spec.mode)
+
+
+def _drive(spec: SweepSpec, experiment: str, state: dict[str, Any], datasets, start: float):
+    budgets, rungs = state["budgets"], state["rungs"]
+    eta = spec.scheduler.reduction_factor
+    errored = 0
+    while not (rungs and rungs[-1]["done"] and len(rungs) == len(budgets)):
+        restore = bool(rungs) and not rungs[-1]["done"]
+        if not restore:
+            index = len(rungs)
+            ids = state["configs"] if index == 0 else survivors(rungs[-1]["scores"], eta, spec.mode)
+            rungs.append({"epochs": budgets[index], "configs": ids, "done": False})
+            _write_state(experiment, state)
+        current, index = rungs[-1], len(rungs) - 1
+        scores = _run_rung(spec, experiment, index, current["epochs"], current["configs"], datasets, restore)
+        errored += sum(1 for v in scores.values() if math.isinf(v))
+        current.update(scores=scores, done=True)
+        _write_state(experiment, state)
+    final = state["rungs"][-1]
+    winner = survivors(final["scores"], math.inf, spec.mode)[0]
+    state["winner"] = winner
+    _write_state(experiment, state)
+    trials = sum(len(r["configs"]) * spec.seeds for r in state["rungs"])
+    print(f"budget-sh: winner {winner} after {len(state['rungs'])} rungs", flush=True)
+    return sweep_mod.SweepOutcome(experiment, trials, errored, time.perf_counter() - start)
+
+
+def run_budget_sh(spec: SweepSpec, storage: str, *, name: str | None = None, address: str | None = None):
+    """Run budget-aware successive halving for ``spec`` under ``STORAGE/NAME``."""
+    if spec.search.type == "optuna":
+        raise ConfigError("search.type", "optuna", "budget-sh needs a list of configurations (grid or random)")
+    name = name or spec.name
+    experiment = sweep_mod.experiment_path(storage, name)
+    fs, fs_path = sweep_mod._filesystem(experiment)
+    if fs.get_file_info(fs_path).type != sweep_mod.pyarrow.fs.FileType.NotFound:
+        raise ConfigError("--name", name, f"experiment folder {experiment} already exists; resume it with "
+                          f"`taso-tune resume {experiment}` or choose another --name")  # fmt: skip
+    start = time.perf_counter()
+    datasets = sweep_mod._prepare(spec, storage, address)
+    sweep_mod._write_space_file(experiment, spec)
+    state = {
+        "budgets": spec.scheduler.rung_epochs(spec.epochs),
+        "configs": [c["config_id"] for c in spec.configurations()],
+        "eta": spec.scheduler.reduction_factor,
+        "rungs": [],
+    }
+    _write_state(experiment, state)
+    return _drive(spec, experiment, state, datasets, start)
+
+
+def resume_budget_sh(experiment: str, spec: SweepSpec, *, address: str | None = None):
+    """Continue an interrupted budget-sh sweep: finished rungs are kept, the current rung restored."""
+    experiment = experiment if "://" in experiment else os.path.abspath(experiment)
+    state = _read_state(experiment)
+    if state is None:
+        raise ConfigError("experiment", experiment, f"has no {BUDGET_SH_FILE} to resume from")
+    start = time.perf_counter()
+    datasets = sweep_mod._prepare(spec, posixpath.dirname(experiment.rstrip("/")), address)
+    return _drive(spec, experiment, state, datasets, start)
