@@ -161,6 +161,7 @@ def _trial_row(dirname: str, records: list[dict], tune_status: str, has_error: b
         "epochs_run": last.get("epoch"),
         "status": _status(records, tune_status, has_error),
         "node": last.get("node_ip"),
+        "node_id": last.get("node_id"),
         "wall_seconds": last.get("time_total_s"),
     }
     row.update({m: last.get(m, math.nan) for m in METRICS})

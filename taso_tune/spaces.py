@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -24,142 +23,38 @@ import numpy as np
 
 from taso_tune.errors import ConfigError
 from taso_tune.optimizers import OPTIMIZERS
-from taso_tune.space_values import Value, format_value, is_int, is_number, parse_value, read_yaml
+from taso_tune.space_values import (
+    SCHEDULER_KEYS,
+    SEARCH_KEYS,
+    Resources,
+    SchedulerSpec,
+    SearchSpec,
+    Value,
+    did_you_mean,
+    format_value,
+    is_int,
+    is_number,
+    parse_value,
+    read_yaml,
+    require_int,
+    require_keys,
+)
 from taso_tune.train import TrainConfig
+
+__all__ = ["DEFAULT_GPUS_PER_TRIAL", "METRICS", "Resources", "SchedulerSpec", "SearchSpec", "SweepSpec",
+           "load_space", "load_space_dict"]  # fmt: skip
 
 DEFAULT_GPUS_PER_TRIAL: dict[str, float] = {"lenet5": 0.125, "vgg19": 1.0, "resnet18": 1.0}
 METRICS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss")
 
-SCHEDULER_TYPES = ("asha", "none", "budget-sh")
-SEARCH_TYPES = ("grid", "random", "optuna")
 TOP_LEVEL_KEYS = ("name", "description", "train", "metric", "mode", "seeds", "resources", "scheduler",
                   "search", "max_concurrent", "checkpoint_every", "max_failures", "blocks")  # fmt: skip
 #: TrainConfig fields a space may set, in ``train:`` or in a block (seeds come from ``seeds:``).
 TRAIN_FIELDS: tuple[str, ...] = tuple(
     f.name for f in fields(TrainConfig) if f.name not in ("hparams", "seed", "optimizer")
 )
-_SCHEDULER_KEYS = {"asha": ("type", "grace_period", "reduction_factor"), "none": ("type",),
-                   "budget-sh": ("type", "reduction_factor", "min_epochs")}  # fmt: skip
-_SEARCH_KEYS = {"grid": ("type",), "random": ("type", "num_samples", "seed"),
-                "optuna": ("type", "num_samples", "seed")}  # fmt: skip
 _BOOL_FIELDS = ("download", "amp", "channels_last", "compile", "schedule_per_step")
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
-
-
-def _require_int(field_name: str, value: Any, lowest: int) -> None:
-    if not is_int(value) or value < lowest:
-        raise ConfigError(field_name, value, f"must be an integer >= {lowest}")
-
-
-def _require_keys(section: str, data: Mapping[str, Any], valid: tuple[str, ...], what: str) -> None:
-    for key, value in data.items():
-        if key not in valid:
-            raise ConfigError(f"{section}.{key}" if section else str(key), value, f"unknown key in {what}",
-                              choices=valid)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class SchedulerSpec:
-    """How trials are stopped early: ASHA, no early stopping, or budget-aware successive halving.
-
-    ``budget-sh`` retrains each rung's survivors from scratch with a larger budget (TASO plans its
-    decay from the total epochs, so a short run is a different schedule, not a prefix of the long one).
-    """
-
-    type: Literal["asha", "none", "budget-sh"] = "asha"
-    grace_period: int = 1
-    reduction_factor: float = 3.0
-    min_epochs: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.type not in SCHEDULER_TYPES:
-            raise ConfigError("scheduler.type", self.type, "unknown scheduler", choices=SCHEDULER_TYPES)
-        _require_int("scheduler.grace_period", self.grace_period, 1)
-        if not is_number(self.reduction_factor) or not self.reduction_factor > 1:
-            raise ConfigError("scheduler.reduction_factor", self.reduction_factor, "must be a number > 1")
-        object.__setattr__(self, "reduction_factor", float(self.reduction_factor))
-        if self.min_epochs is not None:
-            _require_int("scheduler.min_epochs", self.min_epochs, 1)
-        defaults = SchedulerSpec.__dataclass_fields__
-        for name in ("grace_period", "reduction_factor", "min_epochs"):
-            if name not in _SCHEDULER_KEYS[self.type] and getattr(self, name) != defaults[name].default:
-                raise ConfigError(f"scheduler.{name}", getattr(self, name),
-                                  f"is not a setting of scheduler {self.type!r}",
-                                  choices=_SCHEDULER_KEYS[self.type])  # fmt: skip
-
-    def first_budget(self, epochs: int) -> int:
-        """budget-sh: the first rung's epochs r (``min_epochs``, default ``max(1, epochs // eta**2)``)."""
-        if self.min_epochs is not None:
-            return self.min_epochs
-        return max(1, int(epochs // self.reduction_factor**2))
-
-    def rung_epochs(self, epochs: int) -> list[int]:
-        """budget-sh: the budgets r, r*eta, r*eta^2, ... below ``epochs``, then ``epochs`` itself.
-
-        Strictly increasing ints. A last geometric budget within a factor sqrt(eta) of ``epochs`` is
-        replaced by ``epochs`` (100 epochs, eta 3, r 11 gives [11, 33, 100], not [11, 33, 99, 100]).
-        """
-        eta = self.reduction_factor
-        budgets: list[int] = []
-        budget = float(self.first_budget(epochs))
-        while budget < epochs:
-            whole = max(int(budget), budgets[-1] + 1 if budgets else 1)
-            if whole >= epochs:
-                break
-            budgets.append(whole)
-            budget *= eta
-        if len(budgets) > 1 and budgets[-1] * math.sqrt(eta) >= epochs:
-            budgets.pop()
-        return [*budgets, epochs]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in _SCHEDULER_KEYS[self.type]
-                if getattr(self, key, None) is not None}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class SearchSpec:
-    """How configurations are chosen: the full grid, random samples, or Optuna's proposals."""
-
-    type: Literal["grid", "random", "optuna"] = "grid"
-    num_samples: int = 1
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.type not in SEARCH_TYPES:
-            raise ConfigError("search.type", self.type, "unknown search", choices=SEARCH_TYPES)
-        _require_int("search.num_samples", self.num_samples, 1)
-        if not is_int(self.seed):
-            raise ConfigError("search.seed", self.seed, "must be an integer")
-        if self.type == "grid" and (self.num_samples, self.seed) != (1, 0):
-            bad = "num_samples" if self.num_samples != 1 else "seed"
-            raise ConfigError(f"search.{bad}", getattr(self, bad), "applies to search random or optuna, "
-                              "not grid", choices=_SEARCH_KEYS["grid"])  # fmt: skip
-
-    def to_dict(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in _SEARCH_KEYS[self.type]}
-
-
-@dataclass(frozen=True)
-class Resources:
-    """Per-trial resources; ``gpus=None`` leaves the choice to the Ray layer
-    (``DEFAULT_GPUS_PER_TRIAL[model]`` when the cluster has a GPU, else 0)."""
-
-    cpus: float = 1.0
-    gpus: float | None = None
-
-    def __post_init__(self) -> None:
-        for name, value in (("cpus", self.cpus), ("gpus", self.gpus)):
-            if value is None and name == "gpus":
-                continue
-            lowest = "> 0" if name == "cpus" else ">= 0"
-            if not is_number(value) or value < 0 or (name == "cpus" and value == 0):
-                raise ConfigError(f"resources.{name}", value, f"must be a number {lowest}")
-            if value > 1 and value != int(value):  # Ray's rule for resource amounts
-                raise ConfigError(f"resources.{name}", value, "above 1 must be a whole number")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"cpus": self.cpus} if self.gpus is None else {"cpus": self.cpus, "gpus": self.gpus}
 
 
 class _OptunaSpace:
@@ -223,11 +118,11 @@ class SweepSpec:
             raise ConfigError("name", self.name, "must be letters, digits, '_', '.' or '-'")
         if not isinstance(self.description, str):
             raise ConfigError("description", self.description, "must be text")
-        _require_int("seeds", self.seeds, 1)
-        _require_int("checkpoint_every", self.checkpoint_every, 1)
-        _require_int("max_failures", self.max_failures, 0)
+        require_int("seeds", self.seeds, 1)
+        require_int("checkpoint_every", self.checkpoint_every, 1)
+        require_int("max_failures", self.max_failures, 0)
         if self.max_concurrent is not None:
-            _require_int("max_concurrent", self.max_concurrent, 1)
+            require_int("max_concurrent", self.max_concurrent, 1)
         if self.metric not in METRICS:
             raise ConfigError("metric", self.metric, "unknown metric", choices=METRICS)
         expected = "min" if self.metric.endswith("_loss") else "max"
@@ -256,7 +151,8 @@ class SweepSpec:
             if key == "optimizer":
                 raise ConfigError("train.optimizer", value, "the optimizer is chosen in each block")
             if key not in TRAIN_FIELDS:
-                raise ConfigError(f"train.{key}", value, "unknown training field", choices=TRAIN_FIELDS)
+                raise ConfigError(f"train.{key}", value, f"unknown training field{did_you_mean(key, TRAIN_FIELDS)}",
+                                  choices=TRAIN_FIELDS)  # fmt: skip
             if isinstance(value, Mapping):
                 raise ConfigError(f"train.{key}", dict(value), "train holds fixed values; put grids and "
                                   "distributions in a block")  # fmt: skip
@@ -285,9 +181,9 @@ class SweepSpec:
             if key != "optimizer" and key not in TRAIN_FIELDS:
                 for name in optimizer.options:
                     if key not in OPTIMIZERS[name].defaults:
+                        valid = [*sorted(OPTIMIZERS[name].defaults), *TRAIN_FIELDS]
                         raise ConfigError(path, value.to_yaml(), f"not a field of optimizer {name!r} nor a "
-                                          "training field",
-                                          choices=[*sorted(OPTIMIZERS[name].defaults), *TRAIN_FIELDS])  # fmt: skip
+                                          f"training field{did_you_mean(key, valid)}", choices=valid)  # fmt: skip
             self._check_value_kind(path, key, value)
         return {key: value.to_yaml() for key, value in values.items()}
 
@@ -342,9 +238,9 @@ class SweepSpec:
             raise ConfigError("scheduler.grace_period", scheduler.grace_period,
                               f"must be less than the epochs ({epochs})")  # fmt: skip
         if scheduler.type == "budget-sh":
-            if scheduler.min_epochs is not None and scheduler.min_epochs >= epochs:
+            if scheduler.min_epochs is not None and scheduler.min_epochs > epochs:
                 raise ConfigError("scheduler.min_epochs", scheduler.min_epochs,
-                                  f"must be less than the epochs ({epochs})")  # fmt: skip
+                                  f"must be at most the epochs ({epochs})")  # fmt: skip
             if self.search.type == "optuna":
                 raise ConfigError("scheduler.type", "budget-sh", "needs a list of configurations "
                                   "(search grid or random), not optuna")  # fmt: skip
@@ -456,24 +352,36 @@ class SweepSpec:
         ``epochs`` applies to every block. An override that leaves the space invalid (``--epochs 2``
         under ASHA with ``grace_period: 3``) fails with a ConfigError naming the flag.
         """
-        spec = self
-        steps = (("--epochs", epochs, "train.epochs", _set_epochs), ("--seeds", seeds, "seeds", _set_top("seeds")),
-                 ("--scheduler", scheduler, "scheduler.type", _set_scheduler),
-                 ("--max-concurrent", max_concurrent, "max_concurrent", _set_top("max_concurrent")),
-                 ("--cpus", cpus, "resources.cpus", _set_resource("cpus")),
-                 ("--gpus", gpus, "resources.gpus", _set_resource("gpus")), ("--name", name, "name", _set_top("name")))  # fmt: skip
-        for flag, value, own_field, apply in steps:
-            if value is None:
-                continue
-            data = spec.to_dict()
-            apply(data, value)
+        steps = [(flag, value, own_field, apply) for flag, value, own_field, apply in (
+            ("--epochs", epochs, "train.epochs", _set_epochs), ("--seeds", seeds, "seeds", _set_top("seeds")),
+            ("--scheduler", scheduler, "scheduler.type", _set_scheduler),
+            ("--max-concurrent", max_concurrent, "max_concurrent", _set_top("max_concurrent")),
+            ("--cpus-per-trial", cpus, "resources.cpus", _set_resource("cpus")),
+            ("--gpus-per-trial", gpus, "resources.gpus", _set_resource("gpus")), ("--name", name, "name", _set_top("name")),
+        ) if value is not None]  # fmt: skip
+
+        def load(changes: list) -> SweepSpec:
+            data = self.to_dict()
+            for _, value, _, apply in changes:
+                apply(data, value)
+            return load_space_dict(data, source=self.source)
+
+        def blame(flag: str, value: Any, own_field: str, err: ConfigError) -> ConfigError:
+            problem = err.problem if err.field == own_field else (
+                f"leaves {err.field} = {err.value!r} invalid: {err.problem}")  # fmt: skip
+            return ConfigError(flag, value, problem, file=self.source, choices=err.choices)
+
+        try:
+            return load(steps)
+        except ConfigError as err:
+            combined = err
+        for step in steps:  # name the flag that is wrong on its own, else all of them
             try:
-                spec = load_space_dict(data, source=self.source)
+                load([step])
             except ConfigError as err:
-                problem = err.problem if err.field == own_field else (
-                    f"leaves {err.field} = {err.value!r} invalid: {err.problem}")
-                raise ConfigError(flag, value, problem, file=self.source, choices=err.choices) from None
-        return spec
+                raise blame(step[0], step[1], step[2], err) from None
+        flags = ", ".join(step[0] for step in steps)
+        raise blame(flags, tuple(step[1] for step in steps), "", combined) from None
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved space as plain YAML-able data; ``load_space_dict(to_dict())`` gives an equal spec."""
@@ -501,7 +409,7 @@ def _check_train_value(path: str, key: str, value: Any) -> None:
     if key == "val_fraction" and not is_number(value):
         raise ConfigError(path, value, "must be a number in [0, 1)")
     if key == "train_limit" and value is not None:
-        _require_int(path, value, 1)
+        require_int(path, value, 1)
 
 
 def _unique_ids(labelled: list[tuple[int, str]]) -> list[str]:
@@ -533,7 +441,7 @@ def _set_resource(key: str) -> Callable[[dict[str, Any], Any], None]:
 def _set_scheduler(data: dict[str, Any], kind: Any) -> None:
     current = data["scheduler"]
     if current["type"] != kind:
-        kept = _SCHEDULER_KEYS.get(kind, ("type",))
+        kept = SCHEDULER_KEYS.get(kind, ("type",))
         data["scheduler"] = {"type": kind, **{k: v for k, v in current.items() if k in kept and k != "type"}}
 
 
@@ -547,9 +455,9 @@ def _section(data: Mapping[str, Any], key: str, kinds: Mapping[str, tuple[str, .
     if not isinstance(raw, Mapping):
         raise ConfigError(key, raw, f"must be a mapping or one of the {key} types", choices=kinds)
     kind = raw.get("type", default)
-    if kind not in kinds:
+    if not isinstance(kind, str) or kind not in kinds:
         raise ConfigError(f"{key}.type", kind, f"unknown {key}", choices=kinds)
-    _require_keys(key, raw, kinds[kind], f"{key} {kind!r}")
+    require_keys(key, raw, kinds[kind], f"{key} {kind!r}")
     return dict(raw)
 
 
@@ -562,14 +470,14 @@ def load_space_dict(data: Mapping[str, Any], source: str | None = None) -> Sweep
         if not isinstance(data, Mapping):
             kind = "empty" if data is None else f"a {type(data).__name__}"
             raise ConfigError("space", data, f"the top level must be a mapping of settings, not {kind}")
-        _require_keys("", data, TOP_LEVEL_KEYS, "a space file")
+        require_keys("", data, TOP_LEVEL_KEYS, "a space file")
         for key in ("name", "blocks"):
             if key not in data:
                 raise ConfigError(key, None, "is required")
         resources = data.get("resources", {})
         if not isinstance(resources, Mapping):
             raise ConfigError("resources", resources, "must be a mapping with cpus and gpus")
-        _require_keys("resources", resources, ("cpus", "gpus"), "resources")
+        require_keys("resources", resources, ("cpus", "gpus"), "resources")
         metric = data.get("metric", "val_acc")
         mode = data.get("mode", "min" if isinstance(metric, str) and metric.endswith("_loss") else "max")
         return SweepSpec(
@@ -581,8 +489,8 @@ def load_space_dict(data: Mapping[str, Any], source: str | None = None) -> Sweep
             seeds=data.get("seeds", 1),
             metric=metric,
             mode=mode,
-            scheduler=SchedulerSpec(**_section(data, "scheduler", _SCHEDULER_KEYS, "asha")),
-            search=SearchSpec(**_section(data, "search", _SEARCH_KEYS, "grid")),
+            scheduler=SchedulerSpec(**_section(data, "scheduler", SCHEDULER_KEYS, "asha")),
+            search=SearchSpec(**_section(data, "search", SEARCH_KEYS, "grid")),
             resources=Resources(**resources),
             max_concurrent=data.get("max_concurrent"),
             checkpoint_every=data.get("checkpoint_every", 1),

@@ -4,7 +4,8 @@ Nothing here knows about Ray. The Ray layer wraps :class:`Run` (for checkpoints)
 notebook or a test can use them directly.
 
 The training step never synchronises with the host: loss and accuracy accumulate on the device and
-are read once per epoch. A non-finite training loss ends the run with status ``diverged``.
+are read once per epoch. A training loss that is non-finite, or above ``DIVERGED_LOSS`` (logits blown
+up: with SGD at lr 2 the paper's VGG19 ended at chance level), ends the run with status ``diverged``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from taso_tune.data import DATASETS, DeviceBatches, ImageData, load_dataset
 from taso_tune.errors import ConfigError
 from taso_tune.models import MODELS, build_model
 from taso_tune.optimizers import build_optimizer, resolve_hparams
+
+#: An epoch's mean cross-entropy above this means the weights blew up (chance level is ln(classes) ~ 2.3-4.6).
+DIVERGED_LOSS = 1e4
 
 Device = Literal["auto", "cpu", "cuda"]
 Status = Literal["running", "completed", "diverged"]
@@ -245,7 +249,7 @@ class Run:
         record["test_loss"], record["test_acc"] = self.evaluate(self.data.x_test, self.data.y_test)
         record["epoch_seconds"] = time.perf_counter() - start
         record["images_per_second"] = seen / train_seconds if train_seconds > 0 else float("nan")
-        if not math.isfinite(train_loss):
+        if not math.isfinite(train_loss) or train_loss > DIVERGED_LOSS:
             self.status = "diverged"
         elif self.epoch >= self.config.epochs:
             self.status = "completed"

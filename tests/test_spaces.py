@@ -6,6 +6,7 @@ import ast
 import math
 import pickle
 import re
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from taso_tune.errors import ConfigError
 from taso_tune.spaces import (
     METRICS,
     SchedulerSpec,
+    SearchSpec,
     SweepSpec,
     load_space,
     load_space_dict,
@@ -238,6 +240,18 @@ def test_budget_sh_rungs(epochs, eta, r):
 def test_budget_sh_examples():
     assert SchedulerSpec("budget-sh").rung_epochs(100) == [11, 33, 100]
     assert SchedulerSpec("budget-sh", min_epochs=2).rung_epochs(15) == [2, 6, 15]
+    assert SchedulerSpec("budget-sh", min_epochs=4).rung_epochs(4) == [4]
+
+
+def test_budget_sh_rung_specs():
+    """Each rung is the same space with the rung's epochs and no early stopping."""
+    spec = space([{"optimizer": "taso", "lr": {"grid": [0.05, 0.1]}}],
+                 scheduler={"type": "budget-sh", "reduction_factor": 2, "min_epochs": 2})  # fmt: skip
+    for budget in spec.scheduler.rung_epochs(spec.epochs):
+        rung = replace(spec.with_overrides(epochs=budget), scheduler=replace(spec.scheduler, type="none"))
+        assert rung.scheduler == SchedulerSpec("none") and rung.epochs == budget
+        assert [c["config_id"] for c in rung.configurations()] == [c["config_id"] for c in spec.configurations()]
+    assert replace(SearchSpec("random", num_samples=4, seed=2), type="grid") == SearchSpec("grid")
 
 
 # --- Optuna ----------------------------------------------------------------------------------------
@@ -297,6 +311,9 @@ def test_with_overrides():
     plain = spec.with_overrides(scheduler="none")
     assert plain.scheduler == SchedulerSpec("none") and plain.to_dict()["scheduler"] == {"type": "none"}
     assert spec.with_overrides(scheduler="budget-sh").scheduler.reduction_factor == 3
+    assert spec.with_overrides(epochs=2, scheduler="none").epochs == 2  # valid together, not one by one
+    with pytest.raises(ConfigError, match=r"--epochs, --scheduler: leaves scheduler.grace_period = 1 invalid"):
+        load_space(str(SPACES / "beyond.yaml")).with_overrides(epochs=1, scheduler="asha")  # wrong only together
     blocks = space([{"optimizer": "taso", "epochs": 9}, {"optimizer": "adam"}])
     assert blocks.epochs == 9 and blocks.with_overrides(epochs=3).epochs == 3
 
@@ -306,7 +323,8 @@ def test_with_overrides():
     ({"epochs": 0}, "--epochs", "integer >= 1"),
     ({"seeds": 0}, "--seeds", "integer >= 1"),
     ({"scheduler": "hyperband"}, "--scheduler", "asha, none, budget-sh"),
-    ({"gpus": -1}, "--gpus", ">= 0"),
+    ({"gpus": -1}, "--gpus-per-trial", ">= 0"),
+    ({"cpus": 2.5}, "--cpus-per-trial", "whole number"),
     ({"name": "a b"}, "--name", "letters"),
 ])  # fmt: skip
 def test_with_overrides_errors_name_the_flag(overrides, flag, text):
@@ -341,7 +359,8 @@ def edit(old: str, new: str) -> str:
 # (id, file text, field path, bad value as it appears in the message, another text the message holds)
 MALFORMED = [
     ("unknown top-level key", GOOD + "epochz: 3\n", "epochz", "3", "valid choices: name, description"),
-    ("unknown block field", GOOD + "    momentm: 0.9\n", "blocks[0].momentm", "0.9", "momentum"),
+    ("unknown block field", GOOD + "    momentm: 0.9\n", "blocks[0].momentm", "0.9",
+     "(did you mean 'momentum'?) (got 0.9); valid choices: alpha, beta, lr"),
     ("unknown optimizer", edit("optimizer: taso", "optimizer: tasso"), "blocks[0].optimizer", "'tasso'",
      "adagrad, adam, adamw_cosine, amsgrad"),
     ("unknown optimizer in a grid", edit("optimizer: taso", "optimizer: {grid: [taso, adm]}"),
@@ -376,7 +395,9 @@ MALFORMED = [
     ("mode contradicts the metric", GOOD + "metric: val_loss\nmode: max\n", "mode", "'max'", "min"),
     ("val metric without a validation split", edit("epochs: 5", "epochs: 5\n  val_fraction: 0"),
      "train.val_fraction", "0", "val_fraction > 0"),
-    ("YAML syntax error", edit("    beta: 0.7", "    beta: [0.7"), "line 11", "", "not valid YAML"),
+    ("YAML syntax error", edit("    beta: 0.7", "    beta: [0.7"), "line 10", "'beta: [0.7'", "not valid YAML"),
+    ("YAML syntax error mid-file", edit("  epochs: 5", "  epochs: 5\n epochs: 6"), "line 6", "'epochs: 6'",
+     "not valid YAML"),
     ("duplicate key", GOOD + "    lr: 0.2\n", "line 11", "'lr'", "duplicate key (first set on line 9)"),
     ("top level is a list", "- name: t\n- blocks: []\n", "space", "[{'name': 't'}, {'blocks': []}]",
      "mapping"),

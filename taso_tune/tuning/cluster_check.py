@@ -63,6 +63,24 @@ _AUTH_MODE = re.compile(r"\bRAY_AUTH_MODE=['\"]?(\w*)")
 _STORAGE_ASSIGN = re.compile(rf"\b{STORAGE_ENV}=['\"]?([^\s'\";]+)")
 _STORAGE_FLAG = re.compile(r"--storage(?:=|\s+)['\"]?([^\s'\";]+)")
 
+# A problem before it is placed in its file: (key path, bad value, what is wrong).
+Problem = tuple[str, Any, str]
+
+# What is wrong, said once.
+HEAD_OFFERS_NOTHING = "the head must offer 0 so that no trial lands on it (it runs the Tune driver and the autoscaler)"
+WORKER_GPUS_UNKNOWN = "a worker node type must declare its GPU count (Ray cannot detect it before the node exists)"
+DASHBOARD_EXPOSED = (
+    "exposes the dashboard and Jobs API; keep the default (127.0.0.1) and reach it with `ray dashboard CONFIG`"
+)
+AUTH_OFF = "token authentication must stay on"
+STORAGE_UNSET = f"must set {STORAGE_ENV}=LOCATION (the sweeps' --storage) so every Ray Job sees it"
+OPEN_PORT = "reach the cluster through `ray dashboard` (an SSH tunnel) instead"
+OUTSIDE_K8S = "exposes Ray outside Kubernetes; use a ClusterIP Service and kubectl port-forward"
+TOKEN_MODE = "must be token (KubeRay then makes a token Secret and sets RAY_AUTH_MODE on every pod)"
+DASHBOARD_HOST_K8S = "must not be set beyond localhost; the ClusterIP head Service and kubectl port-forward reach it"
+NOT_A_CLUSTER_FILE = "is neither a Ray cluster launcher config nor a KubeRay (ray.io/v1) manifest"
+SWEEP_ENTRYPOINT = "must run `taso-tune sweep SPACE.yaml --name NAME --storage LOCATION`"
+
 
 def require_shared_storage(storage: str | None, num_nodes: int) -> None:
     """Refuse storage that the nodes of a ``num_nodes``-node cluster do not all see.
@@ -99,7 +117,7 @@ def require_shared_storage(storage: str | None, num_nodes: int) -> None:
     if os.environ.get(SHARED_STORAGE_ENV) == "1":
         return
     normal = os.path.normpath(path)
-    if os.path.isabs(normal) and any(normal.startswith(p) for p in SHARED_PATH_PREFIXES):
+    if os.path.isabs(normal) and any((normal + "/").startswith(p) for p in SHARED_PATH_PREFIXES):
         return
     raise ConfigError(
         "storage", storage,
@@ -130,12 +148,8 @@ def check_cluster_file(path: str) -> list[str]:
     elif len(docs) == 1 and isinstance(docs[0], dict) and "apiVersion" not in docs[0]:
         found = _check_launcher(docs[0])
     else:
-        found = [("", None, "is neither a Ray cluster launcher config nor a KubeRay (ray.io/v1) manifest")]
+        found = [("", None, NOT_A_CLUSTER_FILE)]
     return [_line(path, key, value, text) for key, value, text in found]
-
-
-# A problem before it is placed in its file: (key path, bad value, what is wrong).
-Problem = tuple[str, Any, str]
 
 
 def _line(path: str, key: str, value: Any, text: str) -> str:
@@ -200,7 +214,7 @@ def _quiet_ray() -> Iterator[None]:
         ray_logger.setLevel(level)
 
 
-def _ray_checks(config: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None, list[Problem]]:
+def _ray_checks(config: dict[str, Any]) -> tuple[dict | None, dict | None, list[Problem]]:
     """Ray's own offline steps: ``(defaults-filled config, prepared config, problems)``."""
     import jsonschema
     from ray.autoscaler._private.util import fillout_defaults, prepare_config, validate_config
@@ -231,9 +245,9 @@ def _ray_checks(config: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str
             return None, None, [schema_problem(err)]
         except NotImplementedError as err:
             return None, None, [("provider.type", provider["type"], f"Ray's cluster launcher: {err}")]
-        except Exception as err:  # Ray raises ValueError, RuntimeError, AssertionError, ClickException
+        except Exception as err:  # ValueError, RuntimeError, AssertionError, click's exceptions
             named = re.match(r"`(\w+)`", str(err))
-            return None, None, [(named.group(1) if named else "", None, f"Ray's validate_config: {err}")]
+            return None, None, [(named.group(1) if named else "", None, f"Ray's config check: {err}")]
     return filled, prepared, []
 
 
@@ -267,22 +281,21 @@ def _check_node_types(config: dict[str, Any]) -> list[Problem]:
         resources = node.get("resources") if isinstance(node, dict) else None
         if not isinstance(resources, dict):
             continue  # Ray's schema reports the missing field
+        at = _key("available_node_types", name, "resources")
         for resource, amount in resources.items():
             if not _is_int(amount):
-                problems.append((_key("available_node_types", name, "resources", resource), amount, "must be an integer"))
+                problems.append((_key(at, resource), amount, "must be an integer"))
         gpus = resources.get("GPU")
-        at = _key("available_node_types", name, "resources", "GPU")
         if name == head:
             for resource in ("CPU", "GPU"):
                 if resources.get(resource) != 0:
-                    problems.append((_key("available_node_types", name, "resources", resource), resources.get(resource),
-                                     "the head must offer 0 so that no trial is placed on it (it runs the Tune driver and the autoscaler)"))  # fmt: skip
+                    problems.append((_key(at, resource), resources.get(resource), HEAD_OFFERS_NOTHING))
         elif head is None:
             continue
         elif gpus is None:
-            problems.append((at, None, "a worker node type must declare its GPU count (Ray cannot detect it before the node exists)"))
+            problems.append((_key(at, "GPU"), None, WORKER_GPUS_UNKNOWN))
         elif _is_int(gpus) and gpus < 1:
-            problems.append((at, gpus, "a worker node type must offer at least 1 GPU"))
+            problems.append((_key(at, "GPU"), gpus, "a worker node type must offer at least 1 GPU"))
     return problems
 
 
@@ -303,7 +316,7 @@ def _check_ray_pinned(config: dict[str, Any], filled: dict[str, Any]) -> list[Pr
                     if pin.startswith("==") and pin[2:].strip() == version:
                         pinned = True
                         continue
-                    how = "unpinned" if not pin else "from a URL" if pin.startswith("@") else pin.replace(" ", "")
+                    how = "unpinned" if not pin else "from a URL" if pin[0] == "@" else pin.replace(" ", "")
                     why = f"installs Ray {how}; pin pip install {want}, the version taso-tune runs"
                     problems.append((_key(field, i), command, why + _from_defaults(config, field)))
     if not pinned and not problems:
@@ -311,7 +324,9 @@ def _check_ray_pinned(config: dict[str, Any], filled: dict[str, Any]) -> list[Pr
     return problems
 
 
-def _check_start_commands(config: dict[str, Any], filled: dict[str, Any], num_nodes: int) -> list[Problem]:
+def _check_start_commands(
+    config: dict[str, Any], filled: dict[str, Any], num_nodes: int
+) -> list[Problem]:
     problems: list[Problem] = []
     storage_found = False
     for field in ("head_start_ray_commands", "worker_start_ray_commands"):
@@ -319,19 +334,17 @@ def _check_start_commands(config: dict[str, Any], filled: dict[str, Any], num_no
         for i, command in enumerate(filled.get(field) or []):
             for host in _DASHBOARD_HOST.findall(command):
                 if host not in LOCAL_HOSTS:
-                    problems.append((_key(field, i), command, f"--dashboard-host={host} exposes the dashboard and Jobs API; "
-                                     "keep the default (127.0.0.1) and reach it with `ray dashboard CONFIG`" + note))  # fmt: skip
+                    problems.append((_key(field, i), command, f"--dashboard-host={host} {DASHBOARD_EXPOSED}{note}"))
             if not _RAY_START.search(command):
                 continue
             if "RAY_AUTH_MODE=token" not in command:
-                problems.append((_key(field, i), command, "must start Ray with RAY_AUTH_MODE=token (token authentication)" + note))
+                problems.append((_key(field, i), command, f"must start Ray with RAY_AUTH_MODE=token{note}"))
             if field == "head_start_ray_commands":
                 for storage in _STORAGE_ASSIGN.findall(command):
                     storage_found = True
                     problems += _storage_problem(_key(field, i), storage, num_nodes)
     if not storage_found:
-        problems.append(("head_start_ray_commands", None,
-                         f"the `ray start --head` command must set {STORAGE_ENV}=LOCATION (the sweeps' --storage) so every Ray Job sees it"))  # fmt: skip
+        problems.append(("head_start_ray_commands", None, f"the `ray start --head` command {STORAGE_UNSET}"))
     return problems
 
 
@@ -339,7 +352,7 @@ def _check_token_mount(filled: dict[str, Any]) -> list[Problem]:
     mounts = filled.get("file_mounts") or {}
     if any(os.path.normpath(remote).endswith("/.ray/auth_token") for remote in mounts):
         return []
-    return [("file_mounts", mounts, f'must copy the Ray auth token to every node: "{TOKEN_PATH}": "{TOKEN_PATH}"')]
+    return [("file_mounts", mounts, f'must copy the Ray token to every node: "{TOKEN_PATH}": "{TOKEN_PATH}"')]
 
 
 def _covers_ray_port(rule: dict[str, Any]) -> int | None:
@@ -361,18 +374,33 @@ def _check_security_group(filled: dict[str, Any]) -> list[Problem]:
         world += [r.get("CidrIpv6") for r in rule.get("Ipv6Ranges", []) if r.get("CidrIpv6") == "::/0"]
         port = _covers_ray_port(rule)
         if world and port is not None:
-            problems.append((_key("provider", "security_group", "IpPermissions", i), rule,
-                             f"opens Ray port {port} to {world[0]}; reach the cluster through `ray dashboard` (an SSH tunnel) instead"))  # fmt: skip
+            at = _key("provider", "security_group", "IpPermissions", i)
+            problems.append((at, rule, f"opens Ray port {port} to {world[0]}; {OPEN_PORT}"))
     return problems
 
 
 def _check_auth_mode(tree: Any, key: str = "") -> list[Problem]:
+    """``RAY_AUTH_MODE=x`` in a string, or an env entry ``{name: RAY_AUTH_MODE, value: x}``, x not token."""
     problems: list[Problem] = []
     for at, text in _strings(tree, key):
         for mode in _AUTH_MODE.findall(text):
             if mode != "token":
-                problems.append((at, text, f"sets RAY_AUTH_MODE={mode}; token authentication must stay on"))
+                problems.append((at, text, f"sets RAY_AUTH_MODE={mode}; {AUTH_OFF}"))
+    for at, entry in _env_entries(tree, key):
+        if entry.get("name") == "RAY_AUTH_MODE" and entry.get("value") != "token":
+            problems.append((at, entry, f"sets RAY_AUTH_MODE={entry.get('value')}; {AUTH_OFF}"))
     return problems
+
+
+def _env_entries(obj: Any, key: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    if isinstance(obj, dict):
+        if "name" in obj and "value" in obj:
+            yield key, obj
+        for k, v in obj.items():
+            yield from _env_entries(v, _key(key, str(k)))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from _env_entries(v, f"{key}[{i}]")
 
 
 # ---------------------------------------------------------------- KubeRay manifests
@@ -385,23 +413,24 @@ def _check_kuberay(docs: list[Any]) -> list[Problem]:
             continue
         at = f"[{n}]" if len(docs) > 1 else ""
         kind = doc.get("kind")
-        if kind == "Service" and (doc.get("spec") or {}).get("type") in ("LoadBalancer", "NodePort"):
-            problems.append((_key(at, "spec", "type"), doc["spec"]["type"], "exposes Ray outside Kubernetes; use ClusterIP and kubectl port-forward"))
+        api = str(doc.get("apiVersion", ""))
+        spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
+        if kind == "Service" and spec.get("type") in ("LoadBalancer", "NodePort"):
+            problems.append((_key(at, "spec", "type"), spec["type"], OUTSIDE_K8S))
         elif kind == "Ingress":
-            problems.append((_key(at, "kind"), kind, "exposes Ray outside Kubernetes; use kubectl port-forward"))
-        elif not str(doc.get("apiVersion", "")).startswith("ray.io/"):
+            problems.append((_key(at, "kind"), kind, OUTSIDE_K8S))
+        elif not api.startswith("ray.io/"):
             continue
-        elif doc.get("apiVersion") != "ray.io/v1" or kind not in ("RayCluster", "RayJob"):
-            problems.append((_key(at, "kind"), f"{doc.get('apiVersion')} {kind}", "taso-tune checks ray.io/v1 RayCluster and RayJob"))
+        elif api != "ray.io/v1" or kind not in ("RayCluster", "RayJob"):
+            problems.append((_key(at, "kind"), f"{api} {kind}", "taso-tune checks ray.io/v1 RayCluster and RayJob"))
         elif kind == "RayCluster":
             problems += _check_ray_cluster_spec(doc.get("spec"), _key(at, "spec"), entrypoint=None)
+        elif "clusterSelector" in spec:  # runs on a RayCluster that its own manifest describes
+            problems += _check_entrypoint(spec.get("entrypoint"), _key(at, "spec", "entrypoint"), num_nodes=2)
         else:
-            spec = doc.get("spec") or {}
-            if "clusterSelector" in spec:  # runs on a RayCluster that its own manifest describes
-                problems += _check_entrypoint(spec.get("entrypoint"), _key(at, "spec", "entrypoint"), num_nodes=2)
-            else:
-                problems += _check_ray_cluster_spec(spec.get("rayClusterSpec"), _key(at, "spec", "rayClusterSpec"),
-                                                     entrypoint=(spec.get("entrypoint"), _key(at, "spec", "entrypoint")))  # fmt: skip
+            entrypoint = (spec.get("entrypoint"), _key(at, "spec", "entrypoint"))
+            cluster_at = _key(at, "spec", "rayClusterSpec")
+            problems += _check_ray_cluster_spec(spec.get("rayClusterSpec"), cluster_at, entrypoint)
         problems += _check_auth_mode(doc, at)
     return problems
 
@@ -412,10 +441,10 @@ def _check_ray_cluster_spec(spec: Any, at: str, entrypoint: tuple[Any, str] | No
     version = _ray_version()
     problems: list[Problem] = []
     if str(spec.get("rayVersion")) != version:
-        problems.append((_key(at, "rayVersion"), spec.get("rayVersion"), f"must be {version}, the Ray version taso-tune runs"))
-    if (spec.get("authOptions") or {}).get("mode") != "token":
-        problems.append((_key(at, "authOptions", "mode"), (spec.get("authOptions") or {}).get("mode"),
-                         "must be token (KubeRay then creates a token Secret and sets RAY_AUTH_MODE on every pod)"))  # fmt: skip
+        problems.append((_key(at, "rayVersion"), spec.get("rayVersion"), f"must be {version}, the Ray taso-tune runs"))
+    mode = (spec.get("authOptions") or {}).get("mode")
+    if mode != "token":
+        problems.append((_key(at, "authOptions", "mode"), mode, TOKEN_MODE))
     head = spec.get("headGroupSpec")
     if not isinstance(head, dict):
         problems.append((_key(at, "headGroupSpec"), head, "is required"))
@@ -423,10 +452,9 @@ def _check_ray_cluster_spec(spec: Any, at: str, entrypoint: tuple[Any, str] | No
     else:
         problems += _check_group(head, _key(at, "headGroupSpec"), version)
         if head.get("serviceType") in ("LoadBalancer", "NodePort"):
-            problems.append((_key(at, "headGroupSpec", "serviceType"), head["serviceType"],
-                             "exposes the dashboard outside Kubernetes; use ClusterIP and kubectl port-forward"))  # fmt: skip
+            problems.append((_key(at, "headGroupSpec", "serviceType"), head["serviceType"], OUTSIDE_K8S))
         if head.get("enableIngress"):
-            problems.append((_key(at, "headGroupSpec", "enableIngress"), True, "exposes the dashboard outside Kubernetes"))
+            problems.append((_key(at, "headGroupSpec", "enableIngress"), True, OUTSIDE_K8S))
     groups = spec.get("workerGroupSpecs")
     if not isinstance(groups, list) or not groups:
         return problems + [(_key(at, "workerGroupSpecs"), groups, "must list at least one worker group")]
@@ -450,8 +478,7 @@ def _check_ray_cluster_spec(spec: Any, at: str, entrypoint: tuple[Any, str] | No
         return problems + _check_entrypoint(entrypoint[0], entrypoint[1], num_nodes)
     storage = _container_env(head).get(STORAGE_ENV)
     if storage is None:
-        return problems + [(_key(at, "headGroupSpec"), None,
-                            f"the head container must set env {STORAGE_ENV} (the sweeps' --storage) so every Ray Job sees it")]  # fmt: skip
+        return problems + [(_key(at, "headGroupSpec"), None, f"the head container {STORAGE_UNSET}")]
     return problems + _storage_problem(_key(at, "headGroupSpec", "env", STORAGE_ENV), storage, num_nodes)
 
 
@@ -473,10 +500,10 @@ def _check_group(group: dict[str, Any], at: str, version: str) -> list[Problem]:
         params = {}
     for name, value in params.items():
         if not isinstance(value, str):
-            problems.append((_key(at, "rayStartParams", name), value, "must be a string (KubeRay's CRD rejects other types)"))
-    if str(params.get("dashboard-host", "")) not in ("", *LOCAL_HOSTS):
-        problems.append((_key(at, "rayStartParams", "dashboard-host"), params["dashboard-host"],
-                         "must not be set beyond localhost; the head Service (ClusterIP) and kubectl port-forward reach the dashboard"))  # fmt: skip
+            problems.append((_key(at, "rayStartParams", name), value, "must be a string (KubeRay's CRD says so)"))
+    host = params.get("dashboard-host")
+    if host is not None and str(host) not in LOCAL_HOSTS:
+        problems.append((_key(at, "rayStartParams", "dashboard-host"), host, DASHBOARD_HOST_K8S))
     containers = _containers(group)
     if not containers:
         return problems + [(_key(at, "template", "spec", "containers"), None, "must list the Ray container")]
@@ -494,15 +521,14 @@ def _check_group(group: dict[str, Any], at: str, version: str) -> list[Problem]:
             gpus = (resources.get(kind) or {}).get("nvidia.com/gpu")
             if gpus is None:
                 continue
-            whole = _is_int(gpus) or (isinstance(gpus, str) and gpus.isdigit())
-            if not whole:
-                problems.append((_key(where, "resources", kind, "nvidia.com/gpu"), gpus, "must be a whole number of GPUs"))
+            if not (_is_int(gpus) or (isinstance(gpus, str) and gpus.isdigit())):
+                problems.append((_key(where, "resources", kind, "nvidia.com/gpu"), gpus, "must be a whole number"))
     return problems
 
 
 def _check_entrypoint(entrypoint: Any, at: str, num_nodes: int) -> list[Problem]:
     if not isinstance(entrypoint, str) or not re.search(r"\btaso-tune\s+sweep\b", entrypoint):
-        return [(at, entrypoint, "must run `taso-tune sweep SPACE.yaml --name NAME --storage LOCATION`")]
+        return [(at, entrypoint, SWEEP_ENTRYPOINT)]
     storage = _STORAGE_FLAG.findall(entrypoint)
     if not storage:
         return [(at, entrypoint, "must pass --storage LOCATION (shared storage every pod sees)")]

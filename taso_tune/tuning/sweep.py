@@ -213,6 +213,8 @@ def _tune_config(spec: SweepSpec) -> tune.TuneConfig:
 
 def _prepare(spec: SweepSpec, storage: str, address: str | None) -> dict[DataKey, ImageData]:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our progress table with our columns
+    # checkpointing every epoch of short epochs makes Tune warn about frequent experiment snapshots
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     datasets = load_sweep_data(spec)
     connect(address)
     require_shared_storage(storage, alive_nodes())

@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 
@@ -89,6 +90,7 @@ def train_trial(
         "model": train_config.model,
         "dataset": train_config.dataset,
         "batch_size": train_config.batch_size,
+        "node_id": ray.get_runtime_context().get_node_id(),
         # the resolved optimizer fields (recipe defaults included), for results and export
         "hp": {k: list(v) if isinstance(v, tuple) else v for k, v in train_config.hparams.items()},
     }

@@ -1,0 +1,179 @@
+"""Shared pieces of the benchmarks: side-by-side timing, the results table and the machine facts.
+
+Every benchmark measures its two sides in the same run, alternating them (A B, B A, A B, ...) so a
+slow moment of a shared machine hits both, and reports the median over the repeats and the ratio of
+the medians. Each section returns :class:`Row` objects; ``run_all.py`` prints them as one table.
+
+This module imports neither Ray nor taso_tune, so ``gpu.py`` can use it on a machine that has only
+torch and torchvision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def add_repo_to_path() -> None:
+    """Make ``import taso_tune`` work from a plain checkout (no ``pip install``)."""
+    root = str(REPO_ROOT)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+
+
+# --- targets and rows -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """A bound on a ratio: ``Target("<=", 1.05)`` or ``Target(">=", 5)``."""
+
+    op: Literal["<=", ">="]
+    bound: float
+
+    def holds(self, value: float) -> bool:
+        return value <= self.bound if self.op == "<=" else value >= self.bound
+
+    def __str__(self) -> str:
+        return f"{self.op} {self.bound:g}"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the results table: a measurement, its baseline and their ratio against a target.
+
+    ``value`` and ``baseline`` are already formatted with their units; ``ratio`` is value/baseline
+    (or whatever the measure says), ``None`` where the row is a plain figure.
+    """
+
+    section: str
+    measure: str
+    value: str
+    baseline: str = ""
+    ratio: float | None = None
+    target: Target | None = None
+    note: str = ""
+
+    @property
+    def verdict(self) -> str:
+        if self.target is None or self.ratio is None:
+            return ""
+        return "met" if self.target.holds(self.ratio) else "**missed**"
+
+
+TABLE_HEADER = ("section", "measure", "value", "baseline", "ratio", "target", "verdict", "note")
+
+
+def format_table(rows: Iterable[Row]) -> str:
+    """The rows as one markdown table."""
+    lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
+    for row in rows:
+        ratio = "" if row.ratio is None else f"{row.ratio:.2f}"
+        target = "" if row.target is None else str(row.target)
+        cells = (row.section, row.measure, row.value, row.baseline, ratio, target, row.verdict, row.note)
+        lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
+    return "\n".join(lines)
+
+
+# --- timing -----------------------------------------------------------------------------------
+
+
+def seconds(fn: Callable[[], object]) -> float:
+    """Wall seconds of one call."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def interleaved(sides: Mapping[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
+    """Call each side once per round for ``repeats`` rounds, reversing the order every other round.
+
+    Each callable returns its own measurement (seconds, images/s, ...), so a side may time only part
+    of what it does (without its set-up, say).
+    """
+    names = list(sides)
+    out: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(repeats):
+        for name in names if round_ % 2 == 0 else reversed(names):
+            out[name].append(sides[name]())
+    return out
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def spread(values: Sequence[float]) -> str:
+    """``median (min-max, n=k)`` for a note."""
+    return f"{median(values):.3g} ({min(values):.3g}-{max(values):.3g}, n={len(values)})"
+
+
+# --- the machine ------------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def machine_facts() -> dict[str, str]:
+    """The facts a table needs beside it: CPU, cores, memory, GPU and library versions."""
+    import torch
+
+    facts = {"cpu": cpu_model(), "cores": str(usable_cores())}
+    try:
+        import psutil
+
+        facts["memory"] = f"{psutil.virtual_memory().total / 2**30:.0f} GiB"
+    except ImportError:
+        pass
+    facts["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    facts["python"] = platform.python_version()
+    facts["torch"] = torch.__version__
+    for name in ("torchvision", "ray"):
+        try:
+            facts[name] = __import__(name).__version__
+        except ImportError:
+            facts[name] = "not installed"
+    return facts
+
+
+def format_facts(facts: Mapping[str, str]) -> str:
+    return ", ".join(f"{key} {value}" for key, value in facts.items())
+
+
+# --- command line -----------------------------------------------------------------------------
+
+
+def section_main(run: Callable[[bool], list[Row]], description: str, argv: Sequence[str] | None = None) -> None:
+    """``python benchmarks/X.py [--quick]``: run one section and print its table."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="a tiny version (seconds), for smoke tests")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    rows = run(args.quick)
+    print(format_table(rows))
+    print(f"\n{format_facts(machine_facts())}; {time.perf_counter() - start:.0f} s")

@@ -1,0 +1,217 @@
+"""The tables and page layout of the HTML report (:mod:`taso_tune.report` draws the figures).
+
+The results tables follow the paper's Tables I-X: grouped by optimizer, the hyperparameters that vary
+as columns, accuracy and loss as ``mean (± std)`` over the n seeds that completed, and the best
+configuration of each optimizer in bold.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import Any
+
+import pandas as pd
+
+from taso_tune import __version__
+from taso_tune.results import (
+    Experiment,
+    SelectOn,
+    aggregate,
+    best_per_optimizer,
+    hyperparameter_columns,
+    pm,
+    selection_metric,
+    status_counts,
+)
+
+#: Table columns after the hyperparameters: (metric, heading, scale, digits).
+METRIC_COLUMNS = (("val_acc", "validation accuracy (%)", 100.0, 2), ("val_loss", "validation loss", 1.0, 3),
+                  ("test_acc", "test accuracy (%)", 100.0, 2), ("test_loss", "test loss", 1.0, 3))  # fmt: skip
+STATUS_ORDER = ("complete", "stopped-early", "diverged", "errored", "unfinished")
+HP_LABELS = {"lr": "learning rate", "lr_final": "final learning rate", "weight_decay": "weight decay"}
+SECTION_TITLES = {
+    "learning-curves": "Learning curves",
+    "learning-rates": "Learning rate schedules",
+    "alpha-beta": "TASO alpha x beta",
+    "parallel-coordinates": "Hyperparameters against the metric",
+    "early-stopping": "Early stopping",
+}
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1400px;
+       padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: .2em; }
+table { border-collapse: collapse; margin: .8em 0 1.2em; font-size: .92em; }
+th, td { border-bottom: 1px solid #e4e4e4; padding: .3em .8em; text-align: left; }
+th { background: #f6f6f6; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.best td { background: #f3f8ff; } .note { background: #fff8e1; padding: .6em 1em; border-left: 4px solid #f0b400; }
+.muted { color: #777; } code { background: #f3f3f3; padding: 0 .25em; }
+"""
+
+
+def format_hparam(value: Any) -> str:
+    """A hyperparameter value as the tables print it: ``0.0005``, ``true``, ``0.5, 0.75``, ``–``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return ", ".join(format_hparam(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], classes: Sequence[str] = ()) -> str:
+    """An HTML table; cells are given as HTML (escape text before passing it)."""
+    head = "".join(f"<th>{h}</th>" for h in headers)
+    body = []
+    for i, row in enumerate(rows):
+        css = f' class="{classes[i]}"' if i < len(classes) and classes[i] else ""
+        cells = "".join(f'<td class="num">{c}</td>' if _numeric(c) else f"<td>{c}</td>" for c in row)
+        body.append(f"<tr{css}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _numeric(cell: str) -> bool:
+    text = cell.replace("<b>", "").replace("</b>", "")
+    return bool(text) and (text[0].isdigit() or text in ("n/a", "–"))
+
+
+def configuration_summary(experiment: Experiment) -> pd.DataFrame:
+    """One row per configuration of the compared trials: its hyperparameters, the aggregate over
+    complete seeds (mean, std, n; n = 0 when none completed) and how many trials were not compared."""
+    trials = experiment.final_trials
+    hps = hyperparameter_columns(trials)
+    first = trials.groupby("config_id", sort=True).first()[["optimizer", *hps]]
+    others = trials[trials["status"] != "complete"].groupby("config_id")["status"].agg(
+        lambda s: ", ".join(f"{n} {k}" for k, n in s.value_counts().sort_index().items()))
+    agg = aggregate(trials)
+    if not agg.empty:
+        first = first.join(agg.set_index("config_id").drop(columns=["optimizer", *hps], errors="ignore"))
+    first["n"] = first["n"].fillna(0).astype(int) if "n" in first else 0
+    first["not_compared"] = others.reindex(first.index).fillna("")
+    return first.reset_index()
+
+
+def _varied(frame: pd.DataFrame) -> list[str]:
+    cols = [c for c in hyperparameter_columns(frame) if frame[c].map(format_hparam).nunique() > 1]
+    return cols or [c for c in ("hp.lr",) if c in frame]
+
+
+def _metric_cells(row: Mapping[str, Any], bold: str | None = None) -> list[str]:
+    cells = []
+    for metric, _, scale, digits in METRIC_COLUMNS:
+        mean, std = row.get(f"{metric}_mean", math.nan), row.get(f"{metric}_std", math.nan)
+        text = escape(pm(float(mean), float(std), scale, digits)) if pd.notna(mean) else "–"
+        cells.append(f"<b>{text}</b>" if metric == bold and text != "–" else text)
+    return cells
+
+
+def results_tables_html(experiment: Experiment, select_on: SelectOn = "val") -> str:
+    """One table per optimizer family, like the paper's Tables I-V: every configuration, the varied
+    hyperparameters as columns, mean (± std) over its n complete seeds, the best in bold."""
+    summary = configuration_summary(experiment)
+    metric = selection_metric(select_on)
+    best_ids = set(best_per_optimizer(aggregate(experiment.final_trials), select_on)["config_id"])
+    parts = []
+    for optimizer, rows in summary.groupby("optimizer", sort=True):
+        hps = _varied(rows)
+        headers = [escape(HP_LABELS.get(c[3:], c[3:])) for c in hps] + ["n"] + [h for _, h, _, _ in METRIC_COLUMNS]
+        headers.append("not compared")
+        body, classes = [], []
+        for _, row in rows.iterrows():
+            best = row["config_id"] in best_ids
+            cells = [escape(format_hparam(row[c])) for c in hps] + [str(row["n"])]
+            cells += _metric_cells(row, metric if best else None) + [escape(row["not_compared"])]
+            body.append(cells)
+            classes.append("best" if best else "")
+        parts.append(f"<h3>{escape(optimizer)}</h3>" + _table(headers, body, classes))
+    return "\n".join(parts)
+
+
+def best_table_html(experiment: Experiment, select_on: SelectOn = "val") -> str:
+    """The best configuration of each optimizer (the paper's Tables VI-X), best first."""
+    best = best_per_optimizer(aggregate(experiment.final_trials), select_on)
+    if best.empty:
+        return '<p class="muted">No configuration has complete trials yet.</p>'
+    headers = ["optimizer", "configuration", "hyperparameters", "n"] + [h for _, h, _, _ in METRIC_COLUMNS]
+    varied = _varied(best) + ["hp.lr"]
+    rows = []
+    for i, row in best.iterrows():
+        hps = ", ".join(f"{c[3:]}={format_hparam(row[c])}" for c in dict.fromkeys(varied) if c in row)
+        cells = [escape(row["optimizer"]), f"<code>{escape(row['config_id'])}</code>", escape(hps), str(row["n"])]
+        rows.append(cells + _metric_cells(row, selection_metric(select_on) if i == 0 else None))
+    return _table(headers, rows)
+
+
+def selection_note_html(select_on: SelectOn = "val") -> str:
+    """Which split picked the best configurations, said plainly."""
+    if select_on == "test":
+        return ('<p class="note"><b>Selected on test accuracy.</b> This is the paper\'s protocol: it tunes '
+                "on the test set, so the test accuracies of the selected configurations are optimistic "
+                "estimates, not held-out results.</p>")  # fmt: skip
+    return ('<p class="note"><b>Selected on validation accuracy</b> (the split held out of the training '
+            "set); test accuracy is reported, never used to choose. <code>--select-on test</code> "
+            "reproduces the paper's protocol, which tuned on the test set.</p>")  # fmt: skip
+
+
+def status_table_html(experiment: Experiment) -> str:
+    """Trial counts by status, and epochs run of planned."""
+    counts = status_counts(experiment.trials)
+    trials = experiment.trials
+    run, planned = int(trials["epochs_run"].sum()), int(trials["planned_epochs"].sum())
+    headers = [escape(s) for s in STATUS_ORDER if s in counts] + ["all trials", "epochs run of planned"]
+    cells = [str(counts[s]) for s in STATUS_ORDER if s in counts]
+    cells += [str(len(trials)), f"{run} of {planned} ({run / max(planned, 1):.0%})"]
+    return _table(headers, [cells])
+
+
+def provenance_html(experiment: Experiment) -> str:
+    """Where the results come from: the space, its description, the folder, what was trained."""
+    space, trials = experiment.space or {}, experiment.trials
+    scheduler = space.get("scheduler", {})
+    items = [
+        ("space", space.get("name", "–")),
+        ("description", space.get("description", "–")),
+        ("experiment", experiment.path),
+        ("model / data set", ", ".join(sorted({f"{m} / {d}" for m, d in zip(trials["model"], trials["dataset"], strict=True)}))),
+        ("planned epochs", ", ".join(str(int(e)) for e in sorted(trials["planned_epochs"].dropna().unique()))),
+        ("seeds per configuration", space.get("seeds", "–")),
+        ("scheduler", scheduler.get("type", "–") if isinstance(scheduler, dict) else scheduler),
+        ("sweep metric", f"{space.get('metric', '–')} ({space.get('mode', 'max')})"),
+        ("configurations / trials", f"{trials['config_id'].nunique()} / {len(trials)}"),
+        ("report written", f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC by taso-tune {__version__}"),
+    ]
+    return _table(["", ""], [[f"<b>{escape(k)}</b>", escape(str(v))] for k, v in items])
+
+
+def render_page(experiment: Experiment, select_on: SelectOn, figures: Mapping[str, str]) -> str:
+    """The whole HTML document: provenance, selection rule, status, the tables and ``figures``
+    (section id -> figure HTML, plotly.js included by the first)."""
+    def figure(key: str) -> str:
+        if key not in figures:
+            return ""
+        return f'<section id="{key}"><h2>{SECTION_TITLES[key]}</h2>{figures[key]}</section>'
+
+    title = f"taso-tune report: {escape(experiment.name)}"
+    body = [
+        f"<h1>{title}</h1>",
+        f'<section id="provenance"><h2>Provenance</h2>{provenance_html(experiment)}</section>',
+        f'<section id="selection"><h2>Selection</h2>{selection_note_html(select_on)}'
+        "<p>Accuracy and loss are the mean (± sample standard deviation, ddof=1) over the n seeds "
+        "that completed every planned epoch; trials stopped early, diverged or errored are not compared.</p></section>",
+        f'<section id="status"><h2>Trials by status</h2>{status_table_html(experiment)}</section>',
+        f'<section id="best"><h2>Best configuration per optimizer</h2>{best_table_html(experiment, select_on)}</section>',
+        figure("learning-curves"),
+        figure("learning-rates"),
+        f'<section id="results"><h2>Results per configuration</h2>{results_tables_html(experiment, select_on)}</section>',
+        figure("alpha-beta"),
+        figure("parallel-coordinates"),
+        figure("early-stopping"),
+    ]
+    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+            + "\n".join(part for part in body if part) + "\n</body>\n</html>\n")  # fmt: skip
