@@ -72,7 +72,7 @@ def add_band(
     x, mean, std = x[keep], mean[keep], std[keep]
     where = {"row": row, "col": col} if row is not None else {}
     fig.add_trace(go.Scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([mean + std, (mean - std)[::-1]]),
-                             fill="toself", fillcolor=_rgba(color, 0.2), line={"width": 0},
+                             mode="lines", fill="toself", fillcolor=_rgba(color, 0.2), line={"width": 0},
                              hoverinfo="skip", legendgroup=name, showlegend=False), **where)  # fmt: skip
     fig.add_trace(go.Scatter(x=x, y=mean, mode="lines", name=name, line={"color": color, "width": 2},
                              legendgroup=name, showlegend=showlegend,
@@ -112,7 +112,7 @@ def learning_curves(experiment: Experiment, select_on: SelectOn = "val") -> go.F
     best = _best(experiment, select_on)
     if best.empty:
         return _empty(title, "no configuration has complete trials yet")
-    colors = optimizer_colors(best["optimizer"])
+    colors = optimizer_colors(experiment.trials["optimizer"])
     fig = make_subplots(rows=2, cols=2, subplot_titles=[label for _, label in CURVE_PANELS],
                         shared_xaxes=True, vertical_spacing=0.1)  # fmt: skip
     for _, row in best.iterrows():
@@ -172,11 +172,12 @@ def _axis(label: str, values: pd.Series, log: bool = False) -> dict:
 
 
 def varied_hyperparameters(frame: pd.DataFrame) -> list[str]:
-    """The ``hp.*`` columns that take more than one value across the rows of ``frame``."""
+    """The ``hp.*`` columns that take more than one value within some optimizer family of
+    ``frame`` (a field another family lacks does not count as varied)."""
     out = []
     for column in hyperparameter_columns(frame):
         values = frame[column].map(lambda v: "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else repr(v))
-        if values.nunique() > 1:
+        if values.groupby(frame["optimizer"]).nunique().max() > 1:
             out.append(column)
     return out
 
@@ -192,7 +193,7 @@ def parallel_coordinates(experiment: Experiment, select_on: SelectOn = "val") ->
     families = sorted(agg["optimizer"].unique())
     dims = [{"label": "optimizer", "values": [families.index(o) for o in agg["optimizer"]],
              "tickvals": list(range(len(families))), "ticktext": families}]  # fmt: skip
-    columns = varied_hyperparameters(agg) or ["hp.lr"]
+    columns = list(dict.fromkeys(["hp.lr", *varied_hyperparameters(agg)]))
     for column in columns:
         if column in agg and not agg[column].map(lambda v: isinstance(v, tuple)).any():
             dims.append(_axis(column[3:] + (" (log)" if column[3:] in LOG_HPARAMS else ""), agg[column],
@@ -202,7 +203,7 @@ def parallel_coordinates(experiment: Experiment, select_on: SelectOn = "val") ->
     line = {"color": score.tolist(), "colorscale": "Viridis", "showscale": True,
             "colorbar": {"title": {"text": f"{metric} (%)"}}}  # fmt: skip
     fig = go.Figure(go.Parcoords(line=line, dimensions=dims))
-    fig.update_layout(title=title, height=450, margin={"l": 80, "r": 80})
+    fig.update_layout(title={"text": title, "y": 0.97}, height=480, margin={"l": 80, "r": 80, "t": 110})
     return fig
 
 
@@ -235,6 +236,10 @@ def early_stopping(experiment: Experiment) -> go.Figure:
         counts = rows["epochs_run"].value_counts().sort_index()
         fig.add_trace(go.Bar(x=counts.index.astype(int), y=counts.to_numpy(), name=status, legendgroup=status,
                              showlegend=False, marker_color=STATUS_COLORS.get(status, "#333333")), row=1, col=2)  # fmt: skip
+    if stopped.empty:
+        # an axis without traces is not drawn, so place the note in paper coordinates
+        fig.add_annotation(text="every trial ran its planned epochs", showarrow=False, xref="paper", yref="paper",
+                           x=sum(fig.layout.xaxis2.domain) / 2, y=sum(fig.layout.yaxis2.domain) / 2)  # fmt: skip
     fig.update_layout(barmode="overlay", title="Early stopping: how far each trial got", bargap=0.15,
                       height=max(350, 90 + 16 * len(trials)))  # fmt: skip
     fig.update_xaxes(title_text="epochs run", row=1, col=1)
@@ -303,7 +308,9 @@ def report_figures(experiment: Experiment, select_on: SelectOn = "val") -> dict[
 
 
 def _figure_html(fig: go.Figure, include_plotlyjs: bool | str) -> str:
-    fig.update_layout(template="plotly_white", margin={"t": 70})
+    fig.update_layout(template="plotly_white")
+    if fig.layout.margin.t is None:
+        fig.update_layout(margin={"t": 70})
     return fig.to_html(full_html=False, include_plotlyjs=include_plotlyjs,
                        config={"displaylogo": False, "responsive": True})  # fmt: skip
 

@@ -45,7 +45,7 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2e
 h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: .2em; }
 table { border-collapse: collapse; margin: .8em 0 1.2em; font-size: .92em; }
 th, td { border-bottom: 1px solid #e4e4e4; padding: .3em .8em; text-align: left; }
-th { background: #f6f6f6; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+th { background: #f6f6f6; } td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 tr.best td { background: #f3f8ff; } .note { background: #fff8e1; padding: .6em 1em; border-left: 4px solid #f0b400; }
 .muted { color: #777; } code { background: #f3f3f3; padding: 0 .25em; }
 """
@@ -64,15 +64,15 @@ def format_hparam(value: Any) -> str:
     return str(value)
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], classes: Sequence[str] = ()) -> str:
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], classes: Sequence[str] = (), align: bool = True) -> str:
     """An HTML table; cells are given as HTML (escape text before passing it)."""
-    head = "".join(f"<th>{h}</th>" for h in headers)
+    head = f"<thead><tr>{''.join(f'<th>{h}</th>' for h in headers)}</tr></thead>" if any(headers) else ""
     body = []
     for i, row in enumerate(rows):
         css = f' class="{classes[i]}"' if i < len(classes) and classes[i] else ""
-        cells = "".join(f'<td class="num">{c}</td>' if _numeric(c) else f"<td>{c}</td>" for c in row)
+        cells = "".join(f'<td class="num">{c}</td>' if align and _numeric(c) else f"<td>{c}</td>" for c in row)
         body.append(f"<tr{css}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f"<table>{head}<tbody>{''.join(body)}</tbody></table>"
 
 
 def _numeric(cell: str) -> bool:
@@ -138,13 +138,17 @@ def best_table_html(experiment: Experiment, select_on: SelectOn = "val") -> str:
     if best.empty:
         return '<p class="muted">No configuration has complete trials yet.</p>'
     headers = ["optimizer", "configuration", "hyperparameters", "n"] + [h for _, h, _, _ in METRIC_COLUMNS]
-    varied = _varied(best) + ["hp.lr"]
     rows = []
     for i, row in best.iterrows():
-        hps = ", ".join(f"{c[3:]}={format_hparam(row[c])}" for c in dict.fromkeys(varied) if c in row)
+        hps = ", ".join(f"{c[3:]}={format_hparam(row[c])}" for c in _lr_first(hyperparameter_columns(best))
+                        if format_hparam(row[c]) != "–")  # fmt: skip
         cells = [escape(row["optimizer"]), f"<code>{escape(row['config_id'])}</code>", escape(hps), str(row["n"])]
         rows.append(cells + _metric_cells(row, selection_metric(select_on) if i == 0 else None))
     return _table(headers, rows)
+
+
+def _lr_first(columns: Sequence[str]) -> list[str]:
+    return sorted(columns, key=lambda c: c != "hp.lr")
 
 
 def selection_note_html(select_on: SelectOn = "val") -> str:
@@ -185,7 +189,7 @@ def provenance_html(experiment: Experiment) -> str:
         ("configurations / trials", f"{trials['config_id'].nunique()} / {len(trials)}"),
         ("report written", f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC by taso-tune {__version__}"),
     ]
-    return _table(["", ""], [[f"<b>{escape(k)}</b>", escape(str(v))] for k, v in items])
+    return _table(["", ""], [[f"<b>{escape(k)}</b>", escape(str(v))] for k, v in items], align=False)
 
 
 def render_page(experiment: Experiment, select_on: SelectOn, figures: Mapping[str, str]) -> str:

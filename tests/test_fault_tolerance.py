@@ -1,0 +1,147 @@
+"""Nothing is lost on faults: a killed driver resumes, a killed worker node's trials continue elsewhere."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import ray
+from ray.cluster_utils import Cluster
+from sweep_helpers import result_records, shutdown_ray, trial_dirs, write_space
+
+from taso_tune.cli import main
+from taso_tune.results import load_experiment
+from taso_tune.spaces import load_space
+from taso_tune.tuning.sweep import run_sweep
+
+EPOCHS = 12
+
+
+def _complete(trial_dir: Path) -> bool:
+    records = result_records(trial_dir)
+    return bool(records) and records[-1]["epoch"] == records[-1]["planned_epochs"]
+
+
+def _kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL the driver first (the fault under test), then anything it started."""
+    children = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    for child in children:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(children, timeout=30)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # daemons that left the tree but kept the group
+    except ProcessLookupError:
+        pass
+
+
+@pytest.mark.ray
+def test_sigkilled_sweep_resumes_without_retraining_finished_trials(tmp_path: Path) -> None:
+    lrs = [0.01, 0.02, 0.03, 0.05, 0.07, 0.1]
+    space = write_space(tmp_path / "space.yaml", [{"optimizer": "taso", "lr": {"grid": lrs}}],
+                        name="killed", train={"epochs": EPOCHS}, max_concurrent=2)  # fmt: skip
+    storage = tmp_path / "runs"
+    experiment = storage / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "taso_tune.cli", "sweep", str(space), "--storage", str(storage)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            dirs = trial_dirs(experiment) if experiment.exists() else []
+            done = [d for d in dirs if _complete(d)]
+            running = [d for d in dirs if not _complete(d) and len(result_records(d)) >= 2]
+            if len(done) >= 2 and running:
+                break
+            assert proc.poll() is None, "the sweep ended before it could be killed"
+            time.sleep(0.2)
+        else:
+            pytest.fail("the sweep never reached the point where it should be killed")
+    finally:
+        _kill_tree(proc)
+
+    before = {d.name: len(result_records(d)) for d in trial_dirs(experiment)}
+    finished_before = {d.name for d in trial_dirs(experiment) if _complete(d)}
+    assert len(finished_before) < len(lrs)
+
+    try:
+        assert main(["resume", str(experiment)]) == 0
+    finally:
+        shutdown_ray()
+
+    trials = load_experiment(str(experiment)).trials
+    assert len(trials) == len(lrs)
+    assert (trials["status"] == "complete").all(), trials[["trial_name", "status", "epochs_run"]]
+    for d in trial_dirs(experiment):
+        records = result_records(d)
+        epochs = [r["epoch"] for r in records]
+        if d.name in finished_before:
+            assert len(records) == before[d.name], f"{d.name} finished before the kill but trained again"
+        elif d.name in before:
+            # continued from its last checkpoint: at most the epoch in flight is repeated
+            assert len(epochs) <= EPOCHS + 1 and sorted(set(epochs)) == list(range(1, EPOCHS + 1))
+
+
+@pytest.fixture
+def three_node_cluster():
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+    cluster.wait_for_nodes()
+    os.environ["TASO_TUNE_SHARED_STORAGE"] = "1"  # every node of this cluster shares this disk
+    try:
+        yield cluster, workers
+    finally:
+        os.environ.pop("TASO_TUNE_SHARED_STORAGE", None)
+        shutdown_ray()
+        cluster.shutdown()
+
+
+@pytest.mark.ray
+def test_multi_node_sweep_survives_a_dead_worker_node(tmp_path: Path, three_node_cluster) -> None:
+    cluster, workers = three_node_cluster
+    victim = workers[0]
+    space = write_space(tmp_path / "space.yaml",
+                        [{"optimizer": "taso", "lr": {"grid": [0.01, 0.02, 0.05, 0.1, 0.2, 0.3]}}],
+                        name="nodes", train={"epochs": 20}, max_failures=3)  # fmt: skip
+    storage = tmp_path / "runs"
+    experiment = storage / "nodes"
+    outcome: dict = {}
+    runner = threading.Thread(target=lambda: outcome.setdefault(
+        "result", run_sweep(load_space(str(space)), str(storage), address=cluster.address)))
+    runner.start()
+    on_victim: set[str] = set()
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and runner.is_alive():
+        for d in trial_dirs(experiment) if experiment.exists() else []:
+            records = result_records(d)
+            if len(records) >= 3 and not _complete(d) and records[-1].get("node_id") == victim.node_id:
+                on_victim.add(d.name)
+        if on_victim:
+            cluster.remove_node(victim)
+            break
+        time.sleep(0.2)
+    runner.join(timeout=300)
+    assert not runner.is_alive(), "the sweep did not finish after the node died"
+    assert on_victim, "no trial ran on the worker node before it was killed"
+
+    trials = load_experiment(str(experiment)).trials
+    assert (trials["status"] == "complete").all(), trials[["trial_name", "status", "epochs_run"]]
+    assert trials["node_id"].nunique() >= 2, "trials ran on a single node"
+    for name in on_victim:
+        records = result_records(experiment / name)
+        restored = [r for r in records if r["iterations_since_restore"] < r["training_iteration"]]
+        assert restored, f"{name} restarted from scratch instead of its checkpoint"
+        assert records[-1]["node_id"] != victim.node_id
+    assert ray.is_initialized()
