@@ -1,0 +1,83 @@
+"""Budget-aware successive halving on real Ray: rungs train complete shorter runs, the top 1/eta go on."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from sweep_helpers import result_records, shutdown_ray, trial_dirs, write_space
+
+from taso_tune.cli import main
+from taso_tune.layout import BUDGET_SH_FILE
+from taso_tune.results import load_experiment
+from taso_tune.schedules import taso_lr
+from taso_tune.tuning.budget_sh import survivors
+
+
+def test_survivors_keep_the_top_third_by_mean() -> None:
+    scores = {"a": 0.9, "b": 0.5, "c": 0.7, "d": 0.95, "e": 0.1, "f": 0.6}
+    assert survivors(scores, 3, "max") == ["d", "a"]
+    assert survivors(scores, 3, "min") == ["e", "b"]
+    assert survivors({"x": 1.0}, 3, "max") == ["x"]
+
+
+@pytest.mark.ray
+def test_budget_sh_end_to_end_and_resume(tmp_path: Path, capsys) -> None:
+    space = write_space(
+        tmp_path / "space.yaml",
+        [{"optimizer": "taso", "lr": {"grid": [0.02, 0.05, 0.1]}, "beta": {"grid": [0.5, 0.7]}}],
+        name="bsh",
+        train={"epochs": 9},
+        seeds=2,
+        max_concurrent=2,
+    )
+    storage = tmp_path / "runs"
+    experiment = storage / "bsh"
+    try:
+        assert main(["sweep", str(space), "--storage", str(storage), "--scheduler", "budget-sh"]) == 0
+    finally:
+        shutdown_ray()
+    state = json.loads((experiment / BUDGET_SH_FILE).read_text())
+    assert state["budgets"] == [1, 3, 9]
+    assert [len(r["configs"]) for r in state["rungs"]] == [6, 2, 1]
+    assert all(r["done"] for r in state["rungs"])
+    # the survivors of each rung are its best by mean score over seeds
+    for earlier, later in zip(state["rungs"], state["rungs"][1:]):
+        assert later["configs"] == survivors(earlier["scores"], 3, "max")
+    assert state["winner"] == state["rungs"][-1]["configs"][0]
+
+    for index, budget in enumerate(state["budgets"]):
+        rung_dir = experiment / f"rung-{index}-{budget}ep"
+        dirs = trial_dirs(rung_dir)
+        assert len(dirs) == 2 * len(state["rungs"][index]["configs"])
+        for d in dirs:
+            records = result_records(d)
+            # each rung trains a complete run of its budget: the schedule decays before it is judged
+            assert [r["epoch"] for r in records] == list(range(1, budget + 1))
+            assert records[-1]["planned_epochs"] == budget
+            hp = records[-1]["hp"]
+            expected = taso_lr(budget, budget, lr_initial=hp["lr"], alpha=hp["alpha"], beta=hp["beta"])
+            assert records[-1]["lr"] == pytest.approx(expected)
+
+    loaded = load_experiment(str(experiment))
+    assert set(loaded.trials["rung"]) == {0, 1, 2}
+    assert set(loaded.final_trials["config_id"]) == {state["winner"]}
+    out = capsys.readouterr().out
+    assert f"budget-sh: winner {state['winner']}" in out
+    assert "best configuration per optimizer" in out
+
+    # interrupted during the last rung: resume keeps the finished rungs and reruns only that one
+    first_rung = {d.name: len(result_records(d)) for d in trial_dirs(experiment / "rung-0-1ep")}
+    state["rungs"][-1]["done"] = False
+    del state["winner"]
+    (experiment / BUDGET_SH_FILE).write_text(json.dumps(state))
+    shutil.rmtree(experiment / "rung-2-9ep")
+    try:
+        assert main(["resume", str(experiment)]) == 0
+    finally:
+        shutdown_ray()
+    assert {d.name: len(result_records(d)) for d in trial_dirs(experiment / "rung-0-1ep")} == first_rung
+    assert len(trial_dirs(experiment / "rung-2-9ep")) == 2
+    assert json.loads((experiment / BUDGET_SH_FILE).read_text())["winner"] == state["rungs"][-1]["configs"][0]
