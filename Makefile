@@ -39,7 +39,7 @@ bench-gpu-smoke: install
 	$(BIN)/python benchmarks/gpu.py --smoke
 
 bench-early-stopping: install
-	$(BIN)/python benchmarks/early_stopping.py
+	$(BIN)/python benchmarks/early_stopping_bias.py
 
 reproduce: install
 	$(BIN)/python benchmarks/reproduce.py

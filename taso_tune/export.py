@@ -135,9 +135,9 @@ def defaults_space(
     with no tuning: one configuration per optimizer, ``seeds`` seeds (5, as in the paper)."""
     document = load_defaults(path)
     if not model or not dataset:
-        raise ConfigError("--model/--dataset", (model, dataset), "both are required with --defaults")
+        raise ConfigError("--model/--dataset", (model, dataset), "both are required with --defaults", file=path)
     provenance = document.get("provenance") or {}
-    train: dict[str, Any] = {"model": model, "dataset": dataset, "epochs": epochs or int(provenance.get("epochs", 100))}
+    train: dict[str, Any] = {"model": model, "dataset": dataset, "epochs": epochs or int(provenance.get("epochs") or 100)}
     if data_root:
         train["data_root"] = data_root
     blocks = [{"optimizer": name, **entry["hparams"]} for name, entry in document["optimizers"].items()]

@@ -281,7 +281,12 @@ class SweepSpec:
                 for _ in range(draws):
                     values = {**point, **{k: block[k].sample(rng) for k in drawn}}
                     rows.append((i, self._flat(block, values)))
-        ids = _unique_ids([(i, self._config_id(blocks[i], flat)) for i, flat in rows])
+        ids = [self._config_id(blocks[i], flat) for i, flat in rows]
+        shared = Counter(ids)
+        # blocks of one optimizer that differ in a fixed field (e.g. momentum) name that field too
+        ids = [self._config_id(blocks[i], flat, with_fixed=True) if shared[cid] > 1 else cid
+               for (i, flat), cid in zip(rows, ids, strict=True)]  # fmt: skip
+        ids = _unique_ids(list(zip((i for i, _ in rows), ids, strict=True)))
         return [{**flat, "config_id": cid, "block": i} for (i, flat), cid in zip(rows, ids, strict=True)]
 
     def trials(self) -> list[dict[str, Any]]:
@@ -293,9 +298,12 @@ class SweepSpec:
         return copy.deepcopy({**self.train, **values})
 
     @staticmethod
-    def _config_id(block: Mapping[str, Value], flat: Mapping[str, Any]) -> str:
+    def _config_id(block: Mapping[str, Value], flat: Mapping[str, Any], with_fixed: bool = False) -> str:
         parts = [format_value(flat["optimizer"])]
         parts += [f"{k}={format_value(flat[k])}" for k, v in block.items() if v.varied and k != "optimizer"]
+        if with_fixed:
+            parts += [f"{k}={format_value(flat[k])}" for k, v in block.items()
+                      if not v.varied and k != "optimizer" and k not in TRAIN_FIELDS]  # fmt: skip
         return "_".join(parts)
 
     # --- Optuna --------------------------------------------------------------------------------

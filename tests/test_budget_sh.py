@@ -44,7 +44,7 @@ def test_budget_sh_end_to_end_and_resume(tmp_path: Path, capsys) -> None:
     assert [len(r["configs"]) for r in state["rungs"]] == [6, 2, 1]
     assert all(r["done"] for r in state["rungs"])
     # the survivors of each rung are its best by mean score over seeds
-    for earlier, later in zip(state["rungs"], state["rungs"][1:]):
+    for earlier, later in zip(state["rungs"], state["rungs"][1:], strict=False):
         assert later["configs"] == survivors(earlier["scores"], 3, "max")
     assert state["winner"] == state["rungs"][-1]["configs"][0]
 

@@ -26,7 +26,7 @@ from taso_tune.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACES = ROOT / "search_spaces"
-ALL_FILES = sorted(SPACES.rglob("*.yaml"))
+ALL_FILES = sorted(p for p in SPACES.rglob("*.yaml") if "defaults" not in p.parts)  # defaults are not spaces
 LISTED_FILES = [p for p in ALL_FILES if "optuna" not in p.name]  # Optuna spaces have no list of configurations
 LABELS = ("config_id", "block")
 
@@ -180,9 +180,16 @@ def test_config_ids_name_the_varied_fields_only():
     assert all(c["alpha"] == 25 and c["block"] == 0 for c in spec.configurations())
 
 
-def test_colliding_ids_get_the_block_index():
+def test_colliding_ids_name_the_fixed_field_that_tells_them_apart():
     spec = space([{"optimizer": "sgd", "lr": {"grid": [0.1, 0.2]}, "momentum": 0.0},
                   {"optimizer": "sgd", "lr": {"grid": [0.1, 0.3]}, "momentum": 0.9}])  # fmt: skip
+    assert [c["config_id"] for c in spec.configurations()] == [
+        "sgd_lr=0.1_momentum=0.0", "sgd_lr=0.2", "sgd_lr=0.1_momentum=0.9", "sgd_lr=0.3"]
+
+
+def test_colliding_ids_with_the_same_fixed_fields_get_the_block_index():
+    spec = space([{"optimizer": "sgd", "lr": {"grid": [0.1, 0.2]}},
+                  {"optimizer": "sgd", "lr": {"grid": [0.1, 0.3]}}])  # fmt: skip
     assert [c["config_id"] for c in spec.configurations()] == ["sgd_lr=0.1_b0", "sgd_lr=0.2", "sgd_lr=0.1_b1", "sgd_lr=0.3"]
 
 

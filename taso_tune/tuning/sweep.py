@@ -9,6 +9,7 @@ URI), with the resolved space file written beside them so ``taso-tune resume`` c
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -217,7 +218,11 @@ def _prepare(spec: SweepSpec, storage: str, address: str | None) -> dict[DataKey
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     datasets = load_sweep_data(spec)
     connect(address)
-    require_shared_storage(storage, alive_nodes())
+    nodes = alive_nodes()
+    require_shared_storage(storage, nodes)
+    if nodes == 1 and (address or os.environ.get("RAY_ADDRESS")) and "://" not in storage:
+        print(f"warning: {storage} is a node-local path; if this cluster adds worker nodes, their trials "
+              "cannot write there: use shared storage (a bucket URI or an NFS mount)", file=sys.stderr)  # fmt: skip
     return datasets
 
 

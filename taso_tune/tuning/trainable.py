@@ -9,6 +9,7 @@ exactly where it stopped, with the same schedule. A trial whose loss goes non-fi
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Mapping
@@ -79,6 +80,8 @@ def train_trial(
     resolve_optuna: Callable | None = None,
 ) -> None:
     """Ray Tune function trainable: train one configuration/seed, report each epoch."""
+    # Ray logs a line for every persisted checkpoint; at one checkpoint an epoch that drowns the output
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     flat = trial_flat_config(config, resolve_optuna)
     train_config = train_config_of(flat, cpus, device)
     run = Run(train_config, datasets[data_key(flat)], _load_state(tune.get_checkpoint()))

@@ -1,0 +1,73 @@
+"""Measure ASHA's short-horizon bias and the budget-aware fix on one space (``make bench-early-stopping``).
+
+Runs the space three times (to the end, under ASHA, under budget-sh), compares them with
+``taso_tune.early_stopping.compare`` and writes the tables into docs/early-stopping.md between the
+markers, and a comparison page into dashboards/early-stopping/.
+
+    python benchmarks/early_stopping_bias.py [--space search_spaces/early_stopping.yaml] [--storage DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from taso_tune.early_stopping import asha_rungs, compare, to_markdown  # noqa: E402
+from taso_tune.early_stopping_report import write_comparison_page  # noqa: E402
+from taso_tune.results import load_experiment  # noqa: E402
+from taso_tune.spaces import load_space  # noqa: E402
+from taso_tune.tuning.sweep import run_sweep  # noqa: E402
+
+BEGIN, END = "<!-- early-stopping:begin -->", "<!-- early-stopping:end -->"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--space", default=str(REPO / "search_spaces/early_stopping.yaml"))
+    parser.add_argument("--storage", help="where the three experiments go (default: a temporary folder)")
+    parser.add_argument("--doc", default=str(REPO / "docs/early-stopping.md"))
+    parser.add_argument("--page", default=str(REPO / "dashboards/early-stopping/comparison.html"))
+    args = parser.parse_args(argv)
+
+    storage = args.storage or tempfile.mkdtemp(prefix="taso-tune-es-")
+    spec = load_space(args.space)
+    walls: dict[str, float] = {}
+    paths: dict[str, str] = {}
+    for method in ("none", "asha", "budget-sh"):
+        name = f"{spec.name}-{method}"
+        print(f"== {name} ==", flush=True)
+        start = time.perf_counter()
+        outcome = run_sweep(spec.with_overrides(scheduler=method, name=name), storage, name=name)
+        walls[method] = time.perf_counter() - start
+        paths[method] = outcome.experiment_path
+    full, asha, bsh = (load_experiment(paths[m]) for m in ("none", "asha", "budget-sh"))
+    rungs = asha_rungs(spec.scheduler.grace_period, spec.scheduler.reduction_factor, spec.epochs)
+    comparison = compare(full, asha, bsh, asha_rung_epochs=rungs)
+    comparison.summary.insert(2, "wall_seconds", [round(walls[m]) for m in ("none", "asha", "budget-sh")])
+
+    command = f"python benchmarks/early_stopping_bias.py --space {os.path.relpath(args.space, REPO)}"
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    block = (f"{BEGIN}\nMeasured with `{command}` ({time.strftime('%Y-%m-%d')}, {machine}, CPU only).\n\n"
+             f"{to_markdown(comparison)}{END}")  # fmt: skip
+    print(block)
+    doc = Path(args.doc)
+    text = doc.read_text() if doc.exists() else f"# Early stopping\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in text:
+        text += f"\n{BEGIN}\n{END}\n"
+    doc.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S))
+    write_comparison_page(comparison, args.page)
+    print(f"tables in {doc}; page in {args.page}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
