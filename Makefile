@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 demo: install
-	$(BIN)/taso-tune sweep search_spaces/quickstart.yaml --name quickstart --storage $(CURDIR)/runs
+	$(BIN)/taso-tune sweep search_spaces/quickstart.yaml --name quickstart-$$(date +%Y%m%d-%H%M%S) --storage $(CURDIR)/runs
 
 # The report tests open the HTML in Debian's headless Chromium; install it when missing.
 browser:

@@ -9,7 +9,8 @@ import sys
 from taso_tune.errors import ConfigError
 from taso_tune.spaces import SweepSpec, load_space
 
-DEFAULT_STORAGE = "runs"
+#: Results root when --storage is not given: $TASO_TUNE_STORAGE (set on cluster heads), else ./runs.
+DEFAULT_STORAGE = os.environ.get("TASO_TUNE_STORAGE", "runs")
 
 
 def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,6 +42,8 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", help="with --defaults: the data set to train on")
     p.add_argument("--data-root", help="with --defaults: where the data set's files are")
     p.add_argument("--dry-run", action="store_true", help="print the trials it would run and exit")
+    p.add_argument("--no-report", action="store_true",
+                   help="do not write report.html and defaults.yaml into the experiment folder at the end")  # fmt: skip
     p.set_defaults(handler=run_sweep_command)
 
 
@@ -56,6 +59,7 @@ def add_resume_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("experiment", metavar="EXPERIMENT", help="the experiment folder (STORAGE/NAME) or URI")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     p.add_argument("--select-on", choices=["val", "test"], default="val")
+    p.add_argument("--no-report", action="store_true", help="do not write report.html and defaults.yaml at the end")
     p.set_defaults(handler=run_resume_command)
 
 
@@ -105,27 +109,41 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         print_dry_run(spec)
         return 0
-    from taso_tune.results import format_summary, load_experiment
     from taso_tune.tuning.sweep import run_sweep
 
     outcome = run_sweep(spec, args.storage, name=spec.name, address=args.address)
-    return _finish(outcome, args.select_on, load_experiment, format_summary)
+    return finish(outcome, args.select_on, write_files=not args.no_report)
 
 
 def run_resume_command(args: argparse.Namespace) -> int:
-    from taso_tune.results import format_summary, load_experiment
     from taso_tune.tuning.sweep import resume_sweep
 
     if "://" not in args.experiment and not os.path.isdir(args.experiment):
         raise ConfigError("EXPERIMENT", args.experiment, "no such experiment folder")
     outcome = resume_sweep(args.experiment, address=args.address)
-    return _finish(outcome, args.select_on, load_experiment, format_summary)
+    return finish(outcome, args.select_on, write_files=not args.no_report)
 
 
-def _finish(outcome, select_on, load_experiment, format_summary) -> int:
+def finish(outcome, select_on: str, write_files: bool = True) -> int:
+    """Print the summary; for a local experiment also write its report and exported defaults."""
+    from taso_tune.export import export_defaults
+    from taso_tune.report import write_report
+    from taso_tune.results import format_summary, load_experiment
+
     experiment = load_experiment(outcome.experiment_path)
     print()
     print(format_summary(experiment, select_on))
     print(f"wall time {outcome.wall_seconds:.1f}s; results in {outcome.experiment_path}")
+    if write_files and "://" not in outcome.experiment_path:
+        report = write_report(experiment, os.path.join(outcome.experiment_path, "report.html"), select_on)
+        print(f"report:   {report}")
+        try:
+            defaults = os.path.join(outcome.experiment_path, "defaults.yaml")
+            export_defaults(experiment, defaults, select_on)
+            print(f"defaults: {defaults}")
+        except ConfigError as err:  # no configuration ran to the end: nothing to export
+            print(f"defaults: not written ({err.problem})")
+    elif write_files:
+        print(f"make the report with `taso-tune report {outcome.experiment_path} -o report.html`")
     sys.stdout.flush()
     return 1 if outcome.errored else 0
