@@ -19,9 +19,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 
 
 def add_repo_to_path() -> None:
@@ -36,16 +37,17 @@ def add_repo_to_path() -> None:
 
 @dataclass(frozen=True)
 class Target:
-    """A bound on a ratio: ``Target("<=", 1.05)`` or ``Target(">=", 5)``."""
+    """A bound on a figure: ``Target("<=", 1.05)`` (a ratio) or ``Target("<=", 1.5, " s")``."""
 
     op: Literal["<=", ">="]
     bound: float
+    unit: str = ""
 
     def holds(self, value: float) -> bool:
         return value <= self.bound if self.op == "<=" else value >= self.bound
 
     def __str__(self) -> str:
-        return f"{self.op} {self.bound:g}"
+        return f"{self.op} {self.bound:g}{self.unit}"
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,8 @@ class Row:
     """One line of the results table: a measurement, its baseline and their ratio against a target.
 
     ``value`` and ``baseline`` are already formatted with their units; ``ratio`` is value/baseline
-    (or whatever the measure says), ``None`` where the row is a plain figure.
+    (or whatever the measure says), ``None`` where the row is a plain figure. The target judges
+    ``judged`` when given (an absolute figure, seconds say), else the ratio.
     """
 
     section: str
@@ -63,12 +66,14 @@ class Row:
     ratio: float | None = None
     target: Target | None = None
     note: str = ""
+    judged: float | None = None
 
     @property
     def verdict(self) -> str:
-        if self.target is None or self.ratio is None:
+        figure = self.judged if self.judged is not None else self.ratio
+        if self.target is None or figure is None:
             return ""
-        return "met" if self.target.holds(self.ratio) else "**missed**"
+        return "met" if self.target.holds(figure) else "**missed**"
 
 
 TABLE_HEADER = ("section", "measure", "value", "baseline", "ratio", "target", "verdict", "note")
@@ -95,14 +100,14 @@ def seconds(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def interleaved(sides: Mapping[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
+def interleaved(sides: Mapping[str, Callable[[], T]], repeats: int) -> dict[str, list[T]]:
     """Call each side once per round for ``repeats`` rounds, reversing the order every other round.
 
-    Each callable returns its own measurement (seconds, images/s, ...), so a side may time only part
-    of what it does (without its set-up, say).
+    Each callable returns its own measurement (seconds, images/s, a dict of figures), so a side may
+    time only part of what it does (without its set-up, say).
     """
     names = list(sides)
-    out: dict[str, list[float]] = {name: [] for name in names}
+    out: dict[str, list[T]] = {name: [] for name in names}
     for round_ in range(repeats):
         for name in names if round_ % 2 == 0 else reversed(names):
             out[name].append(sides[name]())

@@ -2,7 +2,7 @@
 
 Runs the space three times (to the end, under ASHA, under budget-sh), compares them with
 ``taso_tune.early_stopping.compare`` and writes the tables into docs/early-stopping.md between the
-markers, and a comparison page into dashboards/early-stopping/.
+markers, and a comparison page into dashboards/reproduction/.
 
     python benchmarks/early_stopping_bias.py [--space search_spaces/early_stopping.yaml] [--storage DIR]
 """
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--space", default=str(REPO / "search_spaces/early_stopping.yaml"))
     parser.add_argument("--storage", help="where the three experiments go (default: a temporary folder)")
     parser.add_argument("--doc", default=str(REPO / "docs/early-stopping.md"))
-    parser.add_argument("--page", default=str(REPO / "dashboards/early-stopping/comparison.html"))
+    parser.add_argument("--page", default=str(REPO / "dashboards/reproduction/early-stopping.html"))
     args = parser.parse_args(argv)
 
     storage = args.storage or tempfile.mkdtemp(prefix="taso-tune-es-")

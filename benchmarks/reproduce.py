@@ -49,7 +49,7 @@ class Study:
 
     def run(self, *args: str) -> None:
         command = ["taso-tune", *args]
-        shown = shlex.join(command)
+        shown = shlex.join(command).replace(f"{REPO}/", "")  # paths relative to the repository
         print(f"\n$ {shown}", flush=True)
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "taso_tune.cli", *args], check=True, cwd=REPO)

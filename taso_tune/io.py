@@ -14,6 +14,9 @@ def write_text_atomic(path: str, text: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600 files; results are for everyone who may read them
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)

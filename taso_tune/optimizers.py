@@ -1,6 +1,6 @@
 """Optimizer recipes: a registry that builds ``(torch optimizer, lr schedule)`` from a flat dict.
 
-Defaults follow the paper and, where it is silent, the authors' code (see docs/paper-notes.md):
+Defaults follow the paper and, where it is silent, the authors' code (see the README, "Where taso-tune departs from the paper"):
 TASO is SGD with momentum 0.9 (not Nesterov) and weight decay 1e-4 under the TASO schedule;
 Adam/AMSGrad use betas (0.9, 0.99); RMSProp decay 0.99; Adagrad torch defaults. The ``sgd_*``
 recipes and ``adamw_cosine`` are the schedules a reviewer would compare TASO with (beyond the paper).

@@ -21,16 +21,10 @@ from plotly.colors import qualitative
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
+from taso_tune.errors import ConfigError
 from taso_tune.io import write_text_atomic
-from taso_tune.report_tables import render_page
-from taso_tune.results import (
-    Experiment,
-    SelectOn,
-    aggregate,
-    best_per_optimizer,
-    hyperparameter_columns,
-    selection_metric,
-)
+from taso_tune.report_tables import render_page, varied_hyperparameters
+from taso_tune.results import Experiment, SelectOn, aggregate, best_per_optimizer, selection_metric
 
 PlotlyJS = Literal["inline", "directory"]
 #: The file ``--plotlyjs directory`` writes beside the report (plotly's own name for it).
@@ -67,9 +61,9 @@ def add_band(
     showlegend: bool = True,
 ) -> None:
     """Add a mean line with a shaded ± std band (the paper's "shadow areas") to ``fig``."""
-    x, mean, std = (np.asarray(v, dtype=float) for v in (x, mean, np.nan_to_num(np.asarray(std, float))))
-    keep = np.isfinite(mean)
-    x, mean, std = x[keep], mean[keep], std[keep]
+    x, mean, std = np.asarray(x, dtype=float), np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
+    keep = np.isfinite(mean)  # e.g. no validation split: nothing to draw
+    x, mean, std = x[keep], mean[keep], np.nan_to_num(std[keep])
     where = {"row": row, "col": col} if row is not None else {}
     fig.add_trace(go.Scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([mean + std, (mean - std)[::-1]]),
                              mode="lines", fill="toself", fillcolor=_rgba(color, 0.2), line={"width": 0},
@@ -133,7 +127,7 @@ def learning_rates(experiment: Experiment) -> go.Figure:
     colors = optimizer_colors(experiment.trials["optimizer"])
     fig = go.Figure()
     shown: set[str] = set()
-    for (trial_id, rung), rows in epochs.groupby(["trial_id", epochs["rung"].fillna(-1)], sort=False):
+    for _, rows in epochs.groupby(["trial_id", epochs["rung"].fillna(-1)], sort=False):
         optimizer = rows["optimizer"].iloc[0]
         label = f"{rows['config_id'].iloc[0]} seed {rows['seed'].iloc[0]}"
         fig.add_trace(go.Scatter(x=rows["epoch"], y=rows["lr"], mode="lines", name=optimizer,
@@ -159,27 +153,16 @@ def _axis(label: str, values: pd.Series, log: bool = False) -> dict:
             numeric = np.log10(numeric.where(numeric > 0))
         found = sorted(numeric.dropna().unique())
         ticks = {v: (f"{10 ** v:.3g}" if log else f"{v:.4g}") for v in found} if len(found) <= 8 else {}
-    if numeric.isna().any():
-        low = min(numeric.min(skipna=True), 0.0 if not log else numeric.min(skipna=True)) if numeric.notna().any() else 0.0
-        span = (numeric.max(skipna=True) - low) if numeric.notna().any() else 1.0
-        missing = low - 0.25 * (span or 1.0)
+    present = numeric.dropna()
+    if len(present) < len(numeric):
+        low, high = (present.min(), present.max()) if len(present) else (0.0, 1.0)
+        missing = low - 0.25 * ((high - low) or 1.0)
         numeric = numeric.fillna(missing)
         ticks[missing] = "n/a"
     dimension = {"label": label, "values": numeric.tolist()}
     if ticks:
         dimension.update(tickvals=list(ticks), ticktext=list(ticks.values()))
     return dimension
-
-
-def varied_hyperparameters(frame: pd.DataFrame) -> list[str]:
-    """The ``hp.*`` columns that take more than one value within some optimizer family of
-    ``frame`` (a field another family lacks does not count as varied)."""
-    out = []
-    for column in hyperparameter_columns(frame):
-        values = frame[column].map(lambda v: "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else repr(v))
-        if values.groupby(frame["optimizer"]).nunique().max() > 1:
-            out.append(column)
-    return out
 
 
 def parallel_coordinates(experiment: Experiment, select_on: SelectOn = "val") -> go.Figure:
@@ -222,20 +205,16 @@ def early_stopping(experiment: Experiment) -> go.Figure:
     if experiment.trials["rung"].notna().any():
         return _rung_budgets(experiment)
     trials = experiment.trials.sort_values(["optimizer", "config_id", "seed"])
-    labels = [f"{c} s{s}" for c, s in zip(trials["config_id"], trials["seed"], strict=True)]
+    trials = trials.assign(label=trials["config_id"] + " s" + trials["seed"].astype(str))
     fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.22,
                         subplot_titles=["epochs run of planned, per trial", "trials stopped at each epoch"])  # fmt: skip
-    fig.add_trace(go.Bar(y=labels, x=trials["planned_epochs"], orientation="h", name="planned",
+    fig.add_trace(go.Bar(y=trials["label"], x=trials["planned_epochs"], orientation="h", name="planned",
                          marker_color="rgba(0,0,0,0.08)", hoverinfo="skip"), row=1, col=1)  # fmt: skip
     for status, rows in trials.groupby("status", sort=True):
-        fig.add_trace(go.Bar(y=[labels[i] for i in np.flatnonzero(trials["status"].to_numpy() == status)],
-                             x=rows["epochs_run"], orientation="h", name=status,
+        fig.add_trace(go.Bar(y=rows["label"], x=rows["epochs_run"], orientation="h", name=status,
                              marker_color=STATUS_COLORS.get(status, "#333333"), legendgroup=status), row=1, col=1)  # fmt: skip
     stopped = stopped_at(experiment)
-    for status, rows in stopped.groupby("status", sort=True):
-        counts = rows["epochs_run"].value_counts().sort_index()
-        fig.add_trace(go.Bar(x=counts.index.astype(int), y=counts.to_numpy(), name=status, legendgroup=status,
-                             showlegend=False, marker_color=STATUS_COLORS.get(status, "#333333")), row=1, col=2)  # fmt: skip
+    _stacked_counts(fig, stopped, row=1, col=2)
     if stopped.empty:
         # an axis without traces is not drawn, so place the note in paper coordinates
         fig.add_annotation(text="every trial ran its planned epochs", showarrow=False, xref="paper", yref="paper",
@@ -243,10 +222,25 @@ def early_stopping(experiment: Experiment) -> go.Figure:
     fig.update_layout(barmode="overlay", title="Early stopping: how far each trial got", bargap=0.15,
                       height=max(350, 90 + 16 * len(trials)))  # fmt: skip
     fig.update_xaxes(title_text="epochs run", row=1, col=1)
-    fig.update_xaxes(title_text="stopped after epoch", dtick=1, row=1, col=2)
+    fig.update_xaxes(title_text="stopped after epoch", type="category", row=1, col=2)
     fig.update_yaxes(autorange="reversed", tickfont={"size": 9}, row=1, col=1)
     fig.update_yaxes(title_text="trials", row=1, col=2)
     return fig
+
+
+def _stacked_counts(fig: go.Figure, stopped: pd.DataFrame, row: int, col: int) -> None:
+    """Bars of trials per epoch they stopped at, one trace per status stacked by hand (``base``),
+    since the figure's bar mode is overlay for the per-trial panel."""
+    epochs = sorted(int(e) for e in stopped["epochs_run"].unique())
+    below = dict.fromkeys(epochs, 0)
+    for status, rows in stopped.groupby("status", sort=True):
+        counts = rows["epochs_run"].astype(int).value_counts()
+        x = [e for e in epochs if e in counts]
+        fig.add_trace(go.Bar(x=[str(e) for e in x], y=[int(counts[e]) for e in x], base=[below[e] for e in x],
+                             name=status, legendgroup=status, showlegend=False,
+                             marker_color=STATUS_COLORS.get(status, "#333333")), row=row, col=col)  # fmt: skip
+        for e in x:
+            below[e] += int(counts[e])
 
 
 def _rung_budgets(experiment: Experiment) -> go.Figure:
@@ -319,8 +313,6 @@ def render_report(experiment: Experiment, select_on: SelectOn = "val", plotlyjs:
     """The report as one HTML document; ``plotlyjs`` inline embeds plotly.js (one self-contained file),
     ``directory`` loads it from ``plotly.min.js`` beside the page."""
     if plotlyjs not in ("inline", "directory"):
-        from taso_tune.errors import ConfigError
-
         raise ConfigError("--plotlyjs", plotlyjs, "unknown mode", choices=["inline", "directory"])
     figures = report_figures(experiment, select_on)
     first = True if plotlyjs == "inline" else "directory"

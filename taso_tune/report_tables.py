@@ -96,9 +96,11 @@ def configuration_summary(experiment: Experiment) -> pd.DataFrame:
     return first.reset_index()
 
 
-def _varied(frame: pd.DataFrame) -> list[str]:
-    cols = [c for c in hyperparameter_columns(frame) if frame[c].map(format_hparam).nunique() > 1]
-    return cols or [c for c in ("hp.lr",) if c in frame]
+def varied_hyperparameters(frame: pd.DataFrame) -> list[str]:
+    """The ``hp.*`` columns that take more than one value within some optimizer family of
+    ``frame`` (a field another family lacks does not count as varied)."""
+    columns = hyperparameter_columns(frame)
+    return [c for c in columns if frame[c].map(format_hparam).groupby(frame["optimizer"]).nunique().max() > 1]
 
 
 def _metric_cells(row: Mapping[str, Any], bold: str | None = None) -> list[str]:
@@ -118,11 +120,11 @@ def results_tables_html(experiment: Experiment, select_on: SelectOn = "val") -> 
     best_ids = set(best_per_optimizer(aggregate(experiment.final_trials), select_on)["config_id"])
     parts = []
     for optimizer, rows in summary.groupby("optimizer", sort=True):
-        hps = _varied(rows)
+        hps = varied_hyperparameters(rows) or ["hp.lr"]
         headers = [escape(HP_LABELS.get(c[3:], c[3:])) for c in hps] + ["n"] + [h for _, h, _, _ in METRIC_COLUMNS]
         headers.append("not compared")
         body, classes = [], []
-        for _, row in rows.iterrows():
+        for _, row in _by_values(rows, hps).iterrows():
             best = row["config_id"] in best_ids
             cells = [escape(format_hparam(row[c])) for c in hps] + [str(row["n"])]
             cells += _metric_cells(row, metric if best else None) + [escape(row["not_compared"])]
@@ -130,6 +132,14 @@ def results_tables_html(experiment: Experiment, select_on: SelectOn = "val") -> 
             classes.append("best" if best else "")
         parts.append(f"<h3>{escape(optimizer)}</h3>" + _table(headers, body, classes))
     return "\n".join(parts)
+
+
+def _by_values(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Rows ordered by their hyperparameter values (0.0005 before 0.001), else by configuration id."""
+    try:
+        return rows.sort_values([*columns, "config_id"], kind="stable")
+    except TypeError:  # values of mixed types (e.g. None and numbers) do not order
+        return rows.sort_values("config_id", kind="stable")
 
 
 def best_table_html(experiment: Experiment, select_on: SelectOn = "val") -> str:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from taso_tune.data import DATASETS, DeviceBatches, ImageData, load_dataset
+from taso_tune.data import DATASETS, PAD_LABEL, DeviceBatches, ImageData, load_dataset
 from taso_tune.errors import ConfigError
 from taso_tune.models import MODELS, build_model
 from taso_tune.optimizers import build_optimizer, resolve_hparams
@@ -138,7 +138,9 @@ class Run:
         self.module = build_model(
             config.model, in_channels=info.in_channels, image_size=info.image_size, num_classes=info.num_classes
         ).to(self.device, memory_format=self.memory_format)
-        self.forward = torch.compile(self.module) if config.compile else self.module
+        # static shapes: training drops its last partial batch and evaluation pads its own, so a
+        # compiled run has exactly two graphs (train, eval), each for one batch shape
+        self.forward = torch.compile(self.module, dynamic=False) if config.compile else self.module
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
         self.train_batches = DeviceBatches(
             self.data.x_train,
@@ -216,11 +218,14 @@ class Run:
         self.module.eval()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
-        batches = DeviceBatches(x, y, self.data.info, max(self.config.batch_size, 256), memory_format=self.memory_format)
+        # a compiled model sees one evaluation shape: the last partial batch is padded (PAD_LABEL rows
+        # count in neither the loss nor the accuracy)
+        batches = DeviceBatches(x, y, self.data.info, max(self.config.batch_size, 256),
+                                pad_last=self.config.compile, memory_format=self.memory_format)  # fmt: skip
         for xb, yb in batches:
             with self.autocast:
                 logits = self.forward(xb)
-            loss_sum += F.cross_entropy(logits.float(), yb, reduction="sum")
+            loss_sum += F.cross_entropy(logits.float(), yb, reduction="sum", ignore_index=PAD_LABEL)
             correct += (logits.argmax(1) == yb).sum()
         n = max(len(y), 1)
         return (loss_sum / n).item(), correct.item() / n

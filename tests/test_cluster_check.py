@@ -165,6 +165,32 @@ def test_broken_launcher_config_is_reported(case: str, tmp_path: Path) -> None:
     assert message in found
 
 
+def test_rays_defaults_alone_fail(tmp_path: Path) -> None:
+    path = tmp_path / "minimal.yaml"
+    path.write_text("cluster_name: minimal\nprovider: {type: aws, region: us-west-2}\n")
+    found = problems_of(str(path))
+    for key in ("available_node_types.ray.worker.default.resources.GPU", "setup_commands[1]",
+                "head_start_ray_commands[1]", "worker_start_ray_commands[1]", "file_mounts"):
+        assert f"{path}: {key}: " in found
+    assert "--dashboard-host=0.0.0.0 exposes the dashboard" in found
+
+
+def test_onprem_storage_must_be_shared(tmp_path: Path) -> None:
+    onprem = ROOT / "cluster" / "onprem.yaml"
+    path = broken(tmp_path, onprem, lambda c: _set_head_start(c, "/nfs/taso-tune/sweeps", "/home/taso/runs"))
+    assert "head_start_ray_commands[1]: a sweep over 4 nodes cannot use a node-local path" in problems_of(path)
+
+
+def test_a_schema_error_does_not_hide_the_other_problems(tmp_path: Path) -> None:
+    def change(c: dict) -> None:
+        c["storage"] = "s3://b"
+        _set_head_start(c, "--dashboard-host=127.0.0.1", "--dashboard-host=0.0.0.0")
+
+    found = problems_of(broken(tmp_path, AWS, change))
+    assert "storage: Ray's cluster schema: Additional properties are not allowed" in found
+    assert "--dashboard-host=0.0.0.0 exposes the dashboard" in found
+
+
 def test_one_line_per_problem(tmp_path: Path) -> None:
     path = broken(tmp_path, AWS, lambda c: c["available_node_types"]["gpu_1x"]["resources"].update(GPU=0.5))
     line = f"{path}: available_node_types.gpu_1x.resources.GPU: must be an integer (got 0.5)"

@@ -239,15 +239,16 @@ def _ray_checks(config: dict[str, Any]) -> tuple[dict | None, dict | None, list[
             return None, None, [("provider.type", None, "is required by Ray's cluster launcher")]
         try:
             filled = fillout_defaults(copy.deepcopy(config))
+        except NotImplementedError as err:
+            return None, None, [("provider.type", provider["type"], f"Ray's cluster launcher: {err}")]
+        try:
             prepared = prepare_config(copy.deepcopy(config))
             validate_config(prepared)
         except jsonschema.ValidationError as err:
-            return None, None, [schema_problem(err)]
-        except NotImplementedError as err:
-            return None, None, [("provider.type", provider["type"], f"Ray's cluster launcher: {err}")]
+            return filled, None, [schema_problem(err)]
         except Exception as err:  # ValueError, RuntimeError, AssertionError, click's exceptions
             named = re.match(r"`(\w+)`", str(err))
-            return None, None, [(named.group(1) if named else "", None, f"Ray's config check: {err}")]
+            return filled, None, [(named.group(1) if named else "", None, f"Ray's config check: {err}")]
     return filled, prepared, []
 
 
@@ -256,9 +257,12 @@ def _check_launcher(config: dict[str, Any]) -> list[Problem]:
     filled, prepared, ray_problems = _ray_checks(config)
     reported = {key for key, _, _ in own}
     own += [p for p in ray_problems if p[0] not in reported]
-    if filled is None or prepared is None:
+    if filled is None:
         return own
-    num_nodes = 1 + int(prepared.get("max_workers", 0))
+    if "available_node_types" not in config and config["provider"]["type"] != "local":
+        own += _check_node_types(filled)  # the provider's default node types
+    max_workers = (prepared or filled).get("max_workers")
+    num_nodes = 1 + (max_workers if _is_int(max_workers) else 1)  # unknown: take it as several
     return own + (
         _check_ray_pinned(config, filled)
         + _check_start_commands(config, filled, num_nodes)

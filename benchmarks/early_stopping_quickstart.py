@@ -1,0 +1,73 @@
+"""Early stopping: epochs the quickstart sweep consumes under ASHA (and budget-sh) against none,
+and whether the best configuration per optimizer stays the same.
+
+The quickstart space (13 configurations x 3 seeds, 15 epochs, ASHA grace 3, eta 3) runs three times
+on the same Ray: ``scheduler: none`` (every trial to the end: the ground truth), ``asha`` and
+``budget-sh``. Epochs are counted from what the trials reported; the best configuration per optimizer
+is :func:`taso_tune.results.best_per_optimizer` on :func:`taso_tune.results.aggregate` of the trials
+that ran the full planned length (for budget-sh: its last rung). ASHA is asynchronous, so its epoch
+count moves a little from run to run; the winners of ``none`` are deterministic (seeded, CPU).
+
+``docs/early-stopping.md`` has the larger study (regret, rank correlation per rung).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common import Row, Target, add_repo_to_path, section_main
+
+add_repo_to_path()
+
+from taso_tune.results import aggregate, best_per_optimizer, load_experiment  # noqa: E402
+
+SECTION = "4 early stopping"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    epochs: int
+    wall_seconds: float
+    winners: dict[str, str]  # optimizer -> config_id of its best configuration
+
+
+def sweep_outcome(scheduler: str, epochs: int | None, seeds: int | None) -> Outcome:
+    from sweeps import quickstart, run_quiet, storage
+
+    spec = quickstart(scheduler=scheduler, epochs=epochs, seeds=seeds, name=f"quickstart-{scheduler}")
+    with storage() as root:
+        run = run_quiet(spec, root, spec.name)
+        experiment = load_experiment(str(run.experiment))
+    best = best_per_optimizer(aggregate(experiment.final_trials))
+    return Outcome(run.epochs_run, run.wall_seconds, dict(zip(best["optimizer"], best["config_id"], strict=True)))
+
+
+def compare_rows(name: str, outcome: Outcome, truth: Outcome) -> list[Row]:
+    same = [opt for opt, cid in truth.winners.items() if outcome.winners.get(opt) == cid]
+    differ = [f"{opt}: {outcome.winners.get(opt, 'no complete trial')} instead of {truth.winners[opt]}"
+              for opt in truth.winners if opt not in same]  # fmt: skip
+    return [
+        Row(SECTION, f"epochs trained: {name} vs none", f"{outcome.epochs}", f"{truth.epochs}",
+            outcome.epochs / truth.epochs, Target("<=", 0.4),
+            f"wall {outcome.wall_seconds:.0f} s vs {truth.wall_seconds:.0f} s"),
+        Row(SECTION, f"best configuration per optimizer: {name} = none", f"{len(same)}/{len(truth.winners)} same",
+            ", ".join(sorted(truth.winners.values())), len(same) / len(truth.winners), Target(">=", 1.0),
+            "; ".join(differ) or "all the same"),
+    ]  # fmt: skip
+
+
+def run(quick: bool = False) -> list[Row]:
+    from sweeps import start_ray, stop_ray
+
+    epochs, seeds = (4, 1) if quick else (None, None)  # None: the space's own 15 epochs, 3 seeds
+    start_ray()
+    truth = sweep_outcome("none", epochs, seeds)
+    rows = []
+    for scheduler in ("asha", "budget-sh"):
+        rows += compare_rows(scheduler, sweep_outcome(scheduler, epochs, seeds), truth)
+    stop_ray()
+    return rows
+
+
+if __name__ == "__main__":
+    section_main(run, __doc__.splitlines()[0])

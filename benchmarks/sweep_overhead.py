@@ -1,0 +1,116 @@
+"""Sweep overhead: the quickstart sweep on Ray Tune against the same trials run by ``fit()`` in a loop.
+
+What is compared, exactly:
+
+* Ray: ``ray.init`` + ``run_sweep`` of ``search_spaces/quickstart.yaml`` with ``scheduler: none`` and
+  fewer epochs (every trial runs to the end, so both sides train the same epochs) + ``ray.shutdown``.
+  1 CPU and 1 torch thread per trial, ``max_concurrent: 2``: two trials at once on two cores.
+* fit(): the same trials (every configuration x seed, same seeds, same threads) one after another in
+  this process, the data loaded once, as the sweep's driver does.
+
+The ratio is Ray's wall over fit()'s wall. Ray's wall is then split into Ray start/stop, training
+(the trials' own ``epoch_seconds``), in-trial overhead (building the run, metrics, checkpoints,
+``tune.report``) and the rest of the two trial slots' time (actor start, scheduling, the driver's
+result handling and experiment snapshots, and the tail when one trial is left).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from common import Row, Target, add_repo_to_path, interleaved, median, section_main
+
+add_repo_to_path()
+
+from taso_tune.data import load_dataset  # noqa: E402
+from taso_tune.train import fit  # noqa: E402
+from taso_tune.tuning.trainable import LABEL_KEYS, train_config_of  # noqa: E402
+
+SECTION = "2 sweep overhead"
+TARGET = Target("<=", 1.3)
+
+
+@dataclass(frozen=True)
+class RaySweep:
+    start: float
+    sweep: float
+    stop: float
+    training: float  # sum of the trials' epoch_seconds
+    in_trial: float  # sum of (time_total_s - epoch_seconds) over trials
+    slots: int
+    trials: int
+
+    @property
+    def wall(self) -> float:
+        return self.start + self.sweep + self.stop
+
+    @property
+    def idle_slots(self) -> float:
+        """Slot-seconds of the sweep not spent inside a trial's function."""
+        return self.slots * self.sweep - self.training - self.in_trial
+
+
+def ray_sweep(epochs: int, seeds: int) -> RaySweep:
+    from sweeps import quickstart, run_quiet, start_ray, stop_ray, storage
+
+    spec = quickstart(scheduler="none", epochs=epochs, seeds=seeds)
+    stop_ray()
+    with storage() as root:
+        started = start_ray()
+        run = run_quiet(spec, root, "quickstart-none")
+        stopped = stop_ray()
+    training = sum(r["epoch_seconds"] for records in run.trials for r in records)
+    total = sum(records[-1]["time_total_s"] for records in run.trials)
+    assert run.epochs_run == len(spec.trials()) * epochs, "a trial stopped early under scheduler none"
+    return RaySweep(started, run.wall_seconds, stopped, training, total - training, spec.max_concurrent or 1,
+                    len(run.trials))  # fmt: skip
+
+
+def fit_loop(epochs: int, seeds: int) -> float:
+    """Wall seconds of every trial of the same spec run by fit(), one after another."""
+    from sweeps import quickstart
+
+    spec = quickstart(scheduler="none", epochs=epochs, seeds=seeds)
+    start = time.perf_counter()
+    data = load_dataset("digits")
+    for trial in spec.trials():
+        flat = {k: v for k, v in trial.items() if k not in LABEL_KEYS}
+        for _ in fit(train_config_of(flat, cpus=spec.resources.cpus, device="cpu"), data):
+            pass
+    return time.perf_counter() - start
+
+
+def run(quick: bool = False) -> list[Row]:
+    epochs, seeds, repeats = (1, 1, 1) if quick else (3, 3, 3)
+    results = interleaved({"ray": lambda: ray_sweep(epochs, seeds), "fit": lambda: fit_loop(epochs, seeds)}, repeats)
+    rays, fits = results["ray"], results["fit"]
+    ratio = median([r.wall / f for r, f in zip(rays, fits, strict=True)])
+    typical = sorted(rays, key=lambda r: r.wall)[len(rays) // 2]
+    trials = typical.trials
+    what = f"quickstart, scheduler none, {epochs} epochs, {trials} trials, 1 CPU/1 thread each, n={repeats}"
+
+    def share(seconds: float, of: float) -> str:
+        return f"{seconds:.1f} s ({seconds / of:.0%})"
+
+    slot_seconds = typical.slots * typical.sweep
+    return [
+        Row(SECTION, f"Ray sweep wall ({typical.slots} trials at once) vs fit() loop (one at a time)",
+            f"{median([r.wall for r in rays]):.1f} s", f"{median(fits):.1f} s", ratio, TARGET, what),
+        Row(SECTION, "Ray slot-seconds (slots x wall) vs fit() loop",
+            f"{median([r.slots * r.wall for r in rays]):.1f} s", f"{median(fits):.1f} s",
+            median([r.slots * r.wall / f for r, f in zip(rays, fits, strict=True)]),
+            note="the CPU time the sweep holds; 1.0 would be overhead-free"),
+        Row(SECTION, "Ray: ray.init + ray.shutdown", share(typical.start + typical.stop, typical.wall),
+            note="share of Ray's wall (median run)"),
+        Row(SECTION, "Ray: training inside trials (sum of epoch_seconds)", share(typical.training, slot_seconds),
+            note=f"share of the {typical.slots} slots' time"),
+        Row(SECTION, "Ray: in-trial overhead (run build, metrics, checkpoints, report)",
+            share(typical.in_trial, slot_seconds), note=f"{typical.in_trial / trials * 1e3:.0f} ms per trial"),
+        Row(SECTION, "Ray: slots idle (actor start, scheduling, driver, snapshots, tail)",
+            share(typical.idle_slots, slot_seconds), note=f"{typical.idle_slots / trials * 1e3:.0f} ms per trial"),
+    ]  # fmt: skip
+
+
+if __name__ == "__main__":
+    section_main(run, __doc__.splitlines()[0])

@@ -1,0 +1,104 @@
+"""Helpers of the benchmarks that run real sweeps: start Ray, run a spec quietly, read what trials reported.
+
+Sweeps run through :func:`taso_tune.tuning.sweep.run_sweep`, the same call as ``taso-tune sweep``.
+Ray is started with the settings of :func:`taso_tune.tuning.sweep.connect` except that worker logs
+are not forwarded to the driver, so the benchmark output stays one table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+from common import REPO_ROOT
+
+from taso_tune.spaces import SweepSpec, load_space, load_space_dict
+from taso_tune.tuning.sweep import run_sweep
+
+QUICKSTART = REPO_ROOT / "search_spaces" / "quickstart.yaml"
+
+
+def start_ray() -> float:
+    """Start a local Ray (if none is running); returns the seconds it took."""
+    if ray.is_initialized():
+        return 0.0
+    os.environ.pop("RAY_ADDRESS", None)
+    start = time.perf_counter()
+    ray.init(include_dashboard=None, log_to_driver=False, configure_logging=True, logging_level="WARNING")
+    return time.perf_counter() - start
+
+
+def stop_ray() -> float:
+    """Shut Ray down; returns the seconds it took."""
+    start = time.perf_counter()
+    if ray.is_initialized():
+        ray.shutdown()
+    return time.perf_counter() - start
+
+
+def quickstart(**overrides: Any) -> SweepSpec:
+    """The quickstart space with :meth:`SweepSpec.with_overrides` applied."""
+    return load_space(str(QUICKSTART)).with_overrides(**overrides)
+
+
+def one_trial_spec(epochs: int, checkpoint_every: int) -> SweepSpec:
+    """One LeNet5/digits TASO trial of ``epochs`` epochs, 1 CPU, no early stopping."""
+    return load_space_dict({
+        "name": "one-trial",
+        "train": {"model": "lenet5", "dataset": "digits", "epochs": epochs, "batch_size": 64},
+        "seeds": 1,
+        "resources": {"cpus": 1},
+        "scheduler": {"type": "none"},
+        "search": "grid",
+        "checkpoint_every": checkpoint_every,
+        "blocks": [{"optimizer": "taso"}],
+    })  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """A finished sweep: its wall seconds (run_sweep alone) and every trial's reported records."""
+
+    wall_seconds: float
+    experiment: Path
+    trials: list[list[dict[str, Any]]]
+
+    @property
+    def epochs_run(self) -> int:
+        return sum(len(records) for records in self.trials)
+
+
+def trial_records(experiment: Path) -> list[list[dict[str, Any]]]:
+    """Every trial's result.json records (one per reported epoch), budget-sh rung folders included."""
+    trials = []
+    for result in sorted(experiment.rglob("result.json")):
+        lines = result.read_text().splitlines()
+        trials.append([json.loads(line) for line in lines if line.strip()])
+    return trials
+
+
+@contextlib.contextmanager
+def storage() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="taso-bench-") as folder:
+        yield Path(folder)
+
+
+def run_quiet(spec: SweepSpec, root: Path, name: str) -> SweepRun:
+    """Run ``spec`` under ``root/name`` with Tune's progress table swallowed (Ray must be started)."""
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        outcome = run_sweep(spec, str(root), name=name)
+    wall = time.perf_counter() - start
+    if outcome.errored:
+        raise RuntimeError(f"{outcome.errored} trial(s) of the benchmark sweep {name!r} errored")
+    experiment = Path(outcome.experiment_path)
+    return SweepRun(wall, experiment, trial_records(experiment))

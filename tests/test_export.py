@@ -1,0 +1,141 @@
+"""Exported defaults: stable and atomic files, the round trip into ``sweep --defaults`` (dry run and
+one real tiny run on Ray), the paper's defaults file, and one clear error per malformed field."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+from test_results import write_fixture_experiment
+
+from taso_tune.cli import main
+from taso_tune.export import FORMAT, defaults_from_experiment, export_defaults, load_defaults
+from taso_tune.results import load_experiment
+
+PAPER_DEFAULTS = Path(__file__).resolve().parents[1] / "search_spaces" / "defaults" / "paper.yaml"
+
+
+@pytest.fixture
+def experiment(tmp_path: Path):
+    return load_experiment(str(write_fixture_experiment(tmp_path)))
+
+
+def test_export_is_stable_sorted_and_atomic(experiment, tmp_path: Path) -> None:
+    out_dir = tmp_path / "out"
+    first, second = out_dir / "a.yaml", out_dir / "b.yaml"
+    export_defaults(experiment, str(first))
+    time.sleep(1.1)  # a different 'exported' second
+    export_defaults(experiment, str(second))
+    a, b = yaml.safe_load(first.read_text()), yaml.safe_load(second.read_text())
+    assert a["provenance"].pop("exported") != b["provenance"].pop("exported")
+    assert a == b
+    differing = [pair for pair in zip(first.read_text().splitlines(), second.read_text().splitlines(), strict=True)
+                 if pair[0] != pair[1]]  # fmt: skip
+    assert len(differing) == 1 and "exported" in differing[0][0]
+    assert list(a["optimizers"]) == sorted(a["optimizers"])
+    assert all(list(e["hparams"]) == sorted(e["hparams"]) for e in a["optimizers"].values())
+    assert sorted(p.name for p in out_dir.iterdir()) == ["a.yaml", "b.yaml"]  # no temp file left
+
+
+def test_export_content_follows_the_selection(experiment) -> None:
+    on_val = defaults_from_experiment(experiment, "val")
+    assert on_val["format"] == FORMAT
+    assert on_val["provenance"]["selected_on"] == "val_acc" and on_val["provenance"]["epochs"] == 3
+    taso = on_val["optimizers"]["taso"]
+    assert taso["config_id"] == "taso_alpha=10_beta=0.5"
+    assert taso["hparams"] == {"alpha": 10.0, "beta": 0.5, "lr": 0.05, "momentum": 0.9, "nesterov": False,
+                               "weight_decay": 0.0001}  # fmt: skip
+    assert taso["val_acc"] == {"mean": pytest.approx(0.91), "std": pytest.approx(0.01414213562373095), "n": 2}
+    on_test = defaults_from_experiment(experiment, "test")
+    assert on_test["provenance"]["selected_on"] == "test_acc"
+    assert on_test["optimizers"]["taso"]["hparams"]["alpha"] == 25.0
+
+
+def test_cli_export_writes_and_prints_a_table(experiment, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", experiment.path]) == 0
+    out = capsys.readouterr().out
+    path = Path(experiment.path) / "defaults.yaml"
+    assert str(path) in out and "91.00 (± 1.41)" in out and "adagrad" in out
+    assert load_defaults(str(path))["optimizers"]["adagrad"]["hparams"]["lr"] == 0.05
+
+
+def _dry_run(defaults: Path, capsys: pytest.CaptureFixture[str], epochs: int = 2) -> str:
+    code = main(["sweep", "--defaults", str(defaults), "--model", "lenet5", "--dataset", "digits",
+                 "--epochs", str(epochs), "--seeds", "2", "--dry-run"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    return capsys.readouterr().out
+
+
+def test_round_trip_dry_run_one_configuration_per_optimizer(experiment, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "exported.yaml"
+    export_defaults(experiment, str(out))
+    text = _dry_run(out, capsys)
+    assert "2 configurations x 2 seeds = 4 trials" in text
+    lines = [line.strip() for line in text.splitlines()[1:]]
+    assert [line.split(":")[0] for line in lines] == ["adagrad", "taso"]
+    assert "'alpha': 10.0" in lines[1] and "'epochs': 2" in lines[1]
+
+
+def test_paper_defaults_file(capsys: pytest.CaptureFixture[str]) -> None:
+    document = load_defaults(str(PAPER_DEFAULTS))
+    assert document["provenance"]["selected_on"] == "test_acc"
+    assert document["optimizers"]["taso"]["hparams"] == {"alpha": 25, "beta": 0.7, "lr": 0.05, "momentum": 0.9,
+                                                         "nesterov": False, "weight_decay": 0.0001}  # fmt: skip
+    assert document["optimizers"]["taso"]["test_acc"] == {"mean": 0.9198, "std": 0.0019, "n": 5}
+    text = _dry_run(PAPER_DEFAULTS, capsys, epochs=3)
+    assert "4 configurations x 2 seeds = 8 trials, up to 24 epochs" in text
+
+
+MALFORMED = {
+    "bad-yaml": ("format: taso-tune-defaults/1\noptimizers: [unclosed\n", "not valid YAML"),
+    "format": ("format: taso-tune-defaults/0\noptimizers: {taso: {hparams: {lr: 0.05}}}\n", "format:"),
+    "optimizer": (f"format: {FORMAT}\noptimizers: {{tasso: {{hparams: {{lr: 0.05}}}}}}\n", "optimizers.tasso:"),
+    "hparam": (f"format: {FORMAT}\noptimizers: {{taso: {{hparams: {{lr: -1}}}}}}\n", "optimizers.taso.hparams.lr:"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_defaults_exit_2_naming_file_and_field(case: str, tmp_path: Path, capsys) -> None:
+    text, field = MALFORMED[case]
+    path = tmp_path / f"{case}.yaml"
+    path.write_text(text)
+    code = main(["sweep", "--defaults", str(path), "--model", "lenet5", "--dataset", "digits", "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert str(path) in err and field in err, err
+
+
+def test_defaults_without_model_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["sweep", "--defaults", str(PAPER_DEFAULTS), "--dataset", "digits", "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 2 and str(PAPER_DEFAULTS) in err and "--model" in err, err
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_defaults_sweep_runs_end_to_end(experiment, tmp_path: Path, capsys, monkeypatch) -> None:
+    import ray
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)  # a local Ray of its own, never a shared cluster
+
+    out = tmp_path / "exported.yaml"
+    export_defaults(experiment, str(out))
+    storage = tmp_path / "runs"
+    try:
+        code = main(["sweep", "--defaults", str(out), "--model", "lenet5", "--dataset", "digits",
+                     "--epochs", "2", "--seeds", "1", "--max-concurrent", "2", "--storage", str(storage)])  # fmt: skip
+    finally:
+        ray.shutdown()
+    assert code == 0, capsys.readouterr().err[-2000:]
+    result = load_experiment(str(storage / "defaults-lenet5-digits"))
+    assert sorted(result.trials["optimizer"]) == ["adagrad", "taso"]
+    assert set(result.trials["status"]) == {"complete"} and set(result.trials["epochs_run"]) == {2}
+    assert "best configuration per optimizer" in capsys.readouterr().out
+    deadline = time.monotonic() + 20
+    while psutil.Process().children(recursive=True) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not psutil.Process().children(recursive=True), "Ray left processes behind"

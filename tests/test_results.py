@@ -1,0 +1,221 @@
+"""Reading an experiment folder and aggregating over seeds, against numbers worked out by hand.
+
+The fixture experiment is written here in Ray Tune's on-disk format (a folder per trial with
+``params.json`` and ``result.json`` JSON lines, an ``experiment_state-*.json`` with the trial
+statuses, ``error.txt`` for an errored trial) so the tests need no Ray. The report and export tests
+import :func:`write_fixture_experiment` from this module.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from taso_tune.errors import ConfigError
+from taso_tune.layout import SPACE_FILE
+from taso_tune.results import (
+    aggregate,
+    best_per_optimizer,
+    format_summary,
+    load_experiment,
+    pm,
+    selection_metric,
+    status_counts,
+)
+
+PLANNED = 3
+TASO_HP = {"lr": 0.05, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4, "lr_final": None}
+ADAGRAD_HP = {"lr_decay": 0.0, "eps": 1e-10, "weight_decay": 0.0}
+#: Final metrics (val_acc, test_acc, val_loss, test_loss) of each trial; train_* follow from them.
+TRIALS = [
+    # config_id, optimizer, hp, seed, epochs run, Ray Tune status, final metrics, how it ended
+    ("taso_alpha=10_beta=0.5", "taso", {**TASO_HP, "alpha": 10.0, "beta": 0.5}, 0, 3, "TERMINATED", (0.90, 0.80, 0.30, 0.50), "complete"),
+    ("taso_alpha=10_beta=0.5", "taso", {**TASO_HP, "alpha": 10.0, "beta": 0.5}, 1, 3, "TERMINATED", (0.92, 0.84, 0.26, 0.46), "complete"),
+    ("taso_alpha=25_beta=0.7", "taso", {**TASO_HP, "alpha": 25.0, "beta": 0.7}, 0, 3, "TERMINATED", (0.88, 0.86, 0.34, 0.40), "complete"),
+    ("taso_alpha=25_beta=0.7", "taso", {**TASO_HP, "alpha": 25.0, "beta": 0.7}, 1, 3, "TERMINATED", (0.86, 0.88, 0.38, 0.36), "complete"),
+    # stopped by ASHA after epoch 1; its (high) numbers must not enter any aggregate
+    ("taso_alpha=25_beta=0.7", "taso", {**TASO_HP, "alpha": 25.0, "beta": 0.7}, 2, 1, "TERMINATED", (0.99, 0.99, 0.01, 0.01), "stopped"),
+    ("adagrad_lr=0.05", "adagrad", {**ADAGRAD_HP, "lr": 0.05}, 0, 3, "TERMINATED", (0.70, 0.72, 0.90, 0.88), "complete"),
+    ("adagrad_lr=0.05", "adagrad", {**ADAGRAD_HP, "lr": 0.05}, 1, 3, "TERMINATED", (0.75, 0.74, 0.80, 0.82), "complete"),
+    ("adagrad_lr=0.05", "adagrad", {**ADAGRAD_HP, "lr": 0.05}, 2, 3, "TERMINATED", (0.80, 0.79, 0.70, 0.71), "complete"),
+    ("adagrad_lr=0.05", "adagrad", {**ADAGRAD_HP, "lr": 0.05}, 3, 2, "TERMINATED", (0.10, 0.10, 9.00, 9.00), "diverged"),
+    ("adagrad_lr=0.01", "adagrad", {**ADAGRAD_HP, "lr": 0.01}, 0, 3, "TERMINATED", (0.60, 0.62, 1.10, 1.05), "complete"),
+    ("adagrad_lr=0.01", "adagrad", {**ADAGRAD_HP, "lr": 0.01}, 1, 1, "ERROR", (0.20, 0.20, 2.00, 2.00), "errored"),
+]  # fmt: skip
+
+
+def _records(index: int, spec: tuple) -> list[dict]:
+    config_id, optimizer, hp, seed, epochs_run, _, final, ending = spec
+    trial_id = f"abcde_{index:05d}"
+    val_acc, test_acc, val_loss, test_loss = final
+    records = []
+    for epoch in range(1, epochs_run + 1):
+        behind = epochs_run - epoch  # earlier epochs: a little worse than the last one
+        last = epoch == epochs_run
+        status = {"complete": "completed", "diverged": "diverged"}.get(ending, "running") if last else "running"
+        records.append({
+            "epoch": epoch, "total_epochs": PLANNED, "lr": hp["lr"] * (1 - 0.25 * (epoch - 1)),
+            "train_loss": math.nan if ending == "diverged" and last else val_loss - 0.1 + 0.1 * behind,
+            "train_acc": val_acc + 0.02 - 0.1 * behind,
+            "val_loss": val_loss + 0.1 * behind, "val_acc": val_acc - 0.1 * behind,
+            "test_loss": test_loss + 0.1 * behind, "test_acc": test_acc - 0.1 * behind,
+            "epoch_seconds": 1.5, "images_per_second": 1000.0, "status": status,
+            "config_id": config_id, "optimizer": optimizer, "seed": seed, "planned_epochs": PLANNED,
+            "model": "lenet5", "dataset": "digits", "batch_size": 64, "hp": hp,
+            "diverged": ending == "diverged" and last,
+            "done": last, "training_iteration": epoch, "trial_id": trial_id, "time_total_s": 1.5 * epoch,
+            "node_ip": f"10.0.0.{1 + index % 2}", "hostname": "node", "pid": 100 + index,
+            "config": {"trial": {"config_id": config_id, "optimizer": optimizer, "seed": seed}},
+        })  # fmt: skip
+    return records
+
+
+def write_fixture_experiment(root: Path, name: str = "fixture") -> Path:
+    """Write the fixture experiment under ``root/name`` in Ray Tune's layout and return its path."""
+    path = root / name
+    path.mkdir(parents=True)
+    trial_data = []
+    for index, spec in enumerate(TRIALS):
+        records = _records(index, spec)
+        trial_id = records[0]["trial_id"]
+        folder = path / f"{spec[0]}_s{spec[3]}_{trial_id}"
+        folder.mkdir()
+        (folder / "params.json").write_text(json.dumps({"trial": records[0]["config"]["trial"]}))
+        (folder / "result.json").write_text("".join(json.dumps(r) + "\n" for r in records))
+        if spec[7] == "errored":
+            (folder / "error.txt").write_text("RuntimeError: CUDA out of memory (fixture)\n")
+        trial_data.append([json.dumps({"trial_id": trial_id, "status": spec[5]}), json.dumps({})])
+    (path / "experiment_state-2026-01-01_00-00-00.json").write_text(json.dumps({"trial_data": trial_data}))
+    space = {"name": name, "description": "hand-written fixture", "train": {"model": "lenet5", "dataset": "digits",
+             "epochs": PLANNED}, "metric": "val_acc", "mode": "max", "seeds": 2,
+             "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 3}}  # fmt: skip
+    (path / SPACE_FILE).write_text(yaml.safe_dump(space))
+    return path
+
+
+@pytest.fixture
+def experiment(tmp_path: Path):
+    return load_experiment(str(write_fixture_experiment(tmp_path)))
+
+
+def _row(frame: pd.DataFrame, config_id: str) -> pd.Series:
+    return frame.set_index("config_id").loc[config_id]
+
+
+def test_trials_and_epochs_frames(experiment) -> None:
+    trials = experiment.trials
+    assert len(trials) == len(TRIALS)
+    assert len(experiment.epochs) == sum(spec[4] for spec in TRIALS)
+    assert status_counts(trials) == {"complete": 8, "diverged": 1, "errored": 1, "stopped-early": 1}
+    by_seed = trials.set_index(["config_id", "seed"])
+    assert by_seed.loc[("taso_alpha=25_beta=0.7", 2), "status"] == "stopped-early"
+    assert by_seed.loc[("taso_alpha=25_beta=0.7", 2), "epochs_run"] == 1
+    assert by_seed.loc[("adagrad_lr=0.05", 3), "status"] == "diverged"
+    assert by_seed.loc[("adagrad_lr=0.01", 1), "status"] == "errored"
+    assert by_seed.loc[("taso_alpha=10_beta=0.5", 1), "val_acc"] == 0.92
+    assert by_seed.loc[("taso_alpha=10_beta=0.5", 1), "hp.alpha"] == 10.0
+    assert set(trials["node"]) == {"10.0.0.1", "10.0.0.2"}
+    assert experiment.space["name"] == "fixture"
+
+
+def test_aggregate_is_mean_and_sample_std_of_complete_trials(experiment) -> None:
+    agg = aggregate(experiment.final_trials)
+    assert list(agg["config_id"]) == ["adagrad_lr=0.01", "adagrad_lr=0.05", "taso_alpha=10_beta=0.5", "taso_alpha=25_beta=0.7"]
+    taso_a = _row(agg, "taso_alpha=10_beta=0.5")
+    assert taso_a["n"] == 2
+    assert taso_a["val_acc_mean"] == pytest.approx(0.91)
+    assert taso_a["val_acc_std"] == pytest.approx(0.01414213562373095)  # sqrt(2 * 0.01**2 / 1)
+    assert taso_a["test_acc_mean"] == pytest.approx(0.82)
+    assert taso_a["test_acc_std"] == pytest.approx(0.0282842712474619)
+    assert taso_a["val_loss_mean"] == pytest.approx(0.28)
+    adagrad = _row(agg, "adagrad_lr=0.05")  # three complete seeds; the diverged fourth is left out
+    assert adagrad["n"] == 3
+    assert adagrad["val_acc_mean"] == pytest.approx(0.75)
+    assert adagrad["val_acc_std"] == pytest.approx(0.05)
+    assert adagrad["test_acc_mean"] == pytest.approx(0.75)
+    assert adagrad["test_acc_std"] == pytest.approx(0.036055512754639894)  # sqrt(0.0026 / 2)
+    single = _row(agg, "adagrad_lr=0.01")  # the errored seed is left out: n = 1, std 0
+    assert single["n"] == 1
+    assert single["val_acc_mean"] == pytest.approx(0.60)
+    assert single["val_acc_std"] == 0.0
+
+
+def test_stopped_early_trials_are_not_aggregated(experiment) -> None:
+    taso_b = _row(aggregate(experiment.final_trials), "taso_alpha=25_beta=0.7")
+    assert taso_b["n"] == 2  # not 3: the seed ASHA stopped after one epoch (val_acc 0.99) is out
+    assert taso_b["val_acc_mean"] == pytest.approx(0.87)
+    assert taso_b["test_acc_mean"] == pytest.approx(0.87)
+    assert taso_b["test_acc_std"] == pytest.approx(0.01414213562373095)
+
+
+def test_best_per_optimizer_depends_on_the_split(experiment) -> None:
+    agg = aggregate(experiment.final_trials)
+    on_val = best_per_optimizer(agg, "val").set_index("optimizer")["config_id"]
+    on_test = best_per_optimizer(agg, "test").set_index("optimizer")["config_id"]
+    assert on_val["taso"] == "taso_alpha=10_beta=0.5"  # val 0.91 > 0.87
+    assert on_test["taso"] == "taso_alpha=25_beta=0.7"  # test 0.87 > 0.82
+    assert on_val["adagrad"] == on_test["adagrad"] == "adagrad_lr=0.05"
+    assert list(best_per_optimizer(agg, "val")["optimizer"]) == ["taso", "adagrad"]  # best first
+
+
+def test_selection_metric_rejects_unknown_split() -> None:
+    assert selection_metric("val") == "val_acc" and selection_metric("test") == "test_acc"
+    with pytest.raises(ConfigError, match="--select-on"):
+        selection_metric("train")  # type: ignore[arg-type]
+
+
+def test_format_summary_states_n_and_selection(experiment) -> None:
+    text = format_summary(experiment, "val")
+    assert "selected on val_acc" in text
+    assert "n=2" in text and "n=3" in text
+    assert "91.00 (± 1.41)" in text
+    assert "stopped-early 1" in text and "diverged 1" in text and "errored 1" in text
+    assert "taso_alpha=25_beta=0.7" in format_summary(experiment, "test")
+
+
+def test_pm_formats_like_the_paper() -> None:
+    assert pm(0.9198, 0.0019) == "91.98 (± 0.19)"
+    assert pm(0.36, 0.02, scale=1.0) == "0.36 (± 0.02)"
+    assert pm(math.nan, 0.0) == "n/a"
+
+
+def test_missing_or_empty_experiment_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such experiment folder"):
+        load_experiment(str(tmp_path / "nope"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no trial results"):
+        load_experiment(str(tmp_path / "empty"))
+
+
+def write_budget_sh_experiment(root: Path) -> Path:
+    """A budget-aware successive-halving experiment: rung 0 (1 epoch, two configurations) and
+    rung 1 (3 epochs, the survivor), each a Tune run in its own folder."""
+    path = root / "bsh"
+    path.mkdir()
+    rung_trials = {0: [(c, o, h, s, 1, "TERMINATED", f, "complete") for c, o, h, s, _, _, f, e in TRIALS[:4]],
+                   1: [spec for spec in TRIALS[:2]]}  # fmt: skip
+    for rung, specs in rung_trials.items():
+        folder = path / f"rung-{rung}-{1 if rung == 0 else PLANNED}ep"
+        folder.mkdir()
+        for index, spec in enumerate(specs):
+            records = _records(100 * rung + index, spec)
+            for rec in records:
+                rec["planned_epochs"] = rec["total_epochs"] = spec[4]
+            trial = folder / f"{spec[0]}_s{spec[3]}_{records[0]['trial_id']}"
+            trial.mkdir()
+            (trial / "result.json").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def test_budget_sh_compares_the_last_rung_only(tmp_path: Path) -> None:
+    experiment = load_experiment(str(write_budget_sh_experiment(tmp_path)))
+    assert sorted(experiment.trials["rung"].unique()) == [0, 1]
+    assert set(experiment.final_trials["rung"]) == {1}
+    agg = aggregate(experiment.final_trials)
+    assert list(agg["config_id"]) == ["taso_alpha=10_beta=0.5"]
+    assert agg["val_acc_mean"].iloc[0] == pytest.approx(0.91)
