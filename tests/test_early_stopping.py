@@ -1,0 +1,67 @@
+"""The early-stopping comparison (epochs, regret, rank correlation, top-5 fate) on hand-checked data."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from test_results import write_fixture_experiment
+
+from taso_tune.early_stopping import asha_rungs, compare, to_markdown, true_scores
+from taso_tune.early_stopping_report import write_comparison_page
+from taso_tune.results import load_experiment
+
+
+@pytest.fixture
+def full(tmp_path: Path):
+    return load_experiment(str(write_fixture_experiment(tmp_path)))
+
+
+def test_asha_rungs_follow_grace_times_eta_powers() -> None:
+    assert asha_rungs(2, 3, 20) == [2, 6, 18]
+    assert asha_rungs(1, 3, 3) == [1]
+    assert asha_rungs(3, 3, 15) == [3, 9]
+
+
+def test_true_scores_are_final_mean_validation_accuracy(full) -> None:
+    truth = true_scores(full)
+    # complete trials only: taso alpha 10 (0.90, 0.92), taso alpha 25 (0.88, 0.86), adagrad (0.70, 0.75, 0.80)
+    assert list(truth.index[:3]) == ["taso_alpha=10_beta=0.5", "taso_alpha=25_beta=0.7", "adagrad_lr=0.05"]
+    assert truth.iloc[0] == pytest.approx(0.91)
+
+
+def test_regret_and_epochs_of_a_method_that_stopped_the_best_configuration(full) -> None:
+    # an early-stopping run that stopped both seeds of the truly best configuration after epoch 1
+    trials = full.trials.copy()
+    best = trials["config_id"] == "taso_alpha=10_beta=0.5"
+    trials.loc[best, "status"] = "stopped-early"
+    trials.loc[best, "epochs_run"] = 1
+    asha = replace(full, trials=trials)
+
+    result = compare(full, asha, asha_rung_epochs=[1, 2])
+    summary = result.summary.set_index("method")
+    assert summary.loc["full", "regret_points"] == pytest.approx(0.0)
+    assert summary.loc["asha", "pick"] == "taso_alpha=25_beta=0.7"
+    assert summary.loc["asha", "regret_points"] == pytest.approx(100 * (0.91 - 0.87))
+    full_epochs = int(full.trials["epochs_run"].sum())
+    assert summary.loc["asha", "epochs"] == full_epochs - 4  # two trials ran 1 epoch instead of 3
+    assert summary.loc["asha", "share_of_full"] == pytest.approx((full_epochs - 4) / full_epochs)
+
+    corr = result.rank_correlation
+    assert list(corr["rung_epochs"]) == [1, 2] and (corr["method"] == "asha").all()
+    assert corr["spearman"].between(-1, 1).all()
+
+    top5 = result.top5.set_index("config_id")
+    assert top5.loc["taso_alpha=10_beta=0.5", "asha_seeds_stopped"] == "2/2"
+    assert top5.loc["taso_alpha=25_beta=0.7", "asha_seeds_stopped"] == "1/3"
+
+    text = to_markdown(result)
+    assert "| asha |" in text and "regret_points" in text
+
+
+def test_comparison_page_is_written_with_its_plotly(full, tmp_path: Path) -> None:
+    page = write_comparison_page(compare(full, full, asha_rung_epochs=[1]), str(tmp_path / "out" / "cmp.html"))
+    html = Path(page).read_text()
+    assert "Epochs and regret" in html and 'src="plotly.min.js"' in html
+    assert (tmp_path / "out" / "plotly.min.js").stat().st_size > 1_000_000
