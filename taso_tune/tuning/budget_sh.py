@@ -63,7 +63,8 @@ def survivors(scores: dict[str, float], eta: float, mode: str) -> list[str]:
 
 
 def _rung_scores(results: tune.ResultGrid, metric: str, mode: str) -> dict[str, float]:
-    """Mean of ``metric`` over seeds per configuration; a diverged or failed trial scores worst."""
+    """Mean of ``metric`` over seeds per configuration; a diverged or failed trial scores worst
+    (``-inf`` for ``max``), so its configuration never goes on."""
     per_config: dict[str, list[float]] = defaultdict(list)
     worst = -math.inf if mode == "max" else math.inf
     for result in results:
@@ -84,7 +85,7 @@ def _rung_spec(spec: SweepSpec, epochs: int, config_ids: list[str]) -> tuple[Swe
 
 
 def _run_rung(spec: SweepSpec, experiment: str, index: int, epochs: int, config_ids: list[str],
-              datasets, restore: bool) -> dict[str, float]:  # fmt: skip
+              datasets, restore: bool) -> tuple[dict[str, float], int]:  # fmt: skip
     rung, trials = _rung_spec(spec, epochs, config_ids)
     name = rung_name(index, epochs)
     rung_path = f"{experiment.rstrip('/')}/{name}"
@@ -99,7 +100,8 @@ def _run_rung(spec: SweepSpec, experiment: str, index: int, epochs: int, config_
                            run_config=sweep_mod._run_config(rung, name, experiment))  # fmt: skip
     print(f"budget-sh rung {index}: {len(config_ids)} configurations x {spec.seeds} seeds, {epochs} epochs each",
           flush=True)  # fmt: skip
-    return _rung_scores(tuner.fit(), spec.metric, spec.mode)
+    results = tuner.fit()
+    return _rung_scores(results, spec.metric, spec.mode), results.num_errors
 
 
 def _drive(spec: SweepSpec, experiment: str, state: dict[str, Any], datasets, start: float):
@@ -114,8 +116,8 @@ def _drive(spec: SweepSpec, experiment: str, state: dict[str, Any], datasets, st
             rungs.append({"epochs": budgets[index], "configs": ids, "done": False})
             _write_state(experiment, state)
         current, index = rungs[-1], len(rungs) - 1
-        scores = _run_rung(spec, experiment, index, current["epochs"], current["configs"], datasets, restore)
-        errored += sum(1 for v in scores.values() if math.isinf(v))
+        scores, errors = _run_rung(spec, experiment, index, current["epochs"], current["configs"], datasets, restore)
+        errored += errors  # trials that failed for good (diverged ones are not errors)
         current.update(scores=scores, done=True)
         _write_state(experiment, state)
     final = state["rungs"][-1]
