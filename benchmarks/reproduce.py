@@ -19,6 +19,7 @@ docs/reproduction.md between markers; the reports go to dashboards/reproduction/
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shlex
 import subprocess
@@ -45,7 +46,9 @@ class Study:
 
     def __init__(self, storage: Path, reports: Path) -> None:
         self.storage, self.reports = storage, reports
-        self.log: list[tuple[str, float]] = []
+        # the sweeps' commands and wall times, kept across reruns (a rerun only resumes them)
+        self.log_file = storage / "commands.json"
+        self.log: list[tuple[str, float]] = json.loads(self.log_file.read_text()) if self.log_file.exists() else []
 
     def run(self, *args: str) -> None:
         command = ["taso-tune", *args]
@@ -53,7 +56,9 @@ class Study:
         print(f"\n$ {shown}", flush=True)
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "taso_tune.cli", *args], check=True, cwd=REPO)
-        self.log.append((shown, time.perf_counter() - start))
+        if args[0] == "sweep":
+            self.log.append((shown, time.perf_counter() - start))
+            self.log_file.write_text(json.dumps(self.log, indent=1))
 
     def sweep(self, name: str, *args: str) -> Path:
         experiment = self.storage / name
@@ -106,9 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--doc", default=str(REPO / "docs/reproduction.md"))
     args = parser.parse_args(argv)
     storage, reports = Path(args.storage).resolve(), Path(args.reports).resolve()
+    storage.mkdir(parents=True, exist_ok=True)
     study = Study(storage, reports)
     epochs, quarter = args.epochs, max(1, args.epochs // 4)
-    start = time.perf_counter()
 
     grids = study.sweep("grids", GRIDS, "--epochs", str(epochs))
     study.run("export", str(grids), "-o", str(storage / "grids-defaults.yaml"))
@@ -125,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     study.sweep("beyond", "search_spaces/beyond.yaml", "--seeds", "5", "--epochs", str(epochs))
     study.sweep("grids-asha", GRIDS, "--epochs", str(epochs), "--scheduler", "asha")
     study.sweep("grids-budget-sh", GRIDS, "--epochs", str(epochs), "--scheduler", "budget-sh")
-    total = time.perf_counter() - start
+    total = sum(seconds for _, seconds in study.log)  # the sweeps, as first run
 
     block = f"{BEGIN}\n{render_tables(storage, study.log, epochs, quarter, total)}\n{END}"
     doc = Path(args.doc)
