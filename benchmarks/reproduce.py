@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -110,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reports", default=str(REPO / "dashboards/reproduction"))
     parser.add_argument("--doc", default=str(REPO / "docs/reproduction.md"))
     args = parser.parse_args(argv)
-    storage, reports = Path(args.storage).resolve(), Path(args.reports).resolve()
+    os.chdir(REPO)
+    # paths relative to the repository (the commands run there): nothing of this machine's layout
+    # ends up in the reports' provenance or the docs
+    storage, reports = (Path(os.path.relpath(Path(p).resolve(), REPO)) for p in (args.storage, args.reports))
     storage.mkdir(parents=True, exist_ok=True)
     study = Study(storage, reports)
     epochs, quarter = args.epochs, max(1, args.epochs // 4)
