@@ -182,3 +182,17 @@ def section_main(run: Callable[[bool], list[Row]], description: str, argv: Seque
     rows = run(args.quick)
     print(format_table(rows))
     print(f"\n{format_facts(machine_facts())}; {time.perf_counter() - start:.0f} s")
+
+
+# --- the docs ---------------------------------------------------------------------------------
+
+
+def write_between_markers(path: Path, begin: str, end: str, block: str) -> None:
+    """Put ``block`` between the ``begin`` and ``end`` lines of ``path``, keeping the rest of the file
+    (the markers are appended when missing)."""
+    text = path.read_text() if path.exists() else ""
+    if begin not in text or end not in text:
+        text = f"{text.rstrip()}\n\n{begin}\n{end}\n".lstrip()
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{begin}\n{block.strip()}\n{end}{tail}")

@@ -13,6 +13,7 @@ count moves a little from run to run; the winners of ``none`` are deterministic 
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from common import Row, Target, add_repo_to_path, section_main
@@ -29,6 +30,9 @@ class Outcome:
     epochs: int
     wall_seconds: float
     winners: dict[str, str]  # optimizer -> config_id of its best configuration
+    best: str  # config_id of the best configuration overall
+    trial_lengths: dict[int, int]  # epochs a trial ran -> how many trials ran that long
+    scores: dict[str, tuple[float, float]]  # config_id -> (mean, std) of val_acc over its full-length seeds
 
 
 def sweep_outcome(scheduler: str, epochs: int | None, seeds: int | None) -> Outcome:
@@ -38,18 +42,32 @@ def sweep_outcome(scheduler: str, epochs: int | None, seeds: int | None) -> Outc
     with storage() as root:
         run = run_quiet(spec, root, spec.name)
         experiment = load_experiment(str(run.experiment))
-    best = best_per_optimizer(aggregate(experiment.final_trials))
-    return Outcome(run.epochs_run, run.wall_seconds, dict(zip(best["optimizer"], best["config_id"], strict=True)))
+    aggregated = aggregate(experiment.final_trials)
+    best = best_per_optimizer(aggregated)  # best first
+    lengths = Counter(len(records) for records in run.trials)
+    scores = {row.config_id: (row.val_acc_mean, row.val_acc_std) for row in aggregated.itertuples()}
+    return Outcome(run.epochs_run, run.wall_seconds, dict(zip(best["optimizer"], best["config_id"], strict=True)),
+                   str(best["config_id"].iloc[0]), dict(sorted(lengths.items())), scores)  # fmt: skip
 
 
 def compare_rows(name: str, outcome: Outcome, truth: Outcome) -> list[Row]:
     same = [opt for opt, cid in truth.winners.items() if outcome.winners.get(opt) == cid]
-    differ = [f"{opt}: {outcome.winners.get(opt, 'no complete trial')} instead of {truth.winners[opt]}"
+    differ = [f"{opt}: {outcome.winners.get(opt, 'none ran to the end')} instead of {truth.winners[opt]}"
               for opt in truth.winners if opt not in same]  # fmt: skip
+    lengths = ", ".join(f"{n} x {epochs} ep" for epochs, n in outcome.trial_lengths.items())
+
+    def truth_score(config_id: str) -> str:
+        mean, std = truth.scores[config_id]
+        return f"{mean:.4f} ± {std:.4f}"
+
     return [
         Row(SECTION, f"epochs trained: {name} vs none", f"{outcome.epochs}", f"{truth.epochs}",
             outcome.epochs / truth.epochs, Target("<=", 0.4),
-            f"wall {outcome.wall_seconds:.0f} s vs {truth.wall_seconds:.0f} s"),
+            f"trials: {lengths}; wall {outcome.wall_seconds:.0f} s vs {truth.wall_seconds:.0f} s"),
+        Row(SECTION, f"best configuration overall: {name} = none", outcome.best, truth.best,
+            float(outcome.best == truth.best), Target(">=", 1.0),
+            f"final val_acc (none, mean ± std over seeds): {truth_score(outcome.best)} for the pick, "
+            f"{truth_score(truth.best)} for the best"),
         Row(SECTION, f"best configuration per optimizer: {name} = none", f"{len(same)}/{len(truth.winners)} same",
             ", ".join(sorted(truth.winners.values())), len(same) / len(truth.winners), Target(">=", 1.0),
             "; ".join(differ) or "all the same"),

@@ -13,7 +13,7 @@ Prints one table:
   channels_last, and that + ``torch.compile`` (batch 512 only, to keep within the time);
 * beside each, the FLOP floor of an epoch: FLOPs counted by ``FlopCounterMode`` on one forward and
   backward, times the images of an epoch, over the measured dense matmul rate of the same dtype;
-* the host syncs of one training epoch (``torch.cuda.set_sync_debug_mode``): the two reads at its end;
+* the host syncs of one training epoch (``torch.cuda.set_sync_debug_mode``): two reads at its end;
 * packing: 8 LeNet5 trials at once on one GPU, each its own process (as Ray runs trials given
   ``gpu: 0.125``), against one alone: throughput speed-up = 8 x t(alone) / t(8 at once).
 
@@ -37,7 +37,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # taso_tune from a
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from common import Row, Target, format_facts, format_table, machine_facts, median  # noqa: E402
+from common import (  # noqa: E402
+    REPO_ROOT,
+    Row,
+    Target,
+    format_facts,
+    format_table,
+    machine_facts,
+    median,
+    write_between_markers,
+)
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from taso_tune.data import DatasetInfo, ImageData  # noqa: E402
@@ -45,6 +54,7 @@ from taso_tune.models import build_model  # noqa: E402
 from taso_tune.train import Run, TrainConfig  # noqa: E402
 
 SECTION = "gpu"
+GPU_BEGIN, GPU_END = "<!-- bench-gpu:begin -->", "<!-- bench-gpu:end -->"
 
 
 @dataclass(frozen=True)
@@ -87,7 +97,7 @@ class Settings:
 
 
 FULL = Settings("cuda", None, (128, 512), 1, 2, True, 8192, 8, None, 330.0)
-SMOKE = Settings("cpu", 32, (8, 16), 0, 1, False, 256, 2, 256, 40.0)
+SMOKE = Settings("cpu", 16, (4, 8), 0, 1, False, 256, 2, 256, 40.0)
 
 
 def sync(device: str) -> None:
@@ -128,13 +138,14 @@ def matmul_tflops(dtype: torch.dtype, device: str, n: int, iters: int = 10) -> f
     return 2 * n**3 * iters / (time.perf_counter() - start) / 1e12
 
 
-def flops_per_image(workload: Workload, device: str, batch: int = 8) -> float:
-    """Forward + backward FLOPs of one image, counted on one batch (the count does not depend on dtype)."""
+def flops_per_image(workload: Workload, batch: int = 2) -> float:
+    """Forward + backward FLOPs of one image, counted on one batch of meta tensors (shapes only: the
+    count depends on neither the device nor the dtype)."""
     info = workload.info
     model = build_model(workload.model, in_channels=info.in_channels, image_size=info.image_size,
-                        num_classes=info.num_classes).to(device)  # fmt: skip
-    x = torch.randn(batch, info.in_channels, info.image_size, info.image_size, device=device)
-    y = torch.randint(0, info.num_classes, (batch,), device=device)
+                        num_classes=info.num_classes).to("meta")  # fmt: skip
+    x = torch.randn(batch, info.in_channels, info.image_size, info.image_size, device="meta")
+    y = torch.randint(0, info.num_classes, (batch,), device="meta")
     with FlopCounterMode(display=False) as counter:
         F.cross_entropy(model(x), y).backward()
     return counter.get_total_flops() / batch
@@ -189,7 +200,7 @@ def packed_seconds(processes: int, images: int | None, batch: int, epochs: int, 
                for _ in range(processes)]  # fmt: skip
     for worker in workers:
         worker.start()
-    spans = [results.get(timeout=600) for _ in workers]
+    spans = [results.get(timeout=300) for _ in workers]  # a crashed worker fails this, not the whole call
     for worker in workers:
         worker.join()
     return max(end for _, end in spans) - min(start for start, _ in spans)
@@ -206,7 +217,7 @@ def run(settings: Settings) -> list[Row]:
              "bf16": matmul_tflops(torch.bfloat16, device, settings.matmul_size)}  # fmt: skip
     rows += [Row(SECTION, f"dense matmul rate, {dtype}", f"{rate:.1f} TFLOP/s",
                  note=f"{settings.matmul_size}^2 matrices") for dtype, rate in rates.items()]  # fmt: skip
-    flops = {w.model: flops_per_image(w, device) for w in WORKLOADS}
+    flops = {w.model: flops_per_image(w) for w in WORKLOADS}
 
     def epoch_row(workload: Workload, batch: int, mode: str) -> Row:
         measure = f"{workload.model} epoch, batch {batch}, {mode}"
@@ -221,8 +232,8 @@ def run(settings: Settings) -> list[Row]:
         images = len(run_.train_batches) * batch
         floor = flops[workload.model] * images / (rates["bf16" if mode != "fp32" else "fp32"] * 1e12)
         peak = f"peak {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB; " if device == "cuda" else ""
-        return Row(SECTION, measure, f"{seconds:.2f} s", f"{floor:.3f} s FLOP floor", seconds / floor, target,
-                   f"{peak}{flops[workload.model] / 1e9:.2f} GFLOP/image; first epoch {first:.1f} s",
+        return Row(SECTION, measure, f"{seconds:.3g} s", f"{floor:.3g} s FLOP floor", seconds / floor, target,
+                   f"{peak}{flops[workload.model] / 1e6:,.1f} MFLOP/image; first epoch {first:.3g} s",
                    judged=seconds)  # fmt: skip
 
     for workload in WORKLOADS:
@@ -236,8 +247,8 @@ def run(settings: Settings) -> list[Row]:
         probe.train_epoch()
         syncs = count_host_syncs(probe.train_epoch)
         rows.append(Row(SECTION, "host syncs in one training epoch (LeNet5, batch 128)", f"{syncs}",
-                        f"{len(probe.train_batches)} steps", target=Target("<=", 2), judged=syncs,
-                        note="the loss and accuracy read once at the end of the epoch"))  # fmt: skip
+                        f"{len(probe.train_batches)} steps", target=Target("<=", 4), judged=syncs,
+                        note="2 expected: loss and accuracy read at the end; a per-step sync shows as >= steps"))  # fmt: skip
     else:
         rows.append(Row(SECTION, "host syncs in one training epoch", "n/a on CPU"))
 
@@ -267,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="everything tiny, on the CPU (checks the script)")
     parser.add_argument("--budget-s", type=float, help="start no new item after this many seconds")
     parser.add_argument("--out", help="also write the table (markdown) to this file")
+    parser.add_argument("--doc", action="store_true", help="also put the table into docs/benchmarks.md")
     args = parser.parse_args(argv)
     settings = SMOKE if args.smoke else FULL
     if args.budget_s is not None:
@@ -280,10 +292,16 @@ def main(argv: list[str] | None = None) -> int:
                 for r in rows]  # fmt: skip
     table = format_table(rows)
     kind = "smoke run: tiny sizes on the CPU, not GPU figures" if args.smoke else "full run"
-    text = f"{table}\n\n{format_facts(machine_facts())}; {kind}; {time.perf_counter() - start:.0f} s"
+    facts, seconds = format_facts(machine_facts()), time.perf_counter() - start
+    text = f"{table}\n\n{facts}; {kind}; {seconds:.0f} s"
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")
+    if args.doc:
+        command = "python benchmarks/gpu.py" + (" --smoke" if args.smoke else "")
+        block = (f"Measured with `{command}` on {time.strftime('%Y-%m-%d')} in {seconds:.0f} s ({kind}).\n"
+                 f"Machine: {facts}.\n\n{table}")  # fmt: skip
+        write_between_markers(REPO_ROOT / "docs" / "benchmarks.md", GPU_BEGIN, GPU_END, block)
     return 0
 
 

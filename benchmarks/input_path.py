@@ -97,7 +97,7 @@ def lenet_epoch_seconds(batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) ->
 
 
 def run(quick: bool = False) -> list[Row]:
-    n, repeats = (1024, 1) if quick else (10_000, 3)
+    n, repeats = (1024, 1) if quick else (5_000, 3)
     torch.set_num_threads(1)
     images, labels = synthetic_cifar(n)
     paths = {

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import ray
 from common import REPO_ROOT
 
@@ -66,9 +67,12 @@ def one_trial_spec(epochs: int, checkpoint_every: int) -> SweepSpec:
 
 @dataclass(frozen=True)
 class SweepRun:
-    """A finished sweep: its wall seconds (run_sweep alone) and every trial's reported records."""
+    """A finished sweep: its wall seconds (run_sweep alone), the CPU seconds Ray itself used meanwhile
+    (driver, raylet, GCS, dashboard: every process of this Ray but the trial workers) and every
+    trial's reported records."""
 
     wall_seconds: float
+    ray_cpu_seconds: float
     experiment: Path
     trials: list[list[dict[str, Any]]]
 
@@ -92,13 +96,30 @@ def storage() -> Iterator[Path]:
         yield Path(folder)
 
 
+def _ray_cpu() -> dict[int, float]:
+    """CPU seconds so far of this process and each process under it, trial workers left out."""
+    me = psutil.Process()
+    out = {}
+    for process in [me, *me.children(recursive=True)]:
+        try:
+            if "ImplicitFunc" in " ".join(process.cmdline()):  # a trial worker (the trainable's actor)
+                continue
+            times = process.cpu_times()
+            out[process.pid] = times.user + times.system
+        except psutil.Error:  # ended meanwhile
+            continue
+    return out
+
+
 def run_quiet(spec: SweepSpec, root: Path, name: str) -> SweepRun:
     """Run ``spec`` under ``root/name`` with Tune's progress table swallowed (Ray must be started)."""
+    cpu_before = _ray_cpu()
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         outcome = run_sweep(spec, str(root), name=name)
     wall = time.perf_counter() - start
+    ray_cpu = sum(seconds - cpu_before.get(pid, 0.0) for pid, seconds in _ray_cpu().items())
     if outcome.errored:
         raise RuntimeError(f"{outcome.errored} trial(s) of the benchmark sweep {name!r} errored")
     experiment = Path(outcome.experiment_path)
-    return SweepRun(wall, experiment, trial_records(experiment))
+    return SweepRun(wall, ray_cpu, experiment, trial_records(experiment))

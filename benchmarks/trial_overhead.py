@@ -11,15 +11,20 @@ interleaved round by round: ``fit()`` in this process, and a one-trial sweep (1 
 
 The first epoch (which builds the run) is left out of both. Inside a trial, wall per epoch minus
 ``epoch_seconds`` is the loop's own overhead; epochs with and without a checkpoint
-(``checkpoint_every`` 5) split it into report and checkpoint.
+(``checkpoint_every`` 5) split it into report and checkpoint. Two more figures say where the rest
+goes: the share of a core the trial's worker process got while training (psutil samples of its CPU
+time; for fit(), its thread time) and the CPU Ray's own processes used meanwhile (driver, raylet,
+GCS, dashboard), which compete with the trial for the machine's cores.
 """
 
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from typing import Any
 
+import psutil
 from common import Row, Target, add_repo_to_path, interleaved, median, section_main
 
 add_repo_to_path()
@@ -41,20 +46,63 @@ def fit_per_epoch(epochs: int) -> dict[str, float]:
     config = TrainConfig(model="lenet5", dataset="digits", optimizer="taso", epochs=epochs, batch_size=64,
                          device="cpu", threads=1)  # fmt: skip
     data = load_dataset("digits")
-    stamps, records = [], []
+    stamps, cpu, records = [], [], []
     for record in fit(config, data):
         stamps.append(time.perf_counter())
+        cpu.append(time.thread_time())
         records.append(record)
-    return {"wall": (stamps[-1] - stamps[0]) / (epochs - 1), "epoch": steady(records, "epoch_seconds")}
+    wall = stamps[-1] - stamps[0]
+    return {
+        "wall": wall / (epochs - 1),
+        "epoch": steady(records, "epoch_seconds"),
+        "core share": (cpu[-1] - cpu[0]) / wall,
+    }
+
+
+class WorkerCPU(threading.Thread):
+    """Samples the CPU seconds of the trial's worker process (found by its name) while a sweep runs."""
+
+    def __init__(self, period: float = 0.25) -> None:
+        super().__init__(daemon=True)
+        self.period, self.samples = period, []
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        worker = None
+        while not self._done.wait(self.period):
+            try:
+                if worker is None:
+                    worker = next((p for p in psutil.Process().children(recursive=True)
+                                   if "ImplicitFunc" in " ".join(p.cmdline())), None)  # fmt: skip
+                if worker is not None:
+                    times = worker.cpu_times()
+                    self.samples.append((time.perf_counter(), times.user + times.system))
+            except psutil.Error:  # the worker ended
+                worker = None
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+    def core_share(self) -> float:
+        """CPU seconds per wall second over the second half of the worker's busy time (training)."""
+        busy = [s for i, s in enumerate(self.samples) if i == 0 or s[1] > self.samples[i - 1][1]]
+        if len(busy) < 4:
+            return float("nan")
+        (t0, c0), (t1, c1) = busy[len(busy) // 2], busy[-1]
+        return (c1 - c0) / (t1 - t0)
 
 
 def trial_per_epoch(epochs: int, checkpoint_every: int) -> dict[str, float]:
-    """One trial through run_sweep: mean time_this_iter_s and epoch_seconds (epochs 2..N), and the
-    loop's overhead on epochs with and without a checkpoint."""
+    """One trial through run_sweep: mean time_this_iter_s and epoch_seconds (epochs 2..N), the loop's
+    overhead on epochs with and without a checkpoint, and the share of a core the worker got."""
     from sweeps import one_trial_spec, run_quiet, storage
 
+    sampler = WorkerCPU()
+    sampler.start()
     with storage() as root:
         run = run_quiet(one_trial_spec(epochs, checkpoint_every), root, f"ck{checkpoint_every}")
+    sampler.stop()
     (records,) = run.trials
     overhead = {True: [], False: []}
     for r in records[1:]:
@@ -66,6 +114,8 @@ def trial_per_epoch(epochs: int, checkpoint_every: int) -> dict[str, float]:
         "report": statistics.fmean(overhead[False]) if overhead[False] else float("nan"),
         "report+checkpoint": statistics.fmean(overhead[True]),
         "start": run.wall_seconds - records[-1]["time_total_s"],
+        "ray cpu": run.ray_cpu_seconds / epochs,
+        "core share": sampler.core_share(),
     }
 
 
@@ -99,17 +149,28 @@ def run(quick: bool = False) -> list[Row]:
     ]  # fmt: skip
     for every in (1, 5):
         name = f"ck{every}"
+        rounds = [t["wall"] / f["wall"] for t, f in zip(results[name], results["fit"], strict=True)]
         rows.append(Row(SECTION, f"wall per epoch in a trial, checkpoint_every {every}", f"{med(name, 'wall'):.3f} s",
                         f"{fit_wall:.3f} s (fit)", paired(name, "wall", "wall"), TARGET,
-                        note="incl. metrics, gauges, torch.save, tune.report; " + n))  # fmt: skip
+                        note=f"incl. metrics, gauges, torch.save, tune.report; {n}; rounds "
+                             + ", ".join(f"{r:.2f}" for r in rounds)))  # fmt: skip
+
+    def per_epoch(name: str, key: str) -> str:
+        seconds = med(name, key)
+        return f"{seconds * 1e3:.1f} ms ({seconds / fit_epoch:.1%} of an epoch)"
+
     rows += [
-        Row(SECTION, "loop overhead per epoch: tune.report", f"{med('ck5', 'report') * 1e3:.1f} ms",
-            f"{fit_epoch:.3f} s (epoch)", med("ck5", "report") / fit_epoch, note="ck 5, epochs without a checkpoint"),
-        Row(SECTION, "loop overhead per epoch: torch.save + tune.report(checkpoint)",
-            f"{med('ck1', 'report+checkpoint') * 1e3:.1f} ms", f"{fit_epoch:.3f} s (epoch)",
-            med("ck1", "report+checkpoint") / fit_epoch, note="ck 1, every epoch"),
-        Row(SECTION, "trial start + end (run_sweep wall - trial time_total_s)", f"{med('ck1', 'start'):.2f} s",
-            note="Tuner set-up, actor start, first report, teardown; once per sweep, not per epoch"),
+        Row(SECTION, "loop overhead per epoch: metrics, gauges, tune.report", per_epoch("ck5", "report"),
+            note="checkpoint_every 5, the epochs without a checkpoint"),
+        Row(SECTION, "loop overhead per epoch: the same + torch.save + checkpoint upload",
+            per_epoch("ck1", "report+checkpoint"), note="checkpoint_every 1"),
+        Row(SECTION, "share of a core the training got: trial worker vs fit()", f"{med('ck1', 'core share'):.2f}",
+            f"{med('fit', 'core share'):.2f}", paired("ck1", "core share", "core share"),
+            note="CPU s per wall s while training (worker: psutil samples, ck 1; fit: thread time)"),
+        Row(SECTION, "Ray's own CPU per epoch: driver (results, snapshots), raylet, GCS, dashboard",
+            per_epoch("ck1", "ray cpu"), note="whole one-trial sweep (set-up included) / epochs; ck 1"),
+        Row(SECTION, "trial start and end (sweep wall - trial time_total_s)", f"{med('ck1', 'start'):.2f} s",
+            note="Tuner set-up, worker start, first epoch's run build, teardown; once per sweep"),
     ]  # fmt: skip
     return rows
 

@@ -1,0 +1,142 @@
+"""The benchmarks run and print their tables (tiny sizes, no timing assertions), and the training step
+keeps its performance contract: no host sync per step, one batch shape for a compiled model."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from taso_tune.data import PAD_LABEL, DatasetInfo, DeviceBatches, random_crop_flip
+from taso_tune.train import Run, TrainConfig
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = REPO / "benchmarks"
+
+
+def _run_script(*args: str) -> str:
+    done = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def _table_rows(output: str, section: str) -> list[list[str]]:
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in output.splitlines()
+            if line.startswith(f"| {section} |")]  # fmt: skip
+
+
+# --- the benchmark scripts ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_smoke_prints_its_table() -> None:
+    out = _run_script(str(BENCHMARKS / "gpu.py"), "--smoke")
+    rows = _table_rows(out, "gpu")
+    measures = [row[1] for row in rows]
+    for model in ("lenet5", "vgg19", "resnet18"):
+        for mode in ("fp32", "bf16+cl", "bf16+cl+compile"):
+            assert any(m.startswith(f"{model} epoch") and m.endswith(mode) for m in measures), (model, mode)
+    assert any("trials at once" in m for m in measures)
+    assert any(m.startswith("dense matmul rate, bf16") for m in measures)
+    floors = [row for row in rows if row[3].endswith("FLOP floor")]
+    assert len(floors) == 12 and all(float(row[4]) > 0 for row in floors)
+    assert "smoke run" in out
+
+
+@pytest.mark.slow
+def test_input_path_benchmark_quick_prints_its_table() -> None:
+    out = _run_script(str(BENCHMARKS / "input_path.py"), "--quick")
+    rows = _table_rows(out, "3 input path")
+    assert len(rows) == 4
+    assert all(row[4] and float(row[4]) > 0 for row in rows)  # a ratio on every row
+    assert {row[5] for row in rows} == {">= 5", "<= 1"}
+
+
+# --- the training step's performance contract -----------------------------------------------------
+
+#: Calls that make the host wait for the device (or copy from it) inside a training step.
+SYNCING_METHODS = {"item", "cpu", "tolist", "numpy", "synchronize"}
+SYNCING_BUILTINS = {"float", "int", "bool", "print"}
+
+
+def _syncing_calls(function, *, loops_only: bool) -> list[str]:
+    """The syncing calls in ``function`` (in the bodies of its ``for`` loops only, if asked): a static check."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    scopes = [node for node in ast.walk(tree) if isinstance(node, ast.For)] if loops_only else tree.body
+    found = []
+    for scope in scopes:
+        statements = scope.body if loops_only else [scope]
+        for node in (n for stmt in statements for n in ast.walk(stmt) if isinstance(n, ast.Call)):
+            func = node.func
+            if isinstance(func, ast.Attribute) and func.attr in SYNCING_METHODS:
+                found.append(f".{func.attr}() at line {node.lineno}")
+            elif isinstance(func, ast.Name) and func.id in SYNCING_BUILTINS:
+                found.append(f"{func.id}() at line {node.lineno}")
+    return found
+
+
+@pytest.mark.parametrize(("function", "loops_only"),
+                         [(Run.train_epoch, True), (Run.evaluate, True), (DeviceBatches.__iter__, True),
+                          (random_crop_flip, False)],
+                         ids=["Run.train_epoch", "Run.evaluate", "DeviceBatches.__iter__", "random_crop_flip"])  # fmt: skip
+def test_step_code_has_no_host_sync(function, loops_only: bool) -> None:
+    # a supplement to the CUDA test below, for machines without a GPU
+    assert _syncing_calls(function, loops_only=loops_only) == []
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_epoch_syncs_with_the_host_only_at_its_end() -> None:
+    sys.path.insert(0, str(BENCHMARKS))
+    from gpu import WORKLOADS, count_host_syncs, make_run, synthetic
+
+    lenet = WORKLOADS[0]
+    counts = []
+    for images in (1024, 4096):  # 8 and 32 steps: the sync count must not grow with the steps
+        run = make_run(lenet, synthetic(lenet, images, "cuda"), 128, "cuda")
+        run.train_epoch()  # first-call set-up (cuDNN, allocator) is not the steady state
+        counts.append(count_host_syncs(run.train_epoch))
+    assert counts[0] == counts[1], counts  # none per step
+    assert counts[0] <= 4, counts  # the two reads at the end of the epoch, and per-epoch set-up
+
+
+def test_padded_last_batch_keeps_metrics_and_shapes() -> None:
+    info = DatasetInfo("test", 1, 8, 10, (0.5,), (0.25,), augment=False)
+    x = torch.randint(0, 256, (21, 1, 8, 8), dtype=torch.uint8)
+    y = torch.randint(0, 10, (21,))
+    plain = list(DeviceBatches(x, y, info, 8))
+    padded = list(DeviceBatches(x, y, info, 8, pad_last=True))
+    assert [len(yb) for _, yb in padded] == [8, 8, 8]
+    assert (padded[-1][1][5:] == PAD_LABEL).all()
+    assert torch.equal(torch.cat([xb for xb, _ in padded])[:21], torch.cat([xb for xb, _ in plain]))
+    # what Run.evaluate sums: the padding counts in neither the loss nor the accuracy
+    logits = torch.randn(24, 10)
+    labels = torch.cat([yb for _, yb in padded])
+    assert F.cross_entropy(logits, labels, reduction="sum", ignore_index=PAD_LABEL).item() == pytest.approx(
+        F.cross_entropy(logits[:21], y, reduction="sum").item())
+    assert (logits.argmax(1) == labels).sum() == (logits[:21].argmax(1) == y).sum()
+
+
+def test_drop_last_wins_over_pad_last() -> None:
+    info = DatasetInfo("test", 1, 8, 10, (0.5,), (0.25,), augment=False)
+    x, y = torch.zeros(21, 1, 8, 8, dtype=torch.uint8), torch.arange(21) % 10
+    batches = DeviceBatches(x, y, info, 8, drop_last=True, pad_last=True)
+    assert [len(yb) for _, yb in batches] == [8, 8]
+
+
+def test_compiled_run_pads_evaluation(digits_data) -> None:
+    # the evaluation batches a compiled model sees all have one shape (no compile here: the check is
+    # on the batches Run.evaluate builds, through the same flag)
+    config = TrainConfig(model="lenet5", dataset="digits", epochs=1, device="cpu", threads=1)
+    run = Run(config, digits_data)
+    loss, acc = run.evaluate(run.data.x_test, run.data.y_test)
+    run.config = dataclasses.replace(config, compile=True)  # evaluate pads when the run is compiled
+    padded_loss, padded_acc = run.evaluate(run.data.x_test, run.data.y_test)
+    assert padded_acc == acc and padded_loss == pytest.approx(loss, rel=1e-5)
