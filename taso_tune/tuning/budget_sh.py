@@ -25,6 +25,7 @@ from collections import defaultdict
 from dataclasses import replace
 from typing import Any
 
+import pyarrow.fs
 from ray import tune
 
 from taso_tune.errors import ConfigError
@@ -38,7 +39,7 @@ def rung_name(index: int, epochs: int) -> str:
 
 
 def _write_state(experiment: str, state: dict[str, Any]) -> None:
-    fs, path = sweep_mod._filesystem(experiment)
+    fs, path = sweep_mod.filesystem(experiment)
     tmp, final = f"{path}/.{BUDGET_SH_FILE}.tmp", f"{path}/{BUDGET_SH_FILE}"
     with fs.open_output_stream(tmp) as handle:
         handle.write(json.dumps(state, indent=2, sort_keys=True).encode())
@@ -46,9 +47,9 @@ def _write_state(experiment: str, state: dict[str, Any]) -> None:
 
 
 def _read_state(experiment: str) -> dict[str, Any] | None:
-    fs, path = sweep_mod._filesystem(experiment)
+    fs, path = sweep_mod.filesystem(experiment)
     target = f"{path}/{BUDGET_SH_FILE}"
-    if fs.get_file_info(target).type != sweep_mod.pyarrow.fs.FileType.File:
+    if fs.get_file_info(target).type != pyarrow.fs.FileType.File:
         return None
     with fs.open_input_stream(target) as handle:
         return json.loads(handle.read().decode())
@@ -89,15 +90,15 @@ def _run_rung(spec: SweepSpec, experiment: str, index: int, epochs: int, config_
     rung, trials = _rung_spec(spec, epochs, config_ids)
     name = rung_name(index, epochs)
     rung_path = f"{experiment.rstrip('/')}/{name}"
-    trainable = sweep_mod._trainable(rung, datasets, name)
+    trainable = sweep_mod.build_trainable(rung, datasets, name)
     param_space = {"trial": tune.grid_search(trials)}
     if restore and tune.Tuner.can_restore(rung_path):
         tuner = tune.Tuner.restore(rung_path, trainable, resume_unfinished=True, resume_errored=True,
                                    param_space=param_space)  # fmt: skip
     else:
-        tune_config = sweep_mod._tune_config(rung)
+        tune_config = sweep_mod.tune_config(rung)
         tuner = tune.Tuner(trainable, param_space=param_space, tune_config=tune_config,
-                           run_config=sweep_mod._run_config(rung, name, experiment))  # fmt: skip
+                           run_config=sweep_mod.run_config(rung, name, experiment))  # fmt: skip
     print(f"budget-sh rung {index}: {len(config_ids)} configurations x {spec.seeds} seeds, {epochs} epochs each",
           flush=True)  # fmt: skip
     results = tuner.fit()
@@ -135,13 +136,13 @@ def run_budget_sh(spec: SweepSpec, storage: str, *, name: str | None = None, add
         raise ConfigError("search.type", "optuna", "budget-sh needs a list of configurations (grid or random)")
     name = name or spec.name
     experiment = sweep_mod.experiment_path(storage, name)
-    fs, fs_path = sweep_mod._filesystem(experiment)
-    if fs.get_file_info(fs_path).type != sweep_mod.pyarrow.fs.FileType.NotFound:
+    fs, fs_path = sweep_mod.filesystem(experiment)
+    if fs.get_file_info(fs_path).type != pyarrow.fs.FileType.NotFound:
         raise ConfigError("--name", name, f"experiment folder {experiment} already exists; resume it with "
                           f"`taso-tune resume {experiment}` or choose another --name")  # fmt: skip
     start = time.perf_counter()
-    datasets = sweep_mod._prepare(spec, storage, address)
-    sweep_mod._write_space_file(experiment, spec)
+    datasets = sweep_mod.prepare(spec, storage, address)
+    sweep_mod.write_space_file(experiment, spec)
     state = {
         "budgets": spec.scheduler.rung_epochs(spec.epochs),
         "configs": [c["config_id"] for c in spec.configurations()],
@@ -159,5 +160,5 @@ def resume_budget_sh(experiment: str, spec: SweepSpec, *, address: str | None = 
     if state is None:
         raise ConfigError("experiment", experiment, f"has no {BUDGET_SH_FILE} to resume from")
     start = time.perf_counter()
-    datasets = sweep_mod._prepare(spec, posixpath.dirname(experiment.rstrip("/")), address)
+    datasets = sweep_mod.prepare(spec, posixpath.dirname(experiment.rstrip("/")), address)
     return _drive(spec, experiment, state, datasets, start)

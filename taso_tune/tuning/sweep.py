@@ -48,7 +48,8 @@ def experiment_path(storage: str, name: str) -> str:
     return os.path.join(os.path.abspath(os.path.expanduser(storage)), name)
 
 
-def _filesystem(path: str) -> tuple[pyarrow.fs.FileSystem, str]:
+def filesystem(path: str) -> tuple[pyarrow.fs.FileSystem, str]:
+    """The pyarrow file system of a local path or a URI, and the path inside it."""
     if "://" in path:
         return pyarrow.fs.FileSystem.from_uri(path)
     return pyarrow.fs.LocalFileSystem(), path
@@ -56,7 +57,7 @@ def _filesystem(path: str) -> tuple[pyarrow.fs.FileSystem, str]:
 
 def read_space_file(experiment: str) -> SweepSpec:
     """The resolved space written beside an experiment's results."""
-    fs, path = _filesystem(experiment)
+    fs, path = filesystem(experiment)
     target = f"{path.rstrip('/')}/{SPACE_FILE}"
     if fs.get_file_info(target).type == pyarrow.fs.FileType.NotFound:
         raise ConfigError("experiment", experiment, f"not a taso-tune experiment folder (no {SPACE_FILE})")
@@ -64,8 +65,9 @@ def read_space_file(experiment: str) -> SweepSpec:
         return load_space_dict(yaml.safe_load(handle.read().decode()), source=experiment)
 
 
-def _write_space_file(experiment: str, spec: SweepSpec) -> None:
-    fs, path = _filesystem(experiment)
+def write_space_file(experiment: str, spec: SweepSpec) -> None:
+    """Write the resolved space beside the results (atomically: temporary file, then move)."""
+    fs, path = filesystem(experiment)
     fs.create_dir(path, recursive=True)
     text = yaml.safe_dump(spec.to_dict(), sort_keys=False).encode()
     tmp, final = f"{path}/.{SPACE_FILE}.tmp", f"{path}/{SPACE_FILE}"
@@ -147,7 +149,8 @@ def _search(spec: SweepSpec) -> tuple[dict[str, Any] | None, Any, int]:
     return None, searcher, spec.search.num_samples * spec.seeds
 
 
-def _trainable(spec: SweepSpec, datasets: Mapping[DataKey, ImageData], name: str):
+def build_trainable(spec: SweepSpec, datasets: Mapping[DataKey, ImageData], name: str):
+    """``train_trial`` with the data in the object store and the trial's resources attached."""
     resources = _trial_resources(spec)
     resolve = spec.resolve_optuna_params if spec.search.type == "optuna" else None
     fn = tune.with_parameters(
@@ -175,7 +178,8 @@ def _trial_namer(spec: SweepSpec):
     return name, dirname
 
 
-def _run_config(spec: SweepSpec, name: str, storage: str) -> tune.RunConfig:
+def run_config(spec: SweepSpec, name: str, storage: str) -> tune.RunConfig:
+    """Where results go, failure retries, checkpoints kept, and the progress table."""
     from ray.tune import CLIReporter
 
     reporter = CLIReporter(
@@ -196,7 +200,8 @@ def _run_config(spec: SweepSpec, name: str, storage: str) -> tune.RunConfig:
     )
 
 
-def _tune_config(spec: SweepSpec) -> tune.TuneConfig:
+def tune_config(spec: SweepSpec) -> tune.TuneConfig:
+    """Metric, scheduler, searcher, concurrency and readable trial names of the sweep."""
     _, search_alg, num_samples = _search(spec)
     namer, dirnamer = _trial_namer(spec)
     return tune.TuneConfig(
@@ -212,7 +217,8 @@ def _tune_config(spec: SweepSpec) -> tune.TuneConfig:
     )
 
 
-def _prepare(spec: SweepSpec, storage: str, address: str | None) -> dict[DataKey, ImageData]:
+def prepare(spec: SweepSpec, storage: str, address: str | None) -> dict[DataKey, ImageData]:
+    """Load the data (failing before anything starts), connect to Ray, and check the storage."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our progress table with our columns
     # checkpointing every epoch of short epochs makes Tune warn about frequent experiment snapshots
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
@@ -241,19 +247,19 @@ def run_sweep(spec: SweepSpec, storage: str, *, name: str | None = None, address
         return run_budget_sh(spec, storage, name=name, address=address)
     name = name or spec.name
     path = experiment_path(storage, name)
-    fs, fs_path = _filesystem(path)
+    fs, fs_path = filesystem(path)
     if fs.get_file_info(fs_path).type != pyarrow.fs.FileType.NotFound:
         raise ConfigError("--name", name, f"experiment folder {path} already exists; resume it with "
                           f"`taso-tune resume {path}` or choose another --name")  # fmt: skip
     start = time.perf_counter()
-    datasets = _prepare(spec, storage, address)
-    _write_space_file(path, spec)
+    datasets = prepare(spec, storage, address)
+    write_space_file(path, spec)
     param_space, _, _ = _search(spec)
     tuner = tune.Tuner(
-        _trainable(spec, datasets, name),
+        build_trainable(spec, datasets, name),
         param_space=param_space,
-        tune_config=_tune_config(spec),
-        run_config=_run_config(spec, name, storage),
+        tune_config=tune_config(spec),
+        run_config=run_config(spec, name, storage),
     )
     return _outcome(path, tuner.fit(), start)
 
@@ -271,12 +277,12 @@ def resume_sweep(experiment: str, *, address: str | None = None) -> SweepOutcome
         raise ConfigError("experiment", experiment, "has no Ray Tune state to resume from")
     start = time.perf_counter()
     storage = os.path.dirname(path.rstrip("/"))
-    datasets = _prepare(spec, storage, address)
+    datasets = prepare(spec, storage, address)
     param_space, _, _ = _search(spec)
     name = os.path.basename(path.rstrip("/"))
     tuner = tune.Tuner.restore(
         path,
-        _trainable(spec, datasets, name),
+        build_trainable(spec, datasets, name),
         resume_unfinished=True,
         resume_errored=True,
         param_space=param_space,
