@@ -25,6 +25,7 @@ import yaml
 
 from taso_tune.errors import ConfigError
 from taso_tune.layout import SPACE_FILE
+from taso_tune.storage import filesystem, read_text
 
 METRICS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss")
 EPOCH_COLUMNS = ("epoch", "lr", *METRICS, "epoch_seconds", "images_per_second", "status", "diverged")
@@ -55,26 +56,13 @@ class Experiment:
         return self.trials[self.trials["rung"] == rungs.max()]
 
 
-def _fs(path: str) -> tuple[pyarrow.fs.FileSystem, str]:
-    if "://" in path:
-        return pyarrow.fs.FileSystem.from_uri(path)
-    return pyarrow.fs.LocalFileSystem(), str(path)
-
-
-def _read_text(fs: pyarrow.fs.FileSystem, path: str) -> str | None:
-    if fs.get_file_info(path).type != pyarrow.fs.FileType.File:
-        return None
-    with fs.open_input_stream(path) as handle:
-        return handle.read().decode()
-
-
 def _trial_states(fs: pyarrow.fs.FileSystem, root: str) -> dict[str, str]:
     """trial_id -> Ray Tune status (TERMINATED, ERROR, RUNNING, ...) from the newest experiment state."""
     infos = fs.get_file_info(pyarrow.fs.FileSelector(root))
     states = sorted(i.path for i in infos if posixpath.basename(i.path).startswith("experiment_state-"))
     if not states:
         return {}
-    text = _read_text(fs, states[-1])
+    text = read_text(fs, states[-1])
     out = {}
     for trial_json, _runtime in json.loads(text or "{}").get("trial_data", []):
         trial = json.loads(trial_json)
@@ -107,10 +95,10 @@ def _status(records: list[dict], tune_status: str, has_error: bool) -> Status:
 
 def load_experiment(path: str) -> Experiment:
     """Read the experiment folder ``path`` (local or URI) into an :class:`Experiment`."""
-    fs, root = _fs(path)
+    fs, root = filesystem(path)
     if fs.get_file_info(root).type != pyarrow.fs.FileType.Directory:
         raise ConfigError("experiment", path, "no such experiment folder")
-    space_text = _read_text(fs, posixpath.join(root, SPACE_FILE))
+    space_text = read_text(fs, posixpath.join(root, SPACE_FILE))
     space = yaml.safe_load(space_text) if space_text else {}
     trial_rows, epoch_rows = [], []
     folders = [(root, None)]
@@ -132,12 +120,12 @@ def _read_trials(fs: pyarrow.fs.FileSystem, folder: str, rung: int | None, trial
     for info in fs.get_file_info(pyarrow.fs.FileSelector(folder)):
         if info.type != pyarrow.fs.FileType.Directory:
             continue
-        text = _read_text(fs, posixpath.join(info.path, "result.json"))
+        text = read_text(fs, posixpath.join(info.path, "result.json"))
         records = _records(text) if text else []
         if not records:
             continue
         trial_id = records[-1].get("trial_id", "")
-        has_error = _read_text(fs, posixpath.join(info.path, "error.txt")) is not None
+        has_error = read_text(fs, posixpath.join(info.path, "error.txt")) is not None
         row = _trial_row(posixpath.basename(info.path), records, states.get(trial_id, ""), has_error)
         trial_rows.append({**row, "rung": rung})
         for rec in records:

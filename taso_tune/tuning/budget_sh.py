@@ -25,12 +25,12 @@ from collections import defaultdict
 from dataclasses import replace
 from typing import Any
 
-import pyarrow.fs
 from ray import tune
 
 from taso_tune.errors import ConfigError
 from taso_tune.layout import BUDGET_SH_FILE
 from taso_tune.spaces import SweepSpec
+from taso_tune.storage import read_experiment_file, write_experiment_file
 from taso_tune.tuning import sweep as sweep_mod
 
 
@@ -39,20 +39,12 @@ def rung_name(index: int, epochs: int) -> str:
 
 
 def _write_state(experiment: str, state: dict[str, Any]) -> None:
-    fs, path = sweep_mod.filesystem(experiment)
-    tmp, final = f"{path}/.{BUDGET_SH_FILE}.tmp", f"{path}/{BUDGET_SH_FILE}"
-    with fs.open_output_stream(tmp) as handle:
-        handle.write(json.dumps(state, indent=2, sort_keys=True).encode())
-    fs.move(tmp, final)
+    write_experiment_file(experiment, BUDGET_SH_FILE, json.dumps(state, indent=2, sort_keys=True))
 
 
 def _read_state(experiment: str) -> dict[str, Any] | None:
-    fs, path = sweep_mod.filesystem(experiment)
-    target = f"{path}/{BUDGET_SH_FILE}"
-    if fs.get_file_info(target).type != pyarrow.fs.FileType.File:
-        return None
-    with fs.open_input_stream(target) as handle:
-        return json.loads(handle.read().decode())
+    text = read_experiment_file(experiment, BUDGET_SH_FILE)
+    return None if text is None else json.loads(text)
 
 
 def survivors(scores: dict[str, float], eta: float, mode: str) -> list[str]:
@@ -135,11 +127,7 @@ def run_budget_sh(spec: SweepSpec, storage: str, *, name: str | None = None, add
     if spec.search.type == "optuna":
         raise ConfigError("search.type", "optuna", "budget-sh needs a list of configurations (grid or random)")
     name = name or spec.name
-    experiment = sweep_mod.experiment_path(storage, name)
-    fs, fs_path = sweep_mod.filesystem(experiment)
-    if fs.get_file_info(fs_path).type != pyarrow.fs.FileType.NotFound:
-        raise ConfigError("--name", name, f"experiment folder {experiment} already exists; resume it with "
-                          f"`taso-tune resume {experiment}` or choose another --name")  # fmt: skip
+    experiment = sweep_mod.new_experiment_path(storage, name)
     start = time.perf_counter()
     datasets = sweep_mod.prepare(spec, storage, address)
     sweep_mod.write_space_file(experiment, spec)

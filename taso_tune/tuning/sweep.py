@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow.fs
 import ray
 import yaml
 from ray import tune
@@ -25,6 +24,7 @@ from taso_tune.data import ImageData, load_dataset
 from taso_tune.errors import ConfigError
 from taso_tune.layout import SPACE_FILE
 from taso_tune.spaces import DEFAULT_GPUS_PER_TRIAL, SweepSpec, load_space_dict
+from taso_tune.storage import exists, read_experiment_file, write_experiment_file
 from taso_tune.tuning.cluster_check import require_shared_storage
 from taso_tune.tuning.trainable import DataKey, data_key, train_trial, trial_flat_config
 
@@ -48,32 +48,26 @@ def experiment_path(storage: str, name: str) -> str:
     return os.path.join(os.path.abspath(os.path.expanduser(storage)), name)
 
 
-def filesystem(path: str) -> tuple[pyarrow.fs.FileSystem, str]:
-    """The pyarrow file system of a local path or a URI, and the path inside it."""
-    if "://" in path:
-        return pyarrow.fs.FileSystem.from_uri(path)
-    return pyarrow.fs.LocalFileSystem(), path
-
-
 def read_space_file(experiment: str) -> SweepSpec:
     """The resolved space written beside an experiment's results."""
-    fs, path = filesystem(experiment)
-    target = f"{path.rstrip('/')}/{SPACE_FILE}"
-    if fs.get_file_info(target).type == pyarrow.fs.FileType.NotFound:
+    text = read_experiment_file(experiment, SPACE_FILE)
+    if text is None:
         raise ConfigError("experiment", experiment, f"not a taso-tune experiment folder (no {SPACE_FILE})")
-    with fs.open_input_stream(target) as handle:
-        return load_space_dict(yaml.safe_load(handle.read().decode()), source=experiment)
+    return load_space_dict(yaml.safe_load(text), source=experiment)
 
 
 def write_space_file(experiment: str, spec: SweepSpec) -> None:
-    """Write the resolved space beside the results (atomically: temporary file, then move)."""
-    fs, path = filesystem(experiment)
-    fs.create_dir(path, recursive=True)
-    text = yaml.safe_dump(spec.to_dict(), sort_keys=False).encode()
-    tmp, final = f"{path}/.{SPACE_FILE}.tmp", f"{path}/{SPACE_FILE}"
-    with fs.open_output_stream(tmp) as handle:
-        handle.write(text)
-    fs.move(tmp, final)
+    """Write the resolved space beside the results, atomically."""
+    write_experiment_file(experiment, SPACE_FILE, yaml.safe_dump(spec.to_dict(), sort_keys=False))
+
+
+def new_experiment_path(storage: str, name: str) -> str:
+    """``STORAGE/NAME`` for a new sweep; refuses an existing folder before anything starts."""
+    path = experiment_path(storage, name)
+    if exists(path):
+        raise ConfigError("--name", name, f"experiment folder {path} already exists; resume it with "
+                          f"`taso-tune resume {path}` or choose another --name")  # fmt: skip
+    return path
 
 
 def _data_keys(spec: SweepSpec) -> set[DataKey]:
@@ -246,11 +240,7 @@ def run_sweep(spec: SweepSpec, storage: str, *, name: str | None = None, address
 
         return run_budget_sh(spec, storage, name=name, address=address)
     name = name or spec.name
-    path = experiment_path(storage, name)
-    fs, fs_path = filesystem(path)
-    if fs.get_file_info(fs_path).type != pyarrow.fs.FileType.NotFound:
-        raise ConfigError("--name", name, f"experiment folder {path} already exists; resume it with "
-                          f"`taso-tune resume {path}` or choose another --name")  # fmt: skip
+    path = new_experiment_path(storage, name)
     start = time.perf_counter()
     datasets = prepare(spec, storage, address)
     write_space_file(path, spec)
