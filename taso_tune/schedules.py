@@ -39,12 +39,16 @@ def _check_lr_final(lr_final: float) -> None:
         raise ConfigError("lr_final", lr_final, "must be >= 0")
 
 
-def check_taso_params(alpha: float, beta: float) -> None:
-    """Validate alpha and beta; warn (not fail) when the paper's heuristic does not hold."""
+def _check_alpha_beta(alpha: float, beta: float) -> None:
     if not alpha > 0:
         raise ConfigError("alpha", alpha, "must be > 0")
     if not 0 < beta < 1:
         raise ConfigError("beta", beta, "must be in the open interval (0, 1)")
+
+
+def check_taso_params(alpha: float, beta: float) -> None:
+    """Validate alpha and beta; warn (not fail) when the paper's heuristic does not hold."""
+    _check_alpha_beta(alpha, beta)
     if alpha * beta < TASO_HEURISTIC_MIN or alpha * (1 - beta) < TASO_HEURISTIC_MIN:
         warnings.warn(
             f"TASO alpha={alpha}, beta={beta}: the paper's heuristic asks alpha*beta and "
@@ -74,10 +78,7 @@ def taso_lr(
 ) -> float:
     """TASO learning rate for 1-based ``epoch`` of ``total_epochs``, Eq. (1) of the paper."""
     _check_common(epoch, total_epochs, lr_initial)
-    if not alpha > 0:
-        raise ConfigError("alpha", alpha, "must be > 0")
-    if not 0 < beta < 1:
-        raise ConfigError("beta", beta, "must be in the open interval (0, 1)")
+    _check_alpha_beta(alpha, beta)
     if lr_final is None:
         lr_final = lr_initial / TASO_FINAL_DIVISOR
     _check_lr_final(lr_final)
