@@ -93,13 +93,6 @@ def format_table(rows: Iterable[Row]) -> str:
 # --- timing -----------------------------------------------------------------------------------
 
 
-def seconds(fn: Callable[[], object]) -> float:
-    """Wall seconds of one call."""
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def interleaved(sides: Mapping[str, Callable[[], T]], repeats: int) -> dict[str, list[T]]:
     """Call each side once per round for ``repeats`` rounds, reversing the order every other round.
 
@@ -116,11 +109,6 @@ def interleaved(sides: Mapping[str, Callable[[], T]], repeats: int) -> dict[str,
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
-
-
-def spread(values: Sequence[float]) -> str:
-    """``median (min-max, n=k)`` for a note."""
-    return f"{median(values):.3g} ({min(values):.3g}-{max(values):.3g}, n={len(values)})"
 
 
 # --- the machine ------------------------------------------------------------------------------

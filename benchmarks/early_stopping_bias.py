@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import re
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common import REPO_ROOT as REPO
+from common import add_repo_to_path, cpu_model, usable_cores, write_between_markers
+
+add_repo_to_path()
 
 from taso_tune.early_stopping import asha_rungs, compare, to_markdown  # noqa: E402
 from taso_tune.early_stopping_report import write_comparison_page  # noqa: E402
@@ -55,15 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     comparison.summary.insert(2, "wall_seconds", [round(walls[m]) for m in ("none", "asha", "budget-sh")])
 
     command = f"python benchmarks/early_stopping_bias.py --space {os.path.relpath(args.space, REPO)}"
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    block = (f"{BEGIN}\nMeasured with `{command}` ({time.strftime('%Y-%m-%d')}, {machine}, CPU only).\n\n"
-             f"{to_markdown(comparison)}{END}")  # fmt: skip
+    machine = f"{cpu_model()}, {usable_cores()} cores"
+    block = (f"Measured with `{command}` ({time.strftime('%Y-%m-%d')}, {machine}, CPU only).\n\n"
+             f"{to_markdown(comparison)}")  # fmt: skip
     print(block)
     doc = Path(args.doc)
-    text = doc.read_text() if doc.exists() else f"# Early stopping\n\n{BEGIN}\n{END}\n"
-    if BEGIN not in text:
-        text += f"\n{BEGIN}\n{END}\n"
-    doc.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S))
+    write_between_markers(doc, BEGIN, END, block)
     write_comparison_page(comparison, args.page)
     print(f"tables in {doc}; page in {args.page}")
     return 0

@@ -4,9 +4,9 @@ and whether the best configuration per optimizer stays the same.
 The quickstart space (13 configurations x 3 seeds, 15 epochs, ASHA grace 3, eta 3) runs three times
 on the same Ray: ``scheduler: none`` (every trial to the end: the ground truth), ``asha`` and
 ``budget-sh``. Epochs are counted from what the trials reported; the best configuration per optimizer
-is :func:`taso_tune.results.best_per_optimizer` on :func:`taso_tune.results.aggregate` of the trials
-that ran the full planned length (for budget-sh: its last rung). ASHA is asynchronous, so its epoch
-count moves a little from run to run; the winners of ``none`` are deterministic (seeded, CPU).
+is :meth:`taso_tune.results.Experiment.best`, over the seeds that ran the full planned length (for
+budget-sh: its last rung). ASHA is asynchronous, so its epoch count moves a little from run to run;
+the winners of ``none`` are deterministic (seeded, CPU).
 
 ``docs/early-stopping.md`` has the larger study (regret, rank correlation per rung).
 """
@@ -20,7 +20,7 @@ from common import Row, Target, add_repo_to_path, section_main
 
 add_repo_to_path()
 
-from taso_tune.results import aggregate, best_per_optimizer, load_experiment  # noqa: E402
+from taso_tune.results import load_experiment  # noqa: E402
 
 SECTION = "4 early stopping"
 
@@ -42,10 +42,9 @@ def sweep_outcome(scheduler: str, epochs: int | None, seeds: int | None) -> Outc
     with storage() as root:
         run = run_quiet(spec, root, spec.name)
         experiment = load_experiment(str(run.experiment))
-    aggregated = aggregate(experiment.final_trials)
-    best = best_per_optimizer(aggregated)  # best first
+    best = experiment.best()  # best first
     lengths = Counter(len(records) for records in run.trials)
-    scores = {row.config_id: (row.val_acc_mean, row.val_acc_std) for row in aggregated.itertuples()}
+    scores = {row.config_id: (row.val_acc_mean, row.val_acc_std) for row in experiment.aggregated.itertuples()}
     return Outcome(run.epochs_run, run.wall_seconds, dict(zip(best["optimizer"], best["config_id"], strict=True)),
                    str(best["config_id"].iloc[0]), dict(sorted(lengths.items())), scores)  # fmt: skip
 

@@ -33,22 +33,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # taso_tune from a plain checkout
-
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from common import (  # noqa: E402
+import torch
+import torch.nn.functional as F
+from common import (
     REPO_ROOT,
     Row,
     Target,
+    add_repo_to_path,
     format_facts,
     format_table,
     machine_facts,
     median,
     write_between_markers,
 )
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode
 
+add_repo_to_path()  # taso_tune from a plain checkout
 from taso_tune.data import DatasetInfo, ImageData  # noqa: E402
 from taso_tune.models import build_model  # noqa: E402
 from taso_tune.train import Run, TrainConfig  # noqa: E402

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -33,10 +32,11 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
+from common import write_between_markers  # noqa: E402
 from reproduction_tables import render_tables  # noqa: E402
 
 from taso_tune.export import FORMAT, load_defaults  # noqa: E402
-from taso_tune.results import aggregate, best_per_optimizer, load_experiment  # noqa: E402
+from taso_tune.results import load_experiment  # noqa: E402
 
 BEGIN, END = "<!-- reproduction:begin -->", "<!-- reproduction:end -->"
 GRIDS = "search_spaces/reproduction/digits_grids.yaml"
@@ -73,7 +73,7 @@ class Study:
 
 def best_sgd(experiment: Path) -> dict:
     """The Table IV winner: the constant-lr SGD configuration with the best mean validation accuracy."""
-    best = best_per_optimizer(aggregate(load_experiment(str(experiment)).trials))
+    best = load_experiment(str(experiment)).best()
     row = best[best["optimizer"] == "sgd"].iloc[0]
     return {"lr": float(row["hp.lr"]), "momentum": float(row["hp.momentum"]), "nesterov": bool(row["hp.nesterov"])}
 
@@ -136,10 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     study.sweep("grids-budget-sh", GRIDS, "--epochs", str(epochs), "--scheduler", "budget-sh")
     total = sum(seconds for _, seconds in study.log)  # the sweeps, as first run
 
-    block = f"{BEGIN}\n{render_tables(storage, study.log, epochs, quarter, total)}\n{END}"
     doc = Path(args.doc)
-    text = doc.read_text() if doc.exists() else f"# Reproduction\n\n{BEGIN}\n{END}\n"
-    doc.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S))
+    write_between_markers(doc, BEGIN, END, render_tables(storage, study.log, epochs, quarter, total))
     print(f"\nwhole study: {total / 60:.1f} min; tables in {doc}; reports in {reports}")
     return 0
 

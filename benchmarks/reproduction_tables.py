@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from taso_tune.results import Experiment, aggregate, best_per_optimizer, load_experiment, pm
+from taso_tune.results import Experiment, aggregate, load_experiment, pm
 
 # (optimizer, variant, lr) -> (accuracy, std, loss): Tables I-IV of the paper
 PAPER_GRIDS = {
@@ -160,7 +160,7 @@ def final_table(exp: Experiment, paper_columns: list[str]) -> str:
 
 
 def best_table(exp: Experiment, select_on: str = "val") -> pd.DataFrame:
-    return best_per_optimizer(aggregate(exp.final_trials), select_on).set_index("optimizer")
+    return exp.best(select_on).set_index("optimizer")
 
 
 def beyond_table(exp: Experiment) -> str:
@@ -181,14 +181,13 @@ def selection_table(exp: Experiment) -> str:
 
 
 def early_stopping_table(full: Experiment, others: dict[str, Experiment]) -> str:
-    truth = aggregate(full.trials).set_index("config_id")["val_acc_mean"]
+    truth = full.aggregated.set_index("config_id")["val_acc_mean"]
     full_epochs = int(full.trials["epochs_run"].sum())
     methods = {"none (full)": full, **others}
     best = {m: best_table(e) for m, e in methods.items()}
-    overall = {m: str(b["val_acc_mean"].idxmax()) for m, b in best.items()}
-    overall = {m: b.loc[overall[m], "config_id"] for m, b in best.items()}
-    cost = _md([{"scheduler": m, "epochs": int(e.trials["epochs_run"].sum()),
-                 "share of full": f"{int(e.trials['epochs_run'].sum()) / full_epochs:.0%}",
+    overall = {m: b.loc[b["val_acc_mean"].idxmax(), "config_id"] for m, b in best.items()}
+    epochs_run = {m: int(e.trials["epochs_run"].sum()) for m, e in methods.items()}
+    cost = _md([{"scheduler": m, "epochs": epochs_run[m], "share of full": f"{epochs_run[m] / full_epochs:.0%}",
                  "overall pick": overall[m], "its full-run val acc %": f"{100 * truth[overall[m]]:.2f}",
                  "regret (points)": f"{100 * (truth.max() - truth[overall[m]]):.2f}"}
                 for m, e in methods.items()])  # fmt: skip

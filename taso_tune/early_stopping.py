@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from taso_tune.results import Experiment, aggregate
+from taso_tune.results import Experiment
 
 METRIC = "val_acc"
 
@@ -35,13 +35,12 @@ class Comparison:
 
 def true_scores(full: Experiment) -> pd.Series:
     """Final mean validation accuracy per configuration in the full sweep, best first."""
-    agg = aggregate(full.trials).set_index("config_id")
+    agg = full.aggregated.set_index("config_id")  # a full sweep: every trial is compared
     return agg[f"{METRIC}_mean"].sort_values(ascending=False)
 
 
 def _pick(experiment: Experiment) -> str:
-    agg = aggregate(experiment.final_trials)
-    ranked = agg.sort_values([f"{METRIC}_mean", "config_id"], ascending=[False, True])
+    ranked = experiment.aggregated.sort_values([f"{METRIC}_mean", "config_id"], ascending=[False, True])
     return str(ranked.iloc[0]["config_id"])
 
 
@@ -107,7 +106,7 @@ def compare(
     """Compare early-stopping runs against the full sweep ``full`` on the same space."""
     truth = true_scores(full)
     full_epochs = int(full.trials["epochs_run"].sum())
-    test = aggregate(full.trials).set_index("config_id")["test_acc_mean"]
+    test = full.aggregated.set_index("config_id")["test_acc_mean"]
     rows, correlations = [], []
     for method, experiment in (("full", full), ("asha", asha), ("budget-sh", budget_sh)):
         if experiment is None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import html
-import os
 
 import plotly.graph_objects as go
-from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 from taso_tune.early_stopping import Comparison
 from taso_tune.io import write_text_atomic
+from taso_tune.report import write_plotlyjs_beside
 
 
 def comparison_figure(comparison: Comparison) -> go.Figure:
@@ -36,12 +35,10 @@ def comparison_figure(comparison: Comparison) -> go.Figure:
 def write_comparison_page(comparison: Comparison, out: str, plotlyjs: str | bool = "directory") -> str:
     """Write the comparison as one HTML page (tables and the figure) atomically; returns ``out``.
 
-    ``directory`` (the default) loads ``plotly.min.js`` from beside the page and writes it there when
-    missing; ``True`` embeds it."""
+    ``directory`` (the default) loads ``plotly.min.js`` from beside the page and writes it there;
+    ``True`` embeds it."""
     if plotlyjs == "directory":
-        js_path = os.path.join(os.path.dirname(os.path.abspath(out)), "plotly.min.js")
-        if not os.path.isfile(js_path):
-            write_text_atomic(js_path, get_plotlyjs())
+        write_plotlyjs_beside(out)
     tables = "".join(
         f"<h2>{html.escape(title)}</h2>{frame.to_html(index=False, float_format=lambda v: f'{v:.4g}', border=0)}"
         for title, frame in (("Epochs and regret", comparison.summary),

@@ -18,7 +18,6 @@ Optimizers and fields are sorted, so two exports of the same results diff cleanl
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -32,9 +31,8 @@ from taso_tune.optimizers import OPTIMIZERS, resolve_hparams
 from taso_tune.results import (
     Experiment,
     SelectOn,
-    aggregate,
-    best_per_optimizer,
     hyperparameter_columns,
+    present,
     selection_metric,
 )
 from taso_tune.spaces import SweepSpec, load_space_dict
@@ -56,14 +54,13 @@ def _stat(row: Mapping[str, Any], metric: str) -> dict[str, Any]:
 
 def defaults_from_experiment(experiment: Experiment, select_on: SelectOn = "val") -> dict[str, Any]:
     """The defaults document for ``experiment``: each optimizer's best configuration."""
-    agg = aggregate(experiment.final_trials)
-    best = best_per_optimizer(agg, select_on)
+    best = experiment.best(select_on)
     if best.empty:
         raise ConfigError("experiment", experiment.path, "has no configuration with complete trials to export")
     optimizers: dict[str, Any] = {}
     for _, row in best.iterrows():
         hps = {c[3:]: _plain(row[c]) for c in hyperparameter_columns(best)
-               if not (row[c] is None or (isinstance(row[c], float) and math.isnan(row[c])))}  # fmt: skip
+               if present(row[c])}  # fmt: skip
         optimizers[row["optimizer"]] = {
             "config_id": row["config_id"],
             "hparams": dict(sorted(hps.items())),

@@ -24,7 +24,7 @@ from plotly.subplots import make_subplots
 from taso_tune.errors import ConfigError
 from taso_tune.io import write_text_atomic
 from taso_tune.report_tables import render_page, varied_hyperparameters
-from taso_tune.results import Experiment, SelectOn, aggregate, best_per_optimizer, selection_metric
+from taso_tune.results import Experiment, SelectOn, selection_metric
 
 PlotlyJS = Literal["inline", "directory"]
 #: The file ``--plotlyjs directory`` writes beside the report (plotly's own name for it).
@@ -77,19 +77,23 @@ def add_band(
 def seed_curve(experiment: Experiment, config_id: str, metric: str) -> pd.DataFrame:
     """Per epoch: mean, sample std (ddof=1; 0 for one seed) and n of ``metric`` over the complete
     trials of configuration ``config_id``."""
+    return _curve(_complete_epochs(experiment, config_id), metric)
+
+
+def _complete_epochs(experiment: Experiment, config_id: str) -> pd.DataFrame:
+    """The epoch records of the complete compared trials of ``config_id``."""
     trials = experiment.final_trials
     done = trials[(trials["config_id"] == config_id) & (trials["status"] == "complete")]
     keys = pd.DataFrame({"trial_id": done["trial_id"], "rung": done["rung"].astype(float).fillna(-1)})
     epochs = experiment.epochs.assign(rung=experiment.epochs["rung"].astype(float).fillna(-1))
-    rows = epochs.merge(keys, on=["trial_id", "rung"])
+    return epochs.merge(keys, on=["trial_id", "rung"])
+
+
+def _curve(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     values = pd.to_numeric(rows[metric], errors="coerce").groupby(rows["epoch"])
     curve = pd.DataFrame({"mean": values.mean(), "std": values.std(ddof=1), "n": values.count()})
     curve["std"] = curve["std"].fillna(0.0)
     return curve.reset_index()
-
-
-def _best(experiment: Experiment, select_on: SelectOn) -> pd.DataFrame:
-    return best_per_optimizer(aggregate(experiment.final_trials), select_on)
 
 
 def _empty(title: str, message: str) -> go.Figure:
@@ -103,7 +107,7 @@ def learning_curves(experiment: Experiment, select_on: SelectOn = "val") -> go.F
     """Validation and test accuracy and loss per epoch of each optimizer's best configuration
     (chosen on ``select_on``): mean over seeds with a ± std band, like the paper's Figs. 4-6."""
     title = f"Learning curves of each optimizer's best configuration (selected on {selection_metric(select_on)})"
-    best = _best(experiment, select_on)
+    best = experiment.best(select_on)
     if best.empty:
         return _empty(title, "no configuration has complete trials yet")
     colors = optimizer_colors(experiment.trials["optimizer"])
@@ -111,8 +115,9 @@ def learning_curves(experiment: Experiment, select_on: SelectOn = "val") -> go.F
                         shared_xaxes=True, vertical_spacing=0.1)  # fmt: skip
     for _, row in best.iterrows():
         name = f"{row['config_id']} (n={row['n']})"
+        rows = _complete_epochs(experiment, row["config_id"])
         for i, (metric, _) in enumerate(CURVE_PANELS):
-            curve = seed_curve(experiment, row["config_id"], metric)
+            curve = _curve(rows, metric)
             scale = 100.0 if metric.endswith("_acc") else 1.0
             add_band(fig, curve["epoch"], curve["mean"] * scale, curve["std"] * scale, name=name,
                      color=colors[row["optimizer"]], row=i // 2 + 1, col=i % 2 + 1, showlegend=i == 0)  # fmt: skip
@@ -170,7 +175,7 @@ def parallel_coordinates(experiment: Experiment, select_on: SelectOn = "val") ->
     hyperparameters that vary (log lr) and the mean selection accuracy, coloured by it."""
     metric = selection_metric(select_on)
     title = f"Hyperparameters against mean {metric} (one line per configuration)"
-    agg = aggregate(experiment.final_trials)
+    agg = experiment.aggregated
     if agg.empty:
         return _empty(title, "no configuration has complete trials yet")
     families = sorted(agg["optimizer"].unique())
@@ -266,7 +271,7 @@ def alpha_beta_heatmap(experiment: Experiment, select_on: SelectOn = "val") -> g
     """Mean selection accuracy of TASO over its alpha x beta grid (the paper's Table V), or ``None``
     when the sweep does not vary both. A cell with several configurations (another hyperparameter
     varied too) shows the best of them."""
-    agg = aggregate(experiment.final_trials)
+    agg = experiment.aggregated
     taso = agg[agg["optimizer"] == "taso"] if not agg.empty else agg
     if taso.empty or "hp.alpha" not in taso or taso["hp.alpha"].nunique() < 2 or taso["hp.beta"].nunique() < 2:
         return None
@@ -325,9 +330,15 @@ def write_report(experiment: Experiment, out: str, select_on: SelectOn = "val", 
     ``directory`` mode) and return the path written."""
     page = render_report(experiment, select_on, plotlyjs)
     if plotlyjs == "directory":
-        js_path = os.path.join(os.path.dirname(os.path.abspath(out)), PLOTLYJS_FILE)
-        js = get_plotlyjs()
-        if not os.path.isfile(js_path) or os.path.getsize(js_path) != len(js.encode()):
-            write_text_atomic(js_path, js)
+        write_plotlyjs_beside(out)
     write_text_atomic(out, page)
     return out
+
+
+def write_plotlyjs_beside(page: str) -> None:
+    """Write plotly's ``plotly.min.js`` beside ``page`` (a page written with ``include_plotlyjs=
+    "directory"`` loads it from there), unless the same version is already there."""
+    js_path = os.path.join(os.path.dirname(os.path.abspath(page)), PLOTLYJS_FILE)
+    js = get_plotlyjs()
+    if not os.path.isfile(js_path) or os.path.getsize(js_path) != len(js.encode()):
+        write_text_atomic(js_path, js)

@@ -19,10 +19,9 @@ from taso_tune import __version__
 from taso_tune.results import (
     Experiment,
     SelectOn,
-    aggregate,
-    best_per_optimizer,
     hyperparameter_columns,
     pm,
+    present,
     selection_metric,
     status_counts,
 )
@@ -53,7 +52,7 @@ tr.best td { background: #f3f8ff; } .note { background: #fff8e1; padding: .6em 1
 
 def format_hparam(value: Any) -> str:
     """A hyperparameter value as the tables print it: ``0.0005``, ``true``, ``0.5, 0.75``, ``–``."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if not present(value):
         return "–"
     if isinstance(value, bool):
         return str(value).lower()
@@ -88,7 +87,7 @@ def configuration_summary(experiment: Experiment) -> pd.DataFrame:
     first = trials.groupby("config_id", sort=True).first()[["optimizer", *hps]]
     others = trials[trials["status"] != "complete"].groupby("config_id")["status"].agg(
         lambda s: ", ".join(f"{n} {k}" for k, n in s.value_counts().sort_index().items()))
-    agg = aggregate(trials)
+    agg = experiment.aggregated
     if not agg.empty:
         first = first.join(agg.set_index("config_id").drop(columns=["optimizer", *hps], errors="ignore"))
     first["n"] = first["n"].fillna(0).astype(int) if "n" in first else 0
@@ -117,7 +116,7 @@ def results_tables_html(experiment: Experiment, select_on: SelectOn = "val") -> 
     hyperparameters as columns, mean (± std) over its n complete seeds, the best in bold."""
     summary = configuration_summary(experiment)
     metric = selection_metric(select_on)
-    best_ids = set(best_per_optimizer(aggregate(experiment.final_trials), select_on)["config_id"])
+    best_ids = set(experiment.best(select_on)["config_id"])
     parts = []
     for optimizer, rows in summary.groupby("optimizer", sort=True):
         hps = varied_hyperparameters(rows) or ["hp.lr"]
@@ -144,14 +143,14 @@ def _by_values(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 def best_table_html(experiment: Experiment, select_on: SelectOn = "val") -> str:
     """The best configuration of each optimizer (the paper's Tables VI-X), best first."""
-    best = best_per_optimizer(aggregate(experiment.final_trials), select_on)
+    best = experiment.best(select_on)
     if best.empty:
         return '<p class="muted">No configuration has complete trials yet.</p>'
     headers = ["optimizer", "configuration", "hyperparameters", "n"] + [h for _, h, _, _ in METRIC_COLUMNS]
     rows = []
     for i, row in best.iterrows():
         hps = ", ".join(f"{c[3:]}={format_hparam(row[c])}" for c in _lr_first(hyperparameter_columns(best))
-                        if format_hparam(row[c]) != "–")  # fmt: skip
+                        if present(row[c]))  # fmt: skip
         cells = [escape(row["optimizer"]), f"<code>{escape(row['config_id'])}</code>", escape(hps), str(row["n"])]
         rows.append(cells + _metric_cells(row, selection_metric(select_on) if i == 0 else None))
     return _table(headers, rows)

@@ -17,6 +17,7 @@ import math
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import pandas as pd
@@ -55,11 +56,21 @@ class Experiment:
             return self.trials
         return self.trials[self.trials["rung"] == rungs.max()]
 
+    @cached_property
+    def aggregated(self) -> pd.DataFrame:
+        """:func:`aggregate` of :attr:`final_trials`: mean, std and n per configuration over its
+        complete seeds. Computed once; the frames are read-only."""
+        return aggregate(self.final_trials)
 
-def _trial_states(fs: pyarrow.fs.FileSystem, root: str) -> dict[str, str]:
-    """trial_id -> Ray Tune status (TERMINATED, ERROR, RUNNING, ...) from the newest experiment state."""
-    infos = fs.get_file_info(pyarrow.fs.FileSelector(root))
-    states = sorted(i.path for i in infos if posixpath.basename(i.path).startswith("experiment_state-"))
+    def best(self, select_on: SelectOn = "val") -> pd.DataFrame:
+        """:func:`best_per_optimizer` of :attr:`aggregated`: each family's best configuration, best first."""
+        return best_per_optimizer(self.aggregated, select_on)
+
+
+def _trial_states(fs: pyarrow.fs.FileSystem, entries: list[pyarrow.fs.FileInfo]) -> dict[str, str]:
+    """trial_id -> Ray Tune status (TERMINATED, ERROR, RUNNING, ...) from the newest experiment state
+    among a Tune run folder's ``entries``."""
+    states = sorted(i.path for i in entries if posixpath.basename(i.path).startswith("experiment_state-"))
     if not states:
         return {}
     text = read_text(fs, states[-1])
@@ -101,13 +112,14 @@ def load_experiment(path: str) -> Experiment:
     space_text = read_text(fs, posixpath.join(root, SPACE_FILE))
     space = yaml.safe_load(space_text) if space_text else {}
     trial_rows, epoch_rows = [], []
-    folders = [(root, None)]
-    for info in fs.get_file_info(pyarrow.fs.FileSelector(root)):
+    entries = _list(fs, root)
+    runs = [(entries, None)]
+    for info in entries:
         name = posixpath.basename(info.path)
         if info.type == pyarrow.fs.FileType.Directory and name.startswith("rung-"):
-            folders.append((info.path, int(name.split("-")[1])))  # budget-sh: one Tune run per rung
-    for folder, rung in folders:
-        _read_trials(fs, folder, rung, trial_rows, epoch_rows)
+            runs.append((_list(fs, info.path), int(name.split("-")[1])))  # budget-sh: one Tune run per rung
+    for run_entries, rung in runs:
+        _read_trials(fs, run_entries, rung, trial_rows, epoch_rows)
     if not trial_rows:
         raise ConfigError("experiment", path, "contains no trial results yet")
     trials = pd.DataFrame(trial_rows).sort_values(["config_id", "seed"], kind="stable").reset_index(drop=True)
@@ -115,9 +127,15 @@ def load_experiment(path: str) -> Experiment:
     return Experiment(path, space, trials, epochs.reset_index(drop=True))
 
 
-def _read_trials(fs: pyarrow.fs.FileSystem, folder: str, rung: int | None, trial_rows: list, epoch_rows: list) -> None:
-    states = _trial_states(fs, folder)
-    for info in fs.get_file_info(pyarrow.fs.FileSelector(folder)):
+def _list(fs: pyarrow.fs.FileSystem, folder: str) -> list[pyarrow.fs.FileInfo]:
+    return fs.get_file_info(pyarrow.fs.FileSelector(folder))
+
+
+def _read_trials(fs: pyarrow.fs.FileSystem, entries: list[pyarrow.fs.FileInfo], rung: int | None,
+                 trial_rows: list, epoch_rows: list) -> None:  # fmt: skip
+    """Read the trial folders among a Tune run folder's ``entries`` into the row lists."""
+    states = _trial_states(fs, entries)
+    for info in entries:
         if info.type != pyarrow.fs.FileType.Directory:
             continue
         text = read_text(fs, posixpath.join(info.path, "result.json"))
@@ -217,8 +235,7 @@ def format_summary(experiment: Experiment, select_on: SelectOn = "val") -> str:
     """A plain-text summary: trial counts by status, epochs run, and the best configuration per
     optimizer with mean ± std over seeds and n."""
     trials = experiment.trials
-    agg = aggregate(experiment.final_trials)
-    best = best_per_optimizer(agg, select_on)
+    best = experiment.best(select_on)
     planned = int(trials["planned_epochs"].sum())
     run = int(trials["epochs_run"].sum())
     lines = [
@@ -230,7 +247,7 @@ def format_summary(experiment: Experiment, select_on: SelectOn = "val") -> str:
     if best.empty:
         lines.append("  no configuration has complete trials yet")
     for _, row in best.iterrows():
-        hps = ", ".join(f"{c[3:]}={row[c]}" for c in hyperparameter_columns(best) if _present(row[c]))
+        hps = ", ".join(f"{c[3:]}={row[c]}" for c in hyperparameter_columns(best) if present(row[c]))
         lines.append(
             f"  {row['optimizer']:<13} val_acc {pm(row['val_acc_mean'], row['val_acc_std'])}  "
             f"test_acc {pm(row['test_acc_mean'], row['test_acc_std'])}  n={row['n']}  [{row['config_id']}]"
@@ -239,5 +256,6 @@ def format_summary(experiment: Experiment, select_on: SelectOn = "val") -> str:
     return "\n".join(lines)
 
 
-def _present(value) -> bool:
+def present(value) -> bool:
+    """Whether a hyperparameter cell holds a value (not None, not NaN: a field the family lacks)."""
     return not (value is None or (isinstance(value, float) and math.isnan(value)))
