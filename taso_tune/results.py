@@ -25,10 +25,9 @@ import pyarrow.fs
 import yaml
 
 from taso_tune.errors import ConfigError
-from taso_tune.layout import SPACE_FILE
+from taso_tune.layout import METRICS, SPACE_FILE
 from taso_tune.storage import filesystem, read_text
 
-METRICS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss")
 EPOCH_COLUMNS = ("epoch", "lr", *METRICS, "epoch_seconds", "images_per_second", "status", "diverged")
 Status = Literal["complete", "stopped-early", "diverged", "errored", "unfinished"]
 SelectOn = Literal["val", "test"]

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from taso_tune.errors import ConfigError
+from taso_tune.layout import METRICS
 from taso_tune.optimizers import OPTIMIZERS
 from taso_tune.space_values import (
     SCHEDULER_KEYS,
@@ -45,7 +46,6 @@ __all__ = ["DEFAULT_GPUS_PER_TRIAL", "METRICS", "Resources", "SchedulerSpec", "S
            "load_space", "load_space_dict"]  # fmt: skip
 
 DEFAULT_GPUS_PER_TRIAL: dict[str, float] = {"lenet5": 0.125, "vgg19": 1.0, "resnet18": 1.0}
-METRICS = ("val_acc", "val_loss", "test_acc", "test_loss", "train_acc", "train_loss")
 
 TOP_LEVEL_KEYS = ("name", "description", "train", "metric", "mode", "seeds", "resources", "scheduler",
                   "search", "max_concurrent", "checkpoint_every", "max_failures", "blocks")  # fmt: skip

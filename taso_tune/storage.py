@@ -6,9 +6,17 @@ layer (which reads what the trials reported); imports neither.
 
 from __future__ import annotations
 
+import os
 import posixpath
 
 import pyarrow.fs
+
+
+def resolve(path: str) -> str:
+    """A storage URI as given; a local path made absolute (``~`` expanded), as Ray Tune needs it."""
+    if "://" in path:
+        return path
+    return os.path.abspath(os.path.expanduser(path))
 
 
 def filesystem(path: str) -> tuple[pyarrow.fs.FileSystem, str]:

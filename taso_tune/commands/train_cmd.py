@@ -6,7 +6,6 @@ import argparse
 import csv
 import io
 import os
-import re
 import sys
 import time
 from typing import Any
@@ -16,23 +15,12 @@ import yaml
 from taso_tune.errors import ConfigError
 from taso_tune.io import write_text_atomic, write_yaml_atomic
 from taso_tune.schedules import check_taso_params, taso_lr
+from taso_tune.space_values import SpaceLoader
 
 METRIC_COLUMNS = [
     "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
     "epoch_seconds", "images_per_second", "status",
 ]  # fmt: skip
-
-
-# YAML 1.1 reads "1e-3" (no dot) as a string; numbers written that way are numbers here
-_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-
-
-def _yaml_value(text: str) -> Any:
-    def number(v: Any) -> Any:
-        return float(v) if isinstance(v, str) and _EXPONENT_NUMBER.fullmatch(v.strip()) else v
-
-    value = yaml.safe_load(text)
-    return [number(v) for v in value] if isinstance(value, list) else number(value)
 
 
 def parse_assignments(items: list[str] | None) -> dict[str, Any]:
@@ -43,8 +31,9 @@ def parse_assignments(items: list[str] | None) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError("--set", item, "must look like KEY=VALUE")
         try:
-            out[key.strip()] = _yaml_value(value)
-        except yaml.YAMLError:
+            # read as space files are: "1e-3" (no dot, a string in YAML 1.1) is a number
+            out[key.strip()] = yaml.load(value, Loader=SpaceLoader)  # noqa: S506 (a SafeLoader)
+        except (yaml.YAMLError, ConfigError):
             raise ConfigError("--set", item, "VALUE is not a YAML scalar or list") from None
     return out
 

@@ -18,11 +18,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import posixpath
 import time
 from collections import defaultdict
-from dataclasses import replace
 from typing import Any
 
 from ray import tune
@@ -71,7 +68,7 @@ def _rung_scores(results: tune.ResultGrid, metric: str, mode: str) -> dict[str, 
 
 def _rung_spec(spec: SweepSpec, epochs: int, config_ids: list[str]) -> tuple[SweepSpec, list[dict]]:
     """The spec of one rung (no early stopping, ``epochs`` planned) and its trials."""
-    rung = replace(spec.with_overrides(epochs=epochs), scheduler=replace(spec.scheduler, type="none"))
+    rung = spec.with_overrides(epochs=epochs, scheduler="none")
     wanted = set(config_ids)
     trials = [t for t in rung.trials() if t["config_id"] in wanted]
     return rung, trials
@@ -123,9 +120,8 @@ def _drive(spec: SweepSpec, experiment: str, state: dict[str, Any], datasets, st
 
 
 def run_budget_sh(spec: SweepSpec, storage: str, *, name: str | None = None, address: str | None = None):
-    """Run budget-aware successive halving for ``spec`` under ``STORAGE/NAME``."""
-    if spec.search.type == "optuna":
-        raise ConfigError("search.type", "optuna", "budget-sh needs a list of configurations (grid or random)")
+    """Run budget-aware successive halving for ``spec`` under ``STORAGE/NAME`` (a grid or random
+    space: a valid budget-sh spec never searches with Optuna)."""
     name = name or spec.name
     experiment = sweep_mod.new_experiment_path(storage, name)
     start = time.perf_counter()
@@ -134,19 +130,18 @@ def run_budget_sh(spec: SweepSpec, storage: str, *, name: str | None = None, add
     state = {
         "budgets": spec.scheduler.rung_epochs(spec.epochs),
         "configs": [c["config_id"] for c in spec.configurations()],
-        "eta": spec.scheduler.reduction_factor,
         "rungs": [],
     }
     _write_state(experiment, state)
     return _drive(spec, experiment, state, datasets, start)
 
 
-def resume_budget_sh(experiment: str, spec: SweepSpec, *, address: str | None = None):
-    """Continue an interrupted budget-sh sweep: finished rungs are kept, the current rung restored."""
-    experiment = experiment if "://" in experiment else os.path.abspath(experiment)
+def resume_budget_sh(experiment: str, spec: SweepSpec, storage: str, *, address: str | None = None):
+    """Continue the interrupted budget-sh sweep at ``experiment`` (resolved, under ``storage``):
+    finished rungs are kept, the current rung restored."""
     state = _read_state(experiment)
     if state is None:
         raise ConfigError("experiment", experiment, f"has no {BUDGET_SH_FILE} to resume from")
     start = time.perf_counter()
-    datasets = sweep_mod.prepare(spec, posixpath.dirname(experiment.rstrip("/")), address)
+    datasets = sweep_mod.prepare(spec, storage, address)
     return _drive(spec, experiment, state, datasets, start)

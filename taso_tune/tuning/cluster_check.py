@@ -43,6 +43,7 @@ from typing import Any
 import yaml
 
 from taso_tune.errors import ConfigError
+from taso_tune.space_values import is_int
 
 SHARED_URI_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "az", "hdfs")
 SHARED_PATH_PREFIXES = ("/mnt/", "/nfs/")
@@ -174,20 +175,20 @@ def _key(*parts: str | int) -> str:
     return out
 
 
-def _strings(obj: Any, key: str = "") -> Iterator[tuple[str, str]]:
-    """Every string in a YAML tree with its key path."""
-    if isinstance(obj, str):
-        yield key, obj
-    elif isinstance(obj, dict):
+def _walk(obj: Any, key: str = "") -> Iterator[tuple[str, Any]]:
+    """Every node of a YAML tree with its key path, each before its children."""
+    yield key, obj
+    if isinstance(obj, dict):
         for k, v in obj.items():
-            yield from _strings(v, _key(key, str(k)))
+            yield from _walk(v, _key(key, str(k)))
     elif isinstance(obj, list):
         for i, v in enumerate(obj):
-            yield from _strings(v, f"{key}[{i}]")
+            yield from _walk(v, f"{key}[{i}]")
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _strings(obj: Any, key: str = "") -> Iterator[tuple[str, str]]:
+    """Every string in a YAML tree with its key path."""
+    return ((at, node) for at, node in _walk(obj, key) if isinstance(node, str))
 
 
 def _storage_problem(key: str, storage: str | None, num_nodes: int) -> list[Problem]:
@@ -262,7 +263,7 @@ def _check_launcher(config: dict[str, Any]) -> list[Problem]:
     if "available_node_types" not in config and config["provider"]["type"] != "local":
         own += _check_node_types(filled)  # the provider's default node types
     max_workers = (prepared or filled).get("max_workers")
-    num_nodes = 1 + (max_workers if _is_int(max_workers) else 1)  # unknown: take it as several
+    num_nodes = 1 + (max_workers if is_int(max_workers) else 1)  # unknown: take it as several
     return own + (
         _check_ray_pinned(config, filled)
         + _check_start_commands(config, filled, num_nodes)
@@ -287,7 +288,7 @@ def _check_node_types(config: dict[str, Any]) -> list[Problem]:
             continue  # Ray's schema reports the missing field
         at = _key("available_node_types", name, "resources")
         for resource, amount in resources.items():
-            if not _is_int(amount):
+            if not is_int(amount):
                 problems.append((_key(at, resource), amount, "must be an integer"))
         gpus = resources.get("GPU")
         if name == head:
@@ -298,7 +299,7 @@ def _check_node_types(config: dict[str, Any]) -> list[Problem]:
             continue
         elif gpus is None:
             problems.append((_key(at, "GPU"), None, WORKER_GPUS_UNKNOWN))
-        elif _is_int(gpus) and gpus < 1:
+        elif is_int(gpus) and gpus < 1:
             problems.append((_key(at, "GPU"), gpus, "a worker node type must offer at least 1 GPU"))
     return problems
 
@@ -390,21 +391,10 @@ def _check_auth_mode(tree: Any, key: str = "") -> list[Problem]:
         for mode in _AUTH_MODE.findall(text):
             if mode != "token":
                 problems.append((at, text, f"sets RAY_AUTH_MODE={mode}; {AUTH_OFF}"))
-    for at, entry in _env_entries(tree, key):
-        if entry.get("name") == "RAY_AUTH_MODE" and entry.get("value") != "token":
+    for at, entry in _walk(tree, key):  # env entries: {name: ..., value: ...}
+        if isinstance(entry, dict) and entry.get("name") == "RAY_AUTH_MODE" and entry.get("value", "token") != "token":
             problems.append((at, entry, f"sets RAY_AUTH_MODE={entry.get('value')}; {AUTH_OFF}"))
     return problems
-
-
-def _env_entries(obj: Any, key: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    if isinstance(obj, dict):
-        if "name" in obj and "value" in obj:
-            yield key, obj
-        for k, v in obj.items():
-            yield from _env_entries(v, _key(key, str(k)))
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            yield from _env_entries(v, f"{key}[{i}]")
 
 
 # ---------------------------------------------------------------- KubeRay manifests
@@ -471,9 +461,9 @@ def _check_ray_cluster_spec(spec: Any, at: str, entrypoint: tuple[Any, str] | No
         problems += _check_group(group, where, version)
         counts = {k: group.get(k) for k in ("replicas", "minReplicas", "maxReplicas")}
         for k, v in counts.items():
-            if not _is_int(v) or v < 0:
+            if not is_int(v) or v < 0:
                 problems.append((_key(where, k), v, "must be an integer >= 0"))
-        if all(_is_int(v) for v in counts.values()):
+        if all(is_int(v) for v in counts.values()):
             max_workers += counts["maxReplicas"]
             if not counts["minReplicas"] <= counts["replicas"] <= counts["maxReplicas"]:
                 problems.append((where, counts, "needs minReplicas <= replicas <= maxReplicas"))
@@ -525,7 +515,7 @@ def _check_group(group: dict[str, Any], at: str, version: str) -> list[Problem]:
             gpus = (resources.get(kind) or {}).get("nvidia.com/gpu")
             if gpus is None:
                 continue
-            if not (_is_int(gpus) or (isinstance(gpus, str) and gpus.isdigit())):
+            if not (is_int(gpus) or (isinstance(gpus, str) and gpus.isdigit())):
                 problems.append((_key(where, "resources", kind, "nvidia.com/gpu"), gpus, "must be a whole number"))
     return problems
 

@@ -9,6 +9,7 @@ URI), with the resolved space file written beside them so ``taso-tune resume`` c
 from __future__ import annotations
 
 import os
+import posixpath
 import sys
 import time
 from collections.abc import Mapping
@@ -24,7 +25,7 @@ from taso_tune.data import ImageData, load_dataset
 from taso_tune.errors import ConfigError
 from taso_tune.layout import SPACE_FILE
 from taso_tune.spaces import DEFAULT_GPUS_PER_TRIAL, SweepSpec, load_space_dict
-from taso_tune.storage import exists, read_experiment_file, write_experiment_file
+from taso_tune.storage import exists, read_experiment_file, resolve, write_experiment_file
 from taso_tune.tuning.cluster_check import require_shared_storage
 from taso_tune.tuning.trainable import DataKey, data_key, train_trial, trial_flat_config
 
@@ -42,10 +43,9 @@ class SweepOutcome:
 
 
 def experiment_path(storage: str, name: str) -> str:
-    """``STORAGE/NAME`` for local paths and URIs alike (local paths made absolute)."""
-    if "://" in storage:
-        return f"{storage.rstrip('/')}/{name}"
-    return os.path.join(os.path.abspath(os.path.expanduser(storage)), name)
+    """``STORAGE/NAME`` for local paths and URIs alike (local paths made absolute): where Ray Tune
+    writes the run of ``name`` under ``storage_path=resolve(storage)``."""
+    return posixpath.join(resolve(storage), name)
 
 
 def read_space_file(experiment: str) -> SweepSpec:
@@ -130,17 +130,24 @@ def _scheduler(spec: SweepSpec):
     raise ConfigError("scheduler.type", kind, "is run by the budget-sh runner, not by one Tuner")
 
 
-def _search(spec: SweepSpec) -> tuple[dict[str, Any] | None, Any, int]:
-    """(param_space, search_alg, num_samples) for the spec's search type."""
+def _param_space(spec: SweepSpec) -> dict[str, Any] | None:
+    """Grid and random spaces: every trial (configuration x seed) as one grid; Optuna: none (its
+    searcher suggests the configurations)."""
+    return None if spec.search.type == "optuna" else {"trial": tune.grid_search(spec.trials())}
+
+
+def _search_alg(spec: SweepSpec) -> tuple[Any, int]:
+    """(search_alg, num_samples): Optuna's searcher with each suggestion repeated once per seed, or
+    none for a grid (the param space holds every trial)."""
     if spec.search.type != "optuna":
-        return {"trial": tune.grid_search(spec.trials())}, None, 1
+        return None, 1
     from ray.tune.search import Repeater
     from ray.tune.search.optuna import OptunaSearch
 
     searcher = OptunaSearch(space=spec.optuna_space(), metric=spec.metric, mode=spec.mode, seed=spec.search.seed)
     if spec.seeds > 1:
         searcher = Repeater(searcher, repeat=spec.seeds, set_index=True)
-    return None, searcher, spec.search.num_samples * spec.seeds
+    return searcher, spec.search.num_samples * spec.seeds
 
 
 def build_trainable(spec: SweepSpec, datasets: Mapping[DataKey, ImageData], name: str):
@@ -183,10 +190,9 @@ def run_config(spec: SweepSpec, name: str, storage: str) -> tune.RunConfig:
         sort_by_metric=True,
         max_progress_rows=12,
     )
-    storage_path = storage if "://" in storage else os.path.abspath(os.path.expanduser(storage))
     return tune.RunConfig(
         name=name,
-        storage_path=storage_path,
+        storage_path=resolve(storage),
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         progress_reporter=reporter,
@@ -196,7 +202,7 @@ def run_config(spec: SweepSpec, name: str, storage: str) -> tune.RunConfig:
 
 def tune_config(spec: SweepSpec) -> tune.TuneConfig:
     """Metric, scheduler, searcher, concurrency and readable trial names of the sweep."""
-    _, search_alg, num_samples = _search(spec)
+    search_alg, num_samples = _search_alg(spec)
     namer, dirnamer = _trial_namer(spec)
     return tune.TuneConfig(
         metric=spec.metric,
@@ -244,10 +250,9 @@ def run_sweep(spec: SweepSpec, storage: str, *, name: str | None = None, address
     start = time.perf_counter()
     datasets = prepare(spec, storage, address)
     write_space_file(path, spec)
-    param_space, _, _ = _search(spec)
     tuner = tune.Tuner(
         build_trainable(spec, datasets, name),
-        param_space=param_space,
+        param_space=_param_space(spec),
         tune_config=tune_config(spec),
         run_config=run_config(spec, name, storage),
     )
@@ -258,23 +263,21 @@ def resume_sweep(experiment: str, *, address: str | None = None) -> SweepOutcome
     """Continue an interrupted sweep: finished trials stay finished, unfinished ones continue from
     their last checkpoints, errored ones are retried from theirs."""
     spec = read_space_file(experiment)
+    path = resolve(experiment)
+    storage, name = posixpath.split(path.rstrip("/"))
     if spec.scheduler.type == "budget-sh":
         from taso_tune.tuning.budget_sh import resume_budget_sh
 
-        return resume_budget_sh(experiment, spec, address=address)
-    path = experiment if "://" in experiment else os.path.abspath(experiment)
+        return resume_budget_sh(path, spec, storage, address=address)
     if not tune.Tuner.can_restore(path):
         raise ConfigError("experiment", experiment, "has no Ray Tune state to resume from")
     start = time.perf_counter()
-    storage = os.path.dirname(path.rstrip("/"))
     datasets = prepare(spec, storage, address)
-    param_space, _, _ = _search(spec)
-    name = os.path.basename(path.rstrip("/"))
     tuner = tune.Tuner.restore(
         path,
         build_trainable(spec, datasets, name),
         resume_unfinished=True,
         resume_errored=True,
-        param_space=param_space,
+        param_space=_param_space(spec),
     )
     return _outcome(path, tuner.fit(), start)

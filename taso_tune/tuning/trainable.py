@@ -33,9 +33,9 @@ DataKey = tuple[str, str | None, float, int | None]
 def data_key(flat: Mapping[str, Any]) -> DataKey:
     """What identifies the data a configuration trains on (several configurations share it)."""
     return (
-        flat.get("dataset", "digits"),
+        flat.get("dataset", TrainConfig.dataset),
         flat.get("data_root"),
-        float(flat.get("val_fraction", 0.1)),
+        float(flat.get("val_fraction", TrainConfig.val_fraction)),
         flat.get("train_limit"),
     )
 
