@@ -1,7 +1,7 @@
 """Measure ASHA's short-horizon bias and the budget-aware fix on one space (``make bench-early-stopping``).
 
 Runs the space three times (to the end, under ASHA, under budget-sh), compares them with
-``taso_tune.early_stopping.compare`` and writes the tables into docs/early-stopping.md between the
+``taso_tune.studies.early_stopping.compare`` and writes the tables into docs/early-stopping.md between the
 markers, and a comparison page into dashboards/reproduction/.
 
     python benchmarks/early_stopping_bias.py [--space search_spaces/early_stopping.yaml] [--storage DIR]
@@ -21,11 +21,11 @@ from common import add_repo_to_path, cpu_model, usable_cores, write_between_mark
 
 add_repo_to_path()
 
-from taso_tune.early_stopping import asha_rungs, compare, to_markdown  # noqa: E402
-from taso_tune.early_stopping_report import write_comparison_page  # noqa: E402
-from taso_tune.results import load_experiment  # noqa: E402
+from taso_tune.results.experiment import load_experiment  # noqa: E402
 from taso_tune.spaces import load_space  # noqa: E402
-from taso_tune.tuning.sweep import run_sweep  # noqa: E402
+from taso_tune.studies.early_stopping import asha_rungs, compare, to_markdown  # noqa: E402
+from taso_tune.studies.early_stopping_page import write_comparison_page  # noqa: E402
+from taso_tune.tuning import run_sweep  # noqa: E402
 
 BEGIN, END = "<!-- early-stopping:begin -->", "<!-- early-stopping:end -->"
 

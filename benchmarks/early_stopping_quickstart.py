@@ -20,7 +20,7 @@ from common import Row, Target, add_repo_to_path, section_main
 
 add_repo_to_path()
 
-from taso_tune.results import load_experiment  # noqa: E402
+from taso_tune.results.experiment import load_experiment  # noqa: E402
 
 SECTION = "4 early stopping"
 

@@ -1,6 +1,7 @@
 """Run the paper's whole protocol on LeNet5/digits with taso-tune commands (``make reproduce``).
 
-Every step is a ``taso-tune`` command, printed and kept in docs/reproduction.md with its wall time:
+Every step is the library call behind a ``taso-tune`` command; the command is printed and kept in
+docs/reproduction.md with its wall time:
 
 1. optimal scenario: the grids of Tables I-IV (5 seeds), then Table V (alpha x beta) with the winning
    constant learning rate of Table IV; the chosen defaults; the final comparison with them (Table VI)
@@ -22,7 +23,6 @@ import argparse
 import json
 import os
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,15 +35,20 @@ sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 from common import write_between_markers  # noqa: E402
 from reproduction_tables import render_tables  # noqa: E402
 
-from taso_tune.export import FORMAT, load_defaults  # noqa: E402
-from taso_tune.results import load_experiment  # noqa: E402
+from taso_tune.cli import build_parser  # noqa: E402
+from taso_tune.commands.sweep_cmd import resolve_spec  # noqa: E402
+from taso_tune.results.experiment import load_experiment  # noqa: E402
+from taso_tune.results.export import FORMAT, export_defaults, load_defaults  # noqa: E402
+from taso_tune.results.report import write_report  # noqa: E402
+from taso_tune.tuning import resume_sweep, run_sweep  # noqa: E402
 
 BEGIN, END = "<!-- reproduction:begin -->", "<!-- reproduction:end -->"
 GRIDS = "search_spaces/reproduction/digits_grids.yaml"
 
 
 class Study:
-    """Runs taso-tune commands, remembering each with its wall time."""
+    """Runs the study's steps through the library (the same calls as the ``taso-tune`` commands),
+    remembering each sweep with its equivalent command and wall time."""
 
     def __init__(self, storage: Path, reports: Path) -> None:
         self.storage, self.reports = storage, reports
@@ -51,24 +56,26 @@ class Study:
         self.log_file = storage / "commands.json"
         self.log: list[tuple[str, float]] = json.loads(self.log_file.read_text()) if self.log_file.exists() else []
 
-    def run(self, *args: str) -> None:
-        command = ["taso-tune", *args]
-        shown = shlex.join(command).replace(f"{REPO}/", "")  # paths relative to the repository
-        print(f"\n$ {shown}", flush=True)
+    def sweep(self, name: str, *args: str) -> Path:
+        """``taso-tune sweep ARGS --name NAME --storage STORAGE`` (or ``resume`` on a rerun), then its report."""
+        experiment = self.storage / name
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "taso_tune.cli", *args], check=True, cwd=REPO)
-        if args[0] == "sweep":
+        if experiment.exists():  # a rerun keeps finished parts and continues interrupted ones
+            print(f"\n$ taso-tune resume {experiment}", flush=True)
+            resume_sweep(str(experiment))
+        else:
+            shown = shlex.join(["taso-tune", "sweep", *args, "--name", name, "--storage", str(self.storage)])
+            print(f"\n$ {shown}", flush=True)
+            parsed = build_parser().parse_args(["sweep", *args, "--name", name, "--storage", str(self.storage)])
+            run_sweep(resolve_spec(parsed), str(self.storage), name=name)
             self.log.append((shown, time.perf_counter() - start))
             self.log_file.write_text(json.dumps(self.log, indent=1))
-
-    def sweep(self, name: str, *args: str) -> Path:
-        experiment = self.storage / name
-        if experiment.exists():  # a rerun keeps finished parts and continues interrupted ones
-            self.run("resume", str(experiment))
-        else:
-            self.run("sweep", *args, "--name", name, "--storage", str(self.storage))
-        self.run("report", str(experiment), "-o", str(self.reports / f"{name}.html"), "--plotlyjs", "directory")
+        write_report(load_experiment(str(experiment)), str(self.reports / f"{name}.html"), plotlyjs="directory")
         return experiment
+
+    def export(self, experiment: Path, out: Path, select_on: str = "val") -> None:
+        """``taso-tune export EXPERIMENT -o OUT --select-on SPLIT``."""
+        export_defaults(load_experiment(str(experiment)), str(out), select_on=select_on)
 
 
 def best_sgd(experiment: Path) -> dict:
@@ -120,11 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     epochs, quarter = args.epochs, max(1, args.epochs // 4)
 
     grids = study.sweep("grids", GRIDS, "--epochs", str(epochs))
-    study.run("export", str(grids), "-o", str(storage / "grids-defaults.yaml"))
-    study.run("export", str(grids), "-o", str(storage / "grids-defaults-test.yaml"), "--select-on", "test")
+    study.export(grids, storage / "grids-defaults.yaml")
+    study.export(grids, storage / "grids-defaults-test.yaml", "test")
     space5 = table5_space(best_sgd(grids), epochs, storage / "spaces" / "table5.yaml")
     table5 = study.sweep("table5", str(space5))
-    study.run("export", str(table5), "-o", str(storage / "table5-defaults.yaml"))
+    study.export(table5, storage / "table5-defaults.yaml")
     chosen = chosen_defaults(storage / "grids-defaults.yaml", storage / "table5-defaults.yaml",
                              storage / "digits-defaults.yaml")  # fmt: skip
     pair = ["--model", "lenet5", "--dataset", "digits", "--seeds", "5"]

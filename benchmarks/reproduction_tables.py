@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from taso_tune.results import Experiment, aggregate, load_experiment, pm
+from taso_tune.results.experiment import Experiment, aggregate, load_experiment, pm
 
 # (optimizer, variant, lr) -> (accuracy, std, loss): Tables I-IV of the paper
 PAPER_GRIDS = {

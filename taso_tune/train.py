@@ -11,9 +11,12 @@ up: with SGD at lr 2 the paper's VGG19 ended at chance level), ends the run with
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import math
+import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
@@ -23,13 +26,14 @@ import torch.nn.functional as F
 from taso_tune.data import DATASETS, PAD_LABEL, DeviceBatches, ImageData, load_dataset
 from taso_tune.errors import ConfigError
 from taso_tune.models import MODELS, build_model
+from taso_tune.names import EPOCH_FIELDS, EpochRecord, RunStatus
 from taso_tune.optimizers import build_optimizer, resolve_hparams
+from taso_tune.storage import write_text_atomic, write_yaml_atomic
 
 #: An epoch's mean cross-entropy above this means the weights blew up (chance level is ln(classes) ~ 2.3-4.6).
 DIVERGED_LOSS = 1e4
 
 Device = Literal["auto", "cpu", "cuda"]
-Status = Literal["running", "completed", "diverged"]
 
 
 @dataclass(frozen=True)
@@ -162,7 +166,7 @@ class Run:
             fused=on_cuda,
         )
         self.epoch = 0
-        self.status: Status = "running"
+        self.status: RunStatus = "running"
         if state is not None:
             self.load_state_dict(state)
 
@@ -212,28 +216,14 @@ class Run:
             self.scheduler.step()
         return (loss_sum / max(seen, 1)).item(), correct.item() / max(seen, 1), seen
 
-    @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
         """Mean loss and accuracy on a split (no augmentation)."""
-        self.module.eval()
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.int64)
-        # a compiled model sees one evaluation shape: the last partial batch is padded (PAD_LABEL rows
-        # count in neither the loss nor the accuracy)
-        batches = DeviceBatches(x, y, self.data.info, max(self.config.batch_size, 256),
-                                pad_last=self.config.compile, memory_format=self.memory_format)  # fmt: skip
-        for xb, yb in batches:
-            with self.autocast:
-                logits = self.forward(xb)
-            loss_sum += F.cross_entropy(logits.float(), yb, reduction="sum", ignore_index=PAD_LABEL)
-            correct += (logits.argmax(1) == yb).sum()
-        n = max(len(y), 1)
-        return (loss_sum / n).item(), correct.item() / n
+        return evaluate_split(self, x, y)
 
     def current_lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
-    def step_epoch(self) -> dict[str, Any]:
+    def step_epoch(self) -> EpochRecord:
         """Run the next epoch and return its record."""
         if self.status != "running":
             raise RuntimeError(f"run is {self.status}; nothing left to train")
@@ -242,7 +232,7 @@ class Run:
         train_loss, train_acc, seen = self.train_epoch()
         train_seconds = time.perf_counter() - start
         self.epoch += 1
-        record: dict[str, Any] = {
+        record: EpochRecord = {  # type: ignore[typeddict-item]  # filled below
             "epoch": self.epoch,
             "total_epochs": self.config.epochs,
             "lr": lr,
@@ -257,16 +247,35 @@ class Run:
         if not math.isfinite(train_loss) or train_loss > DIVERGED_LOSS:
             self.status = "diverged"
         elif self.epoch >= self.config.epochs:
-            self.status = "completed"
+            self.status = "complete"
         record["status"] = self.status
         return record
+
+
+@torch.no_grad()
+def evaluate_split(run: Run, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """Mean loss and accuracy of ``run``'s model on a split, in eval mode (no augmentation)."""
+    run.module.eval()
+    loss_sum = torch.zeros((), device=run.device)
+    correct = torch.zeros((), device=run.device, dtype=torch.int64)
+    # a compiled model sees one evaluation shape: the last partial batch is padded (PAD_LABEL rows
+    # count in neither the loss nor the accuracy)
+    batches = DeviceBatches(x, y, run.data.info, max(run.config.batch_size, 256),
+                            pad_last=run.config.compile, memory_format=run.memory_format)  # fmt: skip
+    for xb, yb in batches:
+        with run.autocast:
+            logits = run.forward(xb)
+        loss_sum += F.cross_entropy(logits.float(), yb, reduction="sum", ignore_index=PAD_LABEL)
+        correct += (logits.argmax(1) == yb).sum()
+    n = max(len(y), 1)
+    return (loss_sum / n).item(), correct.item() / n
 
 
 def fit(
     config: TrainConfig,
     data: ImageData | None = None,
     state: Mapping[str, Any] | None = None,
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[EpochRecord]:
     """Train ``config`` and yield one record per epoch (epoch, lr, losses, accuracies, timings, status).
 
     Pass ``state`` (a :meth:`Run.state_dict`) to continue a stopped run. The generator stops after the
@@ -275,3 +284,47 @@ def fit(
     run = Run(config, data, state)
     while run.status == "running":
         yield run.step_epoch()
+
+
+#: Columns of a training folder's ``metrics.csv``.
+CSV_COLUMNS: tuple[str, ...] = tuple(f for f in EPOCH_FIELDS if f != "total_epochs")
+
+
+def metrics_csv(records: list[EpochRecord]) -> str:
+    """The epoch records as CSV text (:data:`CSV_COLUMNS`)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(records)
+    return buf.getvalue()
+
+
+def train_to_folder(
+    config: TrainConfig,
+    out: str,
+    on_epoch: Callable[[Run, EpochRecord], None] | None = None,
+    data: ImageData | None = None,
+) -> list[EpochRecord]:
+    """Train ``config`` and keep its results in ``out``: ``config.yaml`` (the resolved config) at the
+    start, ``metrics.csv`` rewritten atomically after every epoch.
+
+    Everything is built (data loaded, config checked) before the folder is created, so bad input
+    leaves nothing behind. ``on_epoch(run, record)`` is called after each epoch (progress output).
+    """
+    run = Run(config, data)
+    return train_run_to_folder(run, out, on_epoch)
+
+
+def train_run_to_folder(
+    run: Run, out: str, on_epoch: Callable[[Run, EpochRecord], None] | None = None
+) -> list[EpochRecord]:
+    """:func:`train_to_folder` for a :class:`Run` already built (its data loaded)."""
+    os.makedirs(out, exist_ok=True)
+    write_yaml_atomic(os.path.join(out, "config.yaml"), run.config.to_flat())
+    records: list[EpochRecord] = []
+    while run.status == "running":
+        records.append(run.step_epoch())
+        write_text_atomic(os.path.join(out, "metrics.csv"), metrics_csv(records))
+        if on_epoch is not None:
+            on_epoch(run, records[-1])
+    return records

@@ -10,8 +10,8 @@ import pytest
 from sweep_helpers import result_records, shutdown_ray, trial_dirs, write_space
 
 from taso_tune.cli import main
-from taso_tune.layout import BUDGET_SH_FILE
-from taso_tune.results import load_experiment
+from taso_tune.names import BUDGET_SH_FILE
+from taso_tune.results.experiment import load_experiment
 from taso_tune.schedules import taso_lr
 from taso_tune.tuning.budget_sh import survivors
 

@@ -29,7 +29,7 @@ def test_train_writes_metrics_and_config(tmp_path: Path, capsys: pytest.CaptureF
         assert column in rows[0]
     assert float(rows[0]["lr"]) == pytest.approx(taso_lr(1, 2, lr_initial=0.1), rel=1e-12)
     assert 0 <= float(rows[-1]["test_acc"]) <= 1
-    assert rows[-1]["status"] == "completed"
+    assert rows[-1]["status"] == "complete"
 
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["epochs"] == 2 and saved["seed"] == 5 and saved["train_limit"] == 300
@@ -37,7 +37,7 @@ def test_train_writes_metrics_and_config(tmp_path: Path, capsys: pytest.CaptureF
     assert TrainConfig.from_flat(saved).to_flat() == saved
 
     printed = capsys.readouterr().out
-    assert "epoch   1/2" in printed and "completed" in printed and str(out) in printed
+    assert "epoch   1/2" in printed and "complete" in printed and str(out) in printed
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,9 @@ import ray
 import yaml
 
 from taso_tune.cli import main
+from taso_tune.cluster.check import check_cluster_file
 from taso_tune.errors import ConfigError
-from taso_tune.tuning.cluster_check import check_cluster_files, require_shared_storage
+from taso_tune.storage import require_shared_storage
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_FILES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "cluster").rglob("*.yaml"))
@@ -37,7 +38,7 @@ def broken(tmp_path: Path, source: Path, change: Callable[[Any], None]) -> str:
 
 
 def problems_of(path: str) -> str:
-    return "\n".join(check_cluster_files([path]))
+    return "\n".join(check_cluster_file(path))
 
 
 def test_cluster_folder_has_every_kind_of_file() -> None:
@@ -48,7 +49,7 @@ def test_cluster_folder_has_every_kind_of_file() -> None:
 @pytest.mark.parametrize("path", CLUSTER_FILES)
 def test_shipped_file_passes(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
-    assert check_cluster_files([path]) == []
+    assert check_cluster_file(path) == []
 
 
 def test_cli_passes_every_shipped_file(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
@@ -194,13 +195,13 @@ def test_a_schema_error_does_not_hide_the_other_problems(tmp_path: Path) -> None
 def test_one_line_per_problem(tmp_path: Path) -> None:
     path = broken(tmp_path, AWS, lambda c: c["available_node_types"]["gpu_1x"]["resources"].update(GPU=0.5))
     line = f"{path}: available_node_types.gpu_1x.resources.GPU: must be an integer (got 0.5)"
-    assert check_cluster_files([path]) == [line]
+    assert check_cluster_file(path) == [line]
 
 
 def test_unreadable_and_foreign_files_are_reported(tmp_path: Path) -> None:
     other = tmp_path / "deployment.yaml"
     other.write_text("apiVersion: apps/v1\nkind: Deployment\n")
-    found = check_cluster_files([str(tmp_path / "missing.yaml"), str(other)])
+    found = [line for f in (str(tmp_path / "missing.yaml"), str(other)) for line in check_cluster_file(f)]
     assert found[0].startswith(f"{tmp_path / 'missing.yaml'}: cannot read:")
     assert found[1] == f"{other}: is neither a Ray cluster launcher config nor a KubeRay (ray.io/v1) manifest"
 
@@ -354,5 +355,6 @@ def test_declared_shared_mount_is_accepted(monkeypatch: pytest.MonkeyPatch) -> N
 def test_checking_does_not_change_the_files(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     before = {p: Path(p).read_text() for p in CLUSTER_FILES}
-    check_cluster_files(CLUSTER_FILES)
+    for path in CLUSTER_FILES:
+        check_cluster_file(path)
     assert before == {p: Path(p).read_text() for p in CLUSTER_FILES}

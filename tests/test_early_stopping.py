@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from test_results import write_fixture_experiment
 
-from taso_tune.early_stopping import asha_rungs, compare, to_markdown, true_scores
-from taso_tune.early_stopping_report import write_comparison_page
-from taso_tune.results import load_experiment
+from taso_tune.results.experiment import load_experiment
+from taso_tune.studies.early_stopping import asha_rungs, compare, to_markdown, true_scores
+from taso_tune.studies.early_stopping_page import write_comparison_page
 
 
 @pytest.fixture

@@ -12,8 +12,13 @@ import yaml
 from test_results import write_fixture_experiment
 
 from taso_tune.cli import main
-from taso_tune.export import FORMAT, defaults_from_experiment, export_defaults, load_defaults
-from taso_tune.results import load_experiment
+from taso_tune.results.experiment import load_experiment
+from taso_tune.results.export import (
+    FORMAT,
+    defaults_from_experiment,
+    export_defaults,
+    load_defaults,
+)
 
 PAPER_DEFAULTS = Path(__file__).resolve().parents[1] / "search_spaces" / "defaults" / "paper.yaml"
 

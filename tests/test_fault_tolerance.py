@@ -17,9 +17,9 @@ from ray.cluster_utils import Cluster
 from sweep_helpers import result_records, shutdown_ray, trial_dirs, write_space
 
 from taso_tune.cli import main
-from taso_tune.results import load_experiment
+from taso_tune.results.experiment import load_experiment
 from taso_tune.spaces import load_space
-from taso_tune.tuning.sweep import run_sweep
+from taso_tune.tuning import run_sweep
 
 EPOCHS = 12
 

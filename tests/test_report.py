@@ -14,7 +14,8 @@ import pytest
 from test_results import write_budget_sh_experiment, write_fixture_experiment
 
 from taso_tune.cli import main
-from taso_tune.report import (
+from taso_tune.results.experiment import Experiment, load_experiment
+from taso_tune.results.report import (
     PLOTLYJS_FILE,
     alpha_beta_heatmap,
     early_stopping,
@@ -26,7 +27,6 @@ from taso_tune.report import (
     seed_curve,
     write_report,
 )
-from taso_tune.results import Experiment, load_experiment
 
 SECTIONS = ("provenance", "selection", "status", "best", "learning-curves", "learning-rates", "results",
             "alpha-beta", "parallel-coordinates", "early-stopping")  # fmt: skip
@@ -191,5 +191,5 @@ def test_report_renders_before_any_trial_completes(experiment: Experiment) -> No
 
 
 def test_report_layer_imports_no_ray() -> None:
-    code = "import sys, taso_tune.report, taso_tune.commands.report_cmd; assert 'ray' not in sys.modules"
+    code = "import sys, taso_tune.results.report, taso_tune.commands.report_cmd; assert 'ray' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

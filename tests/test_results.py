@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from taso_tune.errors import ConfigError
-from taso_tune.layout import SPACE_FILE
-from taso_tune.results import (
+from taso_tune.names import SPACE_FILE
+from taso_tune.results.experiment import (
     aggregate,
     best_per_optimizer,
     format_summary,
@@ -57,7 +57,7 @@ def _records(index: int, spec: tuple) -> list[dict]:
     for epoch in range(1, epochs_run + 1):
         behind = epochs_run - epoch  # earlier epochs: a little worse than the last one
         last = epoch == epochs_run
-        status = {"complete": "completed", "diverged": "diverged"}.get(ending, "running") if last else "running"
+        status = {"complete": "complete", "diverged": "diverged"}.get(ending, "running") if last else "running"
         records.append({
             "epoch": epoch, "total_epochs": PLANNED, "lr": hp["lr"] * (1 - 0.25 * (epoch - 1)),
             "train_loss": math.nan if ending == "diverged" and last else val_loss - 0.1 + 0.1 * behind,

@@ -14,13 +14,16 @@ import pytest
 import yaml
 
 from taso_tune.errors import ConfigError
+from taso_tune.names import METRICS
 from taso_tune.spaces import (
-    METRICS,
     SchedulerSpec,
     SearchSpec,
     SweepSpec,
     load_space,
+    OptunaSpace,
     load_space_dict,
+    resolve_optuna_params,
+    with_overrides,
 )
 from taso_tune.train import TrainConfig
 
@@ -135,7 +138,8 @@ def test_beyond_gives_every_schedule_the_same_lr_grid():
 def test_optuna_example():
     spec = load_space(str(SPACES / "examples" / "optuna_new_pair.yaml"))
     assert (spec.search.type, spec.search.num_samples) == ("optuna", 12)
-    assert spec.blocks[0]["lr"] == {"loguniform": [0.005, 0.5]} and spec.blocks[0]["beta"] == {"uniform": [0.5, 0.85]}
+    block = spec.to_dict()["blocks"][0]
+    assert block["lr"] == {"loguniform": [0.005, 0.5]} and block["beta"] == {"uniform": [0.5, 0.85]}
     with pytest.raises(ConfigError, match="optuna"):
         spec.configurations()
 
@@ -162,9 +166,9 @@ def test_to_dict_round_trips_through_yaml(path):
         assert again.trials() == spec.trials()
 
 
-@pytest.mark.parametrize("module", ["spaces.py", "space_values.py"])
+@pytest.mark.parametrize("module", sorted(p.name for p in (ROOT / "taso_tune" / "spaces").glob("*.py")))
 def test_spaces_modules_import_neither_ray_nor_optuna(module):
-    tree = ast.parse((ROOT / "taso_tune" / module).read_text())
+    tree = ast.parse((ROOT / "taso_tune" / "spaces" / module).read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not {name for name in imported if name.split(".")[0] in ("ray", "optuna")}
@@ -255,7 +259,7 @@ def test_budget_sh_rung_specs():
     spec = space([{"optimizer": "taso", "lr": {"grid": [0.05, 0.1]}}],
                  scheduler={"type": "budget-sh", "reduction_factor": 2, "min_epochs": 2})  # fmt: skip
     for budget in spec.scheduler.rung_epochs(spec.epochs):
-        rung = replace(spec.with_overrides(epochs=budget), scheduler=replace(spec.scheduler, type="none"))
+        rung = replace(with_overrides(spec, epochs=budget), scheduler=replace(spec.scheduler, type="none"))
         assert rung.scheduler == SchedulerSpec("none") and rung.epochs == budget
         assert [c["config_id"] for c in rung.configurations()] == [c["config_id"] for c in spec.configurations()]
     assert replace(SearchSpec("random", num_samples=4, seed=2), type="grid") == SearchSpec("grid")
@@ -268,14 +272,14 @@ def test_optuna_space_with_a_real_study():
     optuna = pytest.importorskip("optuna")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = load_space(str(SPACES / "examples" / "optuna_new_pair.yaml"))
-    define = pickle.loads(pickle.dumps(spec.optuna_space()))  # Ray pickles the searcher with its space
+    define = pickle.loads(pickle.dumps(OptunaSpace(spec)))  # Ray pickles the searcher with its space
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
     seen_blocks = set()
     for _ in range(12):
         trial = study.ask()
         constant = define(trial)
         assert "lr" not in constant and constant["model"] == "lenet5"
-        flat = spec.resolve_optuna_params({**constant, **trial.params})
+        flat = resolve_optuna_params(spec, {**constant, **trial.params})
         seen_blocks.add(flat["block"])
         assert flat["optimizer"] == ("taso", "amsgrad")[flat["block"]]
         low, high = spec.blocks[flat["block"]]["lr"]["loguniform"]
@@ -292,17 +296,17 @@ def test_optuna_single_block_and_categoricals():
     spec = space([{"optimizer": {"choice": ["adam", "amsgrad"]}, "lr": {"grid": [0.001, 0.002]}, "eps": 1e-7}],
                  search={"type": "optuna", "num_samples": 4})  # fmt: skip
     trial = optuna.create_study().ask()
-    constant = spec.optuna_space()(trial)
+    constant = OptunaSpace(spec)(trial)
     assert constant["block"] == 0 and constant["eps"] == 1e-7 and "optimizer" not in constant
-    flat = spec.resolve_optuna_params({**trial.params, **constant})
+    flat = resolve_optuna_params(spec, {**trial.params, **constant})
     assert flat["optimizer"] in ("adam", "amsgrad") and flat["lr"] in (0.001, 0.002) and flat["eps"] == 1e-7
     assert flat["config_id"] == f"{flat['optimizer']}_lr={flat['lr']}"
     with pytest.raises(ConfigError, match="block"):
-        spec.resolve_optuna_params({"block": 3})
+        resolve_optuna_params(spec, {"block": 3})
     with pytest.raises(ConfigError, match="b0.lr"):
-        spec.resolve_optuna_params({"block": 0, "b0.optimizer": "adam"})
+        resolve_optuna_params(spec, {"block": 0, "b0.optimizer": "adam"})
     with pytest.raises(ConfigError, match="optuna"):
-        load_space(str(SPACES / "quickstart.yaml")).optuna_space()
+        OptunaSpace(load_space(str(SPACES / "quickstart.yaml")))
 
 
 # --- overrides -------------------------------------------------------------------------------------
@@ -310,19 +314,19 @@ def test_optuna_single_block_and_categoricals():
 
 def test_with_overrides():
     spec = load_space(str(SPACES / "quickstart.yaml"))
-    quick = spec.with_overrides(epochs=4, seeds=1, max_concurrent=1, cpus=2, gpus=0.5, name="smoke")
+    quick = with_overrides(spec, epochs=4, seeds=1, max_concurrent=1, cpus=2, gpus=0.5, name="smoke")
     assert (quick.epochs, quick.seeds, quick.max_concurrent, quick.name) == (4, 1, 1, "smoke")
     assert (quick.resources.cpus, quick.resources.gpus, quick.source) == (2, 0.5, spec.source)
     assert len(quick.trials()) == 13 and all(t["epochs"] == 4 for t in quick.trials())
     assert spec.epochs == 15  # the original is unchanged
-    plain = spec.with_overrides(scheduler="none")
+    plain = with_overrides(spec, scheduler="none")
     assert plain.scheduler == SchedulerSpec("none") and plain.to_dict()["scheduler"] == {"type": "none"}
-    assert spec.with_overrides(scheduler="budget-sh").scheduler.reduction_factor == 3
-    assert spec.with_overrides(epochs=2, scheduler="none").epochs == 2  # valid together, not one by one
+    assert with_overrides(spec, scheduler="budget-sh").scheduler.reduction_factor == 3
+    assert with_overrides(spec, epochs=2, scheduler="none").epochs == 2  # valid together, not one by one
     with pytest.raises(ConfigError, match=r"--epochs, --scheduler: leaves scheduler.grace_period = 1 invalid"):
-        load_space(str(SPACES / "beyond.yaml")).with_overrides(epochs=1, scheduler="asha")  # wrong only together
+        with_overrides(load_space(str(SPACES / "beyond.yaml")), epochs=1, scheduler="asha")  # wrong only together
     blocks = space([{"optimizer": "taso", "epochs": 9}, {"optimizer": "adam"}])
-    assert blocks.epochs == 9 and blocks.with_overrides(epochs=3).epochs == 3
+    assert blocks.epochs == 9 and with_overrides(blocks, epochs=3).epochs == 3
 
 
 @pytest.mark.parametrize("overrides, flag, text", [
@@ -337,7 +341,7 @@ def test_with_overrides():
 def test_with_overrides_errors_name_the_flag(overrides, flag, text):
     spec = load_space(str(SPACES / "quickstart.yaml"))
     with pytest.raises(ConfigError) as info:
-        spec.with_overrides(**overrides)
+        with_overrides(spec, **overrides)
     message = str(info.value)
     assert message.startswith(f"{spec.source}: {flag}:") and text in message
     assert repr(next(iter(overrides.values()))) in message

@@ -8,8 +8,8 @@ import pytest
 from sweep_helpers import result_records, shutdown_ray, trial_dirs, write_space
 
 from taso_tune.cli import main
-from taso_tune.layout import SPACE_FILE
-from taso_tune.results import load_experiment
+from taso_tune.names import SPACE_FILE
+from taso_tune.results.experiment import load_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 

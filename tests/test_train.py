@@ -111,7 +111,7 @@ def test_records_have_every_metric_and_follow_the_schedule(digits_data: ImageDat
     config = _config(epochs=3)
     records = list(fit(config, digits_data))
     assert [r["epoch"] for r in records] == [1, 2, 3]
-    assert [r["status"] for r in records] == ["running", "running", "completed"]
+    assert [r["status"] for r in records] == ["running", "running", "complete"]
     for k, record in enumerate(records, start=1):
         assert set(record) == RECORD_KEYS
         assert record["total_epochs"] == 3
@@ -127,7 +127,7 @@ def test_records_have_every_metric_and_follow_the_schedule(digits_data: ImageDat
 def test_no_validation_keys_without_a_validation_split() -> None:
     records = list(fit(_config(epochs=1, val_fraction=0.0, train_limit=200)))
     assert "val_acc" not in records[0] and "val_loss" not in records[0]
-    assert records[0]["status"] == "completed"
+    assert records[0]["status"] == "complete"
 
 
 def test_same_seed_same_metrics_other_seed_other_metrics(digits_data: ImageData) -> None:
@@ -159,7 +159,7 @@ def test_resumed_run_matches_a_run_never_stopped(
     assert resumed.epoch == 2 and resumed.status == "running"
     second_half = list(fit(config, digits_data, state))
     assert _without_timings(first_half + second_half) == uninterrupted
-    assert second_half[-1]["status"] == "completed"
+    assert second_half[-1]["status"] == "complete"
 
 
 def test_resume_with_per_step_schedule(digits_data: ImageData) -> None:
@@ -180,9 +180,9 @@ def test_state_dict_records_the_config(digits_data: ImageData) -> None:
     run = Run(config, digits_data)
     run.step_epoch()
     state = run.state_dict()
-    assert state["epoch"] == 1 and state["status"] == "completed"
+    assert state["epoch"] == 1 and state["status"] == "complete"
     assert TrainConfig.from_flat(state["config"]) == config
-    with pytest.raises(RuntimeError, match="completed"):
+    with pytest.raises(RuntimeError, match="complete"):
         run.step_epoch()
 
 
@@ -198,7 +198,7 @@ def test_diverging_run_ends_with_status_diverged(digits_data: ImageData) -> None
 def test_lenet5_taso_on_digits_reaches_95_percent(digits_data: ImageData) -> None:
     # the acceptance check: the paper's defaults (lr 0.05, alpha 25, beta 0.7), 20 epochs
     records = list(fit(_config(epochs=20, seed=0), digits_data))
-    assert len(records) == 20 and records[-1]["status"] == "completed"
+    assert len(records) == 20 and records[-1]["status"] == "complete"
     assert records[-1]["test_acc"] >= 0.95
     # TASO's late decay: the last lr is close to lr_final = 0.05 / 20
     assert records[-1]["lr"] == pytest.approx(0.0025, rel=0.05)

@@ -22,7 +22,7 @@ def add_check_cluster_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_check_cluster(args: argparse.Namespace) -> int:
-    from taso_tune.tuning.cluster_check import check_cluster_file
+    from taso_tune.cluster.check import check_cluster_file
 
     failed = False
     for path in args.files:

@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 from taso_tune.errors import ConfigError
+from taso_tune.storage import is_uri
 
 
 def add_report_parser(sub: argparse._SubParsersAction) -> None:
@@ -54,14 +55,14 @@ def default_output(experiment: str, output: str | None, filename: str) -> str:
     """``output``, else ``EXPERIMENT/filename`` for a local experiment (a URI needs ``-o``)."""
     if output:
         return output
-    if "://" in experiment:
+    if is_uri(experiment):
         raise ConfigError("-o/--output", None, f"required for an experiment at a URI ({experiment})")
     return os.path.join(experiment, filename)
 
 
 def run_report_command(args: argparse.Namespace) -> int:
-    from taso_tune.report import write_report
-    from taso_tune.results import load_experiment
+    from taso_tune.results.experiment import load_experiment
+    from taso_tune.results.report import write_report
 
     out = default_output(args.experiment, args.output, "report.html")
     experiment = load_experiment(args.experiment)
@@ -71,8 +72,8 @@ def run_report_command(args: argparse.Namespace) -> int:
 
 
 def run_export_command(args: argparse.Namespace) -> int:
-    from taso_tune.export import export_defaults
-    from taso_tune.results import load_experiment
+    from taso_tune.results.experiment import load_experiment
+    from taso_tune.results.export import export_defaults
 
     out = default_output(args.experiment, args.output, "defaults.yaml")
     document = export_defaults(load_experiment(args.experiment), out, select_on=args.select_on)
@@ -83,7 +84,7 @@ def run_export_command(args: argparse.Namespace) -> int:
 
 def format_defaults_table(document: dict[str, Any]) -> str:
     """The optimizers of a defaults document, one line each: accuracy mean (± std), n, hyperparameters."""
-    from taso_tune.results import pm
+    from taso_tune.results.experiment import pm
 
     lines = [f"  {'optimizer':<13} {'val_acc':<16} {'test_acc':<16} {'n':>2}  hyperparameters"]
     for name, entry in document["optimizers"].items():

@@ -7,10 +7,11 @@ import os
 import sys
 
 from taso_tune.errors import ConfigError
-from taso_tune.spaces import SweepSpec, load_space
+from taso_tune.spaces import SweepSpec, load_space, with_overrides
+from taso_tune.storage import STORAGE_ENV, is_uri
 
 #: Results root when --storage is not given: $TASO_TUNE_STORAGE (set on cluster heads), else ./runs.
-DEFAULT_STORAGE = os.environ.get("TASO_TUNE_STORAGE", "runs")
+DEFAULT_STORAGE = os.environ.get(STORAGE_ENV, "runs")
 
 
 def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
@@ -68,7 +69,7 @@ def resolve_spec(args: argparse.Namespace) -> SweepSpec:
     if args.defaults:
         if args.space:
             raise ConfigError("FILE", args.space, "give either a space file or --defaults, not both")
-        from taso_tune.export import defaults_space
+        from taso_tune.results.export import defaults_space
 
         spec = defaults_space(args.defaults, model=args.model, dataset=args.dataset, data_root=args.data_root,
                               epochs=args.epochs, seeds=args.seeds)  # fmt: skip
@@ -79,7 +80,7 @@ def resolve_spec(args: argparse.Namespace) -> SweepSpec:
             if getattr(args, flag):
                 raise ConfigError(f"--{flag.replace('_', '-')}", getattr(args, flag), "only goes with --defaults")
         spec = load_space(args.space)
-    return spec.with_overrides(
+    return with_overrides(spec,
         epochs=args.epochs if not args.defaults else None,
         seeds=args.seeds if not args.defaults else None,
         scheduler=args.scheduler,
@@ -109,16 +110,16 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         print_dry_run(spec)
         return 0
-    from taso_tune.tuning.sweep import run_sweep
+    from taso_tune.tuning import run_sweep
 
     outcome = run_sweep(spec, args.storage, name=spec.name, address=args.address)
     return finish(outcome, args.select_on, write_files=not args.no_report)
 
 
 def run_resume_command(args: argparse.Namespace) -> int:
-    from taso_tune.tuning.sweep import resume_sweep
+    from taso_tune.tuning import resume_sweep
 
-    if "://" not in args.experiment and not os.path.isdir(args.experiment):
+    if not is_uri(args.experiment) and not os.path.isdir(args.experiment):
         raise ConfigError("EXPERIMENT", args.experiment, "no such experiment folder")
     outcome = resume_sweep(args.experiment, address=args.address)
     return finish(outcome, args.select_on, write_files=not args.no_report)
@@ -126,24 +127,22 @@ def run_resume_command(args: argparse.Namespace) -> int:
 
 def finish(outcome, select_on: str, write_files: bool = True) -> int:
     """Print the summary; for a local experiment also write its report and exported defaults."""
-    from taso_tune.export import export_defaults
-    from taso_tune.report import write_report
-    from taso_tune.results import format_summary, load_experiment
+    from taso_tune.results.experiment import format_summary, load_experiment
+    from taso_tune.results.outputs import write_outputs
 
     experiment = load_experiment(outcome.experiment_path)
     print()
     print(format_summary(experiment, select_on))
     print(f"wall time {outcome.wall_seconds:.1f}s; results in {outcome.experiment_path}")
-    if write_files and "://" not in outcome.experiment_path:
-        report = write_report(experiment, os.path.join(outcome.experiment_path, "report.html"), select_on)
-        print(f"report:   {report}")
-        try:
-            defaults = os.path.join(outcome.experiment_path, "defaults.yaml")
-            export_defaults(experiment, defaults, select_on)
-            print(f"defaults: {defaults}")
-        except ConfigError as err:  # no configuration ran to the end: nothing to export
-            print(f"defaults: not written ({err.problem})")
-    elif write_files:
-        print(f"make the report with `taso-tune report {outcome.experiment_path} -o report.html`")
+    if write_files:
+        written = write_outputs(experiment, select_on)
+        if written.report:
+            print(f"report:   {written.report}")
+        if written.defaults:
+            print(f"defaults: {written.defaults}")
+        elif written.report:
+            print(f"defaults: not written ({written.why_not})")
+        else:
+            print(written.why_not)
     sys.stdout.flush()
     return 1 if outcome.errored else 0

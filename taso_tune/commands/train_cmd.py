@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import os
 import sys
 import time
+from dataclasses import fields
 from typing import Any
 
 import yaml
 
+from taso_tune.data import DATASETS
 from taso_tune.errors import ConfigError
-from taso_tune.io import write_text_atomic, write_yaml_atomic
+from taso_tune.models import MODELS
 from taso_tune.schedules import check_taso_params, taso_lr
-from taso_tune.space_values import SpaceLoader
-
-METRIC_COLUMNS = [
-    "epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
-    "epoch_seconds", "images_per_second", "status",
-]  # fmt: skip
+from taso_tune.spaces import SpaceLoader
+from taso_tune.train import TrainConfig
 
 
 def parse_assignments(items: list[str] | None) -> dict[str, Any]:
@@ -38,6 +34,11 @@ def parse_assignments(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def _default(name: str) -> Any:
+    """A TrainConfig field's default: the one place the training defaults are written."""
+    return {f.name: f.default for f in fields(TrainConfig)}[name]
+
+
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
@@ -45,21 +46,22 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         description="Train one model/dataset/optimizer and write DIR/metrics.csv and DIR/config.yaml.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--model", default="lenet5", help="lenet5 | vgg19 | resnet18")
-    p.add_argument("--dataset", default="digits", help="digits | mnist | fashion_mnist | kmnist | cifar10 | cifar100 | svhn | synthetic")
-    p.add_argument("--optimizer", default="taso", help="an optimizer recipe (see `taso-tune optimizers`)")
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--model", default=_default("model"), help=" | ".join(sorted(MODELS)))
+    p.add_argument("--dataset", default=_default("dataset"), help=" | ".join(sorted(DATASETS)))
+    p.add_argument("--optimizer", default=_default("optimizer"), help="an optimizer recipe (see `taso-tune optimizers`)")
+    p.add_argument("--epochs", type=int, default=_default("epochs"))
     p.add_argument("--lr", type=float, help="initial learning rate (default: the recipe's)")
-    p.add_argument("--alpha", type=float, help="TASO alpha (default 25)")
-    p.add_argument("--beta", type=float, help="TASO beta (default 0.7)")
+    p.add_argument("--alpha", type=float, help="TASO alpha (default: the recipe's)")
+    p.add_argument("--beta", type=float, help="TASO beta (default: the recipe's)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any other optimizer field, e.g. --set momentum=0")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seed", type=int, default=_default("seed"))
+    p.add_argument("--batch-size", type=int, default=_default("batch_size"))
     p.add_argument("--data-root", help="folder holding the data set files (not needed for digits/synthetic)")
     p.add_argument("--download", action="store_true", help="download the data set into --data-root if missing")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="share of the training set held out for validation")
+    p.add_argument("--val-fraction", type=float, default=_default("val_fraction"),
+                   help="share of the training set held out for validation")  # fmt: skip
     p.add_argument("--train-limit", type=int, help="use only the first N training images")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--device", default=_default("device"), choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--schedule-per-step", action="store_true", help="update the lr every step instead of every epoch")
@@ -68,29 +70,14 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from taso_tune.train import Run, TrainConfig
+    from taso_tune.train import Run, train_run_to_folder
 
     hparams = parse_assignments(args.set)
     for name in ("lr", "alpha", "beta"):
         if getattr(args, name) is not None:
             hparams[name] = getattr(args, name)
-    config = TrainConfig(
-        model=args.model,
-        dataset=args.dataset,
-        optimizer=args.optimizer,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        hparams=hparams,
-        data_root=args.data_root,
-        download=args.download,
-        val_fraction=args.val_fraction,
-        train_limit=args.train_limit,
-        device=args.device,
-        threads=args.threads,
-        compile=args.compile,
-        schedule_per_step=args.schedule_per_step,
-    )
+    own = {f.name for f in fields(TrainConfig)} - {"hparams"}
+    config = TrainConfig(**{k: v for k, v in vars(args).items() if k in own}, hparams=hparams)
     out = args.out or os.path.join(
         "runs", f"train-{config.model}-{config.dataset}-{config.optimizer}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
@@ -101,21 +88,9 @@ def run_train(args: argparse.Namespace) -> int:
         f"{sizes['test']} test images) with {config.optimizer} for {config.epochs} epochs on {run.device}",
         flush=True,
     )
-    os.makedirs(out, exist_ok=True)
-    write_yaml_atomic(os.path.join(out, "config.yaml"), config.to_flat())
-    rows: list[dict[str, Any]] = []
     start = time.perf_counter()
-    while run.status == "running":
-        record = run.step_epoch()
-        rows.append(record)
-        write_text_atomic(os.path.join(out, "metrics.csv"), _csv(rows))
-        val = f"val_acc {record['val_acc']:.2%}  " if "val_acc" in record else ""
-        print(
-            f"epoch {record['epoch']:>3}/{config.epochs}  lr {record['lr']:.5g}  train_loss {record['train_loss']:.4f}  "
-            f"{val}test_acc {record['test_acc']:.2%}  {record['epoch_seconds']:.2f}s",
-            flush=True,
-        )
-    last = rows[-1]
+    records = train_run_to_folder(run, out, _print_epoch)
+    last = records[-1]
     print(
         f"{run.status}: test_acc {last['test_acc']:.2%} after {last['epoch']} epochs in "
         f"{time.perf_counter() - start:.1f}s; results in {out}",
@@ -124,12 +99,13 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _csv(rows: list[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+def _print_epoch(run: Any, record: dict[str, Any]) -> None:
+    val = f"val_acc {record['val_acc']:.2%}  " if "val_acc" in record else ""
+    print(
+        f"epoch {record['epoch']:>3}/{run.config.epochs}  lr {record['lr']:.5g}  train_loss {record['train_loss']:.4f}  "
+        f"{val}test_acc {record['test_acc']:.2%}  {record['epoch_seconds']:.2f}s",
+        flush=True,
+    )
 
 
 def add_schedule_parser(sub: argparse._SubParsersAction) -> None:

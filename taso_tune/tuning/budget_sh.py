@@ -25,10 +25,11 @@ from typing import Any
 from ray import tune
 
 from taso_tune.errors import ConfigError
-from taso_tune.layout import BUDGET_SH_FILE
-from taso_tune.spaces import SweepSpec
+from taso_tune.names import BUDGET_SH_FILE
+from taso_tune.spaces import SweepSpec, with_overrides
 from taso_tune.storage import read_experiment_file, write_experiment_file
-from taso_tune.tuning import sweep as sweep_mod
+from taso_tune.tuning import tuner
+from taso_tune.tuning.trials import GridTrials
 
 
 def rung_name(index: int, epochs: int) -> str:
@@ -66,31 +67,29 @@ def _rung_scores(results: tune.ResultGrid, metric: str, mode: str) -> dict[str, 
     return {cid: sum(v) / len(v) for cid, v in per_config.items()}
 
 
-def _rung_spec(spec: SweepSpec, epochs: int, config_ids: list[str]) -> tuple[SweepSpec, list[dict]]:
-    """The spec of one rung (no early stopping, ``epochs`` planned) and its trials."""
-    rung = spec.with_overrides(epochs=epochs, scheduler="none")
+def _rung_source(spec: SweepSpec, epochs: int, config_ids: list[str]) -> GridTrials:
+    """The trials of one rung: the survivors, no early stopping, ``epochs`` planned."""
+    rung = with_overrides(spec, epochs=epochs, scheduler="none")
     wanted = set(config_ids)
-    trials = [t for t in rung.trials() if t["config_id"] in wanted]
-    return rung, trials
+    return GridTrials(rung, [t for t in rung.trials() if t["config_id"] in wanted])
 
 
 def _run_rung(spec: SweepSpec, experiment: str, index: int, epochs: int, config_ids: list[str],
               datasets, restore: bool) -> tuple[dict[str, float], int]:  # fmt: skip
-    rung, trials = _rung_spec(spec, epochs, config_ids)
+    source = _rung_source(spec, epochs, config_ids)
     name = rung_name(index, epochs)
     rung_path = f"{experiment.rstrip('/')}/{name}"
-    trainable = sweep_mod.build_trainable(rung, datasets, name)
-    param_space = {"trial": tune.grid_search(trials)}
+    trainable = tuner.build_trainable(source, datasets, name)
+    param_space = source.param_space()
     if restore and tune.Tuner.can_restore(rung_path):
-        tuner = tune.Tuner.restore(rung_path, trainable, resume_unfinished=True, resume_errored=True,
-                                   param_space=param_space)  # fmt: skip
+        run = tune.Tuner.restore(rung_path, trainable, resume_unfinished=True, resume_errored=True,
+                                 param_space=param_space)  # fmt: skip
     else:
-        tune_config = sweep_mod.tune_config(rung)
-        tuner = tune.Tuner(trainable, param_space=param_space, tune_config=tune_config,
-                           run_config=sweep_mod.run_config(rung, name, experiment))  # fmt: skip
+        run = tune.Tuner(trainable, param_space=param_space, tune_config=tuner.tune_config(source),
+                         run_config=tuner.run_config(source, name, experiment))  # fmt: skip
     print(f"budget-sh rung {index}: {len(config_ids)} configurations x {spec.seeds} seeds, {epochs} epochs each",
           flush=True)  # fmt: skip
-    results = tuner.fit()
+    results = run.fit()
     return _rung_scores(results, spec.metric, spec.mode), results.num_errors
 
 
@@ -116,17 +115,17 @@ def _drive(spec: SweepSpec, experiment: str, state: dict[str, Any], datasets, st
     _write_state(experiment, state)
     trials = sum(len(r["configs"]) * spec.seeds for r in state["rungs"])
     print(f"budget-sh: winner {winner} after {len(state['rungs'])} rungs", flush=True)
-    return sweep_mod.SweepOutcome(experiment, trials, errored, time.perf_counter() - start)
+    return tuner.SweepOutcome(experiment, trials, errored, time.perf_counter() - start)
 
 
 def run_budget_sh(spec: SweepSpec, storage: str, *, name: str | None = None, address: str | None = None):
     """Run budget-aware successive halving for ``spec`` under ``STORAGE/NAME`` (a grid or random
     space: a valid budget-sh spec never searches with Optuna)."""
     name = name or spec.name
-    experiment = sweep_mod.new_experiment_path(storage, name)
+    experiment = tuner.new_experiment_path(storage, name)
     start = time.perf_counter()
-    datasets = sweep_mod.prepare(spec, storage, address)
-    sweep_mod.write_space_file(experiment, spec)
+    datasets = tuner.prepare(GridTrials(spec), storage, address)
+    tuner.write_space_file(experiment, spec)
     state = {
         "budgets": spec.scheduler.rung_epochs(spec.epochs),
         "configs": [c["config_id"] for c in spec.configurations()],
@@ -143,5 +142,5 @@ def resume_budget_sh(experiment: str, spec: SweepSpec, storage: str, *, address:
     if state is None:
         raise ConfigError("experiment", experiment, f"has no {BUDGET_SH_FILE} to resume from")
     start = time.perf_counter()
-    datasets = sweep_mod.prepare(spec, storage, address)
+    datasets = tuner.prepare(GridTrials(spec), storage, address)
     return _drive(spec, experiment, state, datasets, start)

@@ -12,17 +12,13 @@ from typing import Any
 
 from ray.util.metrics import Gauge
 
+from taso_tune.names import FIELD_DESCRIPTIONS
+
 TAG_KEYS = ("experiment", "trial", "optimizer")
-#: Gauge name -> (record key, description). Ray prefixes exported names with ``ray_``.
-GAUGES: dict[str, tuple[str, str]] = {
-    "taso_tune_val_acc": ("val_acc", "Validation accuracy of the trial's latest epoch"),
-    "taso_tune_test_acc": ("test_acc", "Test accuracy of the trial's latest epoch"),
-    "taso_tune_train_loss": ("train_loss", "Mean training loss of the trial's latest epoch"),
-    "taso_tune_val_loss": ("val_loss", "Validation loss of the trial's latest epoch"),
-    "taso_tune_lr": ("lr", "Learning rate in force during the trial's latest epoch"),
-    "taso_tune_epoch": ("epoch", "Epochs the trial has completed"),
-    "taso_tune_images_per_second": ("images_per_second", "Training throughput of the latest epoch"),
-}
+#: The epoch fields exported as gauges; Ray prefixes exported names with ``ray_``.
+GAUGED_FIELDS = ("val_acc", "test_acc", "train_loss", "val_loss", "lr", "epoch", "images_per_second")
+#: Gauge name -> (record key, description).
+GAUGES: dict[str, tuple[str, str]] = {f"taso_tune_{key}": (key, FIELD_DESCRIPTIONS[key]) for key in GAUGED_FIELDS}
 
 _gauges: dict[str, Gauge] = {}
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import ray
@@ -20,9 +20,10 @@ import torch
 from ray import tune
 
 from taso_tune.data import ImageData
-from taso_tune.layout import STATE_FILE
+from taso_tune.names import STATE_FILE
 from taso_tune.train import Run, TrainConfig
 from taso_tune.tuning import live_metrics
+from taso_tune.tuning.trials import TrialSource
 
 #: Keys of a trial's flat config that describe it but are not training fields.
 LABEL_KEYS = ("config_id", "block")
@@ -38,18 +39,6 @@ def data_key(flat: Mapping[str, Any]) -> DataKey:
         float(flat.get("val_fraction", TrainConfig.val_fraction)),
         flat.get("train_limit"),
     )
-
-
-def trial_flat_config(config: Mapping[str, Any], resolve_optuna: Callable | None = None) -> dict[str, Any]:
-    """The flat training dict of a trial: grid/random trials carry it under ``trial``; Optuna trials
-    carry the suggested values, which ``resolve_optuna`` turns into the same flat dict."""
-    if "trial" in config:
-        return dict(config["trial"])
-    if resolve_optuna is None:
-        raise ValueError("trial config has no 'trial' entry and no Optuna resolver was given")
-    flat = resolve_optuna({k: v for k, v in config.items() if k != "__trial_index__"})
-    flat["seed"] = int(config.get("__trial_index__", 0))
-    return flat
 
 
 def train_config_of(flat: Mapping[str, Any], cpus: float, device: str = "auto") -> TrainConfig:
@@ -77,12 +66,12 @@ def train_trial(
     checkpoint_every: int = 1,
     cpus: float = 1.0,
     device: str = "auto",
-    resolve_optuna: Callable | None = None,
+    source: TrialSource,
 ) -> None:
     """Ray Tune function trainable: train one configuration/seed, report each epoch."""
     # Ray logs a line for every persisted checkpoint; at one checkpoint an epoch that drowns the output
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
-    flat = trial_flat_config(config, resolve_optuna)
+    flat = source.flat_config(config)
     train_config = train_config_of(flat, cpus, device)
     run = Run(train_config, datasets[data_key(flat)], _load_state(tune.get_checkpoint()))
     labels = {

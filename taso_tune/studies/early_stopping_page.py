@@ -7,9 +7,9 @@ import html
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from taso_tune.early_stopping import Comparison
-from taso_tune.io import write_text_atomic
-from taso_tune.report import write_plotlyjs_beside
+from taso_tune.results.report import write_plotlyjs_beside
+from taso_tune.storage import write_text_atomic
+from taso_tune.studies.early_stopping import Comparison
 
 
 def comparison_figure(comparison: Comparison) -> go.Figure:

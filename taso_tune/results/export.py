@@ -26,9 +26,8 @@ import yaml
 
 from taso_tune import __version__
 from taso_tune.errors import ConfigError
-from taso_tune.io import write_yaml_atomic
 from taso_tune.optimizers import OPTIMIZERS, resolve_hparams
-from taso_tune.results import (
+from taso_tune.results.experiment import (
     Experiment,
     SelectOn,
     hyperparameter_columns,
@@ -36,6 +35,7 @@ from taso_tune.results import (
     selection_metric,
 )
 from taso_tune.spaces import SweepSpec, load_space_dict
+from taso_tune.storage import write_yaml_atomic
 
 FORMAT = "taso-tune-defaults/1"
 
@@ -72,7 +72,7 @@ def defaults_from_experiment(experiment: Experiment, select_on: SelectOn = "val"
         "format": FORMAT,
         "provenance": {
             "experiment": experiment.path,
-            "exported": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+            "exported": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
             "taso_tune_version": __version__,
             "model": first["model"],
             "dataset": first["dataset"],

@@ -22,9 +22,9 @@ from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 from taso_tune.errors import ConfigError
-from taso_tune.io import write_text_atomic
-from taso_tune.report_tables import render_page, varied_hyperparameters
-from taso_tune.results import Experiment, SelectOn, selection_metric
+from taso_tune.results.experiment import Experiment, SelectOn, selection_metric
+from taso_tune.results.report_tables import render_page, varied_hyperparameters
+from taso_tune.storage import write_text_atomic
 
 PlotlyJS = Literal["inline", "directory"]
 #: The file ``--plotlyjs directory`` writes beside the report (plotly's own name for it).

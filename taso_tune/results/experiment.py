@@ -25,11 +25,10 @@ import pyarrow.fs
 import yaml
 
 from taso_tune.errors import ConfigError
-from taso_tune.layout import METRICS, SPACE_FILE
+from taso_tune.names import EPOCH_FIELDS, METRICS, SPACE_FILE, TrialStatus
 from taso_tune.storage import filesystem, read_text
 
-EPOCH_COLUMNS = ("epoch", "lr", *METRICS, "epoch_seconds", "images_per_second", "status", "diverged")
-Status = Literal["complete", "stopped-early", "diverged", "errored", "unfinished"]
+EPOCH_COLUMNS = (*(f for f in EPOCH_FIELDS if f != "total_epochs"), "diverged")
 SelectOn = Literal["val", "test"]
 
 
@@ -90,7 +89,7 @@ def _records(text: str) -> list[dict]:
     return [by_epoch[k] for k in sorted(by_epoch)]
 
 
-def _status(records: list[dict], tune_status: str, has_error: bool) -> Status:
+def _status(records: list[dict], tune_status: str, has_error: bool) -> TrialStatus:
     last = records[-1] if records else {}
     if any(r.get("diverged") for r in records):
         return "diverged"

@@ -1,4 +1,4 @@
-"""The tables and page layout of the HTML report (:mod:`taso_tune.report` draws the figures).
+"""The tables and page layout of the HTML report (:mod:`taso_tune.results.report` draws the figures).
 
 The results tables follow the paper's Tables I-X: grouped by optimizer, the hyperparameters that vary
 as columns, accuracy and loss as ``mean (± std)`` over the n seeds that completed, and the best
@@ -16,7 +16,8 @@ from typing import Any
 import pandas as pd
 
 from taso_tune import __version__
-from taso_tune.results import (
+from taso_tune.names import TRIAL_STATUSES
+from taso_tune.results.experiment import (
     Experiment,
     SelectOn,
     hyperparameter_columns,
@@ -29,7 +30,7 @@ from taso_tune.results import (
 #: Table columns after the hyperparameters: (metric, heading, scale, digits).
 METRIC_COLUMNS = (("val_acc", "validation accuracy (%)", 100.0, 2), ("val_loss", "validation loss", 1.0, 3),
                   ("test_acc", "test accuracy (%)", 100.0, 2), ("test_loss", "test loss", 1.0, 3))  # fmt: skip
-STATUS_ORDER = ("complete", "stopped-early", "diverged", "errored", "unfinished")
+STATUS_ORDER = TRIAL_STATUSES
 HP_LABELS = {"lr": "learning rate", "lr_final": "final learning rate", "weight_decay": "weight decay"}
 SECTION_TITLES = {
     "learning-curves": "Learning curves",
@@ -196,7 +197,7 @@ def provenance_html(experiment: Experiment) -> str:
         ("scheduler", scheduler.get("type", "–") if isinstance(scheduler, dict) else scheduler),
         ("sweep metric", f"{space.get('metric', '–')} ({space.get('mode', 'max')})"),
         ("configurations / trials", f"{trials['config_id'].nunique()} / {len(trials)}"),
-        ("report written", f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC by taso-tune {__version__}"),
+        ("report written", f"{_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC by taso-tune {__version__}"),
     ]
     return _table(["", ""], [[f"<b>{escape(k)}</b>", escape(str(v))] for k, v in items], align=False)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from taso_tune.results import Experiment
+from taso_tune.results.experiment import Experiment
 
 METRIC = "val_acc"
 

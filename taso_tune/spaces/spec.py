@@ -1,0 +1,126 @@
+"""The :class:`SweepSpec`: a validated search space, what to train and how to search it.
+
+A space is a union of blocks; each block is its own grid (plus, for random and Optuna search,
+distributions). Everything is validated when the spec is built, before any trial starts: every
+configuration goes through :meth:`TrainConfig.from_flat`, and every error names the file, the field
+path (``blocks[2].lr``) and the bad value. The format is documented in ``docs/search-spaces.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from taso_tune.errors import ConfigError
+from taso_tune.names import METRICS
+from taso_tune.spaces.expansion import configurations
+from taso_tune.spaces.sections import Resources, SchedulerSpec, SearchSpec
+from taso_tune.spaces.validation import Block, validate_blocks, validate_train
+from taso_tune.spaces.values import require_int
+from taso_tune.train import TrainConfig
+
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A validated search space: what to train (``train`` + ``blocks``) and how to search it.
+
+    Construct it with :func:`~taso_tune.spaces.load_space` or ``load_space_dict``, or directly:
+    ``blocks`` may be given in their YAML form (plain values and ``{grid: [...]}``-style mappings)
+    and are held parsed, as :class:`~taso_tune.spaces.values.Value` objects; :meth:`to_dict` gives
+    the YAML form back.
+    """
+
+    name: str
+    train: Mapping[str, Any]
+    blocks: tuple[Block, ...]
+    source: str | None = field(default=None, compare=False)
+    description: str = ""
+    seeds: int = 1
+    metric: str = "val_acc"
+    mode: Literal["max", "min"] = "max"
+    scheduler: SchedulerSpec = SchedulerSpec()
+    search: SearchSpec = SearchSpec()
+    resources: Resources = Resources()
+    max_concurrent: int | None = None
+    checkpoint_every: int = 1
+    max_failures: int = 2
+
+    def __post_init__(self) -> None:
+        try:
+            self._validate()
+        except ConfigError as err:
+            if err.file is None and self.source:
+                raise err.in_file(self.source) from None
+            raise
+
+    def _validate(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
+            raise ConfigError("name", self.name, "must be letters, digits, '_', '.' or '-'")
+        if not isinstance(self.description, str):
+            raise ConfigError("description", self.description, "must be text")
+        require_int("seeds", self.seeds, 1)
+        require_int("checkpoint_every", self.checkpoint_every, 1)
+        require_int("max_failures", self.max_failures, 0)
+        if self.max_concurrent is not None:
+            require_int("max_concurrent", self.max_concurrent, 1)
+        if self.metric not in METRICS:
+            raise ConfigError("metric", self.metric, "unknown metric", choices=METRICS)
+        expected = "min" if self.metric.endswith("_loss") else "max"
+        if self.mode != expected:
+            raise ConfigError("mode", self.mode, f"contradicts metric {self.metric!r}, which is "
+                              f"{'minimised' if expected == 'min' else 'maximised'}", choices=[expected])  # fmt: skip
+        for name, kind in (("scheduler", SchedulerSpec), ("search", SearchSpec), ("resources", Resources)):
+            if not isinstance(getattr(self, name), kind):
+                raise ConfigError(name, getattr(self, name), f"must be a {kind.__name__}")
+        object.__setattr__(self, "train", validate_train(self.train))
+        object.__setattr__(self, "blocks", validate_blocks(self.blocks, self.train, self.search.type, self.metric))
+        self._validate_scheduler()
+
+    def _validate_scheduler(self) -> None:
+        epochs, scheduler = self.epochs, self.scheduler
+        if scheduler.type == "asha" and scheduler.grace_period >= epochs:
+            raise ConfigError("scheduler.grace_period", scheduler.grace_period,
+                              f"must be less than the epochs ({epochs})")  # fmt: skip
+        if scheduler.type == "budget-sh":
+            if scheduler.min_epochs is not None and scheduler.min_epochs > epochs:
+                raise ConfigError("scheduler.min_epochs", scheduler.min_epochs,
+                                  f"must be at most the epochs ({epochs})")  # fmt: skip
+            if self.search.type == "optuna":
+                raise ConfigError("scheduler.type", "budget-sh", "needs a list of configurations "
+                                  "(search grid or random), not optuna")  # fmt: skip
+
+    @property
+    def epochs(self) -> int:
+        """The planned epochs: ``train.epochs`` (default 20), or the most any block asks for."""
+        planned = [self.train.get("epochs", TrainConfig.epochs)]
+        for block in self.blocks:
+            if "epochs" in block:
+                planned.extend(block["epochs"].options)
+        return max(planned)
+
+    def configurations(self) -> list[dict[str, Any]]:
+        """Every configuration (before seeds): see :func:`~taso_tune.spaces.expansion.configurations`."""
+        return configurations(self)
+
+    def trials(self) -> list[dict[str, Any]]:
+        """:meth:`configurations` times seeds 0..seeds-1, each with ``seed`` (config-major order)."""
+        return [{**config, "seed": seed} for config in self.configurations() for seed in range(self.seeds)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved space as plain YAML-able data; ``load_space_dict(to_dict())`` gives an equal spec."""
+        data: dict[str, Any] = {"name": self.name}
+        if self.description:
+            data["description"] = self.description
+        data.update(train=copy.deepcopy(dict(self.train)), metric=self.metric, mode=self.mode, seeds=self.seeds,
+                    resources=self.resources.to_dict(), scheduler=self.scheduler.to_dict(),
+                    search=self.search.to_dict())  # fmt: skip
+        if self.max_concurrent is not None:
+            data["max_concurrent"] = self.max_concurrent
+        data.update(checkpoint_every=self.checkpoint_every, max_failures=self.max_failures,
+                    blocks=[{k: v.to_yaml() for k, v in block.items()} for block in self.blocks])  # fmt: skip
+        return data

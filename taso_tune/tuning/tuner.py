@@ -1,0 +1,207 @@
+"""The Tuner plumbing every sweep shares (one run, a budget-sh rung, a resume).
+
+The data sets are loaded once in the driver, before anything starts, and shared with every trial
+through Ray's object store (``tune.with_parameters``). Results go to ``STORAGE/NAME`` (a local path,
+an NFS mount or a cloud URI), with the resolved space file written beside them so ``taso-tune
+resume`` can rebuild the sweep.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import ray
+import yaml
+from ray import tune
+
+from taso_tune.data import ImageData, load_dataset
+from taso_tune.errors import ConfigError
+from taso_tune.names import SPACE_FILE
+from taso_tune.spaces import SweepSpec, load_space_dict
+from taso_tune.storage import (
+    exists,
+    is_uri,
+    read_experiment_file,
+    require_shared_storage,
+    resolve,
+    write_experiment_file,
+)
+from taso_tune.train import TrainConfig
+from taso_tune.tuning.schedulers import build_scheduler
+from taso_tune.tuning.trainable import DataKey, data_key, train_trial
+from taso_tune.tuning.trials import TrialSource
+
+#: GPUs per trial when the space leaves them unset and the cluster has GPUs: a LeNet5 trial uses a sliver.
+DEFAULT_GPUS_PER_TRIAL: dict[str, float] = {"lenet5": 0.125, "vgg19": 1.0, "resnet18": 1.0}
+
+#: Epoch fields shown in Ray's progress table.
+PROGRESS_COLUMNS = ("epoch", "lr", "train_loss", "val_acc", "test_acc")
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """Where a finished sweep is and how it went."""
+
+    experiment_path: str
+    trials: int
+    errored: int
+    wall_seconds: float
+
+
+def experiment_path(storage: str, name: str) -> str:
+    """``STORAGE/NAME`` for local paths and URIs alike (local paths made absolute): where Ray Tune
+    writes the run of ``name`` under ``storage_path=resolve(storage)``."""
+    return posixpath.join(resolve(storage), name)
+
+
+def read_space_file(experiment: str) -> SweepSpec:
+    """The resolved space written beside an experiment's results."""
+    text = read_experiment_file(experiment, SPACE_FILE)
+    if text is None:
+        raise ConfigError("experiment", experiment, f"not a taso-tune experiment folder (no {SPACE_FILE})")
+    return load_space_dict(yaml.safe_load(text), source=experiment)
+
+
+def write_space_file(experiment: str, spec: SweepSpec) -> None:
+    """Write the resolved space beside the results, atomically."""
+    write_experiment_file(experiment, SPACE_FILE, yaml.safe_dump(spec.to_dict(), sort_keys=False))
+
+
+def new_experiment_path(storage: str, name: str) -> str:
+    """``STORAGE/NAME`` for a new sweep; refuses an existing folder before anything starts."""
+    path = experiment_path(storage, name)
+    if exists(path):
+        raise ConfigError("--name", name, f"experiment folder {path} already exists; resume it with "
+                          f"`taso-tune resume {path}` or choose another --name")  # fmt: skip
+    return path
+
+
+def load_sweep_data(source: TrialSource) -> dict[DataKey, ImageData]:
+    """Load every data set the sweep trains on, once (fails before anything starts)."""
+    spec = source.spec
+    download = bool(spec.train.get("download", False))
+    datasets = {}
+    for key in sorted({data_key(flat) for flat in source.fixed_configs()}, key=str):
+        name, root, val_fraction, train_limit = key
+        try:
+            datasets[key] = load_dataset(
+                name, root, download=download, val_fraction=val_fraction, train_limit=train_limit
+            )
+        except ConfigError as err:
+            raise err.in_file(spec.source or "space", "train") from None
+    return datasets
+
+
+def connect(address: str | None) -> None:
+    """Join the cluster at ``address`` (or ``RAY_ADDRESS``), else start a local Ray."""
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    ray.init(address=address, include_dashboard=None, log_to_driver=True, configure_logging=True,
+             logging_level="WARNING")  # fmt: skip
+
+
+def alive_nodes() -> int:
+    return sum(1 for node in ray.nodes() if node.get("Alive"))
+
+
+def trial_resources(source: TrialSource) -> dict[str, float]:
+    """The CPUs and GPUs of each trial: the space's, or by model when it leaves GPUs unset."""
+    spec = source.spec
+    gpus = spec.resources.gpus
+    if gpus is None:
+        has_gpu = ray.cluster_resources().get("GPU", 0) > 0
+        models = {flat.get("model", TrainConfig.model) for flat in source.fixed_configs()}
+        gpus = max(DEFAULT_GPUS_PER_TRIAL.get(m, 1.0) for m in models) if has_gpu else 0.0
+    return {"cpu": spec.resources.cpus, "gpu": gpus}
+
+
+def build_trainable(source: TrialSource, datasets: Mapping[DataKey, ImageData], name: str):
+    """``train_trial`` with the data in the object store and the trial's resources attached."""
+    spec = source.spec
+    resources = trial_resources(source)
+    fn = tune.with_parameters(
+        train_trial,
+        datasets=dict(datasets),
+        experiment=name,
+        checkpoint_every=spec.checkpoint_every,
+        cpus=resources["cpu"],
+        device="cuda" if resources["gpu"] > 0 else "cpu",
+        source=source,
+    )
+    return tune.with_resources(fn, resources)
+
+
+def _trial_namer(source: TrialSource):
+    def name(trial) -> str:
+        flat = source.flat_config(trial.config)
+        return f"{flat.get('config_id', 'trial')}_s{flat.get('seed', 0)}"
+
+    def dirname(trial) -> str:
+        return f"{name(trial)}_{trial.trial_id}"
+
+    return name, dirname
+
+
+def run_config(source: TrialSource, name: str, storage: str) -> tune.RunConfig:
+    """Where results go, failure retries, checkpoints kept, and the progress table."""
+    from ray.tune import CLIReporter
+
+    reporter = CLIReporter(
+        metric_columns=list(PROGRESS_COLUMNS),
+        parameter_columns=source.parameter_columns,
+        max_report_frequency=15,
+        sort_by_metric=True,
+        max_progress_rows=12,
+    )
+    spec = source.spec
+    return tune.RunConfig(
+        name=name,
+        storage_path=resolve(storage),
+        failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        progress_reporter=reporter,
+        verbose=1,
+    )
+
+
+def tune_config(source: TrialSource) -> tune.TuneConfig:
+    """Metric, scheduler, searcher, concurrency and readable trial names of the sweep."""
+    spec = source.spec
+    search_alg, num_samples = source.search_alg()
+    namer, dirnamer = _trial_namer(source)
+    return tune.TuneConfig(
+        metric=spec.metric,
+        mode=spec.mode,
+        scheduler=build_scheduler(spec),
+        search_alg=search_alg,
+        num_samples=num_samples,
+        max_concurrent_trials=spec.max_concurrent,
+        reuse_actors=True,
+        trial_name_creator=namer,
+        trial_dirname_creator=dirnamer,
+    )
+
+
+def prepare(source: TrialSource, storage: str, address: str | None) -> dict[DataKey, ImageData]:
+    """Load the data (failing before anything starts), connect to Ray, and check the storage."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our progress table with our columns
+    # checkpointing every epoch of short epochs makes Tune warn about frequent experiment snapshots
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    datasets = load_sweep_data(source)
+    connect(address)
+    nodes = alive_nodes()
+    require_shared_storage(storage, nodes)
+    if nodes == 1 and (address or os.environ.get("RAY_ADDRESS")) and not is_uri(storage):
+        print(f"warning: {storage} is a node-local path; if this cluster adds worker nodes, their trials "
+              "cannot write there: use shared storage (a bucket URI or an NFS mount)", file=sys.stderr)  # fmt: skip
+    return datasets
+
+
+def outcome(path: str, results: tune.ResultGrid, start: float) -> SweepOutcome:
+    return SweepOutcome(path, len(results), results.num_errors, time.perf_counter() - start)
