@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint bench bench-gpu-smoke bench-early-stopping reproduce browser clean
+.PHONY: install demo test lint bench bench-gpu-smoke bench-early-stopping reproduce browser data clean
 
 install: $(VENV)/.installed
 
@@ -24,6 +24,21 @@ browser:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	      || echo "warning: could not install chromium; the browser test will fail" >&2; \
 	  else echo "warning: chromium missing and not root; the browser test will fail" >&2; fi; }
+
+# Fashion-MNIST from Debian's package, read where it is installed (no copy, no download): install it
+# when missing, then print the data root to use.
+FASHION_MNIST_PACKAGE := dataset-fashion-mnist
+FASHION_MNIST_ROOT    := /usr/share/datasets/fashion-mnist
+
+data:
+	@test -f $(FASHION_MNIST_ROOT)/train-images-idx3-ubyte.gz || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(FASHION_MNIST_PACKAGE) >/dev/null) \
+	      || echo "warning: could not install $(FASHION_MNIST_PACKAGE)" >&2; \
+	  else echo "warning: $(FASHION_MNIST_PACKAGE) missing and not root: sudo apt-get install $(FASHION_MNIST_PACKAGE)" >&2; fi; }
+	@if [ -f $(FASHION_MNIST_ROOT)/train-images-idx3-ubyte.gz ]; then \
+	  echo "fashion_mnist data root: $(FASHION_MNIST_ROOT) (--dataset fashion_mnist --data-root $(FASHION_MNIST_ROOT))"; \
+	else echo "error: no Fashion-MNIST files in $(FASHION_MNIST_ROOT)" >&2; exit 1; fi
 
 test: install browser
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \

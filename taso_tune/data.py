@@ -5,15 +5,19 @@ train, validation and test parts. The training loop moves it to its device once 
 there (:class:`DeviceBatches`); normalisation and the paper's CIFAR augmentation (random crop with
 padding 4, horizontal flip) run on whole batches, with no PIL and no per-image Python.
 
-Real data sets are read by torchvision's classes from ``data_root``. They are not downloaded unless
-asked (``download=True``); offline, a missing data set fails with a message saying where the files
-must go. Downloads into one root are serialised by a file lock.
+Real data sets are read in place from ``data_root`` by checked readers of their file formats
+(:mod:`taso_tune.data_files`: where each data set's files may be; :mod:`taso_tune.data_readers`: the
+formats, CIFAR's pickles included, read without running code). A bad file, a missing one or a
+missing root is a :class:`ConfigError` naming the path. Nothing is downloaded unless asked
+(``download=True``).
+
+The validation split is a fixed part of the training set and ``train_limit`` a fixed, stratified
+subset of it: neither changes with the trial's seed, so every trial of a sweep sees the same images.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
@@ -21,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from taso_tune.data_files import load_files
 from taso_tune.errors import ConfigError, Registry
 
 #: Seed of the fixed validation split and of the digits test hold-out. It never changes with the
@@ -72,13 +77,9 @@ Loader = Callable[[str | None, bool], tuple[DatasetInfo, RawSplits]]
 DATASETS: Registry = Registry("dataset")
 
 
-def _as_nchw_uint8(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    x = torch.as_tensor(np.asarray(images))
-    if x.ndim == 3:  # (N, H, W) greyscale
-        x = x.unsqueeze(1)
-    elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):  # NHWC
-        x = x.permute(0, 3, 1, 2)
-    return x.contiguous().to(torch.uint8)
+def _as_nchw_uint8(images: np.ndarray) -> torch.Tensor:
+    x = torch.from_numpy(images)
+    return (x.unsqueeze(1) if x.ndim == 3 else x).contiguous()  # (N, H, W) greyscale gets its channel
 
 
 def _labels(values) -> torch.Tensor:
@@ -135,100 +136,27 @@ def _load_synthetic(data_root: str | None, download: bool) -> tuple[DatasetInfo,
     return info, (x_tr, y_tr, x_te, y_te)
 
 
-# --- torchvision data sets read from a local root -------------------------------------------------
+# --- data sets read from files under a data root --------------------------------------------------
 
 
-def _local_cifar(base):
-    """A torchvision CIFAR class that trusts files already on disk (the archive's checksum is still
-    verified when torchvision downloads it), so copies and test fixtures load as they are."""
-
-    class LocalCIFAR(base):
-        train_list = [[name, None] for name, _ in base.train_list]
-        test_list = [[name, None] for name, _ in base.test_list]
-        meta = {**base.meta, "md5": None}
-
-    LocalCIFAR.__name__ = base.__name__
-    return LocalCIFAR
-
-
-def _torchvision_loader(
-    name: str,
-    class_name: str,
-    expected: str,
-    info: DatasetInfo,
-) -> Loader:
+def _file_loader(name: str, info: DatasetInfo) -> Loader:
     def load(data_root: str | None, download: bool) -> tuple[DatasetInfo, RawSplits]:
-        import torchvision.datasets as tvd
-        from filelock import FileLock
-
-        if not data_root:
-            raise ConfigError("data_root", data_root, f"dataset {name!r} needs a data root (--data-root DIR)")
-        root = os.path.abspath(os.path.expanduser(data_root))
-        if not download and not os.path.isdir(root):
-            raise ConfigError(
-                "data_root",
-                data_root,
-                f"directory does not exist; dataset {name!r} expects {expected} under it: "
-                "create it and copy the files there, or pass --download to fetch it",
-            )
-        cls = getattr(tvd, class_name)
-        if class_name.startswith("CIFAR"):
-            cls = _local_cifar(cls)
-        split_args = [{"split": "train"}, {"split": "test"}] if name == "svhn" else [
-            {"train": True}, {"train": False}]  # fmt: skip
-        try:
-            if download:
-                os.makedirs(root, exist_ok=True)
-                with FileLock(os.path.join(root, f".{name}.download.lock")):
-                    parts = [cls(root, download=True, **a) for a in split_args]
-            else:
-                parts = [cls(root, download=False, **a) for a in split_args]
-        except (RuntimeError, OSError) as err:
-            how = "copy the files there" if not download else f"the download failed ({err})"
-            raise ConfigError(
-                "data_root",
-                data_root,
-                f"dataset {name!r} not found: expected {expected} under it; {how}"
-                + ("" if download else ", or pass --download to fetch it"),
-            ) from None
-        out = []
-        for part in parts:
-            images = part.data
-            labels = getattr(part, "targets", None)
-            if labels is None:
-                labels = part.labels
-            out += [_as_nchw_uint8(images), _labels(labels)]
-        return info, tuple(out)
+        x_train, y_train, x_test, y_test = load_files(name, data_root, download, info.num_classes)
+        return info, (_as_nchw_uint8(x_train), _labels(y_train), _as_nchw_uint8(x_test), _labels(y_test))
 
     return load
 
 
-_MNIST_FILES = "{cls}/raw/train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte"
-for _name, _cls, _mean, _std in [
-    ("mnist", "MNIST", 0.1307, 0.3081),
-    ("fashion_mnist", "FashionMNIST", 0.2860, 0.3530),
-    ("kmnist", "KMNIST", 0.1918, 0.3483),
-]:
-    DATASETS[_name] = _torchvision_loader(
-        _name, _cls, _MNIST_FILES.format(cls=_cls), DatasetInfo(_name, 1, 28, 10, (_mean,), (_std,), False)
-    )
-DATASETS["cifar10"] = _torchvision_loader(
-    "cifar10",
-    "CIFAR10",
-    "cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}",
-    DatasetInfo("cifar10", 3, 32, 10, (0.491, 0.482, 0.446), (0.247, 0.243, 0.261), True),
+for _name, _mean, _std in [("mnist", 0.1307, 0.3081), ("fashion_mnist", 0.2860, 0.3530), ("kmnist", 0.1918, 0.3483)]:
+    DATASETS[_name] = _file_loader(_name, DatasetInfo(_name, 1, 28, 10, (_mean,), (_std,), False))
+DATASETS["cifar10"] = _file_loader(
+    "cifar10", DatasetInfo("cifar10", 3, 32, 10, (0.491, 0.482, 0.446), (0.247, 0.243, 0.261), True)
 )
-DATASETS["cifar100"] = _torchvision_loader(
-    "cifar100",
-    "CIFAR100",
-    "cifar-100-python/{train, test, meta}",
-    DatasetInfo("cifar100", 3, 32, 100, (0.507, 0.486, 0.440), (0.267, 0.256, 0.276), True),
+DATASETS["cifar100"] = _file_loader(
+    "cifar100", DatasetInfo("cifar100", 3, 32, 100, (0.507, 0.486, 0.440), (0.267, 0.256, 0.276), True)
 )
-DATASETS["svhn"] = _torchvision_loader(
-    "svhn",
-    "SVHN",
-    "train_32x32.mat, test_32x32.mat",
-    DatasetInfo("svhn", 3, 32, 10, (0.4377, 0.4438, 0.4728), (0.198, 0.201, 0.197), False),
+DATASETS["svhn"] = _file_loader(
+    "svhn", DatasetInfo("svhn", 3, 32, 10, (0.4377, 0.4438, 0.4728), (0.198, 0.201, 0.197), False)
 )
 
 
@@ -243,6 +171,30 @@ def validation_split(
     return perm[n_val:].sort().values, perm[:n_val].sort().values
 
 
+def stratified_subset(labels: torch.Tensor, size: int, seed: int = SPLIT_SEED) -> torch.Tensor:
+    """Sorted indices of ``size`` examples with the class proportions of ``labels``.
+
+    Each class gets its share of ``size`` rounded by largest remainder (ties to the lower class), so
+    the counts add up to ``size`` exactly; its members are taken in the order of one fixed
+    permutation, so the subset is the same for every trial seed and does not depend on how the
+    files are sorted. ``size >= len(labels)`` keeps everything.
+    """
+    n = len(labels)
+    if size >= n:
+        return torch.arange(n)
+    classes, counts = torch.unique(labels, return_counts=True)
+    shares = counts.double() * size / n
+    quotas = shares.floor().long()
+    short = size - int(quotas.sum())
+    # stable sort on the negated remainders: the largest first, equal ones in class order
+    order = torch.sort(-(shares - quotas), stable=True).indices
+    quotas[order[:short]] += 1
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    shuffled = labels[perm]
+    picked = [perm[shuffled == c][:q] for c, q in zip(classes.tolist(), quotas.tolist(), strict=True)]
+    return torch.cat(picked).sort().values
+
+
 def load_dataset(
     name: str,
     data_root: str | None = None,
@@ -253,15 +205,19 @@ def load_dataset(
 ) -> ImageData:
     """Load the registered data set ``name`` and split a validation part off its training set.
 
-    ``train_limit`` keeps only the first N training images (before the split), for quick runs on
-    large data sets.
+    ``train_limit`` keeps a stratified subset of at most N training images (:func:`stratified_subset`,
+    before the validation split), for quick runs on large data sets. The test part is always the
+    whole test set.
     """
+    if train_limit is not None and (
+        isinstance(train_limit, bool) or not isinstance(train_limit, int) or train_limit < 2
+    ):
+        raise ConfigError("train_limit", train_limit, "must be an integer >= 2")
     loader = DATASETS.get_or_fail(name, "dataset")
     info, (x_train, y_train, x_test, y_test) = loader(data_root, download)
     if train_limit is not None:
-        if train_limit < 2:
-            raise ConfigError("train_limit", train_limit, "must be >= 2")
-        x_train, y_train = x_train[:train_limit], y_train[:train_limit]
+        keep = stratified_subset(y_train, train_limit)
+        x_train, y_train = x_train[keep], y_train[keep]
     idx_train, idx_val = validation_split(len(y_train), val_fraction)
     return ImageData(
         info,
@@ -272,6 +228,23 @@ def load_dataset(
         x_test,
         y_test,
     )
+
+
+def check_batch_size(batch_size: int, data: ImageData) -> None:
+    """Fail when one training batch needs more images than the training part holds.
+
+    Training drops its last partial batch, so a batch larger than the training part would train
+    on fewer images than asked each step; the training loop calls this once its data is known.
+    """
+    n_train = len(data.y_train)
+    if batch_size > n_train:
+        sizes = ", ".join(f"{part} {count}" for part, count in data.sizes().items())
+        raise ConfigError(
+            "batch_size",
+            batch_size,
+            f"larger than the training part of dataset {data.info.name!r} ({sizes} images):"
+            f" use a batch_size <= {n_train}, or a larger train_limit or smaller val_fraction",
+        )
 
 
 def random_crop_flip(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:

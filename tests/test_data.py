@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import pickle
-import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from data_helpers import chw_images, write_cifar10, write_mnist, write_pickle
 
 from taso_tune.data import (
     DATASETS,
@@ -18,8 +17,10 @@ from taso_tune.data import (
     DatasetInfo,
     DeviceBatches,
     ImageData,
+    check_batch_size,
     load_dataset,
     random_crop_flip,
+    stratified_subset,
     validation_split,
 )
 from taso_tune.errors import ConfigError
@@ -89,8 +90,83 @@ def test_digits_val_split_is_deterministic(digits_data: ImageData) -> None:
 def test_train_limit_and_zero_val_fraction() -> None:
     data = load_dataset("digits", val_fraction=0.0, train_limit=50)
     assert data.sizes() == {"train": 50, "val": 0, "test": 360}
-    with pytest.raises(ConfigError, match="train_limit"):
-        load_dataset("digits", train_limit=1)
+
+
+@pytest.mark.parametrize("limit", [1, 0, -5, True, 2.5, "100"])
+def test_train_limit_must_be_an_integer_of_at_least_two(limit: object) -> None:
+    with pytest.raises(ConfigError, match="train_limit") as info:
+        load_dataset("digits", train_limit=limit)
+    assert info.value.value == limit
+
+
+def test_train_limit_keeps_class_proportions_whatever_the_seed(digits_data: ImageData) -> None:
+    full = torch.cat([digits_data.y_train, digits_data.y_val]).bincount()
+    torch.manual_seed(1)
+    data = load_dataset("digits", train_limit=200)
+    torch.manual_seed(2)
+    again = load_dataset("digits", train_limit=200)
+    for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        assert torch.equal(getattr(data, name), getattr(again, name))
+    assert data.sizes() == {"train": 180, "val": 20, "test": 360}
+    assert torch.equal(data.x_test, digits_data.x_test)  # the test part is never limited
+    counts = torch.cat([data.y_train, data.y_val]).bincount()
+    shares = full.double() * 200 / full.sum()
+    assert counts.sum() == 200 and ((counts - shares).abs() < 1).all()
+
+
+def test_train_limit_above_the_training_set_keeps_all_of_it(digits_data: ImageData) -> None:
+    data = load_dataset("digits", train_limit=10_000)
+    assert torch.equal(data.x_train, digits_data.x_train) and torch.equal(data.x_val, digits_data.x_val)
+
+
+def _class_counts(labels: torch.Tensor, picked: torch.Tensor) -> list[int]:
+    return labels[picked].bincount(minlength=int(labels.max()) + 1).tolist()
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        (10, [5, 3, 2]),  # exact shares of 50/30/20
+        (7, [4, 2, 1]),  # 3.5, 2.1, 1.4: floors 3, 2, 1, the one left goes to the largest remainder (.5)
+        (9, [4, 3, 2]),  # 4.5, 2.7, 1.8: floors 4, 2, 1, two left for the remainders .8 and .7
+        (100, [50, 30, 20]),
+    ],
+)
+def test_stratified_subset_counts_by_largest_remainder(size: int, expected: list[int]) -> None:
+    labels = torch.tensor([1] * 30 + [0] * 50 + [2] * 20)  # classes interleaved in file order
+    picked = stratified_subset(labels, size)
+    assert _class_counts(labels, picked) == expected
+    assert picked.tolist() == sorted(set(picked.tolist())) and len(picked) == size
+
+
+def test_stratified_subset_breaks_ties_to_the_lower_class_and_is_fixed() -> None:
+    labels = torch.tensor([2, 0, 1, 0, 1, 2])
+    assert _class_counts(labels, stratified_subset(labels, 2)) == [1, 1, 0]
+    torch.manual_seed(3)
+    first = stratified_subset(labels, 4)
+    torch.manual_seed(4)
+    assert torch.equal(first, stratified_subset(labels, 4))
+    five_classes = torch.arange(50) % 5
+    assert not torch.equal(stratified_subset(five_classes, 10, seed=1), stratified_subset(five_classes, 10, seed=2))
+
+
+def test_validation_split_is_the_same_for_every_trial_seed() -> None:
+    from taso_tune.train import Run, TrainConfig
+
+    runs = [Run(TrainConfig(seed=seed, epochs=1, device="cpu", train_limit=300)) for seed in (0, 1)]
+    for name in ("x_train", "y_train", "x_val", "y_val", "x_test"):
+        assert torch.equal(getattr(runs[0].data, name), getattr(runs[1].data, name))
+
+
+def test_batch_size_larger_than_the_training_part_is_an_error() -> None:
+    data = load_dataset("digits", train_limit=50)
+    check_batch_size(45, data)  # exactly the training part: one full batch
+    with pytest.raises(ConfigError) as info:
+        check_batch_size(46, data)
+    assert str(info.value) == (
+        "batch_size: larger than the training part of dataset 'digits' (train 45, val 5, test 360 images):"
+        " use a batch_size <= 45, or a larger train_limit or smaller val_fraction (got 46)"
+    )
 
 
 def test_synthetic_data_set() -> None:
@@ -140,35 +216,11 @@ def test_validation_split_rejects_bad_fraction(fraction: float) -> None:
 # --- real file formats, written by hand -----------------------------------------------------------
 
 
-def _write_idx_images(path: Path, images: np.ndarray) -> None:
-    n, rows, cols = images.shape
-    path.write_bytes(struct.pack(">IIII", 2051, n, rows, cols) + images.astype(np.uint8).tobytes())
-
-
-def _write_idx_labels(path: Path, labels: np.ndarray) -> None:
-    path.write_bytes(struct.pack(">II", 2049, len(labels)) + labels.astype(np.uint8).tobytes())
-
-
-def _write_mnist(root: Path, folder: str, n_train: int = 20, n_test: int = 10, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    raw = root / folder / "raw"
-    raw.mkdir(parents=True)
-    x_train = rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8)
-    y_train = rng.integers(0, 10, n_train, dtype=np.uint8)
-    x_test = rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8)
-    y_test = rng.integers(0, 10, n_test, dtype=np.uint8)
-    _write_idx_images(raw / "train-images-idx3-ubyte", x_train)
-    _write_idx_labels(raw / "train-labels-idx1-ubyte", y_train)
-    _write_idx_images(raw / "t10k-images-idx3-ubyte", x_test)
-    _write_idx_labels(raw / "t10k-labels-idx1-ubyte", y_test)
-    return x_train, y_train, x_test, y_test
-
-
 @pytest.mark.parametrize(
     ("name", "folder"), [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST"), ("kmnist", "KMNIST")]
 )
 def test_mnist_family_idx_files_round_trip(tmp_data_root: Path, name: str, folder: str) -> None:
-    x_train, y_train, x_test, y_test = _write_mnist(tmp_data_root, folder)
+    x_train, y_train, x_test, y_test = write_mnist(tmp_data_root / folder / "raw")
     data = load_dataset(name, str(tmp_data_root), val_fraction=0.0)
     assert data.info.name == name and data.info.num_classes == 10 and data.info.in_channels == 1
     assert data.x_train.dtype == torch.uint8 and data.x_train.shape == (20, 1, 28, 28)
@@ -180,7 +232,7 @@ def test_mnist_family_idx_files_round_trip(tmp_data_root: Path, name: str, folde
 
 
 def test_mnist_validation_split_takes_images_from_the_training_files(tmp_data_root: Path) -> None:
-    x_train, y_train, _, _ = _write_mnist(tmp_data_root, "MNIST")
+    x_train, y_train, _, _ = write_mnist(tmp_data_root / "MNIST" / "raw")
     data = load_dataset("mnist", str(tmp_data_root), val_fraction=0.25)
     idx_train, idx_val = validation_split(20, 0.25)
     assert data.sizes() == {"train": 15, "val": 5, "test": 10}
@@ -189,35 +241,13 @@ def test_mnist_validation_split_takes_images_from_the_training_files(tmp_data_ro
     assert data.y_val.tolist() == y_train[idx_val.numpy()].tolist()
 
 
-def _pickle(path: Path, obj: dict) -> None:
-    # the real files were written by Python 2 with str keys; torchvision unpickles with latin1
-    with open(path, "wb") as handle:
-        pickle.dump(obj, handle, protocol=2)
-
-
-def _chw_images(rng: np.random.Generator, n: int) -> np.ndarray:
-    return rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
-
-
 def test_cifar10_pickle_batches_round_trip(tmp_data_root: Path) -> None:
-    rng = np.random.default_rng(1)
-    folder = tmp_data_root / "cifar-10-batches-py"
-    folder.mkdir()
-    train_images, train_labels = [], []
-    for i in range(1, 6):
-        images, labels = _chw_images(rng, 4), rng.integers(0, 10, 4).tolist()
-        # one row per image: 1024 red, then 1024 green, then 1024 blue values, row-major
-        _pickle(folder / f"data_batch_{i}", {"data": images.reshape(4, 3072), "labels": labels})
-        train_images.append(images)
-        train_labels += labels
-    test_images, test_labels = _chw_images(rng, 6), rng.integers(0, 10, 6).tolist()
-    _pickle(folder / "test_batch", {"data": test_images.reshape(6, 3072), "labels": test_labels})
-    _pickle(folder / "batches.meta", {"label_names": [f"class{i}" for i in range(10)]})
+    train_images, train_labels, test_images, test_labels = write_cifar10(tmp_data_root)
 
     data = load_dataset("cifar10", str(tmp_data_root), val_fraction=0.0)
     assert data.info.name == "cifar10" and data.info.augment and data.info.num_classes == 10
     assert data.x_train.dtype == torch.uint8 and data.x_train.shape == (20, 3, 32, 32)
-    assert np.array_equal(data.x_train.numpy(), np.concatenate(train_images))
+    assert np.array_equal(data.x_train.numpy(), train_images)
     assert np.array_equal(data.x_test.numpy(), test_images)
     assert data.y_train.tolist() == train_labels
     assert data.y_test.tolist() == test_labels
@@ -229,10 +259,10 @@ def test_cifar100_pickle_files_round_trip(tmp_data_root: Path) -> None:
     rng = np.random.default_rng(2)
     folder = tmp_data_root / "cifar-100-python"
     folder.mkdir()
-    train_images, train_labels = _chw_images(rng, 12), rng.integers(0, 100, 12).tolist()
-    test_images, test_labels = _chw_images(rng, 5), rng.integers(0, 100, 5).tolist()
+    train_images, train_labels = chw_images(rng, 12), rng.integers(0, 100, 12).tolist()
+    test_images, test_labels = chw_images(rng, 5), rng.integers(0, 100, 5).tolist()
     for file, images, labels in [("train", train_images, train_labels), ("test", test_images, test_labels)]:
-        _pickle(
+        write_pickle(
             folder / file,
             {
                 "data": images.reshape(len(images), 3072),
@@ -240,7 +270,7 @@ def test_cifar100_pickle_files_round_trip(tmp_data_root: Path) -> None:
                 "coarse_labels": [label // 5 for label in labels],
             },
         )
-    _pickle(
+    write_pickle(
         folder / "meta",
         {"fine_label_names": [f"f{i}" for i in range(100)], "coarse_label_names": [f"c{i}" for i in range(20)]},
     )
@@ -292,7 +322,7 @@ def test_no_root_at_all_is_a_config_error(name: str) -> None:
 def test_incomplete_cifar_folder_is_a_config_error(tmp_data_root: Path) -> None:
     folder = tmp_data_root / "cifar-10-batches-py"
     folder.mkdir()
-    _pickle(folder / "data_batch_1", {"data": np.zeros((1, 3072), np.uint8), "labels": [0]})
+    write_pickle(folder / "data_batch_1", {"data": np.zeros((1, 3072), np.uint8), "labels": [0]})
     with pytest.raises(ConfigError, match="cifar-10-batches-py"):
         load_dataset("cifar10", str(tmp_data_root))
 
