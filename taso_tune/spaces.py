@@ -53,7 +53,7 @@ TOP_LEVEL_KEYS = ("name", "description", "train", "metric", "mode", "seeds", "re
 TRAIN_FIELDS: tuple[str, ...] = tuple(
     f.name for f in fields(TrainConfig) if f.name not in ("hparams", "seed", "optimizer")
 )
-_BOOL_FIELDS = ("download", "amp", "channels_last", "compile", "schedule_per_step")
+_BOOL_FIELDS = ("download", "amp", "channels_last", "compile")
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
@@ -408,7 +408,7 @@ class SweepSpec:
 
 def _check_train_value(path: str, key: str, value: Any) -> None:
     """Type checks TrainConfig leaves to its callers (names, flags, paths)."""
-    if key in ("model", "dataset", "device") and not isinstance(value, str):
+    if key in ("model", "dataset", "device", "schedule_granularity") and not isinstance(value, str):
         raise ConfigError(path, value, "must be a name")
     if key in _BOOL_FIELDS and not isinstance(value, bool):
         raise ConfigError(path, value, "must be true or false")

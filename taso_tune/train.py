@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from taso_tune.data import DATASETS, PAD_LABEL, DeviceBatches, ImageData, load_dataset
 from taso_tune.errors import ConfigError
 from taso_tune.models import MODELS, build_model
-from taso_tune.optimizers import build_optimizer, resolve_hparams
+from taso_tune.optimizers import build_optimizer, resolve_granularity, resolve_hparams
+from taso_tune.schedules import ScheduleGranularity
 
 #: An epoch's mean cross-entropy above this means the weights blew up (chance level is ln(classes) ~ 2.3-4.6).
 DIVERGED_LOSS = 1e4
@@ -37,7 +38,9 @@ class TrainConfig:
     """Everything one training run needs; validated on construction.
 
     ``hparams`` holds the optimizer recipe's fields (lr, momentum, alpha, beta, ...); missing ones
-    take the recipe's defaults.
+    take the recipe's defaults. ``schedule_granularity`` says how often the lr schedule updates:
+    ``auto`` is the recipe's own (TASO per epoch as in the paper, the annealing baselines per step),
+    ``epoch`` or ``step`` force one for any recipe.
     """
 
     model: str = "lenet5"
@@ -56,7 +59,7 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     channels_last: bool = True  # on CUDA, for conv nets
     compile: bool = False
-    schedule_per_step: bool = False
+    schedule_granularity: ScheduleGranularity = "auto"
 
     def __post_init__(self) -> None:
         MODELS.get_or_fail(self.model, "model")
@@ -73,6 +76,7 @@ class TrainConfig:
             raise ConfigError("seed", self.seed, "must be an integer")
         if not 0 <= self.val_fraction < 1:
             raise ConfigError("val_fraction", self.val_fraction, "must be in [0, 1)")
+        resolve_granularity(self.optimizer, self.schedule_granularity)
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError("device", self.device, "unknown device", choices=["auto", "cpu", "cuda"])
         if self.device == "cuda" and not torch.cuda.is_available():
@@ -83,6 +87,10 @@ class TrainConfig:
         """Build from one flat dict (a Tune trial config): own fields by name, the rest go to
         ``hparams`` and are checked against the optimizer's recipe."""
         own = {f.name for f in fields(cls)} - {"hparams"}
+        values = dict(values)
+        if isinstance(values.get("schedule_per_step"), bool) and "schedule_granularity" not in values:
+            # the flag schedule_granularity replaced, as configs written before it hold it (a resumed sweep)
+            values["schedule_granularity"] = "step" if values.pop("schedule_per_step") else "epoch"
         kwargs = {k: v for k, v in values.items() if k in own}
         hparams = {k: v for k, v in values.items() if k not in own}
         hparams.update(values.get("hparams", {}) or {})
@@ -152,13 +160,13 @@ class Run:
             drop_last=True,
             memory_format=self.memory_format,
         )
-        steps = len(self.train_batches) if config.schedule_per_step else None
         self.optimizer, self.scheduler = build_optimizer(
             config.optimizer,
             self.module.parameters(),
             config.epochs,
             config.hparams,
-            steps_per_epoch=steps,
+            steps_per_epoch=len(self.train_batches),
+            granularity=config.schedule_granularity,
             fused=on_cuda,
         )
         self.epoch = 0
@@ -195,7 +203,7 @@ class Run:
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
         seen = 0
-        per_step = self.config.schedule_per_step
+        per_step = self.scheduler.granularity == "step"
         for xb, yb in self.train_batches:
             with self.autocast:
                 logits = self.forward(xb)
