@@ -1,7 +1,7 @@
 """Torch adapters: ``LRScheduler`` subclasses that evaluate the pure schedules in ``schedules.py``.
 
-The scheduler stores only plain values (schedule name, its parameters, the step count), so
-``state_dict()`` / ``load_state_dict()`` restore it exactly, and it is safe under
+The scheduler stores only plain values (schedule name, its parameters, the plan's size, the update
+count), so ``state_dict()`` / ``load_state_dict()`` restore it exactly, and it is safe under
 ``torch.load(weights_only=True)``.
 """
 
@@ -12,17 +12,26 @@ from typing import Any
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-from taso_tune.errors import ConfigError
-from taso_tune.schedules import check_taso_params, get_schedule
+from taso_tune.checks import check_integer
+from taso_tune.schedules import (
+    TASO_ALPHA,
+    TASO_BETA,
+    Granularity,
+    check_schedule_params,
+    check_taso_params,
+    get_schedule,
+)
 
 
 class ScheduledLR(LRScheduler):
-    """Drive each param group's lr by a named schedule of 1-based (possibly fractional) epochs.
+    """Drive each param group's lr by a named schedule over a plan of lr updates.
 
-    Per epoch (default, as in the paper): call ``step()`` once after each epoch; during epoch k the
-    lr is ``schedule(k, total_epochs, lr_initial=<group's initial lr>, **params)``. Per step: pass
-    ``steps_per_epoch`` and call ``step()`` after every optimizer step; the epoch argument is then
-    ``(global_step + 1) / steps_per_epoch``, reaching exactly ``total_epochs`` at the last step.
+    Per epoch (without ``steps_per_epoch``): call ``step()`` once after each epoch; the plan has
+    ``total_epochs`` updates and during epoch k the lr is ``schedule(k, total_epochs,
+    lr_initial=<group's initial lr>, **params)``. Per step (``steps_per_epoch`` given): call
+    ``step()`` after every optimizer step; the plan has ``total_epochs * steps_per_epoch`` updates
+    and the lr of global step s (0-based) is the schedule at update ``s + 1``. Either way the plan's
+    last update is the schedule's last value (``lr_final`` for the annealing schedules).
     """
 
     def __init__(
@@ -35,29 +44,37 @@ class ScheduledLR(LRScheduler):
         **params: Any,
     ) -> None:
         get_schedule(schedule)  # fail early with the list of valid names
-        if total_epochs < 1:
-            raise ConfigError("total_epochs", total_epochs, "must be >= 1")
-        if steps_per_epoch is not None and steps_per_epoch < 1:
-            raise ConfigError("steps_per_epoch", steps_per_epoch, "must be >= 1")
         self.schedule = schedule
-        self.total_epochs = int(total_epochs)
-        self.steps_per_epoch = steps_per_epoch
+        self.total_epochs = check_integer("total_epochs", total_epochs, 1)
+        self.steps_per_epoch = None if steps_per_epoch is None else check_integer("steps_per_epoch", steps_per_epoch, 1)
         self.params = dict(params)
         for group in optimizer.param_groups:
             # validate every group's values now rather than at the first step
-            get_schedule(schedule)(1, self.total_epochs, lr_initial=group["lr"], **self.params)
+            check_schedule_params(schedule, lr_initial=group.get("initial_lr", group["lr"]), **self.params)
         super().__init__(optimizer, last_epoch)
 
+    @property
+    def granularity(self) -> Granularity:
+        """``"step"``: call ``step()`` after every optimizer step; ``"epoch"``: after every epoch."""
+        return "epoch" if self.steps_per_epoch is None else "step"
+
+    @property
+    def total_updates(self) -> int:
+        """The number of lr updates in the plan: epochs, or epochs x steps per epoch."""
+        return self.total_epochs * (self.steps_per_epoch or 1)
+
+    def current_update(self) -> int:
+        """The 1-based update of the plan whose lr is in force now."""
+        return self.last_epoch + 1
+
     def current_epoch(self) -> float:
-        """The (1-based, possibly fractional) epoch the schedule is evaluated at now."""
-        if self.steps_per_epoch is None:
-            return float(self.last_epoch + 1)
-        return (self.last_epoch + 1) / self.steps_per_epoch
+        """Epochs into the plan at the current update: k per epoch, ``update / steps_per_epoch`` per step."""
+        return self.current_update() / (self.steps_per_epoch or 1)
 
     def get_lr(self) -> list[float]:
         fn = get_schedule(self.schedule)
-        k = self.current_epoch()
-        return [fn(k, self.total_epochs, lr_initial=base, **self.params) for base in self.base_lrs]
+        update, total = self.current_update(), self.total_updates
+        return [fn(update, total, lr_initial=base, **self.params) for base in self.base_lrs]
 
     _get_closed_form_lr = get_lr
 
@@ -79,8 +96,8 @@ class TASO(ScheduledLR):
         self,
         optimizer: torch.optim.Optimizer,
         total_epochs: int,
-        alpha: float = 25.0,
-        beta: float = 0.7,
+        alpha: float = TASO_ALPHA,
+        beta: float = TASO_BETA,
         lr_final: float | None = None,
         steps_per_epoch: int | None = None,
         last_epoch: int = -1,

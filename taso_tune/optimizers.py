@@ -4,6 +4,11 @@ Defaults follow the paper and, where it is silent, the authors' code (see the RE
 TASO is SGD with momentum 0.9 (not Nesterov) and weight decay 1e-4 under the TASO schedule;
 Adam/AMSGrad use betas (0.9, 0.99); RMSProp decay 0.99; Adagrad torch defaults. The ``sgd_*``
 recipes and ``adamw_cosine`` are the schedules a reviewer would compare TASO with (beyond the paper).
+
+Each recipe also says how often its schedule updates the lr by default (``Recipe.granularity``):
+TASO once per epoch, as the paper evaluates Eq. (1) at k = 1..k_t; the annealing baselines once per
+optimizer step, so a short plan still anneals smoothly and its last step runs at ``lr_final``
+(updated per epoch, the whole last epoch would); constant-lr recipes per epoch (nothing changes).
 """
 
 from __future__ import annotations
@@ -14,8 +19,17 @@ from typing import Any
 
 import torch
 
+from taso_tune.checks import NON_NEGATIVE, POSITIVE, UNIT_HALF_OPEN, Interval, check_number
 from taso_tune.errors import ConfigError, Registry
 from taso_tune.lr_scheduler import TASO, ScheduledLR
+from taso_tune.schedules import (
+    SCHEDULE_GRANULARITIES,
+    TASO_ALPHA,
+    TASO_BETA,
+    Granularity,
+    ScheduleGranularity,
+    check_schedule_params,
+)
 
 _SGD = {"lr": 0.05, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4}
 _ADAM = {"lr": 0.0005, "beta1": 0.9, "beta2": 0.99, "eps": 1e-8, "weight_decay": 0.0}
@@ -23,7 +37,8 @@ _ADAM = {"lr": 0.0005, "beta1": 0.9, "beta2": 0.99, "eps": 1e-8, "weight_decay":
 
 @dataclass(frozen=True)
 class Recipe:
-    """How to build one optimizer family: the torch class, its defaults, and its lr schedule."""
+    """How to build one optimizer family: the torch class, its defaults, its lr schedule, and how
+    often that schedule updates the lr unless a run asks otherwise (``granularity``)."""
 
     name: str
     torch_class: str
@@ -32,6 +47,7 @@ class Recipe:
     schedule_fields: tuple[str, ...] = ()
     description: str = ""
     fixed: Mapping[str, Any] = field(default_factory=dict)
+    granularity: Granularity = "epoch"
 
     def torch_kwargs(self, hp: Mapping[str, Any]) -> dict[str, Any]:
         kw = {k: v for k, v in hp.items() if k not in self.schedule_fields}
@@ -49,17 +65,17 @@ def _add(recipe: Recipe) -> None:
     OPTIMIZERS[recipe.name] = recipe
 
 
-_add(Recipe("taso", "SGD", {**_SGD, "alpha": 25.0, "beta": 0.7, "lr_final": None}, "taso",
+_add(Recipe("taso", "SGD", {**_SGD, "alpha": TASO_ALPHA, "beta": TASO_BETA, "lr_final": None}, "taso",
             ("alpha", "beta", "lr_final"), "SGD + TASO sigmoid schedule (the paper)"))  # fmt: skip
 _add(Recipe("sgd", "SGD", dict(_SGD), description="SGD, constant lr (the paper's Table IV search)"))
 _add(Recipe("sgd_cosine", "SGD", {**_SGD, "lr_final": 0.0}, "cosine", ("lr_final",),
-            "SGD + cosine annealing"))  # fmt: skip
+            "SGD + cosine annealing", granularity="step"))  # fmt: skip
 _add(Recipe("sgd_linear", "SGD", {**_SGD, "lr_final": 0.0}, "linear", ("lr_final",),
-            "SGD + budget-aware linear decay to zero"))  # fmt: skip
+            "SGD + budget-aware linear decay to zero", granularity="step"))  # fmt: skip
 _add(Recipe("sgd_step", "SGD", {**_SGD, "milestones": (0.5, 0.75), "gamma": 0.1}, "step",
-            ("milestones", "gamma"), "SGD + step decay at fractions of the run"))  # fmt: skip
+            ("milestones", "gamma"), "SGD + step decay at fractions of the run", granularity="step"))  # fmt: skip
 _add(Recipe("sgd_wsd", "SGD", {**_SGD, "lr_final": 0.0, "warmup": 0.05, "decay": 0.2}, "wsd",
-            ("lr_final", "warmup", "decay"), "SGD + warmup-stable-decay"))  # fmt: skip
+            ("lr_final", "warmup", "decay"), "SGD + warmup-stable-decay", granularity="step"))  # fmt: skip
 _add(Recipe("adam", "Adam", dict(_ADAM), description="Adam, betas (0.9, 0.99)"))
 _add(Recipe("amsgrad", "Adam", dict(_ADAM), description="Adam with the AMSGrad fix",
             fixed={"amsgrad": True}))  # fmt: skip
@@ -70,12 +86,20 @@ _add(Recipe("adagrad", "Adagrad", {"lr": 0.05, "lr_decay": 0.0, "eps": 1e-10, "w
             description="Adagrad"))  # fmt: skip
 _add(Recipe("adamw_cosine", "AdamW",
             {"lr": 0.001, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.01, "lr_final": 0.0},
-            "cosine", ("lr_final",), "AdamW + cosine annealing"))  # fmt: skip
+            "cosine", ("lr_final",), "AdamW + cosine annealing", granularity="step"))  # fmt: skip
 
-_POSITIVE = {"lr", "eps", "alpha"}
-_NON_NEGATIVE = {"weight_decay", "momentum", "lr_decay", "lr_final"}
-_UNIT_OPEN = {"beta"}
-_UNIT_HALF_OPEN = {"beta1", "beta2", "rho"}  # [0, 1)
+#: The torch optimizers' numeric fields and their ranges. The schedule's fields (alpha, beta,
+#: lr_final, milestones, gamma, warmup, decay) are checked by the schedule itself.
+_RANGES: dict[str, Interval] = {
+    "lr": POSITIVE,
+    "eps": POSITIVE,
+    "weight_decay": NON_NEGATIVE,
+    "lr_decay": NON_NEGATIVE,
+    "momentum": UNIT_HALF_OPEN,  # heavy-ball momentum >= 1 never forgets a gradient
+    "beta1": UNIT_HALF_OPEN,
+    "beta2": UNIT_HALF_OPEN,
+    "rho": UNIT_HALF_OPEN,
+}
 
 
 def _coerce(name: str, field_name: str, default: Any, value: Any) -> Any:
@@ -109,19 +133,21 @@ def resolve_hparams(name: str, overrides: Mapping[str, Any] | None = None) -> di
             raise ConfigError(key, value, f"not a field of optimizer {name!r}", choices=sorted(recipe.defaults))
         hp[key] = _coerce(name, key, recipe.defaults[key], value)
     for key, value in hp.items():
-        if value is None or isinstance(value, (bool, tuple)):
-            continue
-        if key in _POSITIVE and not value > 0:
-            raise ConfigError(key, value, "must be > 0")
-        if key in _NON_NEGATIVE and not value >= 0:
-            raise ConfigError(key, value, "must be >= 0")
-        if key in _UNIT_OPEN and not 0 < value < 1:
-            raise ConfigError(key, value, "must be in the open interval (0, 1)")
-        if key in _UNIT_HALF_OPEN and not 0 <= value < 1:
-            raise ConfigError(key, value, "must be in [0, 1)")
+        if key in _RANGES:
+            check_number(key, value, _RANGES[key])
     if hp.get("nesterov") and not hp.get("momentum"):
         raise ConfigError("nesterov", True, "Nesterov momentum needs momentum > 0")
+    # lr is the schedule's lr_initial: lr_final < lr, milestones, warmup + decay <= 1, ...
+    check_schedule_params(recipe.schedule, lr_initial=hp["lr"], **{k: hp[k] for k in recipe.schedule_fields})
     return hp
+
+
+def resolve_granularity(name: str, granularity: ScheduleGranularity = "auto") -> Granularity:
+    """How often recipe ``name``'s schedule updates the lr: ``granularity``, or the recipe's own for ``auto``."""
+    recipe: Recipe = OPTIMIZERS.get_or_fail(name, "optimizer")
+    if granularity not in SCHEDULE_GRANULARITIES:
+        raise ConfigError("schedule_granularity", granularity, "unknown granularity", choices=SCHEDULE_GRANULARITIES)
+    return recipe.granularity if granularity == "auto" else granularity
 
 
 def build_optimizer(
@@ -131,16 +157,24 @@ def build_optimizer(
     hparams: Mapping[str, Any] | None = None,
     *,
     steps_per_epoch: int | None = None,
+    granularity: ScheduleGranularity = "auto",
     fused: bool = False,
 ) -> tuple[torch.optim.Optimizer, ScheduledLR]:
     """Build the optimizer and its lr schedule for recipe ``name``.
 
-    ``steps_per_epoch`` switches the schedule to per-step updates (call ``scheduler.step()`` after
-    every optimizer step); without it the schedule steps once per epoch, as in the paper.
+    ``granularity`` says how often the schedule updates the lr (``auto``: the recipe's own, see
+    ``Recipe.granularity``); ``scheduler.granularity`` tells the caller when to call
+    ``scheduler.step()``: after every optimizer step (``"step"``) or after every epoch (``"epoch"``).
+    Per step needs ``steps_per_epoch``, the optimizer steps in an epoch.
     ``fused`` asks torch for its fused CUDA implementation where the class has one.
     """
     recipe: Recipe = OPTIMIZERS.get_or_fail(name, "optimizer")
     hp = resolve_hparams(name, hparams)
+    per_step = resolve_granularity(name, granularity) == "step"
+    if per_step and steps_per_epoch is None:
+        raise ConfigError("steps_per_epoch", None, f"optimizer {name!r} updates its lr every step: "
+                          "give the optimizer steps per epoch, or granularity 'epoch'")  # fmt: skip
+    steps = steps_per_epoch if per_step else None
     cls = getattr(torch.optim, recipe.torch_class)
     kwargs = recipe.torch_kwargs(hp)
     if fused and recipe.torch_class in ("SGD", "Adam", "AdamW", "Adagrad"):
@@ -148,9 +182,7 @@ def build_optimizer(
     optimizer = cls(parameters, **kwargs)
     sched_params = {k: hp[k] for k in recipe.schedule_fields}
     if recipe.schedule == "taso":
-        scheduler: ScheduledLR = TASO(optimizer, total_epochs, steps_per_epoch=steps_per_epoch, **sched_params)
+        scheduler: ScheduledLR = TASO(optimizer, total_epochs, steps_per_epoch=steps, **sched_params)
     else:
-        scheduler = ScheduledLR(
-            optimizer, recipe.schedule, total_epochs, steps_per_epoch=steps_per_epoch, **sched_params
-        )
+        scheduler = ScheduledLR(optimizer, recipe.schedule, total_epochs, steps_per_epoch=steps, **sched_params)
     return optimizer, scheduler

@@ -11,8 +11,7 @@ asks this module the same questions, so they all give the same, honestly uncerta
 * :func:`rank` ranks only the configurations whose planned seeds all finished; the others are listed
   as "not compared: k of n seeds" and are never the pick. Configurations whose interval overlaps the
   best's are marked tied with it.
-* :func:`paired_difference`, :func:`holm` and :func:`paired_verdict` compare two configurations run
-  over the same seeds; :func:`bootstrap_interval` resamples seeds for any statistic.
+* :mod:`taso_tune.paired_stats` compares two configurations run over the same seeds.
 * :func:`format_mean_std`, :func:`format_interval` and :func:`status_text` are the one way every
   output writes these numbers.
 
@@ -22,7 +21,7 @@ Pure: the standard library, numpy and scipy only (plus the project's error type)
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -34,37 +33,27 @@ from taso_tune.errors import ConfigError
 Mode = Literal["max", "min"]
 MetricKind = Literal["accuracy", "loss"]
 Verdict = Literal["best", "tie", "worse", "not compared"]
-PairedVerdict = Literal["better", "worse", "tie"]
 
 MODES: tuple[Mode, ...] = ("max", "min")
 METRIC_KINDS: tuple[MetricKind, ...] = ("accuracy", "loss")
 DEFAULT_CONFIDENCE = 0.95
-#: Significance level of :func:`paired_verdict`.
-DEFAULT_LEVEL = 0.05
 #: Shown where a number does not exist (std or interval with n < 2, mean with n = 0).
 MISSING_TEXT = "—"
 
 __all__ = [
     "DEFAULT_CONFIDENCE",
-    "DEFAULT_LEVEL",
     "METRIC_KINDS",
     "MISSING_TEXT",
     "MODES",
     "Interval",
     "MetricKind",
     "Mode",
-    "PairedDifference",
-    "PairedVerdict",
     "RankedRow",
     "SeedSummary",
     "Verdict",
-    "bootstrap_interval",
     "chance_level",
     "format_interval",
     "format_mean_std",
-    "holm",
-    "paired_difference",
-    "paired_verdict",
     "pick",
     "rank",
     "status_text",
@@ -130,45 +119,32 @@ class RankedRow:
         return status_text(self.summary)
 
 
-@dataclass(frozen=True)
-class PairedDifference:
-    """Mean of the per-seed differences ``a - b`` with its t interval and paired t-test p-value."""
-
-    n: int
-    mean: float
-    std: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-    confidence: float
-
-
 # --- checks -------------------------------------------------------------------------------------
 
 
-def _is_number(value: object) -> bool:
+def is_number(value: object) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
-def _check_mode(mode: str) -> Mode:
+def check_mode(mode: str) -> Mode:
     if mode not in MODES:
         raise ConfigError("mode", mode, "unknown ranking mode", choices=MODES)
     return mode  # type: ignore[return-value]
 
 
-def _check_confidence(confidence: float, field: str = "confidence") -> float:
-    if not _is_number(confidence) or not (0.0 < confidence < 1.0):
+def check_confidence(confidence: float, field: str = "confidence") -> float:
+    if not is_number(confidence) or not (0.0 < confidence < 1.0):
         raise ConfigError(field, confidence, "must be a number strictly between 0 and 1")
     return float(confidence)
 
 
-def _check_count(value: int, field: str, minimum: int) -> int:
+def check_count(value: int, field: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ConfigError(field, value, f"must be an integer >= {minimum}")
     return int(value)
 
 
-def _finite_array(values: Sequence[float], field: str) -> np.ndarray:
+def finite_array(values: Sequence[float], field: str) -> np.ndarray:
     array = np.asarray(values, dtype=float)
     if array.ndim != 1:
         raise ConfigError(field, values, "must be a flat sequence of numbers, one per seed")
@@ -197,9 +173,9 @@ def chance_level(
             raise ConfigError(
                 "num_classes", None, "an accuracy metric needs the data set's number of classes"
             )
-        return 1.0 / _check_count(num_classes, "num_classes", 2)
+        return 1.0 / check_count(num_classes, "num_classes", 2)
     if kind == "loss":
-        if not _is_number(worst_value) or not math.isfinite(worst_value):
+        if not is_number(worst_value) or not math.isfinite(worst_value):
             raise ConfigError(
                 "worst_value",
                 worst_value,
@@ -211,8 +187,8 @@ def chance_level(
 
 def t_interval(mean: float, std: float, n: int, confidence: float = DEFAULT_CONFIDENCE) -> Interval:
     """``mean ± t_{(1+confidence)/2, n-1} · std / √n``: the interval of a mean of ``n >= 2`` values."""
-    n = _check_count(n, "n", 2)
-    confidence = _check_confidence(confidence)
+    n = check_count(n, "n", 2)
+    confidence = check_confidence(confidence)
     half = float(stats.t.ppf((1.0 + confidence) / 2.0, n - 1)) * std / math.sqrt(n)
     return Interval(mean - half, mean + half)
 
@@ -233,10 +209,10 @@ def summarize(
     The remaining ``planned - len(values) - diverged`` seeds are missing: they do not enter the
     numbers and make the summary not comparable.
     """
-    planned = _check_count(planned, "planned", 1)
-    diverged = _check_count(diverged, "diverged", 0)
-    confidence = _check_confidence(confidence)
-    complete_values = _finite_array(values, "values")
+    planned = check_count(planned, "planned", 1)
+    diverged = check_count(diverged, "diverged", 0)
+    confidence = check_confidence(confidence)
+    complete_values = finite_array(values, "values")
     complete = len(complete_values)
     missing = planned - complete - diverged
     if missing < 0:
@@ -246,7 +222,7 @@ def summarize(
             f"fewer than the {complete} complete + {diverged} diverged seeds given",
         )
     if diverged:
-        if not _is_number(chance) or not math.isfinite(chance):
+        if not is_number(chance) or not math.isfinite(chance):
             raise ConfigError("chance", chance, "diverged seeds need a finite chance-level score")
         scores = np.concatenate([complete_values, np.full(diverged, float(chance))])
     else:
@@ -292,7 +268,7 @@ def rank(summaries: Mapping[str, SeedSummary], mode: Mode) -> list[RankedRow]:
     not comparable follow in config-id order with ``rank=None`` and verdict "not compared"; none is
     ever dropped.
     """
-    mode = _check_mode(mode)
+    mode = check_mode(mode)
     ranked = sorted(
         ((config_id, s) for config_id, s in summaries.items() if s.comparable),
         # comparable summaries have n = planned >= 1, so a mean
@@ -326,131 +302,6 @@ def pick(rows: Sequence[RankedRow]) -> RankedRow | None:
 
 
 # --- paired comparisons -------------------------------------------------------------------------
-
-
-def _pair(
-    a: Sequence[float] | Mapping[Hashable, float], b: Sequence[float] | Mapping[Hashable, float]
-) -> tuple[np.ndarray, np.ndarray]:
-    if isinstance(a, Mapping) != isinstance(b, Mapping):
-        raise ConfigError(
-            "b",
-            type(b).__name__,
-            "pair a mapping with a mapping (seed -> value), or a sequence with a sequence",
-        )
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
-        if set(a) != set(b):
-            unpaired = sorted(map(repr, set(a) ^ set(b)))
-            raise ConfigError(
-                "seeds", unpaired, "the two configurations were not run over the same seeds"
-            )
-        seeds = list(a)
-        a, b = [a[s] for s in seeds], [b[s] for s in seeds]
-    x, y = _finite_array(a, "a"), _finite_array(b, "b")
-    if len(x) != len(y):
-        raise ConfigError(
-            "seeds",
-            (len(x), len(y)),
-            "paired samples need one value per seed on both sides, in the same seed order",
-        )
-    if len(x) < 2:
-        raise ConfigError("n", len(x), "a paired comparison needs at least 2 seeds")
-    return x, y
-
-
-def paired_difference(
-    a: Sequence[float] | Mapping[Hashable, float],
-    b: Sequence[float] | Mapping[Hashable, float],
-    confidence: float = DEFAULT_CONFIDENCE,
-) -> PairedDifference:
-    """Compare two configurations run over the same seeds: the mean of ``a - b`` seed by seed, its t
-    interval (df = n - 1) and the two-sided paired t-test p-value (``scipy.stats.ttest_rel``).
-
-    ``a`` and ``b`` are sequences in the same seed order, or mappings seed -> value (paired by
-    seed). Score diverged seeds at chance level before pairing, as :func:`summarize` does.
-    """
-    confidence = _check_confidence(confidence)
-    x, y = _pair(a, b)
-    differences = x - y
-    n = len(differences)
-    mean = float(differences.mean())
-    std = float(differences.std(ddof=1))
-    low, high = t_interval(mean, std, n, confidence)
-    if std == 0.0:
-        # the t statistic is 0/0 or ±inf: identical differences of 0 are no evidence of a
-        # difference (p = 1); identical non-zero ones are scipy's limit t -> ±inf (p = 0)
-        p_value = 1.0 if mean == 0.0 else 0.0
-    else:
-        p_value = float(stats.ttest_rel(x, y).pvalue)
-    return PairedDifference(n, mean, std, low, high, p_value, confidence)
-
-
-def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm–Bonferroni step-down adjusted p-values, in the order given.
-
-    Sorted ascending, the i-th smallest of m p-values (1-based) becomes ``(m - i + 1) · p``, made
-    monotone by a running maximum and capped at 1. Controls the family-wise error rate under any
-    dependence. (scipy's ``false_discovery_control`` does Benjamini–Hochberg, not Holm.)
-    """
-    p = np.asarray(p_values, dtype=float)
-    if p.ndim != 1 or not np.all((p >= 0.0) & (p <= 1.0)):
-        raise ConfigError(
-            "p_values", p_values, "must be a flat sequence of probabilities in [0, 1]"
-        )
-    m = len(p)
-    order = np.argsort(p, kind="stable")
-    stepped = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
-    adjusted = np.empty(m)
-    adjusted[order] = stepped
-    return [float(v) for v in adjusted]
-
-
-def paired_verdict(
-    adjusted_p: float, difference: float, *, mode: Mode, level: float = DEFAULT_LEVEL
-) -> PairedVerdict:
-    """ "better" / "worse" for ``a`` against ``b`` when ``adjusted_p < level``, else "tie".
-
-    ``difference`` is the mean of ``a - b`` (:attr:`PairedDifference.mean`); its sign means better
-    for ``mode="max"`` when positive, for ``mode="min"`` when negative. A NaN p-value is a tie.
-    """
-    mode = _check_mode(mode)
-    level = _check_confidence(level, "level")
-    if not (adjusted_p < level) or difference == 0.0:
-        return "tie"
-    a_higher = difference > 0.0
-    return "better" if a_higher == (mode == "max") else "worse"
-
-
-def bootstrap_interval(
-    values: Sequence[float],
-    statistic: Callable[..., float] = np.mean,
-    confidence: float = DEFAULT_CONFIDENCE,
-    resamples: int = 9999,
-    seed: int = 0,
-) -> Interval:
-    """Percentile-bootstrap interval of ``statistic`` over seeds, resampling the seeds with
-    replacement (``scipy.stats.bootstrap``); the same ``seed`` gives the same interval.
-
-    ``statistic`` takes an array (and may take ``axis=``, as numpy reductions do, to run vectorised).
-    With few seeds the percentile interval is too narrow; prefer :func:`summarize`'s t interval for
-    a mean and keep this for statistics without one (median, a quantile, a ratio).
-    """
-    confidence = _check_confidence(confidence)
-    resamples = _check_count(resamples, "resamples", 1)
-    sample = _finite_array(values, "values")
-    if len(sample) < 2:
-        raise ConfigError("values", values, "a bootstrap needs at least 2 seeds")
-    result = stats.bootstrap(
-        (sample,),
-        statistic,
-        n_resamples=resamples,
-        confidence_level=confidence,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    )
-    return Interval(float(result.confidence_interval.low), float(result.confidence_interval.high))
-
-
-# --- formatting ---------------------------------------------------------------------------------
 
 
 def _number(value: float | None, scale: float, digits: int) -> str:

@@ -11,24 +11,28 @@ up: with SGD at lr 2 the paper's VGG19 ended at chance level), ends the run with
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import math
-import os
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 
-from taso_tune.data import DATASETS, PAD_LABEL, DeviceBatches, ImageData, load_dataset
+from taso_tune.data import (
+    DATASETS,
+    PAD_LABEL,
+    DeviceBatches,
+    ImageData,
+    check_batch_size,
+    load_dataset,
+)
 from taso_tune.errors import ConfigError
 from taso_tune.models import MODELS, build_model
-from taso_tune.names import EPOCH_FIELDS, EpochRecord, RunStatus
-from taso_tune.optimizers import build_optimizer, resolve_hparams
-from taso_tune.storage import write_text_atomic, write_yaml_atomic
+from taso_tune.names import EpochRecord, RunStatus
+from taso_tune.optimizers import build_optimizer, resolve_granularity, resolve_hparams
+from taso_tune.schedules import ScheduleGranularity
 
 #: An epoch's mean cross-entropy above this means the weights blew up (chance level is ln(classes) ~ 2.3-4.6).
 DIVERGED_LOSS = 1e4
@@ -41,7 +45,9 @@ class TrainConfig:
     """Everything one training run needs; validated on construction.
 
     ``hparams`` holds the optimizer recipe's fields (lr, momentum, alpha, beta, ...); missing ones
-    take the recipe's defaults.
+    take the recipe's defaults. ``schedule_granularity`` says how often the lr schedule updates:
+    ``auto`` is the recipe's own (TASO per epoch as in the paper, the annealing baselines per step),
+    ``epoch`` or ``step`` force one for any recipe.
     """
 
     model: str = "lenet5"
@@ -60,7 +66,7 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     channels_last: bool = True  # on CUDA, for conv nets
     compile: bool = False
-    schedule_per_step: bool = False
+    schedule_granularity: ScheduleGranularity = "auto"
 
     def __post_init__(self) -> None:
         MODELS.get_or_fail(self.model, "model")
@@ -77,6 +83,7 @@ class TrainConfig:
             raise ConfigError("seed", self.seed, "must be an integer")
         if not 0 <= self.val_fraction < 1:
             raise ConfigError("val_fraction", self.val_fraction, "must be in [0, 1)")
+        resolve_granularity(self.optimizer, self.schedule_granularity)
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError("device", self.device, "unknown device", choices=["auto", "cpu", "cuda"])
         if self.device == "cuda" and not torch.cuda.is_available():
@@ -87,6 +94,10 @@ class TrainConfig:
         """Build from one flat dict (a Tune trial config): own fields by name, the rest go to
         ``hparams`` and are checked against the optimizer's recipe."""
         own = {f.name for f in fields(cls)} - {"hparams"}
+        values = dict(values)
+        if isinstance(values.get("schedule_per_step"), bool) and "schedule_granularity" not in values:
+            # the flag schedule_granularity replaced, as configs written before it hold it (a resumed sweep)
+            values["schedule_granularity"] = "step" if values.pop("schedule_per_step") else "epoch"
         kwargs = {k: v for k, v in values.items() if k in own}
         hparams = {k: v for k, v in values.items() if k not in own}
         hparams.update(values.get("hparams", {}) or {})
@@ -104,6 +115,32 @@ def resolve_device(device: Device) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def _global_rng_state(device: torch.device) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    if device.type == "cuda":
+        return torch.get_rng_state(), torch.cuda.get_rng_state(device)
+    return torch.get_rng_state()
+
+
+def _set_global_rng_state(device: torch.device, state: Any) -> None:
+    if device.type == "cuda" and isinstance(state, (tuple, list)):
+        torch.set_rng_state(state[0])
+        torch.cuda.set_rng_state(state[1], device)
+    else:
+        torch.set_rng_state(state[0] if isinstance(state, (tuple, list)) else state)
+
+
+@contextlib.contextmanager
+def _own_rng(run: Run) -> Iterator[None]:
+    """Put ``run``'s global RNG state in force, and keep what it became, while the run trains."""
+    outer = _global_rng_state(run.device)
+    _set_global_rng_state(run.device, run.rng_state)
+    try:
+        yield
+    finally:
+        run.rng_state = _global_rng_state(run.device)
+        _set_global_rng_state(run.device, outer)
 
 
 class Run:
@@ -131,6 +168,7 @@ class Run:
                 val_fraction=config.val_fraction,
                 train_limit=config.train_limit,
             )
+        check_batch_size(config.batch_size, data)
         self.data = data.to(self.device)
         info = data.info
         on_cuda = self.device.type == "cuda"
@@ -142,6 +180,8 @@ class Run:
         self.module = build_model(
             config.model, in_channels=info.in_channels, image_size=info.image_size, num_classes=info.num_classes
         ).to(self.device, memory_format=self.memory_format)
+        # the global RNG (dropout) is this run's own: several runs in one process do not share it
+        self.rng_state = _global_rng_state(self.device)
         # static shapes: training drops its last partial batch and evaluation pads its own, so a
         # compiled run has exactly two graphs (train, eval), each for one batch shape
         self.forward = torch.compile(self.module, dynamic=False) if config.compile else self.module
@@ -156,13 +196,13 @@ class Run:
             drop_last=True,
             memory_format=self.memory_format,
         )
-        steps = len(self.train_batches) if config.schedule_per_step else None
         self.optimizer, self.scheduler = build_optimizer(
             config.optimizer,
             self.module.parameters(),
             config.epochs,
             config.hparams,
-            steps_per_epoch=steps,
+            steps_per_epoch=len(self.train_batches),
+            granularity=config.schedule_granularity,
             fused=on_cuda,
         )
         self.epoch = 0
@@ -180,7 +220,7 @@ class Run:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
+            "torch_rng": self.rng_state,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -188,7 +228,7 @@ class Run:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
+        self.rng_state = state["torch_rng"]
         self.epoch = int(state["epoch"])
         self.status = state["status"]
 
@@ -199,7 +239,7 @@ class Run:
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
         seen = 0
-        per_step = self.config.schedule_per_step
+        per_step = self.scheduler.granularity == "step"
         for xb, yb in self.train_batches:
             with self.autocast:
                 logits = self.forward(xb)
@@ -229,7 +269,8 @@ class Run:
             raise RuntimeError(f"run is {self.status}; nothing left to train")
         lr = self.current_lr()
         start = time.perf_counter()
-        train_loss, train_acc, seen = self.train_epoch()
+        with _own_rng(self):
+            train_loss, train_acc, seen = self.train_epoch()
         train_seconds = time.perf_counter() - start
         self.epoch += 1
         record: EpochRecord = {  # type: ignore[typeddict-item]  # filled below
@@ -284,47 +325,3 @@ def fit(
     run = Run(config, data, state)
     while run.status == "running":
         yield run.step_epoch()
-
-
-#: Columns of a training folder's ``metrics.csv``.
-CSV_COLUMNS: tuple[str, ...] = tuple(f for f in EPOCH_FIELDS if f != "total_epochs")
-
-
-def metrics_csv(records: list[EpochRecord]) -> str:
-    """The epoch records as CSV text (:data:`CSV_COLUMNS`)."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(records)
-    return buf.getvalue()
-
-
-def train_to_folder(
-    config: TrainConfig,
-    out: str,
-    on_epoch: Callable[[Run, EpochRecord], None] | None = None,
-    data: ImageData | None = None,
-) -> list[EpochRecord]:
-    """Train ``config`` and keep its results in ``out``: ``config.yaml`` (the resolved config) at the
-    start, ``metrics.csv`` rewritten atomically after every epoch.
-
-    Everything is built (data loaded, config checked) before the folder is created, so bad input
-    leaves nothing behind. ``on_epoch(run, record)`` is called after each epoch (progress output).
-    """
-    run = Run(config, data)
-    return train_run_to_folder(run, out, on_epoch)
-
-
-def train_run_to_folder(
-    run: Run, out: str, on_epoch: Callable[[Run, EpochRecord], None] | None = None
-) -> list[EpochRecord]:
-    """:func:`train_to_folder` for a :class:`Run` already built (its data loaded)."""
-    os.makedirs(out, exist_ok=True)
-    write_yaml_atomic(os.path.join(out, "config.yaml"), run.config.to_flat())
-    records: list[EpochRecord] = []
-    while run.status == "running":
-        records.append(run.step_epoch())
-        write_text_atomic(os.path.join(out, "metrics.csv"), metrics_csv(records))
-        if on_epoch is not None:
-            on_epoch(run, records[-1])
-    return records

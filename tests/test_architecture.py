@@ -15,10 +15,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "taso_tune"
 
 #: The layer of each top-level module or package; a module imports only from its own layer or below.
 LAYERS = {
-    "errors": 0, "names": 0, "storage": 0,
+    "errors": 0, "names": 0, "storage": 0, "checks": 0,
     "schedules": 1,
-    "lr_scheduler": 2, "optimizers": 2, "models": 2, "data": 2, "seed_stats": 2,
-    "train": 3,
+    "lr_scheduler": 2, "optimizers": 2, "models": 2, "data": 2, "data_files": 2, "data_readers": 2,
+    "seed_stats": 2, "paired_stats": 2,
+    "train": 3, "train_folder": 3, "seed_runs": 3,
     "spaces": 4,
     "tuning": 5, "cluster": 5,
     "results": 6,

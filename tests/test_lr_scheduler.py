@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from itertools import pairwise
 
@@ -63,17 +64,21 @@ def _roundtrip(state: dict) -> dict:
 
 @pytest.mark.parametrize("name", ALL_SCHEDULES)
 @pytest.mark.parametrize("through_bytes", [False, True], ids=["in_memory", "torch_save"])
-def test_state_dict_round_trip_continues_the_same_curve(name: str, through_bytes: bool) -> None:
+@pytest.mark.parametrize("steps_per_epoch", [None, 3], ids=["per_epoch", "per_step"])
+def test_state_dict_round_trip_continues_the_same_curve(
+    name: str, through_bytes: bool, steps_per_epoch: int | None
+) -> None:
     total, stop = 10, 4
+    updates = total * (steps_per_epoch or 1)
     reference_opt = _optimizer(0.05, 0.2)
-    reference = ScheduledLR(reference_opt, name, total)
+    reference = ScheduledLR(reference_opt, name, total, steps_per_epoch=steps_per_epoch)
     expected = []
-    for _ in range(total):
+    for _ in range(updates):
         expected.append(_lrs(reference_opt))
         _advance(reference_opt, reference)
 
     first_opt = _optimizer(0.05, 0.2)
-    first = ScheduledLR(first_opt, name, total)
+    first = ScheduledLR(first_opt, name, total, steps_per_epoch=steps_per_epoch)
     for _ in range(stop):
         _advance(first_opt, first)
     sched_state, opt_state = first.state_dict(), first_opt.state_dict()
@@ -87,11 +92,13 @@ def test_state_dict_round_trip_continues_the_same_curve(name: str, through_bytes
     resumed_opt.load_state_dict(opt_state)
     resumed.load_state_dict(sched_state)
     got = []
-    for _ in range(stop, total):
+    for _ in range(stop, updates):
         got.append(_lrs(resumed_opt))
         _advance(resumed_opt, resumed)
     assert got == expected[stop:]
-    assert resumed.total_epochs == total
+    assert (resumed.total_epochs, resumed.steps_per_epoch, resumed.granularity) == (
+        total, steps_per_epoch, "epoch" if steps_per_epoch is None else "step"
+    )
 
 
 def test_taso_state_dict_restores_its_own_hyperparameters() -> None:
@@ -137,20 +144,73 @@ def test_two_param_groups_for_every_schedule(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ALL_SCHEDULES)
-def test_per_step_mode_meets_per_epoch_values_at_epoch_ends(name: str) -> None:
+def test_per_step_mode_evaluates_the_schedule_at_every_update(name: str) -> None:
     total, steps_per_epoch = 6, 7
     fn = get_schedule(name)
     optimizer = _optimizer(0.05)
     scheduler = ScheduledLR(optimizer, name, total, steps_per_epoch=steps_per_epoch)
+    assert (scheduler.granularity, scheduler.total_updates) == ("step", 42)
+    for step in range(total * steps_per_epoch):  # global step s runs at update s + 1 of 42
+        assert scheduler.current_update() == step + 1
+        assert optimizer.param_groups[0]["lr"] == fn(step + 1, 42, lr_initial=0.05)
+        _advance(optimizer, scheduler)
+    per_epoch = ScheduledLR(_optimizer(0.05), name, total)
+    assert (per_epoch.granularity, per_epoch.total_updates) == ("epoch", 6)
+
+
+# The golden plans of tests/test_schedules.py through the adapter, lr_initial 1, default parameters:
+# plan A = 4 epochs updated per epoch (p = 0, 1/3, 2/3, 1), plan B = 2 epochs x 3 steps updated per
+# step (p = 0, 0.2, ..., 1). TASO: Eq. (1) at u/U; cosine (1 + cos(pi p)) / 2; linear 1 - p; step
+# 0.1 ** (milestones 0.5, 0.75 passed); wsd: one decay update at the end, no warmup (rounds to 0).
+ADAPTER_GOLDEN: list[tuple[str, int | None, list[float]]] = [
+    ("taso", None, [1.0499869928715335, 1.0433071490757151, 0.27270013882530885, 0.0505527786369236]),
+    ("taso", 3, [1.0499983804058308, 1.0498955467677858, 1.0433071490757151, 0.7470592839654073,
+                 0.08444519566621117, 0.0505527786369236]),
+    ("constant", None, [1.0, 1.0, 1.0, 1.0]),
+    ("constant", 3, [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]),
+    ("cosine", None, [1.0, 0.75, 0.25, 0.0]),
+    ("cosine", 3, [1.0, 0.9045084971874737, 0.6545084971874737, 0.3454915028125263, 0.09549150281252629, 0.0]),
+    ("linear", None, [1.0, 2 / 3, 1 / 3, 0.0]),
+    ("linear", 3, [1.0, 0.8, 0.6, 0.4, 0.2, 0.0]),
+    ("step", None, [1.0, 1.0, 0.1, 0.01]),
+    ("step", 3, [1.0, 1.0, 1.0, 0.1, 0.01, 0.01]),
+    ("wsd", None, [1.0, 1.0, 1.0, 0.0]),
+    ("wsd", 3, [1.0, 1.0, 1.0, 1.0, 1.0, 0.0]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "steps_per_epoch", "expected"), ADAPTER_GOLDEN)
+def test_adapter_golden_values_per_epoch_and_per_step(
+    name: str, steps_per_epoch: int | None, expected: list[float]
+) -> None:
+    epochs = 4 if steps_per_epoch is None else 2
+    optimizer = _optimizer(1.0)
+    scheduler = ScheduledLR(optimizer, name, epochs, steps_per_epoch=steps_per_epoch)
     in_force = []
-    for _ in range(total * steps_per_epoch):
+    for _ in range(len(expected)):
         in_force.append(optimizer.param_groups[0]["lr"])
         _advance(optimizer, scheduler)
-    for epoch in range(1, total + 1):
-        last_step_of_epoch = in_force[epoch * steps_per_epoch - 1]
-        assert last_step_of_epoch == fn(epoch, total, lr_initial=0.05)
-    # the very first step is already a fraction of the way into epoch 1
-    assert in_force[0] == fn(1 / steps_per_epoch, total, lr_initial=0.05)
+    assert in_force == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+# lr_final each decaying schedule's defaults mean at lr_initial 0.05 (step: after its last milestone)
+DEFAULT_FINALS = {"taso": 0.05 / 20, "cosine": 0.0, "linear": 0.0, "step": 0.05 * 0.01, "wsd": 0.0}
+GRANULARITY_PLANS = [(epochs, None) for epochs in (1, 2, 3)] + [
+    (epochs, steps) for epochs in (1, 2, 3) for steps in (1, 3, 8)
+]
+
+
+@pytest.mark.parametrize(("epochs", "steps_per_epoch"), GRANULARITY_PLANS, ids=lambda v: str(v))
+@pytest.mark.parametrize("name", sorted(DEFAULT_FINALS))
+def test_last_update_of_the_plan_is_at_lr_final(name: str, epochs: int, steps_per_epoch: int | None) -> None:
+    optimizer = _optimizer(0.05)
+    scheduler = ScheduledLR(optimizer, name, epochs, steps_per_epoch=steps_per_epoch)
+    updates = scheduler.total_updates
+    for _ in range(updates - 1):
+        _advance(optimizer, scheduler)
+    assert scheduler.current_update() == updates  # the plan's last update is in force
+    last = optimizer.param_groups[0]["lr"]
+    assert abs(last - DEFAULT_FINALS[name]) / 0.05 <= 1 / updates
 
 
 def test_taso_per_step_reaches_exactly_the_final_value_at_the_last_step() -> None:
@@ -179,16 +239,23 @@ def test_taso_warns_about_the_heuristic_at_construction() -> None:
     ("kwargs", "field"),
     [
         ({"alpha": 0.0}, "alpha"),
+        ({"alpha": math.inf}, "alpha"),
         ({"beta": 1.0}, "beta"),
+        ({"beta": math.nan}, "beta"),
         ({"lr_final": -0.1}, "lr_final"),
+        ({"lr_final": 0.05}, "lr_final"),  # not below the group's lr
+        ({"lr_final": math.inf}, "lr_final"),
         ({"total_epochs": 0}, "total_epochs"),
+        ({"total_epochs": 2.5}, "total_epochs"),
         ({"steps_per_epoch": 0}, "steps_per_epoch"),
+        ({"steps_per_epoch": 1.5}, "steps_per_epoch"),
     ],
 )
 def test_taso_rejects_bad_arguments_by_name(kwargs: dict, field: str) -> None:
     args = {"total_epochs": 10, **kwargs}
-    with pytest.raises(ConfigError, match=field):
+    with pytest.raises(ConfigError, match=field) as info:
         TASO(_optimizer(0.05), **args)
+    assert info.value.field == field
 
 
 def test_scheduled_lr_rejects_unknown_schedule_and_bad_group_lr() -> None:
@@ -197,6 +264,11 @@ def test_scheduled_lr_rejects_unknown_schedule_and_bad_group_lr() -> None:
     assert "taso" in str(info.value)
     with pytest.raises(ConfigError, match="lr_initial"):
         ScheduledLR(_optimizer(0.05, 0.0), "taso", 10)
+    # an absolute lr_final checked against every group's own initial lr
+    with pytest.raises(ConfigError, match="lr_final"):
+        ScheduledLR(_optimizer(0.05, 0.001), "cosine", 10, lr_final=0.002)
+    with pytest.raises(ConfigError, match="warmup"):
+        ScheduledLR(_optimizer(0.05), "wsd", 10, warmup=math.inf)
 
 
 def test_taso_is_importable_from_the_package_top_level() -> None:

@@ -12,7 +12,17 @@ from typing import Any
 import pytest
 
 from taso_tune.errors import ConfigError
-from taso_tune.schedules import SCHEDULES, check_taso_params, get_schedule, taso_lr
+from taso_tune.schedules import (
+    SCHEDULES,
+    check_schedule_params,
+    check_taso_params,
+    get_schedule,
+    plan_progress,
+    schedule_parameters,
+    schedule_table,
+    taso_lr,
+    wsd_lr,
+)
 
 ALL_SCHEDULES = sorted(SCHEDULES)
 
@@ -57,54 +67,190 @@ def test_taso_golden_alpha10_beta05() -> None:
     assert taso_lr(10, 10, **kw) == pytest.approx(0.0066928509242848554, rel=1e-12)
 
 
-# Other schedules, lr_initial 0.1; progress p = (k - 1) / k_t.
+# --- golden values for every schedule on two small plans ------------------------------------------
+# lr_initial 1 (so each value reads as a multiple of it), every other parameter at its default.
+# Plan A: 4 epochs updated per epoch, U = 4 updates. Plan B: 2 epochs x 3 steps updated per step,
+# U = 6 updates. The annealing schedules run on progress p = (u - 1) / (U - 1):
+#   plan A: p = 0, 1/3, 2/3, 1            plan B: p = 0, 0.2, 0.4, 0.6, 0.8, 1
+#
+# taso, k/k_t = u/U, lr_final = 1/20 = 0.05, lr = 1 / (1 + exp(25 (u/U - 0.7))) + 0.05:
+#   A: z = -11.25, -5, 1.25, 7.5; exp(z) = 1.30073e-5, 6.73795e-3, 3.49034, 1808.04
+#      -> 1.0499869929, 1.0433071491, 0.2727001388, 0.0505527786
+#   B: z = -13.333, -9.1667, -5, -0.8333, 3.3333, 7.5; exp(z) = 1.61960e-6, 1.04464e-4, 6.73795e-3,
+#      0.434598, 28.0316, 1808.04 -> 1.0499983804, 1.0498955468, 1.0433071491, 0.7470592840,
+#      0.0844451957, 0.0505527786
+# cosine, lr_final 0, lr = (1 + cos(pi p)) / 2:
+#   A: (1 + 1)/2, (1 + 1/2)/2, (1 - 1/2)/2, 0 = 1, 0.75, 0.25, 0
+#   B: cos(0.2 pi) = 0.80901699, cos(0.4 pi) = 0.30901699 -> 1, 0.90450850, 0.65450850, 0.34549150,
+#      0.09549150, 0
+# linear, lr_final 0, lr = 1 - p: A: 1, 2/3, 1/3, 0; B: 1, 0.8, 0.6, 0.4, 0.2, 0
+# step, milestones (0.5, 0.75), gamma 0.1: milestones passed (p >= m) A: 0, 0, 1, 2; B: 0, 0, 0, 1, 2, 2
+# wsd, warmup 0.05, decay 0.2, placed on the U - 1 intervals and rounded to whole updates:
+#   A: decay round(0.2 * 3 = 0.6) = 1 update, warmup round(0.15) = 0 -> 1, 1, 1, 0
+#   B: decay round(0.2 * 5 = 1.0) = 1 update, warmup round(0.25) = 0 -> 1, 1, 1, 1, 1, 0
+GOLDEN_PLANS: list[tuple[str, int, list[float]]] = [
+    ("taso", 4, [1.049986992871533524, 1.0433071490757151444, 0.272700138825308853, 0.050552778636923599516]),
+    ("taso", 6, [1.0499983804058307769, 1.0498955467677857685, 1.0433071490757151444, 0.74705928396540727928,
+                 0.084445195666211173098, 0.050552778636923599516]),
+    ("constant", 4, [1.0, 1.0, 1.0, 1.0]),
+    ("constant", 6, [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]),
+    ("cosine", 4, [1.0, 0.75, 0.25, 0.0]),
+    ("cosine", 6, [1.0, 0.90450849718747371, 0.65450849718747371, 0.34549150281252629, 0.095491502812526288, 0.0]),
+    ("linear", 4, [1.0, 2 / 3, 1 / 3, 0.0]),
+    ("linear", 6, [1.0, 0.8, 0.6, 0.4, 0.2, 0.0]),
+    ("step", 4, [1.0, 1.0, 0.1, 0.01]),
+    ("step", 6, [1.0, 1.0, 1.0, 0.1, 0.01, 0.01]),
+    ("wsd", 4, [1.0, 1.0, 1.0, 0.0]),
+    ("wsd", 6, [1.0, 1.0, 1.0, 1.0, 1.0, 0.0]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "total", "expected"), GOLDEN_PLANS)
+def test_every_schedule_golden_values_on_small_plans(name: str, total: int, expected: list[float]) -> None:
+    fn = get_schedule(name)
+    got = [fn(u, total, lr_initial=1.0) for u in range(1, total + 1)]
+    assert got == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+def test_schedule_table_lays_the_plans_out_by_epoch_and_step() -> None:
+    # plan A per epoch: step is None; plan B per step: (epoch, step) = (1,1) (1,2) (1,3) (2,1) (2,2) (2,3)
+    rows = schedule_table("linear", 4, lr_initial=1.0)
+    assert [(e, s) for e, s, _ in rows] == [(1, None), (2, None), (3, None), (4, None)]
+    assert [lr for _, _, lr in rows] == pytest.approx([1.0, 2 / 3, 1 / 3, 0.0])
+    rows = schedule_table("linear", 2, lr_initial=1.0, steps_per_epoch=3)
+    assert [(e, s) for e, s, _ in rows] == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3)]
+    assert [lr for _, _, lr in rows] == pytest.approx([1.0, 0.8, 0.6, 0.4, 0.2, 0.0])
+    # TASO per epoch is Eq. (1) at k = 1..k_t exactly; per step the same function at u / U
+    assert [lr for *_, lr in schedule_table("taso", 100, lr_initial=0.05)][69] == 0.0275
+    taso_b = [lr for *_, lr in schedule_table("taso", 2, lr_initial=1.0, steps_per_epoch=3)]
+    assert taso_b == pytest.approx(GOLDEN_PLANS[1][2], rel=1e-12)
+
+
+# Non-default parameters, lr_initial 0.1.
 OTHER_GOLDEN = [
-    # cosine, k_t 10: p=0 -> 0.1; p=0.5 -> 0.05; p=0.9 -> 0.05 * (1 + cos(0.9 pi)) = 0.0024471742
-    ("cosine", 10, {}, 1, 0.1),
-    ("cosine", 10, {}, 6, 0.05),
-    ("cosine", 10, {}, 10, 0.0024471741852423),
-    ("cosine", 10, {"lr_final": 0.01}, 6, 0.055),
-    # linear, k_t 10: 0.1 * (1 - p)
-    ("linear", 10, {}, 1, 0.1),
-    ("linear", 10, {}, 10, 0.01),
-    ("linear", 10, {"lr_final": 0.02}, 6, 0.06),
-    # step, k_t 100, milestones (0.5, 0.75), gamma 0.1
-    ("step", 100, {}, 50, 0.1),
-    ("step", 100, {}, 51, 0.01),
-    ("step", 100, {}, 76, 0.001),
-    # wsd, k_t 100, warmup 0.05, decay 0.2: warmup lr = 0.1 * (p + 0.01) / 0.06
-    ("wsd", 100, {}, 1, 0.1 * 0.01 / 0.06),
-    ("wsd", 100, {}, 5, 0.1 * 0.05 / 0.06),
-    ("wsd", 100, {}, 6, 0.1),
-    ("wsd", 100, {}, 81, 0.1),
-    ("wsd", 100, {}, 100, 0.005),  # p = 0.99 -> q = 0.95 -> 0.1 * 0.05
+    # cosine over U = 11 (p = 0.1 steps), lr_final 0.01: 0.01 + 0.09 (1 + cos(pi p)) / 2
+    ("cosine", 11, {"lr_final": 0.01}, 6, 0.055),  # p = 0.5: 0.01 + 0.045
+    ("cosine", 11, {"lr_final": 0.01}, 11, 0.01),
+    # linear over U = 6, lr_final 0.02: 0.02 + 0.08 (1 - p)
+    ("linear", 6, {"lr_final": 0.02}, 2, 0.084),  # p = 0.2
+    ("linear", 6, {"lr_final": 0.02}, 6, 0.02),
+    # step over U = 101 (p = (u - 1) / 100): milestones (0.3, 0.6), gamma 0.5
+    ("step", 101, {"milestones": (0.3, 0.6), "gamma": 0.5}, 30, 0.1),  # p = 0.29
+    ("step", 101, {"milestones": (0.3, 0.6), "gamma": 0.5}, 31, 0.05),  # p = 0.30, the milestone itself
+    ("step", 101, {"milestones": (0.3, 0.6), "gamma": 0.5}, 61, 0.025),
+    ("step", 101, {"milestones": (0.3, 0.6), "gamma": 0.5}, 101, 0.025),
+    # wsd over U = 6 (5 intervals), warmup 0.25, decay 0.5, lr_final 0.01:
+    #   decay round(2.5) = 3 updates (u = 4, 5, 6), warmup round(1.25) = 1 update (u = 1), peak u = 2..3
+    #   u=1: 0.1 * 1/2 = 0.05; u=2,3: 0.1; u=4: 0.01 + 0.09 * 2/3 = 0.07; u=5: 0.04; u=6: 0.01
+    ("wsd", 6, {"warmup": 0.25, "decay": 0.5, "lr_final": 0.01}, 1, 0.05),
+    ("wsd", 6, {"warmup": 0.25, "decay": 0.5, "lr_final": 0.01}, 2, 0.1),
+    ("wsd", 6, {"warmup": 0.25, "decay": 0.5, "lr_final": 0.01}, 3, 0.1),
+    ("wsd", 6, {"warmup": 0.25, "decay": 0.5, "lr_final": 0.01}, 4, 0.07),
+    ("wsd", 6, {"warmup": 0.25, "decay": 0.5, "lr_final": 0.01}, 5, 0.04),
+    ("wsd", 6, {"warmup": 0.25, "decay": 0.5, "lr_final": 0.01}, 6, 0.01),
     ("constant", 7, {}, 7, 0.1),
 ]
 
 
-@pytest.mark.parametrize(("name", "total", "params", "epoch", "expected"), OTHER_GOLDEN)
+@pytest.mark.parametrize(("name", "total", "params", "update", "expected"), OTHER_GOLDEN)
 def test_other_schedules_golden_values(
-    name: str, total: int, params: dict[str, Any], epoch: int, expected: float
+    name: str, total: int, params: dict[str, Any], update: int, expected: float
 ) -> None:
-    got = get_schedule(name)(epoch, total, lr_initial=0.1, **params)
+    got = get_schedule(name)(update, total, lr_initial=0.1, **params)
     assert got == pytest.approx(expected, rel=1e-9)
+
+
+def test_wsd_default_over_20_epochs_per_epoch() -> None:
+    # 19 intervals: decay round(3.8) = 4 updates (u = 17..20), warmup round(0.95) = 1 update (u = 1)
+    #   u=1: 1/2; u=2..16: 1; u=17..20: (20 - u) / 4 = 0.75, 0.5, 0.25, 0
+    got = [wsd_lr(u, 20, lr_initial=1.0) for u in range(1, 21)]
+    assert got == pytest.approx([0.5] + [1.0] * 15 + [0.75, 0.5, 0.25, 0.0])
+
+
+def test_wsd_of_three_epochs_decays_and_of_one_update_trains_at_lr_initial() -> None:
+    # 3 epochs per epoch: 2 intervals, decay round(0.4) -> at least 1 update, warmup round(0.1) = 0
+    assert [wsd_lr(u, 3, lr_initial=1.0) for u in (1, 2, 3)] == [1.0, 1.0, 0.0]
+    # 3 epochs x 10 steps: 29 intervals, decay round(5.8) = 6 (u = 25..30), warmup round(1.45) = 1
+    got = [wsd_lr(u, 30, lr_initial=1.0) for u in range(1, 31)]
+    assert got == pytest.approx([0.5] + [1.0] * 23 + [5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6, 0.0])
+    # a plan of one update: nothing to anneal; lr_final 0 for the whole run would not train
+    for name in ("cosine", "linear", "step", "wsd"):
+        assert get_schedule(name)(1, 1, lr_initial=1.0) == 1.0
+
+
+@pytest.mark.parametrize("total", range(2, 40))
+@pytest.mark.parametrize(("warmup", "decay"), [(0.05, 0.2), (0.0, 0.01), (0.5, 0.5), (0.3, 0.7), (0.9, 0.1)])
+def test_wsd_always_decays_to_lr_final_and_reaches_its_peak(total: int, warmup: float, decay: float) -> None:
+    lrs = [wsd_lr(u, total, lr_initial=1.0, lr_final=0.1, warmup=warmup, decay=decay) for u in range(1, total + 1)]
+    assert lrs[-1] == 0.1  # exactly lr_final
+    assert lrs[-2] > 0.1  # the decay holds at least the last update: it ends there, from above
+    assert 1.0 in lrs  # the plateau keeps at least one update at lr_initial
+    peak = lrs.index(1.0)
+    assert lrs[: peak + 1] == sorted(lrs[: peak + 1])
+    assert all(b <= a for a, b in pairwise(lrs[peak:]))
+
+
+def test_wsd_without_warmup_over_the_whole_plan_is_linear() -> None:
+    for total in (2, 3, 10):
+        wsd = [wsd_lr(u, total, lr_initial=0.1, lr_final=0.01, warmup=0.0, decay=1.0) for u in range(1, total + 1)]
+        linear = [get_schedule("linear")(u, total, lr_initial=0.1, lr_final=0.01) for u in range(1, total + 1)]
+        assert wsd == pytest.approx(linear, rel=1e-12)
+
+
+def test_plan_progress_runs_from_the_first_update_to_the_last() -> None:
+    assert [plan_progress(u, 5) for u in range(1, 6)] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert plan_progress(1, 1) == 0.0  # one update: the first, at p = 0
+    assert plan_progress(6, 5) == 1.0  # a scheduler is stepped once past the last update
+    assert plan_progress(0, 5) == 0.0
+
+
+# --- the end of every plan ------------------------------------------------------------------------
+
+# (schedule, params, lr_final those params mean), lr_initial 0.05
+FINALS: list[tuple[str, dict[str, Any], float]] = [
+    ("taso", {}, 0.05 / 20),
+    ("taso", {"lr_final": 0.001}, 0.001),
+    ("cosine", {}, 0.0),
+    ("cosine", {"lr_final": 0.01}, 0.01),
+    ("linear", {}, 0.0),
+    ("linear", {"lr_final": 0.01}, 0.01),
+    ("step", {}, 0.05 * 0.1**2),  # the value after the last milestone
+    ("step", {"milestones": (0.9,), "gamma": 0.5}, 0.025),
+    ("wsd", {}, 0.0),
+    ("wsd", {"lr_final": 0.01, "warmup": 0.3, "decay": 0.1}, 0.01),
+]
+PLANS = [(epochs, None) for epochs in (1, 2, 3)] + [
+    (epochs, steps) for epochs in (1, 2, 3) for steps in (1, 2, 5, 17)
+]
+
+
+@pytest.mark.parametrize(("epochs", "steps_per_epoch"), PLANS, ids=lambda v: str(v))
+@pytest.mark.parametrize(("name", "params", "lr_final"), FINALS)
+def test_last_update_of_every_plan_is_at_lr_final(
+    name: str, params: dict[str, Any], lr_final: float, epochs: int, steps_per_epoch: int | None
+) -> None:
+    rows = schedule_table(name, epochs, lr_initial=0.05, steps_per_epoch=steps_per_epoch, **params)
+    updates = len(rows)
+    assert updates == epochs * (steps_per_epoch or 1)
+    assert abs(rows[-1][2] - lr_final) / 0.05 <= 1 / updates
+    if name != "taso" and updates > 1:
+        assert rows[-1][2] == pytest.approx(lr_final, abs=1e-15)  # the annealing baselines: exactly
 
 
 # --- properties over every schedule ----------------------------------------------------------------
 
 
-def _curve(name: str, total: int, points_per_epoch: int = 1) -> list[float]:
+def _curve(name: str, total: int) -> list[float]:
     fn = get_schedule(name)
-    steps = range(1, total * points_per_epoch + 1)
-    return [fn(s / points_per_epoch, total, lr_initial=0.05) for s in steps]
+    return [fn(u, total, lr_initial=0.05) for u in range(1, total + 1)]
 
 
 @pytest.mark.parametrize("name", ALL_SCHEDULES)
-@pytest.mark.parametrize("total", [1, 2, 7, 100])
-def test_every_schedule_is_positive_and_finite(name: str, total: int) -> None:
-    for lr in _curve(name, total, points_per_epoch=3):
-        assert math.isfinite(lr)
-        assert lr > 0
+@pytest.mark.parametrize("total", [1, 2, 7, 100, 300])
+def test_every_schedule_is_finite_and_positive_before_its_last_update(name: str, total: int) -> None:
+    lrs = _curve(name, total)
+    assert all(math.isfinite(lr) and lr >= 0 for lr in lrs)
+    assert all(lr > 0 for lr in lrs[:-1])  # only the last update may reach a lr_final of 0
 
 
 @pytest.mark.parametrize("name", ALL_SCHEDULES)
@@ -116,13 +262,13 @@ def test_every_schedule_starts_at_lr_initial_scale_and_never_exceeds_it(name: st
 
 
 @pytest.mark.parametrize("name", ALL_SCHEDULES)
-@pytest.mark.parametrize("total", [3, 10, 100])
+@pytest.mark.parametrize("total", [3, 10, 100, 400])
 def test_every_schedule_is_non_increasing_after_warmup(name: str, total: int) -> None:
-    lrs = _curve(name, total, points_per_epoch=4)
+    lrs = _curve(name, total)
     peak = lrs.index(max(lrs))
-    # only wsd warms up (5% of the run by default); every other schedule peaks at the start
+    # only wsd warms up (5% of the plan by default); every other schedule peaks at the first update
     if name == "wsd":
-        assert peak <= math.ceil(0.05 * total + 1) * 4
+        assert peak <= round(0.05 * (total - 1))
         assert lrs[: peak + 1] == sorted(lrs[: peak + 1])
     else:
         assert peak == 0
@@ -130,14 +276,8 @@ def test_every_schedule_is_non_increasing_after_warmup(name: str, total: int) ->
     assert all(b <= a for a, b in pairwise(after)), after
 
 
-@pytest.mark.parametrize("name", ["cosine", "linear", "step", "wsd"])
-def test_decaying_schedules_end_well_below_their_start(name: str) -> None:
-    lrs = _curve(name, 100)
-    assert lrs[-1] < 0.1 * max(lrs)
-
-
 def test_taso_is_strictly_decreasing() -> None:
-    lrs = _curve("taso", 100, points_per_epoch=2)
+    lrs = _curve("taso", 200)
     assert all(b < a for a, b in pairwise(lrs))
 
 
@@ -186,13 +326,14 @@ def test_taso_is_safe_for_huge_alpha() -> None:
 # --- errors ---------------------------------------------------------------------------------------
 
 VALID_TASO: dict[str, Any] = {
-    "epoch": 1,
-    "total_epochs": 100,
+    "update": 1,
+    "total_updates": 100,
     "lr_initial": 0.05,
     "lr_final": 0.0025,
     "alpha": 25.0,
     "beta": 0.7,
 }
+NON_FINITE = [math.inf, -math.inf, math.nan]
 
 
 @pytest.mark.parametrize(
@@ -200,54 +341,107 @@ VALID_TASO: dict[str, Any] = {
     [
         ("alpha", 0.0),
         ("alpha", -1.0),
-        ("alpha", math.nan),
+        *(("alpha", v) for v in NON_FINITE),
         ("beta", 0.0),
         ("beta", -0.2),
         ("beta", 1.0),
         ("beta", 1.5),
+        *(("beta", v) for v in NON_FINITE),
         ("lr_initial", 0.0),
         ("lr_initial", -0.05),
+        ("lr_initial", "0.05"),
+        *(("lr_initial", v) for v in NON_FINITE),
         ("lr_final", -1e-9),
-        ("total_epochs", 0),
-        ("total_epochs", -3),
-        ("epoch", -1),
+        ("lr_final", 0.05),  # = lr_initial
+        ("lr_final", 0.5),  # > lr_initial
+        *(("lr_final", v) for v in NON_FINITE),
+        ("total_updates", 0),
+        ("total_updates", -3),
+        ("total_updates", 2.5),
+        ("total_updates", True),
+        ("update", -1),
+        *(("update", v) for v in NON_FINITE),
     ],
 )
-def test_taso_rejects_each_invalid_field_by_name(field: str, value: float) -> None:
+def test_taso_rejects_each_invalid_field_by_name(field: str, value: Any) -> None:
     kwargs = {**VALID_TASO, field: value}
-    epoch, total = kwargs.pop("epoch"), kwargs.pop("total_epochs")
+    update, total = kwargs.pop("update"), kwargs.pop("total_updates")
     with pytest.raises(ConfigError, match=field) as info:
-        taso_lr(epoch, total, **kwargs)
+        taso_lr(update, total, **kwargs)
     assert info.value.field == field
 
 
+def test_taso_default_lr_final_is_always_below_lr_initial() -> None:
+    # lr_final None is lr_initial / 20, so the lr_final < lr_initial check cannot trip on it
+    assert taso_lr(100, 100, lr_initial=1e-300) > 0
+    assert taso_lr(100, 100, lr_initial=1e300) < 1e300
+
+
+def test_messages_say_finite_for_non_finite_values() -> None:
+    with pytest.raises(ConfigError) as info:
+        taso_lr(1, 10, lr_initial=math.inf)
+    assert str(info.value) == "lr_initial: must be a finite number > 0 (got inf)"
+    with pytest.raises(ConfigError) as info:
+        taso_lr(1, 10, lr_initial=0.1, beta=1.5)
+    assert str(info.value) == "beta: must be in (0, 1) (got 1.5)"
+    with pytest.raises(ConfigError) as info:
+        taso_lr(1, 10, lr_initial=0.1, lr_final=0.2)
+    assert str(info.value) == "lr_final: must be below lr_initial (0.1) (got 0.2)"
+
+
 @pytest.mark.parametrize("name", ALL_SCHEDULES)
-@pytest.mark.parametrize(("field", "value"), [("lr_initial", 0.0), ("total_epochs", 0)])
+@pytest.mark.parametrize(
+    ("field", "value"), [("lr_initial", 0.0), ("lr_initial", math.inf), ("total_updates", 0), ("update", math.nan)]
+)
 def test_every_schedule_rejects_bad_common_fields(name: str, field: str, value: float) -> None:
-    kwargs: dict[str, Any] = {"lr_initial": 0.1, "total_epochs": 10, field: value}
-    with pytest.raises(ConfigError, match=field):
-        get_schedule(name)(1, kwargs.pop("total_epochs"), **kwargs)
+    kwargs: dict[str, Any] = {"lr_initial": 0.1, "total_updates": 10, "update": 1, field: value}
+    with pytest.raises(ConfigError, match=field) as info:
+        get_schedule(name)(kwargs.pop("update"), kwargs.pop("total_updates"), **kwargs)
+    assert info.value.field == field
 
 
 @pytest.mark.parametrize(
     ("name", "field", "value"),
     [
-        ("cosine", "lr_final", -0.1),
-        ("linear", "lr_final", -0.1),
+        *((name, "lr_final", v) for name in ("cosine", "linear", "wsd") for v in (-0.1, 0.1, 0.2, *NON_FINITE)),
         ("step", "gamma", 0.0),
-        ("step", "gamma", 2.0),
+        ("step", "gamma", -0.5),
+        ("step", "gamma", 1.5),
+        *(("step", "gamma", v) for v in NON_FINITE),
         ("step", "milestones", (0.5, 1.5)),
+        ("step", "milestones", (0.0, 0.5)),
+        ("step", "milestones", (0.5, 1.0)),
+        ("step", "milestones", (0.75, 0.5)),  # not increasing
+        ("step", "milestones", (0.5, 0.5)),  # not strictly increasing
+        ("step", "milestones", (0.5, math.nan)),
+        ("step", "milestones", (math.inf,)),
+        ("step", "milestones", 0.5),  # not a list
+        ("step", "milestones", "0.5"),
         ("wsd", "warmup", 1.0),
+        ("wsd", "warmup", -0.1),
+        *(("wsd", "warmup", v) for v in NON_FINITE),
         ("wsd", "decay", 0.0),
-        ("wsd", "lr_final", -0.1),
+        ("wsd", "decay", 1.5),
+        *(("wsd", "decay", v) for v in NON_FINITE),
     ],
 )
 def test_schedule_specific_fields_are_validated(name: str, field: str, value: Any) -> None:
-    with pytest.raises(ConfigError, match=field):
+    with pytest.raises(ConfigError, match=field) as info:
         get_schedule(name)(1, 10, lr_initial=0.1, **{field: value})
+    assert info.value.field == field
 
 
-@pytest.mark.parametrize(("alpha", "beta", "field"), [(0, 0.7, "alpha"), (25, 0, "beta"), (25, 1, "beta")])
+def test_wsd_warmup_and_decay_together_must_fit_the_plan() -> None:
+    wsd_lr(1, 10, lr_initial=0.1, warmup=0.4, decay=0.6)  # = 1: allowed
+    with pytest.raises(ConfigError, match="decay") as info:
+        wsd_lr(1, 10, lr_initial=0.1, warmup=0.5, decay=0.6)
+    assert info.value.field == "decay" and "warmup + decay" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("alpha", "beta", "field"),
+    [(0, 0.7, "alpha"), (math.inf, 0.7, "alpha"), (25, 0, "beta"), (25, 1, "beta"), (25, math.nan, "beta")],
+)
 def test_check_taso_params_rejects_bad_values(alpha: float, beta: float, field: str) -> None:
     with pytest.raises(ConfigError, match=field):
         check_taso_params(alpha, beta)
@@ -259,6 +453,26 @@ def test_unknown_schedule_lists_choices() -> None:
     assert info.value.choices == ALL_SCHEDULES
     for name in ALL_SCHEDULES:
         assert name in str(info.value)
+
+
+def test_schedule_parameters_are_read_from_the_functions() -> None:
+    assert schedule_parameters("taso") == {"lr_final": None, "alpha": 25.0, "beta": 0.7}
+    assert schedule_parameters("constant") == {}
+    assert schedule_parameters("step") == {"milestones": (0.5, 0.75), "gamma": 0.1}
+    assert schedule_parameters("wsd") == {"lr_final": 0.0, "warmup": 0.05, "decay": 0.2}
+
+
+def test_check_schedule_params_names_unknown_parameters_and_checks_values() -> None:
+    check_schedule_params("wsd", lr_initial=0.1, warmup=0.1)
+    with pytest.raises(ConfigError, match="alpha") as info:
+        check_schedule_params("cosine", lr_initial=0.1, alpha=3.0)
+    assert info.value.choices == ["lr_final"]
+    with pytest.raises(ConfigError, match="lr_final"):
+        check_schedule_params("cosine", lr_initial=0.1, lr_final=0.1)
+    with pytest.raises(ConfigError, match="epochs"):
+        schedule_table("cosine", 0, lr_initial=0.1)
+    with pytest.raises(ConfigError, match="steps_per_epoch"):
+        schedule_table("cosine", 2, lr_initial=0.1, steps_per_epoch=0)
 
 
 # --- the paper's heuristic ------------------------------------------------------------------------

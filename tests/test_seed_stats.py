@@ -14,16 +14,13 @@ import numpy as np
 import pytest
 
 from taso_tune.errors import ConfigError
+from taso_tune.paired_stats import bootstrap_interval, holm, paired_difference, paired_verdict
 from taso_tune.seed_stats import (
     Interval,
     SeedSummary,
-    bootstrap_interval,
     chance_level,
     format_interval,
     format_mean_std,
-    holm,
-    paired_difference,
-    paired_verdict,
     pick,
     rank,
     status_text,

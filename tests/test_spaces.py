@@ -16,11 +16,11 @@ import yaml
 from taso_tune.errors import ConfigError
 from taso_tune.names import METRICS
 from taso_tune.spaces import (
+    OptunaSpace,
     SchedulerSpec,
     SearchSpec,
     SweepSpec,
     load_space,
-    OptunaSpace,
     load_space_dict,
     resolve_optuna_params,
     with_overrides,
@@ -282,7 +282,7 @@ def test_optuna_space_with_a_real_study():
         flat = resolve_optuna_params(spec, {**constant, **trial.params})
         seen_blocks.add(flat["block"])
         assert flat["optimizer"] == ("taso", "amsgrad")[flat["block"]]
-        low, high = spec.blocks[flat["block"]]["lr"]["loguniform"]
+        low, high = spec.blocks[flat["block"]]["lr"].options
         assert low <= flat["lr"] <= high and flat["config_id"].startswith(f"{flat['optimizer']}_lr=")
         config = TrainConfig.from_flat({**train_fields(flat), "seed": 1})
         assert config.hparams["lr"] == flat["lr"]

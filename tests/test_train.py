@@ -50,6 +50,8 @@ def _without_timings(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ({"val_fraction": 1.0}, "val_fraction"),
         ({"val_fraction": -0.1}, "val_fraction"),
         ({"device": "tpu"}, "device"),
+        ({"schedule_granularity": "batch"}, "schedule_granularity"),
+        ({"schedule_granularity": True}, "schedule_granularity"),
         ({"hparams": {"lr": -0.1}}, "lr"),
         ({"hparams": {"alpha": 0}}, "alpha"),
         ({"hparams": {"badfield": 1}}, "badfield"),
@@ -82,7 +84,7 @@ def test_config_is_frozen_and_resolves_hparams() -> None:
         TrainConfig(),
         TrainConfig(optimizer="sgd_step", hparams={"milestones": [0.3, 0.6], "gamma": 0.5}, seed=4),
         TrainConfig(optimizer="rmsprop", hparams={"centered": True}, val_fraction=0.0, train_limit=100),
-        TrainConfig(optimizer="taso", hparams={"lr_final": 0.001, "beta": 0.5}, schedule_per_step=True),
+        TrainConfig(optimizer="taso", hparams={"lr_final": 0.001, "beta": 0.5}, schedule_granularity="step"),
     ],
 )
 def test_flat_round_trip(config: TrainConfig) -> None:
@@ -92,6 +94,13 @@ def test_flat_round_trip(config: TrainConfig) -> None:
     assert TrainConfig.from_flat(flat) == config
     # the flat form is plain YAML (tuples become lists), as written beside every result
     assert TrainConfig.from_flat(yaml.safe_load(yaml.safe_dump(flat))) == config
+
+
+def test_from_flat_reads_the_old_per_step_flag() -> None:
+    # configs written before schedule_granularity (a sweep being resumed) hold a boolean flag
+    assert TrainConfig.from_flat({"schedule_per_step": True}).schedule_granularity == "step"
+    assert TrainConfig.from_flat({"schedule_per_step": False}).schedule_granularity == "epoch"
+    assert TrainConfig().schedule_granularity == "auto"
 
 
 def test_from_flat_splits_own_fields_from_hparams() -> None:
@@ -163,16 +172,50 @@ def test_resumed_run_matches_a_run_never_stopped(
 
 
 def test_resume_with_per_step_schedule(digits_data: ImageData) -> None:
-    config = _config(epochs=2, seed=2, schedule_per_step=True)
+    config = _config(epochs=2, seed=2, schedule_granularity="step")
     uninterrupted = _without_timings(list(fit(config, digits_data)))
     stopped = Run(config, digits_data)
     first = stopped.step_epoch()
     second = list(fit(config, digits_data, stopped.state_dict()))
     assert _without_timings([first, *second]) == uninterrupted
     steps = len(stopped.train_batches)
-    # per step, the lr in force at the start of epoch 1 is the schedule a fraction into it
-    assert first["lr"] == pytest.approx(taso_lr(1 / steps, 2, lr_initial=0.05), rel=1e-12)
-    assert second[0]["lr"] == pytest.approx(taso_lr(1 + 1 / steps, 2, lr_initial=0.05), rel=1e-12)
+    # per step, the lr in force at the first step of epoch e is update (e - 1) * steps + 1 of 2 * steps
+    assert first["lr"] == pytest.approx(taso_lr(1, 2 * steps, lr_initial=0.05), rel=1e-12)
+    assert second[0]["lr"] == pytest.approx(taso_lr(steps + 1, 2 * steps, lr_initial=0.05), rel=1e-12)
+
+
+def test_a_baseline_recipe_updates_its_lr_every_step_by_default(digits_data: ImageData) -> None:
+    run = Run(_config(optimizer="sgd_linear", epochs=2), digits_data)
+    steps = len(run.train_batches)  # 1294 training images // 64 = 20 full batches
+    assert steps == 20
+    assert (run.scheduler.granularity, run.scheduler.total_updates) == ("step", 40)
+    record = run.step_epoch()
+    assert record["lr"] == 0.05  # update 1: p = 0
+    # after one epoch 20 updates are done; update 21 of 40 is in force: p = 20/39, lr = 0.05 * 19/39
+    assert run.scheduler.current_update() == 21
+    assert run.current_lr() == pytest.approx(0.024358974358974, rel=1e-12)
+    # per epoch (asked for) the second epoch would be the plan's last update, at lr_final 0
+    per_epoch = Run(_config(optimizer="sgd_linear", epochs=2, schedule_granularity="epoch"), digits_data)
+    per_epoch.step_epoch()
+    assert per_epoch.scheduler.granularity == "epoch" and per_epoch.current_lr() == 0.0
+    # TASO keeps the paper's once-per-epoch update: after epoch 1 the lr is Eq. (1) at k = 2 of 2
+    taso = Run(_config(optimizer="taso", epochs=2), digits_data)
+    taso.step_epoch()
+    assert taso.scheduler.granularity == "epoch"
+    assert taso.current_lr() == pytest.approx(taso_lr(2, 2, lr_initial=0.05), rel=1e-15)
+
+
+def test_last_step_of_a_baseline_plan_runs_at_lr_final() -> None:
+    config = _config(optimizer="sgd_cosine", epochs=1, hparams={"lr_final": 0.001}, train_limit=320, val_fraction=0.0)
+    run = Run(config)  # loads digits itself, so train_limit applies
+    lrs: list[float] = []
+    # the lr each optimizer step uses, read just before the step
+    run.optimizer.register_step_pre_hook(lambda optimizer, *_: lrs.append(optimizer.param_groups[0]["lr"]))
+    run.step_epoch()
+    # 320 images // 64 = 5 steps, p = 0, 1/4, 1/2, 3/4, 1: 0.001 + 0.049 (1 + cos(pi p)) / 2 with
+    # cos(pi/4) = 0.70710678: 0.05, 0.001 + 0.049 * 0.85355339, 0.0255, 0.001 + 0.049 * 0.14644661, 0.001
+    assert lrs == pytest.approx([0.05, 0.04282411614, 0.0255, 0.00817588386, 0.001], rel=1e-9)
+    assert lrs[-1] == pytest.approx(0.001, abs=1e-15)
 
 
 def test_state_dict_records_the_config(digits_data: ImageData) -> None:

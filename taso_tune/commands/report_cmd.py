@@ -7,6 +7,7 @@ import argparse
 import os
 from typing import Any
 
+from taso_tune.commands.help_format import HelpFormatter
 from taso_tune.errors import ConfigError
 from taso_tune.storage import is_uri
 
@@ -20,7 +21,7 @@ def add_report_parser(sub: argparse._SubParsersAction) -> None:
             "optimizer's best configuration), learning rates, results tables in the paper's layout, "
             "hyperparameter views and early-stopping summary. Reads saved results; never retrains."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("experiment", metavar="EXPERIMENT", help="the experiment folder (STORAGE/NAME) or URI")
     p.add_argument("-o", "--output", metavar="FILE.html", help="where to write (default: EXPERIMENT/report.html)")
@@ -38,7 +39,7 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
             "Write each optimizer's best configuration (mean ± std over seeds, n) to a defaults YAML "
             "that `taso-tune sweep --defaults FILE --model M --dataset D` trains on a new pair."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("experiment", metavar="EXPERIMENT", help="the experiment folder (STORAGE/NAME) or URI")
     p.add_argument("-o", "--output", metavar="FILE.yaml", help="where to write (default: EXPERIMENT/defaults.yaml)")

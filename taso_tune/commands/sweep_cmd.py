@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from taso_tune.commands.help_format import HelpFormatter
 from taso_tune.errors import ConfigError
 from taso_tune.spaces import SweepSpec, load_space, with_overrides
 from taso_tune.storage import STORAGE_ENV, is_uri
@@ -24,7 +25,7 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
             "per optimizer (mean ± std over seeds). With --defaults, trains each optimizer of an "
             "exported defaults file on --model/--dataset without tuning (the paper's suboptimal scenario)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("space", nargs="?", metavar="FILE", help="search-space YAML (see search_spaces/)")
     p.add_argument("--name", help="experiment name (default: the space's name)")

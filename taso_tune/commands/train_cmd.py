@@ -1,8 +1,9 @@
-"""``taso-tune train`` and ``taso-tune schedule``: one training run, and the TASO curve as a table."""
+"""``taso-tune train`` and ``taso-tune schedule``: one training run, and a schedule's lr as a table."""
 
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import sys
 import time
@@ -11,10 +12,17 @@ from typing import Any
 
 import yaml
 
+from taso_tune.commands.help_format import HelpFormatter
 from taso_tune.data import DATASETS
 from taso_tune.errors import ConfigError
 from taso_tune.models import MODELS
-from taso_tune.schedules import check_taso_params, taso_lr
+from taso_tune.schedules import (
+    SCHEDULE_GRANULARITIES,
+    SCHEDULES,
+    check_taso_params,
+    schedule_parameters,
+    schedule_table,
+)
 from taso_tune.spaces import SpaceLoader
 from taso_tune.train import TrainConfig
 
@@ -44,7 +52,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train one model with one optimizer and print a line per epoch",
         description="Train one model/dataset/optimizer and write DIR/metrics.csv and DIR/config.yaml.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--model", default=_default("model"), help=" | ".join(sorted(MODELS)))
     p.add_argument("--dataset", default=_default("dataset"), help=" | ".join(sorted(DATASETS)))
@@ -64,13 +72,18 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=_default("device"), choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--schedule-per-step", action="store_true", help="update the lr every step instead of every epoch")
+    p.add_argument("--schedule-granularity", choices=SCHEDULE_GRANULARITIES, default=_default("schedule_granularity"),
+                   help="how often the lr updates: every epoch, every optimizer step, or auto: the recipe's own "
+                        "(TASO and constant-lr recipes per epoch, the annealing baselines per step)")  # fmt: skip
+    p.add_argument("--schedule-per-step", dest="schedule_granularity", action="store_const", const="step",
+                   default=argparse.SUPPRESS, help="the same as --schedule-granularity step")  # fmt: skip
     p.add_argument("--out", help="output folder (default: runs/train-MODEL-DATASET-OPTIMIZER-TIME)")
     p.set_defaults(handler=run_train)
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from taso_tune.train import Run, train_run_to_folder
+    from taso_tune.train import Run
+    from taso_tune.train_folder import train_run_to_folder
 
     hparams = parse_assignments(args.set)
     for name in ("lr", "alpha", "beta"):
@@ -108,31 +121,72 @@ def _print_epoch(run: Any, record: dict[str, Any]) -> None:
     )
 
 
+def _schedule_parameters_epilog() -> str:
+    """The parameters of every schedule with their defaults, read from the schedule functions."""
+    lines = ["schedule parameters (--set KEY=VALUE) and their defaults:"]
+    for name in sorted(SCHEDULES):
+        params = ", ".join(f"{k}={v}" for k, v in schedule_parameters(name).items()) or "none"
+        lines.append(f"  {name:<9} {params}")
+    lines.append("taso's lr_final None is lr_initial / 20, the paper's recommendation.")
+    return "\n".join(lines)
+
+
 def add_schedule_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "schedule",
-        help="print the TASO learning-rate curve as a table",
-        description="Print eps(k) = lr_initial / (1 + exp(alpha (k/k_t - beta))) + lr_final for k = 1..k_t.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        help="print a learning-rate schedule as a table, per epoch or per step",
+        description="Print the lr of every update of a plan: once per epoch, or once per optimizer step\n"
+        "with --steps-per-epoch. TASO is Eq. (1) of the paper,\n"
+        "    lr(k) = lr_initial / (1 + exp(alpha (k/k_t - beta))) + lr_final;\n"
+        "the annealing schedules run from lr_initial at the first update to lr_final at the last.",
+        epilog=_schedule_parameters_epilog(),
+        formatter_class=HelpFormatter,
     )
-    p.add_argument("--lr-initial", type=float, default=0.05)
-    p.add_argument("--lr-final", type=float, help="default: lr_initial / 20 (the paper's recommendation)")
-    p.add_argument("--alpha", type=float, default=25.0)
-    p.add_argument("--beta", type=float, default=0.7)
-    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("name", nargs="?", default="taso", metavar="NAME", help=f"the schedule: {', '.join(sorted(SCHEDULES))}")
+    p.add_argument("--lr-initial", type=float, default=0.05, help="the initial learning rate")
+    p.add_argument("--epochs", type=int, default=100, help="planned epochs")
+    p.add_argument("--steps-per-epoch", type=int, metavar="N", help="update every optimizer step, N steps an epoch (without it: once per epoch)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="a parameter of the schedule (listed below), e.g. --set warmup=0.1")
+    p.add_argument("--lr-final", type=float, help="the same as --set lr_final=VALUE")
+    p.add_argument("--alpha", type=float, help="TASO's alpha, the same as --set alpha=VALUE")
+    p.add_argument("--beta", type=float, help="TASO's beta, the same as --set beta=VALUE")
+    p.add_argument("--csv", action="store_true", help="comma-separated: a header, then epoch,step,lr rows")
     p.set_defaults(handler=run_schedule)
 
 
 def run_schedule(args: argparse.Namespace) -> int:
-    if args.epochs < 1:
-        raise ConfigError("epochs", args.epochs, "must be an integer >= 1")
-    check_taso_params(args.alpha, args.beta)
-    lrs = [
-        taso_lr(k, args.epochs, lr_initial=args.lr_initial, lr_final=args.lr_final, alpha=args.alpha, beta=args.beta)
-        for k in range(1, args.epochs + 1)
-    ]
-    print(f"{'epoch':>5}  {'lr':>12}")
-    for k, lr in enumerate(lrs, start=1):
-        print(f"{k:>5}  {lr:>12.6g}")
-    sys.stdout.flush()
+    params = parse_assignments(args.set)
+    for name in ("lr_final", "alpha", "beta"):
+        if getattr(args, name) is not None:
+            params[name] = getattr(args, name)
+    if args.name == "taso":  # warn about the paper's heuristic, as training would
+        defaults = schedule_parameters("taso")
+        check_taso_params(params.get("alpha", defaults["alpha"]), params.get("beta", defaults["beta"]))
+    rows = schedule_table(args.name, args.epochs, lr_initial=args.lr_initial, steps_per_epoch=args.steps_per_epoch,
+                          **params)  # fmt: skip
+    try:
+        _print_schedule(rows, as_csv=args.csv, per_step=args.steps_per_epoch is not None)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader stopped early (`| head`): end quietly, and point stdout at devnull so the
+        # interpreter's own flush at exit does not fail again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
     return 0
+
+
+def _print_schedule(rows: list[tuple[int, int | None, float]], *, as_csv: bool, per_step: bool) -> None:
+    if as_csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["epoch", "step", "lr"])
+        writer.writerows((epoch, "" if step is None else step, lr) for epoch, step, lr in rows)
+        return
+    if per_step:
+        print(f"{'epoch':>5}  {'step':>6}  {'lr':>12}")
+        for epoch, step, lr in rows:
+            print(f"{epoch:>5}  {step:>6}  {lr:>12.6g}")
+    else:
+        print(f"{'epoch':>5}  {'lr':>12}")
+        for epoch, _, lr in rows:
+            print(f"{epoch:>5}  {lr:>12.6g}")

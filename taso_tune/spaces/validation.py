@@ -138,7 +138,7 @@ def _check_config(i: int, block: Block, train: Mapping[str, Any], flat: Mapping[
 
 def check_train_value(path: str, key: str, value: Any) -> None:
     """Type checks TrainConfig leaves to its callers (names, flags, paths)."""
-    if key in ("model", "dataset", "device") and not isinstance(value, str):
+    if key in ("model", "dataset", "device", "schedule_granularity") and not isinstance(value, str):
         raise ConfigError(path, value, "must be a name")
     if key in _BOOL_FIELDS and not isinstance(value, bool):
         raise ConfigError(path, value, "must be true or false")
