@@ -35,18 +35,25 @@ class EpochRecord(TypedDict):
 
 
 class TrialLabels(TypedDict):
-    """Who reported an epoch: the configuration, the seed and where it ran (reported every epoch)."""
+    """Who reported an epoch: the configuration, its seeds and where it ran (reported every epoch).
+
+    A trial trains every seed of one configuration (or one seed with ``seeds_per_trial: 1``); beside
+    the labels it reports each metric's mean over the seeds, ``<metric>_std``, ``seeds_diverged`` and
+    every seed's own :class:`EpochRecord` under ``per_seed`` (keyed by the seed as text).
+    """
 
     config_id: str
     optimizer: str
-    seed: int
+    seeds: list[int]
     planned_epochs: int
     model: str
     dataset: str
     batch_size: int
+    num_classes: int
+    split_sizes: dict[str, int]  # images in train / val / test
     node_id: str
     hp: dict[str, Any]  # the optimizer's resolved fields, recipe defaults included
-    diverged: bool
+    diverged: bool  # every seed diverged: the trial ended
 
 
 EPOCH_FIELDS: tuple[str, ...] = tuple(EpochRecord.__annotations__)

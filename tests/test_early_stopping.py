@@ -26,8 +26,10 @@ def test_asha_rungs_follow_grace_times_eta_powers() -> None:
 
 def test_true_scores_are_final_mean_validation_accuracy(full) -> None:
     truth = true_scores(full)
-    # complete trials only: taso alpha 10 (0.90, 0.92), taso alpha 25 (0.88, 0.86), adagrad (0.70, 0.75, 0.80)
-    assert list(truth.index[:3]) == ["taso_alpha=10_beta=0.5", "taso_alpha=25_beta=0.7", "adagrad_lr=0.05"]
+    # by the statistics rule: taso alpha 10 (0.90, 0.92) 0.91, taso alpha 25 (0.88, 0.86; a seed
+    # missing) 0.87, adagrad 0.05 (0.70, 0.75, 0.80 and a diverged seed at 0.10) 0.5875
+    assert list(truth.index[:2]) == ["taso_alpha=10_beta=0.5", "taso_alpha=25_beta=0.7"]
+    assert truth["adagrad_lr=0.05"] == pytest.approx(0.5875)
     assert truth.iloc[0] == pytest.approx(0.91)
 
 

@@ -12,7 +12,7 @@ import yaml
 from test_results import write_fixture_experiment
 
 from taso_tune.cli import main
-from taso_tune.results.experiment import load_experiment
+from taso_tune.results.experiment import Experiment, load_experiment
 from taso_tune.results.export import (
     FORMAT,
     defaults_from_experiment,
@@ -53,17 +53,38 @@ def test_export_content_follows_the_selection(experiment) -> None:
     assert taso["config_id"] == "taso_alpha=10_beta=0.5"
     assert taso["hparams"] == {"alpha": 10.0, "beta": 0.5, "lr": 0.05, "momentum": 0.9, "nesterov": False,
                                "weight_decay": 0.0001}  # fmt: skip
-    assert taso["val_acc"] == {"mean": pytest.approx(0.91), "std": pytest.approx(0.01414213562373095), "n": 2}
+    assert taso["val_acc"] == {"mean": pytest.approx(0.91), "std": pytest.approx(0.01414213562373095),
+                               "ci95": [pytest.approx(0.782938), pytest.approx(1.037062)], "n": 2, "planned": 2,
+                               "diverged": 0}  # fmt: skip
+    assert taso["verdict"] == "best" and on_val["optimizers"]["adagrad"]["verdict"] == "tie"
+    assert on_val["optimizers"]["adagrad"]["val_acc"]["diverged"] == 1
+    provenance = on_val["provenance"]
+    assert provenance["scheduler"] == "asha (per seed: biased baseline)" and provenance["planned_seeds"] == 2
+    assert provenance["seeds"] == [0, 1, 2, 3] and provenance["seeds_diverged"] == 1
+    assert provenance["configurations"] == {"total": 4, "compared": 2, "not_compared": 2}
+    assert provenance["seeds_stopped_early"] == 1
+    assert provenance["split_sizes"] == {"train": 1293, "val": 144, "test": 360}
     on_test = defaults_from_experiment(experiment, "test")
     assert on_test["provenance"]["selected_on"] == "test_acc"
-    assert on_test["optimizers"]["taso"]["hparams"]["alpha"] == 25.0
+    # taso alpha 25 has the better test mean but is missing a seed: never exported
+    assert on_test["optimizers"]["taso"]["hparams"]["alpha"] == 10.0
+
+
+def test_one_seed_exports_a_null_std_not_zero(experiment, tmp_path: Path) -> None:
+    trials = experiment.trials
+    one = trials[(trials["seed"] == 0) & (trials["config_id"] != "taso_alpha=25_beta=0.7")]
+    single = Experiment(experiment.path, {**experiment.space, "seeds": 1}, one, experiment.epochs)
+    out = tmp_path / "one.yaml"
+    export_defaults(single, str(out))
+    stat = yaml.safe_load(out.read_text())["optimizers"]["taso"]["val_acc"]
+    assert stat["n"] == 1 and stat["std"] is None and stat["ci95"] is None
 
 
 def test_cli_export_writes_and_prints_a_table(experiment, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", experiment.path]) == 0
     out = capsys.readouterr().out
     path = Path(experiment.path) / "defaults.yaml"
-    assert str(path) in out and "91.00 (± 1.41)" in out and "adagrad" in out
+    assert str(path) in out and "91.00 ± 1.41 (n=2) [78.29, 103.71]" in out and "adagrad" in out
     assert load_defaults(str(path))["optimizers"]["adagrad"]["hparams"]["lr"] == 0.05
 
 
@@ -78,7 +99,8 @@ def test_round_trip_dry_run_one_configuration_per_optimizer(experiment, tmp_path
     out = tmp_path / "exported.yaml"
     export_defaults(experiment, str(out))
     text = _dry_run(out, capsys)
-    assert "2 configurations x 2 seeds = 4 trials" in text
+    # fresh seeds: the fixture's selection used seeds 0-3
+    assert "2 configurations; seeds [4, 5], 2 per trial = 2 trials" in text
     lines = [line.strip() for line in text.splitlines()[1:]]
     assert [line.split(":")[0] for line in lines] == ["adagrad", "taso"]
     assert "'alpha': 10.0" in lines[1] and "'epochs': 2" in lines[1]
@@ -91,7 +113,7 @@ def test_paper_defaults_file(capsys: pytest.CaptureFixture[str]) -> None:
                                                          "nesterov": False, "weight_decay": 0.0001}  # fmt: skip
     assert document["optimizers"]["taso"]["test_acc"] == {"mean": 0.9198, "std": 0.0019, "n": 5}
     text = _dry_run(PAPER_DEFAULTS, capsys, epochs=3)
-    assert "4 configurations x 2 seeds = 8 trials, up to 24 epochs" in text
+    assert "4 configurations; seeds [0, 1], 2 per trial = 4 trials, up to 24 seed-epochs" in text
 
 
 MALFORMED = {

@@ -50,28 +50,38 @@ def experiment(tmp_path: Path) -> Experiment:
     return load_experiment(str(write_fixture_experiment(tmp_path)))
 
 
-def test_report_has_every_section(experiment: Experiment) -> None:
-    html = render_report(experiment)
+@pytest.fixture
+def complete(experiment: Experiment) -> Experiment:
+    """The fixture without the seed ASHA stopped: both TASO configurations have their 2 planned seeds."""
+    trials = experiment.trials
+    kept = ~((trials["config_id"] == "taso_alpha=25_beta=0.7") & (trials["seed"] == 2))
+    return Experiment(experiment.path, experiment.space, trials[kept], experiment.epochs)
+
+
+def test_report_has_every_section(experiment: Experiment, complete: Experiment) -> None:
     for section in SECTIONS:
-        assert f'<section id="{section}">' in html, section
+        assert f'<section id="{section}">' in render_report(complete), section
+    html = render_report(experiment)
     assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
     assert "Selected on validation accuracy" in html
     assert experiment.path in html and "hand-written fixture" in html  # provenance
     assert re.search(r"<th>stopped-early</th>.*<th>diverged</th>.*<th>errored</th>", html)
     # results tables: per optimizer, varied hyperparameters as columns, best (on val) in bold
     assert "<h3>taso</h3>" in html and "<h3>adagrad</h3>" in html
-    assert "<th>alpha</th><th>beta</th><th>n</th>" in html
-    assert "<b>91.00 (± 1.41)</b>" in html  # taso alpha 10: val 0.90, 0.92
-    assert "<b>75.00 (± 5.00)</b>" in html  # adagrad lr 0.05: val 0.70, 0.75, 0.80
-    assert "1 stopped-early" in html and "1 diverged" in html and "1 errored" in html
+    assert "<th>alpha</th><th>beta</th><th>seeds n/planned</th>" in html
+    assert "<b>91.00 ± 1.41 (n=2)<br>[78.29, 103.71]</b>" in html  # taso alpha 10: val 0.90, 0.92
+    assert "<b>58.75 ± 32.76 (n=4)" in html  # adagrad lr 0.05: 0.70, 0.75, 0.80 and a diverged seed at 0.10
+    assert "diverged 1/4" in html and "not compared: 2 of 3 seeds" in html and "not compared: 1 of 2 seeds" in html
+    assert "± 0.00" not in html and "tie with best" in html
+    assert "Per-seed early stopping" in html  # the fixture is the biased baseline
 
 
-def test_select_on_test_says_it_is_the_papers_protocol(experiment: Experiment) -> None:
-    html = render_report(experiment, select_on="test")
+def test_select_on_test_says_it_is_the_papers_protocol(complete: Experiment) -> None:
+    html = render_report(complete, select_on="test")
     assert "Selected on test accuracy" in html and "paper's protocol" in html
     assert "tunes on the test set" in html
-    assert "<b>87.00 (± 1.41)</b>" in html  # now taso alpha 25: test 0.86, 0.88
-    assert "<b>91.00 (± 1.41)</b>" not in html
+    assert "<b>87.00 ± 1.41 (n=2)" in html  # now taso alpha 25: test 0.86, 0.88
+    assert "<b>91.00 ± 1.41 (n=2)" not in html
 
 
 def test_learning_curves_are_mean_and_std_over_complete_seeds(experiment: Experiment) -> None:
@@ -85,7 +95,7 @@ def test_learning_curves_are_mean_and_std_over_complete_seeds(experiment: Experi
     assert stopped_excluded.loc[1, "n"] == 2 and stopped_excluded.loc[1, "mean"] == pytest.approx(0.67)
     fig = learning_curves(experiment, "val")
     lines = [t for t in fig.data if t.showlegend]
-    assert sorted(t.name for t in lines) == ["adagrad_lr=0.05 (n=3)", "taso_alpha=10_beta=0.5 (n=2)"]
+    assert sorted(t.name for t in lines) == ["adagrad_lr=0.05 (n=4/4)", "taso_alpha=10_beta=0.5 (n=2/2)"]
     assert len(fig.data) == 2 * 2 * 4  # (band + line) x 2 optimizers x 4 panels
 
 
@@ -96,21 +106,22 @@ def test_learning_rates_one_line_per_trial_on_a_log_axis(experiment: Experiment)
     assert sorted(t.name for t in fig.data if t.showlegend) == ["adagrad", "taso"]
 
 
-def test_parallel_coordinates_axes(experiment: Experiment) -> None:
-    dims = parallel_coordinates(experiment, "val").data[0].dimensions
+def test_parallel_coordinates_axes(complete: Experiment) -> None:
+    dims = parallel_coordinates(complete, "val").data[0].dimensions
     labels = [d.label for d in dims]
     assert labels == ["optimizer", "lr (log)", "alpha", "beta", "val_acc mean (%)"]
-    assert sorted(dims[1].values) == pytest.approx(sorted([-2.0, *[-1.30103] * 3]), abs=1e-4)
+    assert sorted(dims[1].values) == pytest.approx([-1.30103] * 3, abs=1e-4)  # adagrad lr 0.01 not compared
     assert "n/a" in dims[2].ticktext  # adagrad has no alpha
 
 
-def test_alpha_beta_heatmap_only_when_both_vary(experiment: Experiment) -> None:
-    fig = alpha_beta_heatmap(experiment, "val")
+def test_alpha_beta_heatmap_only_when_both_vary(experiment: Experiment, complete: Experiment) -> None:
+    assert alpha_beta_heatmap(experiment, "val") is None  # alpha 25 is missing a seed: not compared
+    fig = alpha_beta_heatmap(complete, "val")
     assert fig is not None
     assert list(fig.data[0].y) == ["10", "25"] and list(fig.data[0].x) == ["0.5", "0.7"]
     assert fig.data[0].z[0][0] == pytest.approx(91.0) and fig.data[0].z[1][1] == pytest.approx(87.0)
-    one = experiment.trials["config_id"] != "taso_alpha=25_beta=0.7"
-    single = Experiment(experiment.path, experiment.space, experiment.trials[one], experiment.epochs)
+    one = complete.trials["config_id"] != "taso_alpha=25_beta=0.7"
+    single = Experiment(complete.path, complete.space, complete.trials[one], complete.epochs)
     assert alpha_beta_heatmap(single, "val") is None
     assert "alpha-beta" not in report_figures(single)
 
@@ -157,11 +168,11 @@ def _chromium() -> str:
     return path
 
 
-def test_report_draws_in_headless_chromium(experiment: Experiment, tmp_path: Path) -> None:
+def test_report_draws_in_headless_chromium(complete: Experiment, tmp_path: Path) -> None:
     chromium = _chromium()
     out = tmp_path / "report.html"
-    write_report(experiment, str(out))
-    figures = len(report_figures(experiment))
+    write_report(complete, str(out))
+    figures = len(report_figures(complete))
     assert figures == 5
     page = tmp_path / "report-checked.html"  # the same page with the error hook first in <head>
     page.write_text(out.read_text().replace("<head>", "<head>\n" + ERROR_HOOK, 1))
@@ -185,8 +196,8 @@ def test_report_draws_in_headless_chromium(experiment: Experiment, tmp_path: Pat
 def test_report_renders_before_any_trial_completes(experiment: Experiment) -> None:
     running = experiment.trials.assign(status="unfinished")
     html = render_report(Experiment(experiment.path, experiment.space, running, experiment.epochs))
-    assert "No configuration has complete trials yet." in html
-    assert "no configuration has complete trials yet" in html  # the learning-curve placeholder
+    assert "No configuration has all its planned seeds finished yet." in html
+    assert "no configuration has all its planned seeds finished yet" in html  # the learning-curve placeholder
     assert '<section id="alpha-beta">' not in html and '<section id="early-stopping">' in html
 
 

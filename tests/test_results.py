@@ -17,16 +17,16 @@ import pytest
 import yaml
 
 from taso_tune.errors import ConfigError
-from taso_tune.names import SPACE_FILE
-from taso_tune.results.experiment import (
+from taso_tune.names import METRICS, SPACE_FILE
+from taso_tune.results.aggregate import (
     aggregate,
     best_per_optimizer,
-    format_summary,
-    load_experiment,
-    pm,
     selection_metric,
     status_counts,
 )
+from taso_tune.results.experiment import load_experiment
+from taso_tune.results.summary import format_summary
+from taso_tune.seed_stats import format_mean_std
 
 PLANNED = 3
 TASO_HP = {"lr": 0.05, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4, "lr_final": None}
@@ -58,19 +58,24 @@ def _records(index: int, spec: tuple) -> list[dict]:
         behind = epochs_run - epoch  # earlier epochs: a little worse than the last one
         last = epoch == epochs_run
         status = {"complete": "complete", "diverged": "diverged"}.get(ending, "running") if last else "running"
-        records.append({
+        own = {
             "epoch": epoch, "total_epochs": PLANNED, "lr": hp["lr"] * (1 - 0.25 * (epoch - 1)),
             "train_loss": math.nan if ending == "diverged" and last else val_loss - 0.1 + 0.1 * behind,
             "train_acc": val_acc + 0.02 - 0.1 * behind,
             "val_loss": val_loss + 0.1 * behind, "val_acc": val_acc - 0.1 * behind,
             "test_loss": test_loss + 0.1 * behind, "test_acc": test_acc - 0.1 * behind,
             "epoch_seconds": 1.5, "images_per_second": 1000.0, "status": status,
-            "config_id": config_id, "optimizer": optimizer, "seed": seed, "planned_epochs": PLANNED,
-            "model": "lenet5", "dataset": "digits", "batch_size": 64, "hp": hp,
+        }
+        # a trial of one seed (seeds_per_trial: 1) reports its seed's numbers as the means
+        records.append({
+            **own, "per_seed": {str(seed): own}, "seeds_diverged": int(status == "diverged"),
+            "config_id": config_id, "optimizer": optimizer, "seeds": [seed], "planned_epochs": PLANNED,
+            "model": "lenet5", "dataset": "digits", "batch_size": 64, "num_classes": 10,
+            "split_sizes": {"train": 1293, "val": 144, "test": 360}, "hp": hp,
             "diverged": ending == "diverged" and last,
             "done": last, "training_iteration": epoch, "trial_id": trial_id, "time_total_s": 1.5 * epoch,
             "node_ip": f"10.0.0.{1 + index % 2}", "hostname": "node", "pid": 100 + index,
-            "config": {"trial": {"config_id": config_id, "optimizer": optimizer, "seed": seed}},
+            "config": {"trial": {"config_id": config_id, "optimizer": optimizer, "seeds": [seed]}},
         })  # fmt: skip
     return records
 
@@ -92,8 +97,8 @@ def write_fixture_experiment(root: Path, name: str = "fixture") -> Path:
         trial_data.append([json.dumps({"trial_id": trial_id, "status": spec[5]}), json.dumps({})])
     (path / "experiment_state-2026-01-01_00-00-00.json").write_text(json.dumps({"trial_data": trial_data}))
     space = {"name": name, "description": "hand-written fixture", "train": {"model": "lenet5", "dataset": "digits",
-             "epochs": PLANNED}, "metric": "val_acc", "mode": "max", "seeds": 2,
-             "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 3}}  # fmt: skip
+             "epochs": PLANNED}, "metric": "val_acc", "mode": "max", "seeds": 2, "seeds_per_trial": 1,
+             "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 3, "per_seed": True}}  # fmt: skip
     (path / SPACE_FILE).write_text(yaml.safe_dump(space))
     return path
 
@@ -123,44 +128,63 @@ def test_trials_and_epochs_frames(experiment) -> None:
     assert experiment.space["name"] == "fixture"
 
 
-def test_aggregate_is_mean_and_sample_std_of_complete_trials(experiment) -> None:
-    agg = aggregate(experiment.final_trials)
+def test_aggregate_follows_the_one_statistics_rule(experiment) -> None:
+    agg = aggregate(experiment.final_trials, experiment.planned_seeds)
     assert list(agg["config_id"]) == ["adagrad_lr=0.01", "adagrad_lr=0.05", "taso_alpha=10_beta=0.5", "taso_alpha=25_beta=0.7"]
-    taso_a = _row(agg, "taso_alpha=10_beta=0.5")
-    assert taso_a["n"] == 2
+    taso_a = _row(agg, "taso_alpha=10_beta=0.5")  # 2 of 2 planned seeds complete
+    assert (taso_a["n"], taso_a["planned"], taso_a["comparable"], taso_a["status"]) == (2, 2, True, "")
     assert taso_a["val_acc_mean"] == pytest.approx(0.91)
     assert taso_a["val_acc_std"] == pytest.approx(0.01414213562373095)  # sqrt(2 * 0.01**2 / 1)
+    # t_{0.975, 1} = 12.706205; half width 12.706205 * 0.0141421 / sqrt(2) = 0.127062
+    assert (taso_a["val_acc_ci_low"], taso_a["val_acc_ci_high"]) == (pytest.approx(0.782938), pytest.approx(1.037062))
     assert taso_a["test_acc_mean"] == pytest.approx(0.82)
-    assert taso_a["test_acc_std"] == pytest.approx(0.0282842712474619)
     assert taso_a["val_loss_mean"] == pytest.approx(0.28)
-    adagrad = _row(agg, "adagrad_lr=0.05")  # three complete seeds; the diverged fourth is left out
-    assert adagrad["n"] == 3
-    assert adagrad["val_acc_mean"] == pytest.approx(0.75)
-    assert adagrad["val_acc_std"] == pytest.approx(0.05)
-    assert adagrad["test_acc_mean"] == pytest.approx(0.75)
-    assert adagrad["test_acc_std"] == pytest.approx(0.036055512754639894)  # sqrt(0.0026 / 2)
-    single = _row(agg, "adagrad_lr=0.01")  # the errored seed is left out: n = 1, std 0
-    assert single["n"] == 1
-    assert single["val_acc_mean"] == pytest.approx(0.60)
-    assert single["val_acc_std"] == 0.0
 
 
-def test_stopped_early_trials_are_not_aggregated(experiment) -> None:
-    taso_b = _row(aggregate(experiment.final_trials), "taso_alpha=25_beta=0.7")
-    assert taso_b["n"] == 2  # not 3: the seed ASHA stopped after one epoch (val_acc 0.99) is out
-    assert taso_b["val_acc_mean"] == pytest.approx(0.87)
-    assert taso_b["test_acc_mean"] == pytest.approx(0.87)
-    assert taso_b["test_acc_std"] == pytest.approx(0.01414213562373095)
+def test_a_diverged_seed_counts_at_chance_level(experiment) -> None:
+    adagrad = _row(aggregate(experiment.final_trials, experiment.planned_seeds), "adagrad_lr=0.05")
+    assert (adagrad["n"], adagrad["planned"], adagrad["diverged"], adagrad["comparable"]) == (4, 4, 1, True)
+    assert adagrad["status"] == "diverged 1/4"
+    assert adagrad["val_acc_mean"] == pytest.approx((0.70 + 0.75 + 0.80 + 0.10) / 4)  # 1 / 10 classes
+    assert adagrad["val_acc_std"] == pytest.approx(0.327554, abs=1e-6)  # sqrt(0.321875 / 3)
+    # a loss: the worst complete value of the sweep (adagrad_lr=0.01's 1.10)
+    assert adagrad["val_loss_mean"] == pytest.approx((0.90 + 0.80 + 0.70 + 1.10) / 4)
 
 
-def test_best_per_optimizer_depends_on_the_split(experiment) -> None:
-    agg = aggregate(experiment.final_trials)
-    on_val = best_per_optimizer(agg, "val").set_index("optimizer")["config_id"]
+def test_configurations_missing_seeds_are_not_compared(experiment) -> None:
+    agg = aggregate(experiment.final_trials, experiment.planned_seeds)
+    taso_b = _row(agg, "taso_alpha=25_beta=0.7")  # ASHA stopped its third seed after one epoch
+    assert (taso_b["n"], taso_b["planned"], taso_b["comparable"]) == (2, 3, False)
+    assert taso_b["status"] == "not compared: 2 of 3 seeds" and taso_b["stopped_early"] == 1
+    single = _row(agg, "adagrad_lr=0.01")  # its second seed errored: n = 1, no std, not compared
+    assert (single["n"], single["comparable"]) == (1, False)
+    assert pd.isna(single["val_acc_std"]) and pd.isna(single["val_acc_ci_low"])  # never 0
+    assert single["status"] == "not compared: 1 of 2 seeds"
+
+
+def test_best_per_optimizer_ranks_only_comparable_configurations(experiment) -> None:
+    agg = aggregate(experiment.final_trials, experiment.planned_seeds)
+    on_val = best_per_optimizer(agg, "val").set_index("optimizer")
     on_test = best_per_optimizer(agg, "test").set_index("optimizer")["config_id"]
-    assert on_val["taso"] == "taso_alpha=10_beta=0.5"  # val 0.91 > 0.87
-    assert on_test["taso"] == "taso_alpha=25_beta=0.7"  # test 0.87 > 0.82
-    assert on_val["adagrad"] == on_test["adagrad"] == "adagrad_lr=0.05"
+    assert on_val.loc["taso", "config_id"] == "taso_alpha=10_beta=0.5"
+    # on test taso_alpha=25 has the higher mean (0.87 > 0.82) but is missing a seed: never the pick
+    assert on_test["taso"] == "taso_alpha=10_beta=0.5"
+    assert on_val.loc["adagrad", "config_id"] == on_test["adagrad"] == "adagrad_lr=0.05"
     assert list(best_per_optimizer(agg, "val")["optimizer"]) == ["taso", "adagrad"]  # best first
+    # adagrad's interval [0.066, 1.109] (t_{0.975,3} = 3.182446) overlaps taso's: a tie, not "worse"
+    assert (on_val.loc["taso", "verdict"], on_val.loc["adagrad", "verdict"]) == ("best", "tie")
+
+
+def test_a_configuration_with_diverged_seeds_is_not_picked_over_a_stable_one() -> None:
+    rows = [{"config_id": cid, "optimizer": "sgd", "seed": seed, "model": "lenet5", "dataset": "digits",
+             "planned_epochs": 3, "num_classes": 10, "status": status, "trial_id": f"{cid}-{seed}",
+             **{m: value for m in METRICS}}
+            for cid, ends in (("spiky", [("complete", 0.99), ("diverged", 0.0), ("diverged", 0.0)]),
+                              ("stable", [("complete", 0.98)] * 3))
+            for seed, (status, value) in enumerate(ends)]  # fmt: skip
+    agg = aggregate(pd.DataFrame(rows), planned=3)
+    assert _row(agg, "spiky")["val_acc_mean"] == pytest.approx((0.99 + 0.1 + 0.1) / 3)
+    assert best_per_optimizer(agg)["config_id"].tolist() == ["stable"]
 
 
 def test_selection_metric_rejects_unknown_split() -> None:
@@ -169,19 +193,21 @@ def test_selection_metric_rejects_unknown_split() -> None:
         selection_metric("train")  # type: ignore[arg-type]
 
 
-def test_format_summary_states_n_and_selection(experiment) -> None:
+def test_format_summary_states_n_of_planned_intervals_and_ties(experiment) -> None:
     text = format_summary(experiment, "val")
     assert "selected on val_acc" in text
-    assert "n=2" in text and "n=3" in text
-    assert "91.00 (± 1.41)" in text
+    assert "91.00 ± 1.41 (n=2) [78.29, 103.71]" in text and "n=2/2 seeds, best" in text
+    assert "n=4/4 seeds, tie with best; diverged 1/4" in text
+    assert "not compared: 2 of 4 configurations" in text
     assert "stopped-early 1" in text and "diverged 1" in text and "errored 1" in text
-    assert "taso_alpha=25_beta=0.7" in format_summary(experiment, "test")
+    assert "± 0.00" not in text and "how to read these numbers" in text
+    assert "biased baseline" in text  # the fixture is a per-seed ASHA sweep
 
 
-def test_pm_formats_like_the_paper() -> None:
-    assert pm(0.9198, 0.0019) == "91.98 (± 0.19)"
-    assert pm(0.36, 0.02, scale=1.0) == "0.36 (± 0.02)"
-    assert pm(math.nan, 0.0) == "n/a"
+def test_format_mean_std_never_prints_a_zero_std_for_one_seed() -> None:
+    assert format_mean_std(0.9198, 0.0019, 5) == "91.98 ± 0.19 (n=5)"
+    assert format_mean_std(0.36, 0.02, 3, scale=1.0) == "0.36 ± 0.02 (n=3)"
+    assert format_mean_std(0.986, None, 1) == "98.60 ± — (n=1)"
 
 
 def test_missing_or_empty_experiment_is_a_config_error(tmp_path: Path) -> None:
@@ -216,6 +242,6 @@ def test_budget_sh_compares_the_last_rung_only(tmp_path: Path) -> None:
     experiment = load_experiment(str(write_budget_sh_experiment(tmp_path)))
     assert sorted(experiment.trials["rung"].unique()) == [0, 1]
     assert set(experiment.final_trials["rung"]) == {1}
-    agg = aggregate(experiment.final_trials)
+    agg = aggregate(experiment.final_trials, experiment.planned_seeds)
     assert list(agg["config_id"]) == ["taso_alpha=10_beta=0.5"]
     assert agg["val_acc_mean"].iloc[0] == pytest.approx(0.91)

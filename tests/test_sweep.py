@@ -146,6 +146,6 @@ def test_dry_run_lists_trials_and_starts_nothing(tmp_path: Path, capsys) -> None
     storage = tmp_path / "runs"
     assert main(["sweep", str(REPO / "search_spaces/quickstart.yaml"), "--dry-run", "--storage", str(storage)]) == 0
     out = capsys.readouterr().out
-    assert "13 configurations x 3 seeds = 39 trials" in out
+    assert "13 configurations; seeds [0, 1, 2], 3 per trial = 13 trials" in out
     assert "taso_lr=0.05_beta=0.7" in out
     assert not storage.exists()

@@ -84,18 +84,19 @@ def run_export_command(args: argparse.Namespace) -> int:
 
 
 def format_defaults_table(document: dict[str, Any]) -> str:
-    """The optimizers of a defaults document, one line each: accuracy mean (± std), n, hyperparameters."""
-    from taso_tune.results.experiment import pm
+    """The optimizers of a defaults document, one line each: accuracy mean ± std (n/planned) with
+    its interval, the verdict against the best, and the hyperparameters."""
+    from taso_tune.seed_stats import format_interval, format_mean_std
 
-    lines = [f"  {'optimizer':<13} {'val_acc':<16} {'test_acc':<16} {'n':>2}  hyperparameters"]
+    def stat(entry: dict[str, Any]) -> str:
+        if entry.get("mean") is None:
+            return "n/a"
+        low, high = entry.get("ci95") or (None, None)
+        return f"{format_mean_std(entry['mean'], entry.get('std'), entry.get('n', 0))} {format_interval(low, high)}"
+
+    lines = [f"  {'optimizer':<13} {'val_acc':<36} {'test_acc':<36} verdict  hyperparameters"]
     for name, entry in document["optimizers"].items():
-        val, test = entry.get("val_acc") or {}, entry.get("test_acc") or {}
         hps = ", ".join(f"{k}={v}" for k, v in entry["hparams"].items() if v is not None)
-        lines.append(f"  {name:<13} {_pm(val, pm):<16} {_pm(test, pm):<16} {test.get('n', val.get('n', '')):>2}  {hps}")
+        lines.append(f"  {name:<13} {stat(entry.get('val_acc') or {}):<36} {stat(entry.get('test_acc') or {}):<36} "
+                     f"{entry.get('verdict', ''):<8} {hps}")  # fmt: skip
     return "\n".join(lines)
-
-
-def _pm(stat: dict[str, Any], pm) -> str:
-    if stat.get("mean") is None:
-        return "n/a"
-    return pm(float(stat["mean"]), float(stat.get("std") or 0.0))

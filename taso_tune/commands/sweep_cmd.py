@@ -33,6 +33,7 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     p.add_argument("--epochs", type=int, help="override the planned epochs of every trial")
     p.add_argument("--seeds", type=int, help="override the number of seeds per configuration")
+    p.add_argument("--seed-start", type=int, help="use seeds START, START+1, ... (fresh seeds for a confirmation run)")
     p.add_argument("--scheduler", choices=["asha", "none", "budget-sh"], help="override the early-stopping scheduler")
     p.add_argument("--max-concurrent", type=int, help="at most N trials at once")
     p.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (also its torch threads)")
@@ -73,7 +74,7 @@ def resolve_spec(args: argparse.Namespace) -> SweepSpec:
         from taso_tune.results.export import defaults_space
 
         spec = defaults_space(args.defaults, model=args.model, dataset=args.dataset, data_root=args.data_root,
-                              epochs=args.epochs, seeds=args.seeds)  # fmt: skip
+                              epochs=args.epochs, seeds=args.seeds, seed_start=args.seed_start)  # fmt: skip
     else:
         if not args.space:
             raise ConfigError("FILE", None, "a search-space file is required (or --defaults FILE)")
@@ -84,6 +85,7 @@ def resolve_spec(args: argparse.Namespace) -> SweepSpec:
     return with_overrides(spec,
         epochs=args.epochs if not args.defaults else None,
         seeds=args.seeds if not args.defaults else None,
+        seed_start=args.seed_start if not args.defaults else None,
         scheduler=args.scheduler,
         max_concurrent=args.max_concurrent,
         cpus=args.cpus_per_trial,
@@ -93,14 +95,18 @@ def resolve_spec(args: argparse.Namespace) -> SweepSpec:
 
 
 def print_dry_run(spec: SweepSpec) -> None:
+    per_trial = spec.seeds if spec.seeds_per_trial == "all" else 1
+    seeds = f"seeds {list(spec.seed_values)}, {per_trial} per trial"
     if spec.search.type == "optuna":
-        print(f"{spec.name}: Optuna proposes {spec.search.num_samples} configurations x {spec.seeds} seeds "
-              f"= {spec.search.num_samples * spec.seeds} trials of up to {spec.epochs} epochs")  # fmt: skip
+        trials = spec.search.num_samples * spec.seeds // per_trial
+        print(f"{spec.name}: Optuna proposes {spec.search.num_samples} configurations; {seeds} = {trials} "
+              f"trials of up to {spec.epochs} epochs")  # fmt: skip
         return
     configs = spec.configurations()
-    trials = len(configs) * spec.seeds
-    print(f"{spec.name}: {len(configs)} configurations x {spec.seeds} seeds = {trials} trials, "
-          f"up to {trials * spec.epochs} epochs; scheduler {spec.scheduler.type}, metric {spec.metric} ({spec.mode})")  # fmt: skip
+    trials = len(configs) * spec.seeds // per_trial
+    print(f"{spec.name}: {len(configs)} configurations; {seeds} = {trials} trials, up to "
+          f"{len(configs) * spec.seeds * spec.epochs} seed-epochs; scheduler {spec.scheduler.type}, "
+          f"metric {spec.metric} ({spec.mode})")  # fmt: skip
     for flat in configs:
         fixed = {k: v for k, v in flat.items() if k not in ("config_id", "block")}
         print(f"  {flat['config_id']}: {fixed}")
@@ -128,8 +134,9 @@ def run_resume_command(args: argparse.Namespace) -> int:
 
 def finish(outcome, select_on: str, write_files: bool = True) -> int:
     """Print the summary; for a local experiment also write its report and exported defaults."""
-    from taso_tune.results.experiment import format_summary, load_experiment
+    from taso_tune.results.experiment import load_experiment
     from taso_tune.results.outputs import write_outputs
+    from taso_tune.results.summary import format_summary
 
     experiment = load_experiment(outcome.experiment_path)
     print()

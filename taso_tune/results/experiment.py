@@ -4,10 +4,10 @@ Nothing here retrains or imports Ray: it reads what the trials reported (each tr
 ``result.json``, one JSON line per epoch) and Ray Tune's experiment state (trial status), from a
 local folder or a storage URI (through pyarrow's file systems).
 
-Two frames: ``trials`` (one row per trial: configuration, seed, status, final metrics, epochs run,
-node) and ``epochs`` (one row per trial and epoch: every reported metric). Aggregation over seeds
-uses only trials that ran every planned epoch, so an ASHA-stopped trial is never compared on a
-metric it did not reach.
+A trial holds every seed of one configuration (``per_seed`` in each report). Two frames: ``trials``
+(one row per seed of each trial: configuration, seed, status, final metrics, epochs run, node) and
+``epochs`` (one row per seed and epoch: every metric the seed reported). Aggregation over seeds
+(:mod:`taso_tune.results.aggregate`) follows the one statistics rule of :mod:`taso_tune.seed_stats`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ from __future__ import annotations
 import json
 import math
 import posixpath
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
 
 import pandas as pd
 import pyarrow.fs
@@ -26,10 +24,10 @@ import yaml
 
 from taso_tune.errors import ConfigError
 from taso_tune.names import EPOCH_FIELDS, METRICS, SPACE_FILE, TrialStatus
+from taso_tune.results.aggregate import SelectOn, aggregate, best_per_optimizer
 from taso_tune.storage import filesystem, read_text
 
 EPOCH_COLUMNS = (*(f for f in EPOCH_FIELDS if f != "total_epochs"), "diverged")
-SelectOn = Literal["val", "test"]
 
 
 @dataclass
@@ -54,14 +52,33 @@ class Experiment:
             return self.trials
         return self.trials[self.trials["rung"] == rungs.max()]
 
+    @property
+    def planned_seeds(self) -> int:
+        """Seeds per configuration the space planned (the most any trial carried, if no space)."""
+        seeds = self.space.get("seeds")
+        if isinstance(seeds, list):
+            return len(seeds)
+        if isinstance(seeds, dict):
+            return int(seeds.get("count", 1))
+        if isinstance(seeds, int):
+            return seeds
+        return int(self.trials.groupby("config_id")["seed"].nunique().max())
+
+    @property
+    def per_seed_stopping(self) -> bool:
+        """Whether ASHA stopped seeds one by one (``scheduler.per_seed``): a biased baseline."""
+        scheduler = self.space.get("scheduler")
+        return isinstance(scheduler, dict) and bool(scheduler.get("per_seed"))
+
     @cached_property
     def aggregated(self) -> pd.DataFrame:
-        """:func:`aggregate` of :attr:`final_trials`: mean, std and n per configuration over its
-        complete seeds. Computed once; the frames are read-only."""
-        return aggregate(self.final_trials)
+        """:func:`~taso_tune.results.aggregate.aggregate` of :attr:`final_trials`: per configuration
+        n of the planned seeds, mean, std and interval by the one statistics rule, and the verdicts.
+        Computed once; the frames are read-only."""
+        return aggregate(self.final_trials, self.planned_seeds, self.space.get("mode", "max"))
 
     def best(self, select_on: SelectOn = "val") -> pd.DataFrame:
-        """:func:`best_per_optimizer` of :attr:`aggregated`: each family's best configuration, best first."""
+        """Each family's best comparable configuration, best first (:func:`best_per_optimizer`)."""
         return best_per_optimizer(self.aggregated, select_on)
 
 
@@ -89,17 +106,28 @@ def _records(text: str) -> list[dict]:
     return [by_epoch[k] for k in sorted(by_epoch)]
 
 
-def _status(records: list[dict], tune_status: str, has_error: bool) -> TrialStatus:
+def _seed_status(records: list[dict], planned: int, tune_status: str, has_error: bool) -> TrialStatus:
+    """How one seed of a trial ended, from its own records and its trial's Ray Tune status."""
     last = records[-1] if records else {}
-    if any(r.get("diverged") for r in records):
+    if last.get("status") == "diverged":
         return "diverged"
-    if last and last.get("epoch") == last.get("planned_epochs"):
+    if last and last.get("epoch") == planned:
         return "complete"
     if tune_status == "ERROR" or (has_error and tune_status != "RUNNING"):
         return "errored"
     if tune_status == "TERMINATED":
         return "stopped-early"
     return "unfinished"
+
+
+def _seed_records(records: list[dict], seed: str) -> list[dict]:
+    """One seed's records from its trial's, each epoch once (a diverged seed is repeated frozen)."""
+    by_epoch: dict[int, dict] = {}
+    for rec in records:
+        own = (rec.get("per_seed") or {}).get(seed)
+        if own is not None:
+            by_epoch[int(own["epoch"])] = own
+    return [by_epoch[k] for k in sorted(by_epoch)]
 
 
 def load_experiment(path: str) -> Experiment:
@@ -131,7 +159,8 @@ def _list(fs: pyarrow.fs.FileSystem, folder: str) -> list[pyarrow.fs.FileInfo]:
 
 def _read_trials(fs: pyarrow.fs.FileSystem, entries: list[pyarrow.fs.FileInfo], rung: int | None,
                  trial_rows: list, epoch_rows: list) -> None:  # fmt: skip
-    """Read the trial folders among a Tune run folder's ``entries`` into the row lists."""
+    """Read the trial folders among a Tune run folder's ``entries`` into the row lists: one trial row
+    per seed of each trial, one epoch row per seed and epoch."""
     states = _trial_states(fs, entries)
     for info in entries:
         if info.type != pyarrow.fs.FileType.Directory:
@@ -140,120 +169,43 @@ def _read_trials(fs: pyarrow.fs.FileSystem, entries: list[pyarrow.fs.FileInfo], 
         records = _records(text) if text else []
         if not records:
             continue
-        trial_id = records[-1].get("trial_id", "")
+        last = records[-1]
+        trial_id = last.get("trial_id", "")
         has_error = read_text(fs, posixpath.join(info.path, "error.txt")) is not None
-        row = _trial_row(posixpath.basename(info.path), records, states.get(trial_id, ""), has_error)
-        trial_rows.append({**row, "rung": rung})
-        for rec in records:
-            epoch_rows.append({"trial_id": trial_id, "rung": rung, "config_id": rec.get("config_id"),
-                               "optimizer": rec.get("optimizer"), "seed": rec.get("seed"),
-                               **{c: rec.get(c) for c in EPOCH_COLUMNS}})  # fmt: skip
+        for seed in last.get("seeds") or []:
+            own = _seed_records(records, str(seed))
+            status = _seed_status(own, last.get("planned_epochs"), states.get(trial_id, ""), has_error)
+            row = _trial_row(posixpath.basename(info.path), last, own[-1] if own else {}, int(seed), status)
+            trial_rows.append({**row, "rung": rung})
+            for rec in own:
+                epoch_rows.append({"trial_id": trial_id, "rung": rung, "config_id": last.get("config_id"),
+                                   "optimizer": last.get("optimizer"), "seed": int(seed),
+                                   **{c: rec.get(c) for c in EPOCH_COLUMNS},
+                                   "diverged": rec.get("status") == "diverged"})  # fmt: skip
 
 
-def _trial_row(dirname: str, records: list[dict], tune_status: str, has_error: bool) -> dict:
-    last = records[-1]
+def _trial_row(dirname: str, last: dict, own: dict, seed: int, status: TrialStatus) -> dict:
+    """One seed of a trial: its labels (from the trial's last report) and its own final metrics."""
+    sizes = last.get("split_sizes") or {}
     row = {
         "trial_id": last.get("trial_id"),
         "trial_name": dirname,
         "config_id": last.get("config_id"),
         "optimizer": last.get("optimizer"),
-        "seed": last.get("seed"),
+        "seed": seed,
+        "seeds_in_trial": len(last.get("seeds") or []),
         "model": last.get("model"),
         "dataset": last.get("dataset"),
         "batch_size": last.get("batch_size"),
+        "num_classes": last.get("num_classes"),
+        **{f"{split}_size": sizes.get(split) for split in ("train", "val", "test")},
         "planned_epochs": last.get("planned_epochs"),
-        "epochs_run": last.get("epoch"),
-        "status": _status(records, tune_status, has_error),
+        "epochs_run": own.get("epoch", 0),
+        "status": status,
         "node": last.get("node_ip"),
         "node_id": last.get("node_id"),
         "wall_seconds": last.get("time_total_s"),
     }
-    row.update({m: last.get(m, math.nan) for m in METRICS})
+    row.update({m: own.get(m, math.nan) for m in METRICS})
     row.update({f"hp.{k}": (tuple(v) if isinstance(v, list) else v) for k, v in (last.get("hp") or {}).items()})
     return row
-
-
-def hyperparameter_columns(frame: pd.DataFrame) -> list[str]:
-    """The ``hp.*`` columns, in a stable order."""
-    return [c for c in frame.columns if c.startswith("hp.")]
-
-
-def aggregate(trials: pd.DataFrame, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
-    """Mean, std (sample, ddof=1) and n per configuration over seeds, complete trials only.
-
-    Columns: config_id, optimizer, the hp.* columns, n, and ``<metric>_mean`` / ``<metric>_std``.
-    """
-    done = trials[trials["status"] == "complete"]
-    if done.empty:
-        return pd.DataFrame(columns=["config_id", "optimizer", "n"])
-    rows = []
-    for config_id, group in done.groupby("config_id", sort=True):
-        first = group.iloc[0]
-        row = {"config_id": config_id, "optimizer": first["optimizer"], "model": first["model"],
-               "dataset": first["dataset"], "epochs": first["planned_epochs"], "n": len(group)}  # fmt: skip
-        row.update({c: first[c] for c in hyperparameter_columns(trials)})
-        for m in metrics:
-            values = pd.to_numeric(group[m], errors="coerce")
-            row[f"{m}_mean"] = values.mean()
-            row[f"{m}_std"] = values.std(ddof=1) if len(values) > 1 else 0.0
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def selection_metric(select_on: SelectOn = "val") -> str:
-    """The metric that picks the best configuration: validation accuracy (our default) or test
-    accuracy (the paper's protocol, which tuned on the test set)."""
-    if select_on not in ("val", "test"):
-        raise ConfigError("--select-on", select_on, "unknown split", choices=["val", "test"])
-    return f"{select_on}_acc"
-
-
-def best_per_optimizer(aggregated: pd.DataFrame, select_on: SelectOn = "val") -> pd.DataFrame:
-    """The configuration with the highest mean selection accuracy for each optimizer family."""
-    key = f"{selection_metric(select_on)}_mean"
-    if aggregated.empty or key not in aggregated:
-        return aggregated.iloc[0:0]
-    ranked = aggregated.dropna(subset=[key]).sort_values([key, "config_id"], ascending=[False, True])
-    best = ranked.groupby("optimizer", sort=False).head(1)
-    return best.sort_values(key, ascending=False).reset_index(drop=True)
-
-
-def status_counts(trials: pd.DataFrame) -> dict[str, int]:
-    return {k: int(v) for k, v in trials["status"].value_counts().sort_index().items()}
-
-
-def pm(mean: float, std: float, scale: float = 100.0, digits: int = 2) -> str:
-    """``mean (± std)`` the way the paper's tables print accuracy (percent by default)."""
-    if mean != mean:
-        return "n/a"
-    return f"{mean * scale:.{digits}f} (± {std * scale:.{digits}f})"
-
-
-def format_summary(experiment: Experiment, select_on: SelectOn = "val") -> str:
-    """A plain-text summary: trial counts by status, epochs run, and the best configuration per
-    optimizer with mean ± std over seeds and n."""
-    trials = experiment.trials
-    best = experiment.best(select_on)
-    planned = int(trials["planned_epochs"].sum())
-    run = int(trials["epochs_run"].sum())
-    lines = [
-        f"experiment {experiment.path}",
-        f"trials: {len(trials)} ({', '.join(f'{k} {v}' for k, v in status_counts(trials).items())}); "
-        f"epochs run {run} of {planned} planned ({run / max(planned, 1):.0%})",
-        f"best configuration per optimizer (selected on {selection_metric(select_on)}, mean (± std) over n seeds):",
-    ]
-    if best.empty:
-        lines.append("  no configuration has complete trials yet")
-    for _, row in best.iterrows():
-        hps = ", ".join(f"{c[3:]}={row[c]}" for c in hyperparameter_columns(best) if present(row[c]))
-        lines.append(
-            f"  {row['optimizer']:<13} val_acc {pm(row['val_acc_mean'], row['val_acc_std'])}  "
-            f"test_acc {pm(row['test_acc_mean'], row['test_acc_std'])}  n={row['n']}  [{row['config_id']}]"
-        )
-        lines.append(f"  {'':<13} {hps}")
-    return "\n".join(lines)
-
-
-def present(value) -> bool:
-    """Whether a hyperparameter cell holds a value (not None, not NaN: a field the family lacks)."""
-    return not (value is None or (isinstance(value, float) and math.isnan(value)))

@@ -5,12 +5,20 @@ A defaults file is YAML::
 
     format: taso-tune-defaults/1
     provenance: {experiment: ..., exported: ..., taso_tune_version: ..., model: ..., dataset: ...,
-                 epochs: ..., selected_on: val_acc}
+                 epochs: ..., selected_on: val_acc, scheduler: asha, seeds: [0, 1, 2],
+                 planned_seeds: 3, configurations: {total: 13, compared: 5, not_compared: 8},
+                 seeds_stopped_early: 24, seeds_diverged: 1, split_sizes: {train: ..., val: ..., test: ...},
+                 statistics: "..."}
     optimizers:
       taso:
+        config_id: taso_lr=0.05
         hparams: {alpha: 25.0, beta: 0.7, lr: 0.05, ...}
-        val_acc: {mean: 0.97, std: 0.004, n: 5}
-        test_acc: {mean: 0.96, std: 0.006, n: 5}
+        verdict: best            # or tie (interval overlaps the best's) or worse
+        val_acc: {mean: 0.97, std: 0.004, ci95: [0.965, 0.975], n: 3, planned: 3, diverged: 0}
+        test_acc: {...}
+
+``std`` and ``ci95`` are null with fewer than two seeds. Only configurations whose planned seeds all
+finished are exported.
 
 Optimizers and fields are sorted, so two exports of the same results diff cleanly.
 """
@@ -18,6 +26,7 @@ Optimizers and fields are sorted, so two exports of the same results diff cleanl
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -27,13 +36,8 @@ import yaml
 from taso_tune import __version__
 from taso_tune.errors import ConfigError
 from taso_tune.optimizers import OPTIMIZERS, resolve_hparams
-from taso_tune.results.experiment import (
-    Experiment,
-    SelectOn,
-    hyperparameter_columns,
-    present,
-    selection_metric,
-)
+from taso_tune.results.aggregate import SelectOn, hyperparameter_columns, present, selection_metric
+from taso_tune.results.experiment import Experiment
 from taso_tune.spaces import SweepSpec, load_space_dict
 from taso_tune.storage import write_yaml_atomic
 
@@ -48,15 +52,56 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _number(value: Any) -> float | None:
+    value = _plain(value)
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
 def _stat(row: Mapping[str, Any], metric: str) -> dict[str, Any]:
-    return {"mean": _plain(row[f"{metric}_mean"]), "std": _plain(row[f"{metric}_std"]), "n": int(row["n"])}
+    low, high = _number(row[f"{metric}_ci_low"]), _number(row[f"{metric}_ci_high"])
+    return {"mean": _number(row[f"{metric}_mean"]), "std": _number(row[f"{metric}_std"]),
+            "ci95": None if low is None or high is None else [low, high],
+            "n": int(row["n"]), "planned": int(row["planned"]), "diverged": int(row["diverged"])}  # fmt: skip
+
+
+def _provenance(experiment: Experiment, select_on: SelectOn) -> dict[str, Any]:
+    """How the answer was obtained: scheduler, seeds, what was compared, the data and its splits."""
+    trials, agg, space = experiment.final_trials, experiment.aggregated, experiment.space
+    first = trials.iloc[0]
+    scheduler = space.get("scheduler", {})
+    kind = scheduler.get("type", "") if isinstance(scheduler, dict) else str(scheduler)
+    if isinstance(scheduler, dict) and scheduler.get("per_seed"):
+        kind += " (per seed: biased baseline)"
+    compared = int(agg["comparable"].astype(bool).sum())
+    return {
+        "experiment": experiment.path,
+        "exported": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
+        "taso_tune_version": __version__,
+        "model": first["model"],
+        "dataset": first["dataset"],
+        "epochs": int(first["planned_epochs"]),
+        "selected_on": selection_metric(select_on),
+        "scheduler": kind,
+        "seeds": sorted(int(s) for s in experiment.trials["seed"].unique()),
+        "planned_seeds": experiment.planned_seeds,
+        "configurations": {"total": len(agg), "compared": compared, "not_compared": len(agg) - compared},
+        "seeds_stopped_early": int((trials["status"] == "stopped-early").sum()),
+        "seeds_diverged": int((trials["status"] == "diverged").sum()),
+        "split_sizes": {split: _plain(first.get(f"{split}_size")) for split in ("train", "val", "test")},
+        "statistics": STATISTICS_RULE,
+    }
+
+
+STATISTICS_RULE = ("mean, sample std and 95% t interval over the planned seeds; a diverged seed at chance "
+                   "level; only configurations with every planned seed finished compared")
 
 
 def defaults_from_experiment(experiment: Experiment, select_on: SelectOn = "val") -> dict[str, Any]:
-    """The defaults document for ``experiment``: each optimizer's best configuration."""
+    """The defaults document for ``experiment``: each optimizer's best comparable configuration."""
     best = experiment.best(select_on)
     if best.empty:
-        raise ConfigError("experiment", experiment.path, "has no configuration with complete trials to export")
+        raise ConfigError("experiment", experiment.path, "has no configuration whose planned seeds all "
+                          "finished: nothing to export")  # fmt: skip
     optimizers: dict[str, Any] = {}
     for _, row in best.iterrows():
         hps = {c[3:]: _plain(row[c]) for c in hyperparameter_columns(best)
@@ -64,21 +109,13 @@ def defaults_from_experiment(experiment: Experiment, select_on: SelectOn = "val"
         optimizers[row["optimizer"]] = {
             "config_id": row["config_id"],
             "hparams": dict(sorted(hps.items())),
+            "verdict": row["verdict"],
             "val_acc": _stat(row, "val_acc"),
             "test_acc": _stat(row, "test_acc"),
         }
-    first = best.iloc[0]
     return {
         "format": FORMAT,
-        "provenance": {
-            "experiment": experiment.path,
-            "exported": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
-            "taso_tune_version": __version__,
-            "model": first["model"],
-            "dataset": first["dataset"],
-            "epochs": int(first["epochs"]),
-            "selected_on": selection_metric(select_on),
-        },
+        "provenance": _provenance(experiment, select_on),
         "optimizers": dict(sorted(optimizers.items())),
     }
 
@@ -127,9 +164,14 @@ def defaults_space(
     data_root: str | None = None,
     epochs: int | None = None,
     seeds: int | None = None,
+    seed_start: int | None = None,
 ) -> SweepSpec:
     """A sweep that trains each optimizer of the defaults file at ``path`` on ``model``/``dataset``
-    with no tuning: one configuration per optimizer, ``seeds`` seeds (5, as in the paper)."""
+    with no tuning: one configuration per optimizer, ``seeds`` seeds (5, as in the paper).
+
+    The seeds are fresh: they start above every seed that selected the defaults (the file's
+    ``provenance.seeds``), so a confirmation run is not the selection's maximum again; ``seed_start``
+    chooses them by hand."""
     document = load_defaults(path)
     if not model or not dataset:
         raise ConfigError("--model/--dataset", (model, dataset), "both are required with --defaults", file=path)
@@ -142,8 +184,16 @@ def defaults_space(
         "name": f"defaults-{model}-{dataset}",
         "description": f"defaults from {path} applied without tuning",
         "train": train,
-        "seeds": seeds or 5,
+        "seeds": {"count": seeds or 5, "start": _fresh_seed_start(provenance) if seed_start is None else seed_start},
         "scheduler": "none",
         "blocks": blocks,
     }
     return load_space_dict(space, source=path)
+
+
+def _fresh_seed_start(provenance: Mapping[str, Any]) -> int:
+    """The first seed above those that selected the defaults (0 when the file does not say)."""
+    used = provenance.get("seeds")
+    if isinstance(used, list) and used and all(isinstance(s, int) for s in used):
+        return max(used) + 1
+    return 0

@@ -22,8 +22,10 @@ from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 from taso_tune.errors import ConfigError
-from taso_tune.results.experiment import Experiment, SelectOn, selection_metric
+from taso_tune.results.aggregate import SelectOn, selection_metric
+from taso_tune.results.experiment import Experiment
 from taso_tune.results.report_tables import render_page, varied_hyperparameters
+from taso_tune.seed_stats import format_mean_std
 from taso_tune.storage import write_text_atomic
 
 PlotlyJS = Literal["inline", "directory"]
@@ -75,8 +77,8 @@ def add_band(
 
 
 def seed_curve(experiment: Experiment, config_id: str, metric: str) -> pd.DataFrame:
-    """Per epoch: mean, sample std (ddof=1; 0 for one seed) and n of ``metric`` over the complete
-    trials of configuration ``config_id``."""
+    """Per epoch: mean, sample std (ddof=1) and n of ``metric`` over the complete seeds of
+    configuration ``config_id`` (what each learning curve draws)."""
     return _curve(_complete_epochs(experiment, config_id), metric)
 
 
@@ -84,15 +86,16 @@ def _complete_epochs(experiment: Experiment, config_id: str) -> pd.DataFrame:
     """The epoch records of the complete compared trials of ``config_id``."""
     trials = experiment.final_trials
     done = trials[(trials["config_id"] == config_id) & (trials["status"] == "complete")]
-    keys = pd.DataFrame({"trial_id": done["trial_id"], "rung": done["rung"].astype(float).fillna(-1)})
+    keys = pd.DataFrame({"trial_id": done["trial_id"], "seed": done["seed"],
+                         "rung": done["rung"].astype(float).fillna(-1)})  # fmt: skip
     epochs = experiment.epochs.assign(rung=experiment.epochs["rung"].astype(float).fillna(-1))
-    return epochs.merge(keys, on=["trial_id", "rung"])
+    return epochs.merge(keys, on=["trial_id", "seed", "rung"])
 
 
 def _curve(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     values = pd.to_numeric(rows[metric], errors="coerce").groupby(rows["epoch"])
     curve = pd.DataFrame({"mean": values.mean(), "std": values.std(ddof=1), "n": values.count()})
-    curve["std"] = curve["std"].fillna(0.0)
+    curve["std"] = curve["std"].fillna(0.0)  # one seed: no band (its n is in the legend)
     return curve.reset_index()
 
 
@@ -109,15 +112,14 @@ def learning_curves(experiment: Experiment, select_on: SelectOn = "val") -> go.F
     title = f"Learning curves of each optimizer's best configuration (selected on {selection_metric(select_on)})"
     best = experiment.best(select_on)
     if best.empty:
-        return _empty(title, "no configuration has complete trials yet")
+        return _empty(title, "no configuration has all its planned seeds finished yet")
     colors = optimizer_colors(experiment.trials["optimizer"])
     fig = make_subplots(rows=2, cols=2, subplot_titles=[label for _, label in CURVE_PANELS],
                         shared_xaxes=True, vertical_spacing=0.1)  # fmt: skip
     for _, row in best.iterrows():
-        name = f"{row['config_id']} (n={row['n']})"
-        rows = _complete_epochs(experiment, row["config_id"])
+        name = f"{row['config_id']} (n={row['n']}/{row['planned']})"
         for i, (metric, _) in enumerate(CURVE_PANELS):
-            curve = _curve(rows, metric)
+            curve = seed_curve(experiment, row["config_id"], metric)
             scale = 100.0 if metric.endswith("_acc") else 1.0
             add_band(fig, curve["epoch"], curve["mean"] * scale, curve["std"] * scale, name=name,
                      color=colors[row["optimizer"]], row=i // 2 + 1, col=i % 2 + 1, showlegend=i == 0)  # fmt: skip
@@ -174,8 +176,9 @@ def parallel_coordinates(experiment: Experiment, select_on: SelectOn = "val") ->
     """One line per configuration (complete trials, mean over seeds): optimizer, the numeric
     hyperparameters that vary (log lr) and the mean selection accuracy, coloured by it."""
     metric = selection_metric(select_on)
-    title = f"Hyperparameters against mean {metric} (one line per configuration)"
+    title = f"Hyperparameters against mean {metric} (one line per compared configuration)"
     agg = experiment.aggregated
+    agg = agg[agg["comparable"].astype(bool)] if not agg.empty else agg
     if agg.empty:
         return _empty(title, "no configuration has complete trials yet")
     families = sorted(agg["optimizer"].unique())
@@ -272,7 +275,7 @@ def alpha_beta_heatmap(experiment: Experiment, select_on: SelectOn = "val") -> g
     when the sweep does not vary both. A cell with several configurations (another hyperparameter
     varied too) shows the best of them."""
     agg = experiment.aggregated
-    taso = agg[agg["optimizer"] == "taso"] if not agg.empty else agg
+    taso = agg[(agg["optimizer"] == "taso") & agg["comparable"].astype(bool)] if not agg.empty else agg
     if taso.empty or "hp.alpha" not in taso or taso["hp.alpha"].nunique() < 2 or taso["hp.beta"].nunique() < 2:
         return None
     metric = selection_metric(select_on)
@@ -283,7 +286,7 @@ def alpha_beta_heatmap(experiment: Experiment, select_on: SelectOn = "val") -> g
     for _, row in cells.iterrows():
         i, j = alphas.index(row["hp.alpha"]), betas.index(row["hp.beta"])
         z[i, j] = row[f"{metric}_mean"] * 100
-        text[i, j] = f"{z[i, j]:.2f}<br>(± {row[f'{metric}_std'] * 100:.2f}, n={row['n']})"
+        text[i, j] = format_mean_std(row[f"{metric}_mean"], row[f"{metric}_std"], row["n"]).replace(" (", "<br>(")
     fig = go.Figure(go.Heatmap(z=z, x=[f"{b:g}" for b in betas], y=[f"{a:g}" for a in alphas], text=text,
                                texttemplate="%{text}", colorscale="Viridis",
                                colorbar={"title": {"text": f"{metric} (%)"}},

@@ -17,15 +17,16 @@ import pandas as pd
 
 from taso_tune import __version__
 from taso_tune.names import TRIAL_STATUSES
-from taso_tune.results.experiment import (
-    Experiment,
+from taso_tune.results.aggregate import (
     SelectOn,
     hyperparameter_columns,
-    pm,
     present,
     selection_metric,
     status_counts,
+    with_verdicts,
 )
+from taso_tune.results.experiment import Experiment
+from taso_tune.seed_stats import format_interval, format_mean_std
 
 #: Table columns after the hyperparameters: (metric, heading, scale, digits).
 METRIC_COLUMNS = (("val_acc", "validation accuracy (%)", 100.0, 2), ("val_loss", "validation loss", 1.0, 3),
@@ -80,20 +81,10 @@ def _numeric(cell: str) -> bool:
     return bool(text) and (text[0].isdigit() or text in ("n/a", "–"))
 
 
-def configuration_summary(experiment: Experiment) -> pd.DataFrame:
-    """One row per configuration of the compared trials: its hyperparameters, the aggregate over
-    complete seeds (mean, std, n; n = 0 when none completed) and how many trials were not compared."""
-    trials = experiment.final_trials
-    hps = hyperparameter_columns(trials)
-    first = trials.groupby("config_id", sort=True).first()[["optimizer", *hps]]
-    others = trials[trials["status"] != "complete"].groupby("config_id")["status"].agg(
-        lambda s: ", ".join(f"{n} {k}" for k, n in s.value_counts().sort_index().items()))
-    agg = experiment.aggregated
-    if not agg.empty:
-        first = first.join(agg.set_index("config_id").drop(columns=["optimizer", *hps], errors="ignore"))
-    first["n"] = first["n"].fillna(0).astype(int) if "n" in first else 0
-    first["not_compared"] = others.reindex(first.index).fillna("")
-    return first.reset_index()
+def configuration_summary(experiment: Experiment, select_on: SelectOn = "val") -> pd.DataFrame:
+    """One row per configuration of the compared trials: its hyperparameters, n of the planned
+    seeds, each metric by the one statistics rule, and its verdict within its optimizer family."""
+    return with_verdicts(experiment.aggregated, select_on, by_optimizer=True)
 
 
 def varied_hyperparameters(frame: pd.DataFrame) -> list[str]:
@@ -106,28 +97,36 @@ def varied_hyperparameters(frame: pd.DataFrame) -> list[str]:
 def _metric_cells(row: Mapping[str, Any], bold: str | None = None) -> list[str]:
     cells = []
     for metric, _, scale, digits in METRIC_COLUMNS:
-        mean, std = row.get(f"{metric}_mean", math.nan), row.get(f"{metric}_std", math.nan)
-        text = escape(pm(float(mean), float(std), scale, digits)) if pd.notna(mean) else "–"
+        mean = row.get(f"{metric}_mean")
+        if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+            text = "–"
+        else:
+            text = escape(format_mean_std(mean, row.get(f"{metric}_std"), int(row["n"]), scale, digits))
+            text += "<br>" + escape(format_interval(row.get(f"{metric}_ci_low"), row.get(f"{metric}_ci_high"), scale, digits))
         cells.append(f"<b>{text}</b>" if metric == bold and text != "–" else text)
     return cells
+
+
+def _seeds_cell(row: Mapping[str, Any]) -> str:
+    return f"{int(row['n'])}/{int(row['planned'])}"
 
 
 def results_tables_html(experiment: Experiment, select_on: SelectOn = "val") -> str:
     """One table per optimizer family, like the paper's Tables I-V: every configuration, the varied
     hyperparameters as columns, mean (± std) over its n complete seeds, the best in bold."""
-    summary = configuration_summary(experiment)
+    summary = configuration_summary(experiment, select_on)
     metric = selection_metric(select_on)
     best_ids = set(experiment.best(select_on)["config_id"])
     parts = []
     for optimizer, rows in summary.groupby("optimizer", sort=True):
         hps = varied_hyperparameters(rows) or ["hp.lr"]
-        headers = [escape(HP_LABELS.get(c[3:], c[3:])) for c in hps] + ["n"] + [h for _, h, _, _ in METRIC_COLUMNS]
-        headers.append("not compared")
+        headers = [escape(HP_LABELS.get(c[3:], c[3:])) for c in hps] + ["seeds n/planned"]
+        headers += [h for _, h, _, _ in METRIC_COLUMNS] + ["verdict in family", "notes"]
         body, classes = [], []
         for _, row in _by_values(rows, hps).iterrows():
             best = row["config_id"] in best_ids
-            cells = [escape(format_hparam(row[c])) for c in hps] + [str(row["n"])]
-            cells += _metric_cells(row, metric if best else None) + [escape(row["not_compared"])]
+            cells = [escape(format_hparam(row[c])) for c in hps] + [_seeds_cell(row)]
+            cells += _metric_cells(row, metric if best else None) + [escape(row["verdict"]), escape(row["status"])]
             body.append(cells)
             classes.append("best" if best else "")
         parts.append(f"<h3>{escape(optimizer)}</h3>" + _table(headers, body, classes))
@@ -146,14 +145,17 @@ def best_table_html(experiment: Experiment, select_on: SelectOn = "val") -> str:
     """The best configuration of each optimizer (the paper's Tables VI-X), best first."""
     best = experiment.best(select_on)
     if best.empty:
-        return '<p class="muted">No configuration has complete trials yet.</p>'
-    headers = ["optimizer", "configuration", "hyperparameters", "n"] + [h for _, h, _, _ in METRIC_COLUMNS]
+        return '<p class="muted">No configuration has all its planned seeds finished yet.</p>'
+    headers = ["optimizer", "configuration", "hyperparameters", "seeds n/planned"]
+    headers += [h for _, h, _, _ in METRIC_COLUMNS] + ["verdict", "notes"]
     rows = []
     for i, row in best.iterrows():
         hps = ", ".join(f"{c[3:]}={format_hparam(row[c])}" for c in _lr_first(hyperparameter_columns(best))
                         if present(row[c]))  # fmt: skip
-        cells = [escape(row["optimizer"]), f"<code>{escape(row['config_id'])}</code>", escape(hps), str(row["n"])]
-        rows.append(cells + _metric_cells(row, selection_metric(select_on) if i == 0 else None))
+        cells = [escape(row["optimizer"]), f"<code>{escape(row['config_id'])}</code>", escape(hps), _seeds_cell(row)]
+        verdict = {"tie": "tie with best"}.get(row["verdict"], row["verdict"])
+        cells += _metric_cells(row, selection_metric(select_on) if i == 0 else None)
+        rows.append(cells + [escape(verdict), escape(row["status"])])
     return _table(headers, rows)
 
 
@@ -193,13 +195,33 @@ def provenance_html(experiment: Experiment) -> str:
         ("experiment", experiment.path),
         ("model / data set", ", ".join(sorted({f"{m} / {d}" for m, d in zip(trials["model"], trials["dataset"], strict=True)}))),
         ("planned epochs", ", ".join(str(int(e)) for e in sorted(trials["planned_epochs"].dropna().unique()))),
-        ("seeds per configuration", space.get("seeds", "–")),
+        ("seeds per configuration", f"{experiment.planned_seeds}: {sorted(trials['seed'].unique().tolist())}"),
         ("scheduler", scheduler.get("type", "–") if isinstance(scheduler, dict) else scheduler),
         ("sweep metric", f"{space.get('metric', '–')} ({space.get('mode', 'max')})"),
         ("configurations / trials", f"{trials['config_id'].nunique()} / {len(trials)}"),
         ("report written", f"{_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC by taso-tune {__version__}"),
     ]
     return _table(["", ""], [[f"<b>{escape(k)}</b>", escape(str(v))] for k, v in items], align=False)
+
+
+STATISTICS_NOTE = (
+    "<p>Accuracy and loss are the mean ± sample standard deviation (ddof=1) over n of the planned "
+    "seeds, with the 95% t interval of the mean below; \u2014 where fewer than two seeds leave no "
+    "standard deviation. A diverged seed counts at chance level (1 / classes; for a loss, the worst "
+    "value the sweep saw). A configuration is compared only when every planned seed finished "
+    "(complete or diverged); the others are listed as not compared, never picked. "
+    "<i>tie</i>: its interval overlaps the best's, so these seeds cannot tell the two apart.</p>"
+)
+
+
+def per_seed_warning_html(experiment: Experiment) -> str:
+    """The warning a per-seed ASHA sweep (the biased baseline) carries."""
+    if not experiment.per_seed_stopping:
+        return ""
+    return ('<p class="note"><b>Per-seed early stopping.</b> ASHA judged each seed on its own '
+            "(scheduler.per_seed), so the seeds that survived are the ones that looked best early: a "
+            "biased baseline kept for the early-stopping study. Configurations missing seeds are not "
+            "compared.</p>")  # fmt: skip
 
 
 def render_page(experiment: Experiment, select_on: SelectOn, figures: Mapping[str, str]) -> str:
@@ -215,8 +237,7 @@ def render_page(experiment: Experiment, select_on: SelectOn, figures: Mapping[st
         f"<h1>{title}</h1>",
         f'<section id="provenance"><h2>Provenance</h2>{provenance_html(experiment)}</section>',
         f'<section id="selection"><h2>Selection</h2>{selection_note_html(select_on)}'
-        "<p>Accuracy and loss are the mean (± sample standard deviation, ddof=1) over the n seeds "
-        "that completed every planned epoch; trials stopped early, diverged or errored are not compared.</p></section>",
+        f"{STATISTICS_NOTE}{per_seed_warning_html(experiment)}</section>",
         f'<section id="status"><h2>Trials by status</h2>{status_table_html(experiment)}</section>',
         f'<section id="best"><h2>Best configuration per optimizer</h2>{best_table_html(experiment, select_on)}</section>',
         figure("learning-curves"),

@@ -17,7 +17,7 @@ from taso_tune.spaces.spec import SweepSpec
 from taso_tune.spaces.values import require_keys
 from taso_tune.spaces.yaml_loader import read_yaml
 
-TOP_LEVEL_KEYS = ("name", "description", "train", "metric", "mode", "seeds", "resources", "scheduler",
+TOP_LEVEL_KEYS = ("name", "description", "train", "metric", "mode", "seeds", "seeds_per_trial", "resources", "scheduler",
                   "search", "max_concurrent", "checkpoint_every", "max_failures", "blocks")  # fmt: skip
 
 
@@ -35,6 +35,18 @@ def _section(data: Mapping[str, Any], key: str, kinds: Mapping[str, tuple[str, .
         raise ConfigError(f"{key}.type", kind, f"unknown {key}", choices=kinds)
     require_keys(key, raw, kinds[kind], f"{key} {kind!r}")
     return dict(raw)
+
+
+def _seeds(raw: Any) -> dict[str, Any]:
+    """``seeds: 5`` (seeds 0-4), ``seeds: {count: 5, start: 100}`` (100-104) or ``seeds: [3, 7, 11]``."""
+    if isinstance(raw, Mapping):
+        require_keys("seeds", raw, ("count", "start"), "seeds")
+        if "count" not in raw:
+            raise ConfigError("seeds.count", None, "is required (how many seeds)")
+        return {"seeds": raw["count"], "seed_start": raw.get("start", 0)}
+    if isinstance(raw, (list, tuple)):
+        return {"seeds": len(raw), "seed_list": tuple(raw)}
+    return {"seeds": raw}
 
 
 def load_space_dict(data: Mapping[str, Any], source: str | None = None) -> SweepSpec:
@@ -62,7 +74,8 @@ def load_space_dict(data: Mapping[str, Any], source: str | None = None) -> Sweep
             blocks=data["blocks"],
             source=source,
             description="" if data.get("description") is None else data["description"],
-            seeds=data.get("seeds", 1),
+            **_seeds(data.get("seeds", 1)),
+            seeds_per_trial=data.get("seeds_per_trial", "all"),
             metric=metric,
             mode=mode,
             scheduler=SchedulerSpec(**_section(data, "scheduler", SCHEDULER_KEYS, "asha")),

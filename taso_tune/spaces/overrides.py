@@ -17,6 +17,7 @@ def with_overrides(
     *,
     epochs: int | None = None,
     seeds: int | None = None,
+    seed_start: int | None = None,
     scheduler: str | None = None,
     max_concurrent: int | None = None,
     cpus: float | None = None,
@@ -29,7 +30,8 @@ def with_overrides(
     under ASHA with ``grace_period: 3``) fails with a ConfigError naming the flag.
     """
     steps = [(flag, value, own_field, apply) for flag, value, own_field, apply in (
-        ("--epochs", epochs, "train.epochs", _set_epochs), ("--seeds", seeds, "seeds", _set_top("seeds")),
+        ("--epochs", epochs, "train.epochs", _set_epochs), ("--seeds", seeds, "seeds", _set_seeds("count")),
+        ("--seed-start", seed_start, "seeds.start", _set_seeds("start")),
         ("--scheduler", scheduler, "scheduler.type", _set_scheduler),
         ("--max-concurrent", max_concurrent, "max_concurrent", _set_top("max_concurrent")),
         ("--cpus-per-trial", cpus, "resources.cpus", _set_resource("cpus")),
@@ -64,6 +66,20 @@ def _set_epochs(data: dict[str, Any], epochs: Any) -> None:
     data["train"]["epochs"] = epochs
     for block in data["blocks"]:
         block.pop("epochs", None)
+
+
+def _set_seeds(key: str) -> Callable[[dict[str, Any], Any], None]:
+    """``--seeds N`` / ``--seed-start S`` on any form of ``seeds:`` (a list becomes count and start)."""
+
+    def apply(data: dict[str, Any], value: Any) -> None:
+        current = data["seeds"]
+        if isinstance(current, list):
+            current = {"count": len(current), "start": min(current) if current else 0}
+        elif not isinstance(current, dict):
+            current = {"count": current, "start": 0}
+        data["seeds"] = {**current, key: value}
+
+    return apply
 
 
 def _set_top(key: str) -> Callable[[dict[str, Any], Any], None]:

@@ -11,7 +11,7 @@ from taso_tune.spaces.values import is_int, is_number, require_int
 
 SCHEDULER_TYPES = ("asha", "none", "budget-sh")
 SEARCH_TYPES = ("grid", "random", "optuna")
-SCHEDULER_KEYS = {"asha": ("type", "grace_period", "reduction_factor"), "none": ("type",),
+SCHEDULER_KEYS = {"asha": ("type", "grace_period", "reduction_factor", "per_seed"), "none": ("type",),
                    "budget-sh": ("type", "reduction_factor", "min_epochs")}  # fmt: skip
 SEARCH_KEYS = {"grid": ("type",), "random": ("type", "num_samples", "seed"),
                 "optuna": ("type", "num_samples", "seed")}  # fmt: skip
@@ -37,6 +37,9 @@ class SchedulerSpec:
     grace_period: int = 1
     reduction_factor: float = 3.0
     min_epochs: int | None = None
+    #: ASHA with one seed per trial, stopping seeds one by one: a biased baseline, kept for the
+    #: early-stopping study; a space must ask for it (with ``seeds_per_trial: 1``).
+    per_seed: bool = False
 
     def __post_init__(self) -> None:
         if self.type not in SCHEDULER_TYPES:
@@ -47,6 +50,8 @@ class SchedulerSpec:
         object.__setattr__(self, "reduction_factor", float(self.reduction_factor))
         if self.min_epochs is not None:
             require_int("scheduler.min_epochs", self.min_epochs, 1)
+        if not isinstance(self.per_seed, bool):
+            raise ConfigError("scheduler.per_seed", self.per_seed, "must be true or false")
         _reset_unused(self, SCHEDULER_KEYS[self.type])
 
     def first_budget(self, epochs: int) -> int:
@@ -76,7 +81,7 @@ class SchedulerSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in SCHEDULER_KEYS[self.type]
-                if getattr(self, key, None) is not None}  # fmt: skip
+                if getattr(self, key, None) is not None and not (key == "per_seed" and not self.per_seed)}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from taso_tune.names import METRICS
 from taso_tune.spaces.expansion import configurations
 from taso_tune.spaces.sections import Resources, SchedulerSpec, SearchSpec
 from taso_tune.spaces.validation import Block, validate_blocks, validate_train
-from taso_tune.spaces.values import require_int
+from taso_tune.spaces.values import is_int, require_int
 from taso_tune.train import TrainConfig
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
@@ -41,6 +41,9 @@ class SweepSpec:
     source: str | None = field(default=None, compare=False)
     description: str = ""
     seeds: int = 1
+    seed_start: int = 0
+    seed_list: tuple[int, ...] | None = None
+    seeds_per_trial: Literal["all", 1] = "all"
     metric: str = "val_acc"
     mode: Literal["max", "min"] = "max"
     scheduler: SchedulerSpec = SchedulerSpec()
@@ -64,6 +67,7 @@ class SweepSpec:
         if not isinstance(self.description, str):
             raise ConfigError("description", self.description, "must be text")
         require_int("seeds", self.seeds, 1)
+        self._validate_seeds()
         require_int("checkpoint_every", self.checkpoint_every, 1)
         require_int("max_failures", self.max_failures, 0)
         if self.max_concurrent is not None:
@@ -81,8 +85,27 @@ class SweepSpec:
         object.__setattr__(self, "blocks", validate_blocks(self.blocks, self.train, self.search.type, self.metric))
         self._validate_scheduler()
 
+    def _validate_seeds(self) -> None:
+        if not is_int(self.seed_start) or self.seed_start < 0:
+            raise ConfigError("seeds.start", self.seed_start, "must be an integer >= 0")
+        if self.seed_list is not None:
+            if not all(is_int(s) and s >= 0 for s in self.seed_list) or len(set(self.seed_list)) != len(self.seed_list):
+                raise ConfigError("seeds", list(self.seed_list), "a list of seeds holds distinct integers >= 0")
+            if len(self.seed_list) != self.seeds:
+                raise ConfigError("seeds", list(self.seed_list), f"lists {len(self.seed_list)} seeds, not {self.seeds}")
+        if self.seeds_per_trial not in ("all", 1):
+            raise ConfigError("seeds_per_trial", self.seeds_per_trial, "how a configuration's seeds share "
+                              "trials", choices=["all", 1])  # fmt: skip
+
     def _validate_scheduler(self) -> None:
         epochs, scheduler = self.epochs, self.scheduler
+        if scheduler.type == "asha" and self.seeds_per_trial == 1 and self.seeds > 1 and not scheduler.per_seed:
+            raise ConfigError("seeds_per_trial", 1, "under ASHA each seed would be stopped on its own, so a "
+                              "configuration's mean would be over the seeds that happened to survive; keep "
+                              "seeds_per_trial: all (every seed of a configuration in one trial, judged by "
+                              "their mean), or set scheduler.per_seed: true to run that biased baseline on purpose")  # fmt: skip
+        if scheduler.per_seed and self.seeds_per_trial != 1:
+            raise ConfigError("scheduler.per_seed", True, "per-seed ASHA needs seeds_per_trial: 1")
         if scheduler.type == "asha" and scheduler.grace_period >= epochs:
             raise ConfigError("scheduler.grace_period", scheduler.grace_period,
                               f"must be less than the epochs ({epochs})")  # fmt: skip
@@ -93,6 +116,13 @@ class SweepSpec:
             if self.search.type == "optuna":
                 raise ConfigError("scheduler.type", "budget-sh", "needs a list of configurations "
                                   "(search grid or random), not optuna")  # fmt: skip
+
+    @property
+    def seed_values(self) -> tuple[int, ...]:
+        """The seeds every configuration trains with: the list, else ``seed_start`` .. ``+ seeds - 1``."""
+        if self.seed_list is not None:
+            return self.seed_list
+        return tuple(range(self.seed_start, self.seed_start + self.seeds))
 
     @property
     def epochs(self) -> int:
@@ -108,19 +138,26 @@ class SweepSpec:
         return configurations(self)
 
     def trials(self) -> list[dict[str, Any]]:
-        """:meth:`configurations` times seeds 0..seeds-1, each with ``seed`` (config-major order)."""
-        return [{**config, "seed": seed} for config in self.configurations() for seed in range(self.seeds)]
+        """:meth:`configurations` times :attr:`seed_values`, each with ``seed`` (config-major order)."""
+        return [{**config, "seed": seed} for config in self.configurations() for seed in self.seed_values]
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved space as plain YAML-able data; ``load_space_dict(to_dict())`` gives an equal spec."""
         data: dict[str, Any] = {"name": self.name}
         if self.description:
             data["description"] = self.description
-        data.update(train=copy.deepcopy(dict(self.train)), metric=self.metric, mode=self.mode, seeds=self.seeds,
+        data.update(train=copy.deepcopy(dict(self.train)), metric=self.metric, mode=self.mode, seeds=self._seeds_yaml(),
                     resources=self.resources.to_dict(), scheduler=self.scheduler.to_dict(),
                     search=self.search.to_dict())  # fmt: skip
+        if self.seeds_per_trial != "all":
+            data["seeds_per_trial"] = self.seeds_per_trial
         if self.max_concurrent is not None:
             data["max_concurrent"] = self.max_concurrent
         data.update(checkpoint_every=self.checkpoint_every, max_failures=self.max_failures,
                     blocks=[{k: v.to_yaml() for k, v in block.items()} for block in self.blocks])  # fmt: skip
         return data
+
+    def _seeds_yaml(self) -> Any:
+        if self.seed_list is not None:
+            return list(self.seed_list)
+        return {"count": self.seeds, "start": self.seed_start} if self.seed_start else self.seeds

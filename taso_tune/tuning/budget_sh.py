@@ -26,6 +26,7 @@ from ray import tune
 
 from taso_tune.errors import ConfigError
 from taso_tune.names import BUDGET_SH_FILE
+from taso_tune.seed_stats import chance_level, summarize
 from taso_tune.spaces import SweepSpec, with_overrides
 from taso_tune.storage import read_experiment_file, write_experiment_file
 from taso_tune.tuning import tuner
@@ -54,24 +55,43 @@ def survivors(scores: dict[str, float], eta: float, mode: str) -> list[str]:
 
 
 def _rung_scores(results: tune.ResultGrid, metric: str, mode: str) -> dict[str, float]:
-    """Mean of ``metric`` over seeds per configuration; a diverged or failed trial scores worst
-    (``-inf`` for ``max``), so its configuration never goes on."""
-    per_config: dict[str, list[float]] = defaultdict(list)
-    worst = -math.inf if mode == "max" else math.inf
+    """Each configuration's score: the mean of ``metric`` over its seeds by the one statistics rule
+    (:func:`taso_tune.seed_stats.summarize`: a diverged seed at chance level). A configuration with a
+    seed that failed for good is not comparable and scores worst (``-inf`` for ``max``), so it never
+    goes on."""
+    planned: dict[str, int] = defaultdict(int)
+    values: dict[str, list[float]] = defaultdict(list)
+    diverged: dict[str, int] = defaultdict(int)
+    classes: dict[str, int] = {}
     for result in results:
         metrics = result.metrics or {}
-        config_id = metrics.get("config_id") or result.config["trial"]["config_id"]
-        value = metrics.get(metric)
-        bad = result.error is not None or metrics.get("diverged") or value is None or value != value
-        per_config[config_id].append(worst if bad else float(value))
-    return {cid: sum(v) / len(v) for cid, v in per_config.items()}
+        trial = result.config["trial"]
+        config_id = trial["config_id"]
+        planned[config_id] += len(trial["seeds"])
+        classes[config_id] = int(metrics.get("num_classes") or 0)
+        if result.error is not None:
+            continue
+        for record in (metrics.get("per_seed") or {}).values():
+            if record.get("status") == "diverged":
+                diverged[config_id] += 1
+            elif record.get("status") == "complete" and math.isfinite(float(record.get(metric, math.nan))):
+                values[config_id].append(float(record[metric]))
+    worst_seen = max((v for vs in values.values() for v in vs), default=0.0) if mode == "min" else 0.0
+    worst = -math.inf if mode == "max" else math.inf
+    scores = {}
+    for config_id, count in planned.items():
+        if metric.endswith("_acc"):
+            chance = chance_level("accuracy", num_classes=classes[config_id]) if classes[config_id] else 0.0
+        else:
+            chance = chance_level("loss", worst_value=worst_seen)
+        summary = summarize(values[config_id], count, diverged=diverged[config_id], chance=chance)
+        scores[config_id] = summary.mean if summary.comparable else worst
+    return scores
 
 
 def _rung_source(spec: SweepSpec, epochs: int, config_ids: list[str]) -> GridTrials:
     """The trials of one rung: the survivors, no early stopping, ``epochs`` planned."""
-    rung = with_overrides(spec, epochs=epochs, scheduler="none")
-    wanted = set(config_ids)
-    return GridTrials(rung, [t for t in rung.trials() if t["config_id"] in wanted])
+    return GridTrials(with_overrides(spec, epochs=epochs, scheduler="none"), config_ids)
 
 
 def _run_rung(spec: SweepSpec, experiment: str, index: int, epochs: int, config_ids: list[str],

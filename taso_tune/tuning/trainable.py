@@ -1,10 +1,12 @@
-"""The Ray Tune function trainable around :class:`taso_tune.train.Run`.
+"""The Ray Tune function trainable around :class:`taso_tune.seed_runs.SeedRuns`.
 
-One trial = one configuration and one seed. Each epoch it calls ``tune.report`` with every metric
-of the epoch record; every ``checkpoint_every`` epochs (and at the last one) the report carries a
-checkpoint of the whole run (model, optimizer, schedule, RNG, epoch), so a restarted trial continues
-exactly where it stopped, with the same schedule. A trial whose loss goes non-finite reports
-``status: diverged`` and ends itself (ASHA does not stop a trial that reports NaN).
+One trial = one configuration with all its seeds, trained side by side (or one seed, with
+``seeds_per_trial: 1``). Each epoch it calls ``tune.report`` with each metric's mean over the seeds
+(what ASHA or Optuna judge), its std, and every seed's record; every ``checkpoint_every`` epochs (and
+at the last one) the report carries a checkpoint of every seed's whole run (model, optimizer,
+schedule, RNG, epoch), so a restarted trial continues exactly where it stopped. A seed whose loss
+blows up stops and is scored at chance level; the trial ends when every seed has finished or
+diverged (ASHA does not stop a trial that reports NaN, so none is reported for a diverged seed).
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ import torch
 from ray import tune
 
 from taso_tune.data import ImageData
-from taso_tune.names import STATE_FILE
-from taso_tune.train import Run, TrainConfig
+from taso_tune.names import STATE_FILE, TrialLabels
+from taso_tune.seed_runs import SeedRuns, epoch_summary
+from taso_tune.train import TrainConfig
 from taso_tune.tuning import live_metrics
 from taso_tune.tuning.trials import TrialSource
 
 #: Keys of a trial's flat config that describe it but are not training fields.
-LABEL_KEYS = ("config_id", "block")
+LABEL_KEYS = ("config_id", "block", "seeds")
 
 DataKey = tuple[str, str | None, float, int | None]
 
@@ -68,33 +71,41 @@ def train_trial(
     device: str = "auto",
     source: TrialSource,
 ) -> None:
-    """Ray Tune function trainable: train one configuration/seed, report each epoch."""
+    """Ray Tune function trainable: train every seed of one configuration, report each epoch."""
     # Ray logs a line for every persisted checkpoint; at one checkpoint an epoch that drowns the output
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     flat = source.flat_config(config)
     train_config = train_config_of(flat, cpus, device)
-    run = Run(train_config, datasets[data_key(flat)], _load_state(tune.get_checkpoint()))
-    labels = {
-        "config_id": flat.get("config_id", ""),
-        "optimizer": train_config.optimizer,
-        "seed": train_config.seed,
-        "planned_epochs": train_config.epochs,
-        "model": train_config.model,
-        "dataset": train_config.dataset,
-        "batch_size": train_config.batch_size,
-        "node_id": ray.get_runtime_context().get_node_id(),
-        # the resolved optimizer fields (recipe defaults included), for results and export
-        "hp": {k: list(v) if isinstance(v, tuple) else v for k, v in train_config.hparams.items()},
-    }
+    data = datasets[data_key(flat)]
+    runs = SeedRuns(train_config, flat["seeds"], data, _load_state(tune.get_checkpoint()))
+    labels = trial_labels(flat, train_config, data)
     gauges = live_metrics.TrialGauges(experiment, tune.get_context().get_trial_name(), train_config.optimizer)
-    while run.status == "running":
-        record = run.step_epoch()
-        metrics = {**record, **labels, "diverged": run.status == "diverged"}
+    while runs.status == "running":
+        records = runs.step_epoch()
+        metrics = {**epoch_summary(records, runs.num_classes), **labels, "diverged": runs.status == "diverged"}
         gauges.update(metrics)
-        last = run.status != "running"
-        if last or run.epoch % checkpoint_every == 0:
+        if runs.status != "running" or runs.epoch % checkpoint_every == 0:
             with tempfile.TemporaryDirectory() as folder:
-                torch.save(run.state_dict(), os.path.join(folder, STATE_FILE))
+                torch.save(runs.state_dict(), os.path.join(folder, STATE_FILE))
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
         else:
             tune.report(metrics)
+
+
+def trial_labels(flat: Mapping[str, Any], config: TrainConfig, data: ImageData) -> TrialLabels:
+    """Who the trial is: its configuration, seeds, data and node (reported with every epoch)."""
+    return {
+        "config_id": flat.get("config_id", ""),
+        "optimizer": config.optimizer,
+        "seeds": [int(s) for s in flat["seeds"]],
+        "planned_epochs": config.epochs,
+        "model": config.model,
+        "dataset": config.dataset,
+        "batch_size": config.batch_size,
+        "num_classes": data.info.num_classes,
+        "split_sizes": data.sizes(),
+        "node_id": ray.get_runtime_context().get_node_id(),
+        # the resolved optimizer fields (recipe defaults included), for results and export
+        "hp": {k: list(v) if isinstance(v, tuple) else v for k, v in config.hparams.items()},
+        "diverged": False,
+    }

@@ -29,7 +29,7 @@ class TrialSource(Protocol):
         """``(search_alg, num_samples)`` for the TuneConfig."""
 
     def flat_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        """The flat training dict of a trial (``config_id``, ``block``, ``seed`` and training fields)."""
+        """The flat training dict of a trial (``config_id``, ``block``, ``seeds`` and training fields)."""
 
     def fixed_configs(self) -> list[dict[str, Any]]:
         """Flat dicts that cover every data set and model the sweep can train (for loading data
@@ -39,14 +39,19 @@ class TrialSource(Protocol):
 class GridTrials:
     """Grid and random search: every trial known up front, carried under ``trial`` in its config.
 
-    ``trials`` narrows the sweep to a list of trials (a budget-sh rung's survivors).
+    A trial is a configuration with all its seeds (``seeds_per_trial: 1``: one trial per seed).
+    ``config_ids`` narrows the sweep to some configurations (a budget-sh rung's survivors).
     """
 
     parameter_columns = {"trial/optimizer": "optimizer"}
 
-    def __init__(self, spec: SweepSpec, trials: Sequence[Mapping[str, Any]] | None = None) -> None:
+    def __init__(self, spec: SweepSpec, config_ids: Sequence[str] | None = None) -> None:
         self.spec = spec
-        self.trials = [dict(t) for t in trials] if trials is not None else spec.trials()
+        configs = spec.configurations()
+        if config_ids is not None:
+            wanted = set(config_ids)
+            configs = [c for c in configs if c["config_id"] in wanted]
+        self.trials = [{**c, "seeds": list(group)} for c in configs for group in seed_groups(spec)]
 
     def param_space(self) -> dict[str, Any]:
         return {"trial": tune.grid_search(self.trials)}
@@ -61,10 +66,16 @@ class GridTrials:
         return self.spec.configurations()
 
 
+def seed_groups(spec: SweepSpec) -> list[tuple[int, ...]]:
+    """The seeds of each trial of a configuration: all of them together, or one each."""
+    seeds = spec.seed_values
+    return [seeds] if spec.seeds_per_trial == "all" else [(s,) for s in seeds]
+
+
 class OptunaTrials:
-    """Optuna search: its searcher suggests each configuration (``b<i>.<field>`` values), repeated
-    once per seed; :func:`~taso_tune.spaces.resolve_optuna_params` turns the suggestion into the
-    same flat dict a grid trial carries."""
+    """Optuna search: its searcher suggests each configuration (``b<i>.<field>`` values), trained on
+    all the seeds in one trial (with ``seeds_per_trial: 1``, the suggestion is repeated once per seed);
+    :func:`~taso_tune.spaces.resolve_optuna_params` turns it into the flat dict a grid trial carries."""
 
     parameter_columns = None
 
@@ -80,13 +91,14 @@ class OptunaTrials:
 
         spec = self.spec
         searcher = OptunaSearch(space=OptunaSpace(spec), metric=spec.metric, mode=spec.mode, seed=spec.search.seed)
-        if spec.seeds > 1:
-            searcher = Repeater(searcher, repeat=spec.seeds, set_index=True)
-        return searcher, spec.search.num_samples * spec.seeds
+        groups = len(seed_groups(spec))
+        if groups > 1:
+            searcher = Repeater(searcher, repeat=groups, set_index=True)
+        return searcher, spec.search.num_samples * groups
 
     def flat_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
         flat = resolve_optuna_params(self.spec, {k: v for k, v in config.items() if k != "__trial_index__"})
-        flat["seed"] = int(config.get("__trial_index__", 0))
+        flat["seeds"] = list(seed_groups(self.spec)[int(config.get("__trial_index__", 0))])
         return flat
 
     def fixed_configs(self) -> list[dict[str, Any]]:

@@ -140,7 +140,9 @@ def build_trainable(source: TrialSource, datasets: Mapping[DataKey, ImageData], 
 def _trial_namer(source: TrialSource):
     def name(trial) -> str:
         flat = source.flat_config(trial.config)
-        return f"{flat.get('config_id', 'trial')}_s{flat.get('seed', 0)}"
+        seeds = flat["seeds"]
+        suffix = f"_s{seeds[0]}" if source.spec.seeds_per_trial == 1 else ""
+        return f"{flat.get('config_id', 'trial')}{suffix}"
 
     def dirname(trial) -> str:
         return f"{name(trial)}_{trial.trial_id}"

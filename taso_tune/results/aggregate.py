@@ -1,0 +1,126 @@
+"""Aggregate an experiment's seeds per configuration by the one statistics rule, and rank.
+
+Every number a user reads (summary, report, export) comes from :func:`aggregate`: per configuration
+the n of its planned seeds, each metric's mean, sample std (``None`` with n < 2, never 0) and 95% t
+interval, a diverged seed scored at chance level (1 / classes for an accuracy; for a loss, the worst
+value the sweep saw), and whether it can be compared at all (every planned seed finished). Only
+comparable configurations are ranked or picked; ties are those whose interval overlaps the best's
+(:func:`taso_tune.seed_stats.rank`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import pandas as pd
+
+from taso_tune.errors import ConfigError
+from taso_tune.names import METRICS
+from taso_tune.seed_stats import SeedSummary, chance_level, rank, status_text, summarize
+
+SelectOn = Literal["val", "test"]
+
+
+def hyperparameter_columns(frame: pd.DataFrame) -> list[str]:
+    """The ``hp.*`` columns, in a stable order."""
+    return [c for c in frame.columns if c.startswith("hp.")]
+
+
+def present(value: Any) -> bool:
+    """Whether a hyperparameter cell holds a value (not None, not NaN: a field the family lacks)."""
+    return not (value is None or (isinstance(value, float) and math.isnan(value)))
+
+
+def selection_metric(select_on: SelectOn = "val") -> str:
+    """The metric that picks the best configuration: validation accuracy (our default) or test
+    accuracy (the paper's protocol, which tuned on the test set)."""
+    if select_on not in ("val", "test"):
+        raise ConfigError("--select-on", select_on, "unknown split", choices=["val", "test"])
+    return f"{select_on}_acc"
+
+
+def _chance(metric: str, group: pd.DataFrame, trials: pd.DataFrame) -> float:
+    if metric.endswith("_acc"):
+        classes = pd.to_numeric(group["num_classes"], errors="coerce").dropna()
+        return chance_level("accuracy", num_classes=int(classes.iloc[0])) if len(classes) else 0.0
+    done = pd.to_numeric(trials.loc[trials["status"] == "complete", metric], errors="coerce")
+    finite = done[done.map(math.isfinite)] if len(done) else done
+    return chance_level("loss", worst_value=float(finite.max()) if len(finite) else 0.0)
+
+
+def aggregate(trials: pd.DataFrame, planned: int, mode: str = "max", metrics: Sequence[str] = METRICS) -> pd.DataFrame:
+    """One row per configuration of ``trials`` (one row per seed) with ``planned`` seeds each.
+
+    Columns: config_id, optimizer, model, dataset, epochs, the hp.* columns, planned, n, complete,
+    diverged, stopped_early, comparable, status (e.g. "not compared: 3 of 5 seeds; diverged 1/3"),
+    and per metric ``_mean``, ``_std``, ``_ci_low``, ``_ci_high`` (``None`` where undefined) and
+    ``_summary`` (the :class:`~taso_tune.seed_stats.SeedSummary`). ``mode`` is the sweep's (for
+    reference only: accuracies are maximised, losses minimised).
+    """
+    if trials.empty:
+        return pd.DataFrame(columns=["config_id", "optimizer", "n", "planned", "comparable"])
+    rows = []
+    for config_id, group in trials.groupby("config_id", sort=True):
+        first = group.iloc[0]
+        row: dict[str, Any] = {"config_id": config_id, "optimizer": first["optimizer"], "model": first["model"],
+                               "dataset": first["dataset"], "epochs": first["planned_epochs"]}  # fmt: skip
+        row.update({c: first[c] for c in hyperparameter_columns(trials)})
+        complete = group[group["status"] == "complete"]
+        diverged = int((group["status"] == "diverged").sum())
+        count = max(planned, len(group))
+        for metric in metrics:
+            values = [v for v in pd.to_numeric(complete[metric], errors="coerce") if math.isfinite(v)]
+            summary = summarize(values, count, diverged=diverged + len(complete) - len(values),
+                                chance=_chance(metric, group, trials))  # fmt: skip
+            row.update({f"{metric}_mean": summary.mean, f"{metric}_std": summary.std,
+                        f"{metric}_ci_low": summary.ci_low, f"{metric}_ci_high": summary.ci_high,
+                        f"{metric}_summary": summary})  # fmt: skip
+        reference: SeedSummary = row[f"{metrics[0]}_summary"]
+        row.update(planned=count, n=reference.n, complete=len(complete), diverged=diverged,
+                   stopped_early=int((group["status"] == "stopped-early").sum()),
+                   comparable=reference.comparable, status=status_text(reference))  # fmt: skip
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def with_verdicts(aggregated: pd.DataFrame, select_on: SelectOn = "val", by_optimizer: bool = False) -> pd.DataFrame:
+    """``aggregated`` with ``rank`` and ``verdict`` (best / tie / worse / not compared) on the
+    selection metric, over all configurations or within each optimizer family."""
+    column = f"{selection_metric(select_on)}_summary"
+    out = aggregated.copy()
+    out["rank"], out["verdict"] = None, "not compared"
+    if out.empty or column not in out:
+        return out
+    groups = out.groupby("optimizer").groups.values() if by_optimizer else [out.index]
+    for index in groups:
+        summaries = {out.at[i, "config_id"]: out.at[i, column] for i in index}
+        by_id = {row.config_id: row for row in rank(summaries, "max")}
+        for i in index:
+            ranked = by_id[out.at[i, "config_id"]]
+            out.at[i, "rank"], out.at[i, "verdict"] = ranked.rank, ranked.verdict
+    return out
+
+
+def best_per_optimizer(aggregated: pd.DataFrame, select_on: SelectOn = "val") -> pd.DataFrame:
+    """Each optimizer family's best comparable configuration (highest mean selection accuracy over
+    all its planned seeds), best first, with its verdict against the overall best."""
+    key = f"{selection_metric(select_on)}_mean"
+    if aggregated.empty or key not in aggregated:
+        return aggregated.iloc[0:0]
+    judged = with_verdicts(aggregated, select_on)
+    ranked = judged[judged["comparable"]].sort_values("rank", kind="stable")
+    return ranked.groupby("optimizer", sort=False).head(1).reset_index(drop=True)
+
+
+def not_compared(aggregated: pd.DataFrame) -> pd.DataFrame:
+    """The configurations left out of every ranking: not all planned seeds finished."""
+    if aggregated.empty:
+        return aggregated
+    return aggregated[~aggregated["comparable"].astype(bool)].reset_index(drop=True)
+
+
+def status_counts(trials: pd.DataFrame) -> dict[str, int]:
+    """How many seeds ended each way."""
+    return {k: int(v) for k, v in trials["status"].value_counts().sort_index().items()}

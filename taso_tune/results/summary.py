@@ -1,0 +1,78 @@
+"""The plain-text summary a sweep prints at its end (and ``taso-tune report`` users read in logs)."""
+
+from __future__ import annotations
+
+from taso_tune.results.aggregate import (
+    SelectOn,
+    hyperparameter_columns,
+    not_compared,
+    present,
+    selection_metric,
+    status_counts,
+)
+from taso_tune.results.experiment import Experiment
+from taso_tune.seed_stats import format_interval, format_mean_std
+
+READING_NOTE = (
+    "how to read these numbers: mean ± sample std over n of the planned seeds, percent; [a, b] is the\n"
+    "95% t interval of the mean; '—' where fewer than 2 seeds leave no std; a diverged seed counts at\n"
+    "chance level; a configuration is compared only when all its planned seeds finished; 'tie' marks\n"
+    "an interval overlapping the best's (the data cannot tell the two apart)."
+)
+
+
+def _pick_lines(row, metric: str) -> list[str]:
+    def stat(name: str) -> str:
+        return (f"{name} {format_mean_std(row[f'{name}_mean'], row[f'{name}_std'], row['n'])} "
+                f"{format_interval(row[f'{name}_ci_low'], row[f'{name}_ci_high'])}")  # fmt: skip
+
+    verdict = {"best": "best", "tie": "tie with best", "worse": "worse"}.get(row["verdict"], row["verdict"])
+    hps = ", ".join(f"{c[3:]}={row[c]}" for c in hyperparameter_columns(row.to_frame().T) if present(row[c]))
+    note = f"; {row['status']}" if row["status"] else ""
+    return [f"  {row['optimizer']:<13} {stat(metric)}  {stat('test_acc' if metric != 'test_acc' else 'val_acc')}",
+            f"  {'':<13} n={row['n']}/{row['planned']} seeds, {verdict}{note}  [{row['config_id']}]",
+            f"  {'':<13} {hps}"]  # fmt: skip
+
+
+def _why_not(row) -> str:
+    """Why a configuration is not compared, in a few words."""
+    if row["stopped_early"]:
+        return "stopped early by the scheduler"
+    if row["n"] < row["planned"] and row["complete"] + row["diverged"] < row["planned"]:
+        return "with seeds errored or unfinished"
+    return "incomplete"
+
+
+def format_summary(experiment: Experiment, select_on: SelectOn = "val") -> str:
+    """Seed counts by status, epochs run, each optimizer's pick (or why it has none), the
+    configurations not compared, and how to read the numbers."""
+    trials, aggregated = experiment.trials, experiment.aggregated
+    metric = selection_metric(select_on)
+    best = experiment.best(select_on)
+    planned_epochs = int(trials["planned_epochs"].sum())
+    run = int(trials["epochs_run"].sum())
+    lines = [
+        f"experiment {experiment.path}",
+        f"seeds: {len(trials)} ({', '.join(f'{k} {v}' for k, v in status_counts(trials).items())}) in "
+        f"{trials['trial_id'].nunique()} trials; epochs run {run} of {planned_epochs} planned "
+        f"({run / max(planned_epochs, 1):.0%})",
+    ]
+    if experiment.per_seed_stopping:
+        lines.append("warning: ASHA stopped seeds one by one (scheduler.per_seed): a biased baseline, whose "
+                     "configurations rarely keep all their seeds")  # fmt: skip
+    lines.append(f"best configuration per optimizer (selected on {metric}):")
+    for optimizer in [*best["optimizer"], *sorted(set(aggregated["optimizer"]) - set(best["optimizer"]))]:
+        picked = best[best["optimizer"] == optimizer]
+        if len(picked):
+            lines += _pick_lines(picked.iloc[0], metric)
+        else:
+            rows = aggregated[aggregated["optimizer"] == optimizer]
+            lines.append(f"  {optimizer:<13} none compared: no configuration of {len(rows)} ran all "
+                         f"{experiment.planned_seeds} seeds to the end")  # fmt: skip
+    left = not_compared(aggregated)
+    if len(left):
+        reasons = ", ".join(f"{v} {k}" for k, v in left.apply(_why_not, axis=1).value_counts().items())
+        lines.append(f"not compared: {len(left)} of {len(aggregated)} configurations ({reasons}); "
+                     "the report lists each")  # fmt: skip
+    lines.append(READING_NOTE)
+    return "\n".join(lines)
