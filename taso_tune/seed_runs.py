@@ -111,6 +111,9 @@ def epoch_summary(records: Mapping[int, EpochRecord], num_classes: int) -> dict[
         summary[metric] = stats.mean
         if stats.std is not None:
             summary[f"{metric}_std"] = stats.std
+    if running:  # the trial's time on the epoch, and its seeds' mean throughput
+        summary["epoch_seconds"] = sum(float(r["epoch_seconds"]) for r in running)
+        summary["images_per_second"] = sum(float(r["images_per_second"]) for r in running) / len(running)
     summary["seeds_diverged"] = diverged
     summary["per_seed"] = {str(seed): dict(record) for seed, record in records.items()}
     return summary

@@ -48,9 +48,9 @@ def _kill_tree(proc: subprocess.Popen) -> None:
 
 @pytest.mark.ray
 def test_sigkilled_sweep_resumes_without_retraining_finished_trials(tmp_path: Path) -> None:
-    lrs = [0.01, 0.02, 0.03, 0.05, 0.07, 0.1]
+    lrs = [0.01, 0.02, 0.03, 0.05, 0.07]
     space = write_space(tmp_path / "space.yaml", [{"optimizer": "taso", "lr": {"grid": lrs}}],
-                        name="killed", train={"epochs": EPOCHS}, max_concurrent=2)  # fmt: skip
+                        name="killed", train={"epochs": EPOCHS}, seeds=2, max_concurrent=2)  # fmt: skip
     storage = tmp_path / "runs"
     experiment = storage / "killed"
     proc = subprocess.Popen(
@@ -82,7 +82,7 @@ def test_sigkilled_sweep_resumes_without_retraining_finished_trials(tmp_path: Pa
         shutdown_ray()
 
     trials = load_experiment(str(experiment)).trials
-    assert len(trials) == len(lrs)
+    assert len(trials) == 2 * len(lrs)  # a row per seed; one trial holds both seeds of a configuration
     assert (trials["status"] == "complete").all(), trials[["trial_name", "status", "epochs_run"]]
     for d in trial_dirs(experiment):
         records = result_records(d)
@@ -92,6 +92,13 @@ def test_sigkilled_sweep_resumes_without_retraining_finished_trials(tmp_path: Pa
         elif d.name in before:
             # continued from its last checkpoint: at most the epoch in flight is repeated
             assert len(epochs) <= EPOCHS + 1 and sorted(set(epochs)) == list(range(1, EPOCHS + 1))
+            restored = [r for r in records if r["iterations_since_restore"] < r["training_iteration"]]
+            if restored:  # every seed came back from the checkpoint, one epoch after another
+                for seed in ("0", "1"):
+                    seen = [r["per_seed"][seed]["epoch"] for r in records]
+                    assert all(b <= a + 1 for a, b in zip(seen, seen[1:], strict=False))  # no epoch skipped
+                    assert sorted(set(seen)) == list(range(1, EPOCHS + 1))
+                    assert restored[0]["per_seed"][seed]["epoch"] == restored[0]["epoch"]
 
 
 @pytest.fixture

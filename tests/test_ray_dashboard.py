@@ -197,7 +197,7 @@ def test_sweep_submitted_as_a_job_shows_in_the_dashboard(cluster: Cluster) -> No
     assert status == "SUCCEEDED", logs[-3000:]
     jobs = {job["submission_id"]: job for job in cluster.api("/api/jobs/")}
     assert jobs[job_id]["entrypoint"] == entrypoint and jobs[job_id]["metadata"] == {"sweep": "dashboard"}
-    assert "best configuration per optimizer" in logs and "trials: 2 (complete 2)" in logs
+    assert "best configuration per optimizer" in logs and "seeds: 2 (complete 2) in 2 trials" in logs
     actors = cluster.api("/api/v0/actors?limit=1000&detail=true")["data"]["result"]["result"]
     # Ray names the function trainable's class either by name or by qualified name
     # ("wrap_function.<locals>.ImplicitFunc"), depending on how the class reached the worker.
