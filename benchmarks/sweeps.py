@@ -22,7 +22,7 @@ import psutil
 import ray
 from common import REPO_ROOT
 
-from taso_tune.spaces import SweepSpec, load_space, load_space_dict
+from taso_tune.spaces import SweepSpec, load_space, load_space_dict, with_overrides
 from taso_tune.tuning import run_sweep
 
 QUICKSTART = REPO_ROOT / "search_spaces" / "quickstart.yaml"
@@ -48,7 +48,7 @@ def stop_ray() -> float:
 
 def quickstart(**overrides: Any) -> SweepSpec:
     """The quickstart space with :meth:`SweepSpec.with_overrides` applied."""
-    return load_space(str(QUICKSTART)).with_overrides(**overrides)
+    return with_overrides(load_space(str(QUICKSTART)), **overrides)
 
 
 def one_trial_spec(epochs: int, checkpoint_every: int) -> SweepSpec:

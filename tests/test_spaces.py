@@ -463,3 +463,52 @@ def test_good_base_is_valid(tmp_path):
     path = tmp_path / "good.yaml"
     path.write_text(GOOD)
     assert len(load_space(str(path)).configurations()) == 2
+
+
+# --- seeds ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("seeds", "values"), [
+    (3, (0, 1, 2)),
+    ({"count": 3, "start": 100}, (100, 101, 102)),
+    ([7, 3, 11], (7, 3, 11)),
+])  # fmt: skip
+def test_seeds_as_a_count_a_start_or_a_list(seeds, values) -> None:
+    spec = space([{"optimizer": "taso"}], seeds=seeds, scheduler="none")
+    assert spec.seed_values == values and spec.seeds == len(values)
+    assert [t["seed"] for t in spec.trials()] == list(values)
+    assert load_space_dict(spec.to_dict()) == spec  # every form survives the round trip
+
+
+def test_seed_start_override_gives_fresh_seeds() -> None:
+    spec = space([{"optimizer": "taso"}], seeds=[3, 5], scheduler="none")
+    assert with_overrides(spec, seed_start=100).seed_values == (100, 101)
+    assert with_overrides(spec, seeds=4).seed_values == (3, 4, 5, 6)
+    with pytest.raises(ConfigError, match="--seed-start"):
+        with_overrides(spec, seed_start=-1)
+
+
+@pytest.mark.parametrize(("seeds", "field"), [
+    ([1, 1], "seeds"), ([0, -2], "seeds"), ({"start": 4}, "seeds.count"), ({"count": 2, "first": 4}, "seeds.first"),
+    ({"count": 2, "start": 1.5}, "seeds.start"), ([], "seeds"),
+])  # fmt: skip
+def test_bad_seeds_name_the_field(seeds, field) -> None:
+    with pytest.raises(ConfigError) as info:
+        space([{"optimizer": "taso"}], seeds=seeds, scheduler="none")
+    assert info.value.field == field
+
+
+def test_per_seed_trials_under_asha_are_refused_unless_asked_for() -> None:
+    with pytest.raises(ConfigError, match="survive") as info:
+        space([{"optimizer": "taso"}], seeds=3, seeds_per_trial=1)  # scheduler asha by default
+    assert info.value.field == "seeds_per_trial"
+    biased = space([{"optimizer": "taso"}], seeds=3, seeds_per_trial=1,
+                   scheduler={"type": "asha", "per_seed": True})  # fmt: skip
+    assert biased.scheduler.per_seed and biased.seeds_per_trial == 1
+    assert load_space_dict(biased.to_dict()) == biased
+    spread = space([{"optimizer": "taso"}], seeds=3, seeds_per_trial=1, scheduler="none")  # confirmation runs
+    assert spread.seeds_per_trial == 1
+    with pytest.raises(ConfigError, match="per_seed"):
+        space([{"optimizer": "taso"}], seeds=3, scheduler={"type": "asha", "per_seed": True})
+    with pytest.raises(ConfigError, match="seeds_per_trial"):
+        space([{"optimizer": "taso"}], seeds_per_trial=2, scheduler="none")
