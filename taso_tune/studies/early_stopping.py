@@ -182,5 +182,6 @@ def to_markdown(comparison: Comparison) -> str:
                                              "regret_points": ".2f", "pick_test_acc": ".4f"})  # fmt: skip
     corr = _markdown(comparison.rank_correlation, {"spearman": ".2f"}).replace("| nan |", "| n/a (< 5 configurations) |")
     top5 = _markdown(comparison.top5, {"true_val_acc": ".4f"})
+    summary = summary.replace("| nan |", "| — |")
     return (f"### Epochs and regret\n\n{summary}\n\n### Rank correlation of each rung with the final ranking\n\n"
             f"{corr}\n\n### The true top-5 configurations: what early stopping did to them\n\n{top5}\n")  # fmt: skip
