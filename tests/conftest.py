@@ -1,4 +1,5 @@
-"""Shared pytest fixtures: a scratch data root and the bundled digits data set, loaded once."""
+"""Shared pytest fixtures: a scratch data root, the bundled digits data set loaded once, and Ray shut
+down after a test that started it."""
 
 from __future__ import annotations
 
@@ -21,3 +22,12 @@ def tmp_data_root(tmp_path: Path) -> Path:
 def digits_data() -> ImageData:
     """scikit-learn's digits with the default 10% validation split; treat as read-only."""
     return load_dataset("digits")
+
+
+@pytest.fixture
+def ray_cleanup():
+    """Shut Ray down (and forget RAY_ADDRESS) after the test."""
+    yield
+    from sweep_helpers import shutdown_ray
+
+    shutdown_ray()

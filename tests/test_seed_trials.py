@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import ray
 from ray import tune
-from sweep_helpers import result_records, shutdown_ray, trial_dirs, write_space
+from sweep_helpers import result_records, trial_dirs, write_space
 
 from taso_tune.cli import main
 from taso_tune.results.experiment import load_experiment
@@ -22,12 +22,6 @@ from taso_tune.spaces import load_space_dict
 from taso_tune.tuning.schedulers import build_scheduler
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def ray_cleanup():
-    yield
-    shutdown_ray()
 
 
 @pytest.mark.ray

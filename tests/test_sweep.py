@@ -5,19 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sweep_helpers import result_records, shutdown_ray, trial_dirs, write_space
+from sweep_helpers import result_records, trial_dirs, write_space
 
 from taso_tune.cli import main
 from taso_tune.names import SPACE_FILE
 from taso_tune.results.experiment import load_experiment
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def ray_cleanup():
-    yield
-    shutdown_ray()
 
 
 @pytest.mark.ray
