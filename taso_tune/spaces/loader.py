@@ -37,6 +37,10 @@ def _section(data: Mapping[str, Any], key: str, kinds: Mapping[str, tuple[str, .
     return dict(raw)
 
 
+#: Top-level keys passed to SweepSpec as they are.
+PLAIN_KEYS = ("seeds_per_trial", "max_concurrent", "checkpoint_every", "max_failures")
+
+
 def _seeds(raw: Any) -> dict[str, Any]:
     """``seeds: 5`` (seeds 0-4), ``seeds: {count: 5, start: 100}`` (100-104) or ``seeds: [3, 7, 11]``."""
     if isinstance(raw, Mapping):
@@ -66,24 +70,23 @@ def load_space_dict(data: Mapping[str, Any], source: str | None = None) -> Sweep
         if not isinstance(resources, Mapping):
             raise ConfigError("resources", resources, "must be a mapping with cpus and gpus")
         require_keys("resources", resources, ("cpus", "gpus"), "resources")
-        metric = data.get("metric", "val_acc")
+        metric = data.get("metric", SweepSpec.metric)
         mode = data.get("mode", "min" if isinstance(metric, str) and metric.endswith("_loss") else "max")
+        # keys the file leaves out take SweepSpec's defaults, written once there
+        given = {key: data[key] for key in PLAIN_KEYS if key in data}
         return SweepSpec(
             name=data["name"],
             train=data.get("train") or {},
             blocks=data["blocks"],
             source=source,
             description="" if data.get("description") is None else data["description"],
-            **_seeds(data.get("seeds", 1)),
-            seeds_per_trial=data.get("seeds_per_trial", "all"),
+            **(_seeds(data["seeds"]) if "seeds" in data else {}),
             metric=metric,
             mode=mode,
-            scheduler=SchedulerSpec(**_section(data, "scheduler", SCHEDULER_KEYS, "asha")),
-            search=SearchSpec(**_section(data, "search", SEARCH_KEYS, "grid")),
+            scheduler=SchedulerSpec(**_section(data, "scheduler", SCHEDULER_KEYS, SchedulerSpec.type)),
+            search=SearchSpec(**_section(data, "search", SEARCH_KEYS, SearchSpec.type)),
             resources=Resources(**resources),
-            max_concurrent=data.get("max_concurrent"),
-            checkpoint_every=data.get("checkpoint_every", 1),
-            max_failures=data.get("max_failures", 2),
+            **given,
         )
     except ConfigError as err:
         if source and err.file is None:
