@@ -21,6 +21,7 @@ from common import Row, Target, add_repo_to_path, section_main
 add_repo_to_path()
 
 from taso_tune.results.experiment import load_experiment  # noqa: E402
+from taso_tune.seed_stats import format_mean_std  # noqa: E402
 
 SECTION = "4 early stopping"
 
@@ -33,6 +34,7 @@ class Outcome:
     best: str  # config_id of the best configuration overall
     trial_lengths: dict[int, int]  # epochs a trial ran -> how many trials ran that long
     scores: dict[str, tuple[float, float]]  # config_id -> (mean, std) of val_acc over its full-length seeds
+    seeds: int  # planned seeds per configuration
 
 
 def sweep_outcome(scheduler: str, epochs: int | None, seeds: int | None) -> Outcome:
@@ -43,10 +45,11 @@ def sweep_outcome(scheduler: str, epochs: int | None, seeds: int | None) -> Outc
         run = run_quiet(spec, root, spec.name)
         experiment = load_experiment(str(run.experiment))
     best = experiment.best()  # best first
-    lengths = Counter(len(records) for records in run.trials)
+    lengths = Counter(len(records) for records in run.trials)  # epochs each trial (configuration) ran
     scores = {row.config_id: (row.val_acc_mean, row.val_acc_std) for row in experiment.aggregated.itertuples()}
     return Outcome(run.epochs_run, run.wall_seconds, dict(zip(best["optimizer"], best["config_id"], strict=True)),
-                   str(best["config_id"].iloc[0]), dict(sorted(lengths.items())), scores)  # fmt: skip
+                   str(best["config_id"].iloc[0]), dict(sorted(lengths.items())), scores,
+                   experiment.planned_seeds)  # fmt: skip
 
 
 def compare_rows(name: str, outcome: Outcome, truth: Outcome) -> list[Row]:
@@ -57,7 +60,8 @@ def compare_rows(name: str, outcome: Outcome, truth: Outcome) -> list[Row]:
 
     def truth_score(config_id: str) -> str:
         mean, std = truth.scores[config_id]
-        return f"{mean:.4f} ± {std:.4f}"
+        n = truth.seeds
+        return format_mean_std(mean, None if std != std else std, n, scale=1.0, digits=4)
 
     return [
         Row(SECTION, f"epochs trained: {name} vs none", f"{outcome.epochs}", f"{truth.epochs}",
