@@ -55,9 +55,10 @@ def test_export_content_follows_the_selection(experiment) -> None:
                                "weight_decay": 0.0001}  # fmt: skip
     assert taso["val_acc"] == {"mean": pytest.approx(0.91), "std": pytest.approx(0.01414213562373095),
                                "ci95": [pytest.approx(0.782938), pytest.approx(1.037062)], "n": 2, "planned": 2,
-                               "diverged": 0}  # fmt: skip
+                               "complete": 2, "diverged": 0}  # fmt: skip
     assert taso["verdict"] == "best" and on_val["optimizers"]["adagrad"]["verdict"] == "tie"
     assert on_val["optimizers"]["adagrad"]["val_acc"]["diverged"] == 1
+    assert on_val["optimizers"]["adagrad"]["val_acc"]["complete"] == 3
     provenance = on_val["provenance"]
     assert provenance["scheduler"] == "asha (per seed: biased baseline)" and provenance["planned_seeds"] == 2
     assert provenance["seeds"] == [0, 1, 2, 3] and provenance["seeds_diverged"] == 1

@@ -14,7 +14,7 @@ A defaults file is YAML::
         config_id: taso_lr=0.05
         hparams: {alpha: 25.0, beta: 0.7, lr: 0.05, ...}
         verdict: best            # or tie (interval overlaps the best's) or worse
-        val_acc: {mean: 0.97, std: 0.004, ci95: [0.965, 0.975], n: 3, planned: 3, diverged: 0}
+        val_acc: {mean: 0.97, std: 0.004, ci95: [0.965, 0.975], n: 3, planned: 3, complete: 3, diverged: 0}
         test_acc: {...}
 
 ``std`` and ``ci95`` are null with fewer than two seeds. Only configurations whose planned seeds all
@@ -61,7 +61,8 @@ def _stat(row: Mapping[str, Any], metric: str) -> dict[str, Any]:
     low, high = _number(row[f"{metric}_ci_low"]), _number(row[f"{metric}_ci_high"])
     return {"mean": _number(row[f"{metric}_mean"]), "std": _number(row[f"{metric}_std"]),
             "ci95": None if low is None or high is None else [low, high],
-            "n": int(row["n"]), "planned": int(row["planned"]), "diverged": int(row["diverged"])}  # fmt: skip
+            "n": int(row["n"]), "planned": int(row["planned"]), "complete": int(row["complete"]),
+            "diverged": int(row["diverged"])}  # fmt: skip
 
 
 def _provenance(experiment: Experiment, select_on: SelectOn) -> dict[str, Any]:
