@@ -16,13 +16,16 @@ from typing import Any, Literal
 
 from taso_tune.errors import ConfigError
 from taso_tune.names import METRICS
-from taso_tune.spaces.expansion import configurations
+from taso_tune.spaces.expansion import configurations, count_configurations
 from taso_tune.spaces.sections import Resources, SchedulerSpec, SearchSpec
-from taso_tune.spaces.validation import Block, validate_blocks, validate_train
+from taso_tune.spaces.validation import Block, parse_blocks, validate_blocks, validate_train
 from taso_tune.spaces.values import require_int
 from taso_tune.train import TrainConfig
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
+#: The most trials a space may hold unless it (or ``--max-trials``) says otherwise: a larger grid is
+#: usually a typo, and checking it alone takes minutes before Ray starts.
+DEFAULT_MAX_TRIALS = 10_000
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class SweepSpec:
     max_concurrent: int | None = None
     checkpoint_every: int = 1
     max_failures: int = 2
+    max_trials: int = DEFAULT_MAX_TRIALS
 
     def __post_init__(self) -> None:
         try:
@@ -59,13 +63,15 @@ class SweepSpec:
             raise
 
     def _validate(self) -> None:
-        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
-            raise ConfigError("name", self.name, "must be letters, digits, '_', '.' or '-'")
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name) or self.name in (".", ".."):
+            raise ConfigError("name", self.name, "must be letters, digits, '_', '.' or '-' (not . or ..): "
+                              "the experiment's folder inside the storage")  # fmt: skip
         if not isinstance(self.description, str):
             raise ConfigError("description", self.description, "must be text")
         require_int("seeds", self.seeds, 1)
         require_int("checkpoint_every", self.checkpoint_every, 1)
         require_int("max_failures", self.max_failures, 0)
+        require_int("max_trials", self.max_trials, 1)
         if self.max_concurrent is not None:
             require_int("max_concurrent", self.max_concurrent, 1)
         if self.metric not in METRICS:
@@ -78,8 +84,22 @@ class SweepSpec:
             if not isinstance(getattr(self, name), kind):
                 raise ConfigError(name, getattr(self, name), f"must be a {kind.__name__}")
         object.__setattr__(self, "train", validate_train(self.train))
-        object.__setattr__(self, "blocks", validate_blocks(self.blocks, self.train, self.search.type, self.metric))
+        blocks = parse_blocks(self.blocks, self.search.type)
+        self._check_size(blocks)  # before every configuration is checked, which takes long for huge grids
+        object.__setattr__(self, "blocks", validate_blocks(blocks, self.train, self.search.type, self.metric))
         self._validate_scheduler()
+
+    def _check_size(self, blocks: tuple[Block, ...]) -> None:
+        """Refuse more trials than :attr:`max_trials`, counted without making the configurations."""
+        if self.search.type == "optuna":
+            configs, what = self.search.num_samples, "Optuna proposals"
+        else:
+            configs, what = count_configurations(blocks, self.search.num_samples), "configurations"
+        trials = configs * self.seeds
+        if trials > self.max_trials:
+            raise ConfigError("blocks", trials, f"the space makes {configs} {what} x {self.seeds} "
+                              f"seeds = {trials} trials, more than the cap of {self.max_trials}: check the "
+                              f"grids, or raise the cap with --max-trials {trials} (max_trials: in the file)")  # fmt: skip
 
     def _validate_scheduler(self) -> None:
         epochs, scheduler = self.epochs, self.scheduler
@@ -121,6 +141,8 @@ class SweepSpec:
                     search=self.search.to_dict())  # fmt: skip
         if self.max_concurrent is not None:
             data["max_concurrent"] = self.max_concurrent
+        if self.max_trials != DEFAULT_MAX_TRIALS:
+            data["max_trials"] = self.max_trials
         data.update(checkpoint_every=self.checkpoint_every, max_failures=self.max_failures,
                     blocks=[{k: v.to_yaml() for k, v in block.items()} for block in self.blocks])  # fmt: skip
         return data
