@@ -222,3 +222,11 @@ def only_own_lock(experiment: str) -> bool:
     holder = Holder.parse(text)
     return entries == [LOCK_FILE] and holder is not None and (holder.host, holder.pid) == (
         socket.gethostname(), os.getpid())
+
+
+def lock_holder(experiment: str) -> Holder | None:
+    """Who holds the lock of ``experiment`` now, if a live-looking holder does (``None``: no lock,
+    an unreadable one, or a stale one)."""
+    fs, root = filesystem(resolve(experiment))
+    holder = Holder.parse(read_text(fs, posixpath.join(root.rstrip("/"), LOCK_FILE)))
+    return None if holder is None or is_stale(holder) else holder

@@ -34,7 +34,7 @@ from taso_tune.storage import (
 )
 from taso_tune.train import TrainConfig
 from taso_tune.tuning.interrupts import SIGNALS, StopAfterSignal
-from taso_tune.tuning.lock import only_own_lock
+from taso_tune.tuning.lock import lock_holder, only_own_lock
 from taso_tune.tuning.preflight import check_trial_fits, cluster_address, connect
 from taso_tune.tuning.schedulers import build_scheduler
 from taso_tune.tuning.trainable import DataKey, data_key, train_trial
@@ -90,6 +90,10 @@ def new_experiment_path(storage: str, name: str) -> str:
     path = experiment_path(storage, name)
     check_writable(storage, "--storage", "folder")
     if exists(path) and not only_own_lock(path):
+        holder = lock_holder(path)
+        if holder is not None:
+            raise ConfigError("--name", name, f"experiment folder {path} is in use by {holder.describe()}; "
+                              "choose another --name")  # fmt: skip
         raise ConfigError("--name", name, f"experiment folder {path} already exists; resume it with "
                           f"`taso-tune resume {path}` or choose another --name")  # fmt: skip
     return path
