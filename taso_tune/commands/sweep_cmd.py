@@ -117,20 +117,22 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         print_dry_run(spec)
         return 0
-    from taso_tune.tuning import run_sweep
+    from taso_tune.tuning import disconnect, run_sweep
 
     private_files()
     outcome = run_sweep(spec, args.storage, name=spec.name, address=args.address)
+    disconnect()
     return finish(outcome, args.select_on, write_files=not args.no_report, command="sweep")
 
 
 def run_resume_command(args: argparse.Namespace) -> int:
-    from taso_tune.tuning import resume_sweep
+    from taso_tune.tuning import disconnect, resume_sweep
 
     if not is_uri(args.experiment) and not os.path.isdir(args.experiment):
         raise ConfigError("EXPERIMENT", args.experiment, "no such experiment folder")
     private_files()
     outcome = resume_sweep(args.experiment, address=args.address)
+    disconnect()
     return finish(outcome, args.select_on, write_files=not args.no_report, command="resume")
 
 

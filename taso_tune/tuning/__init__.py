@@ -23,10 +23,11 @@ from ray import tune
 from taso_tune.errors import ConfigError
 from taso_tune.names import BUDGET_SH_FILE, INTERRUPTED_FILE, LOCK_FILE, SPACE_FILE
 from taso_tune.spaces import SweepSpec
-from taso_tune.storage import delete_experiment_file, remove_if_only, resolve
+from taso_tune.storage import delete_experiment_file, first_line, remove_if_only, resolve
 from taso_tune.tuning import budget_sh
 from taso_tune.tuning.interrupts import SIGNALS, SweepInterrupted
 from taso_tune.tuning.lock import ExperimentLock
+from taso_tune.tuning.preflight import disconnect
 from taso_tune.tuning.state import (
     all_finished,
     finished_trials,
@@ -48,7 +49,7 @@ from taso_tune.tuning.tuner import (
     write_space_file,
 )
 
-__all__ = ["SweepInterrupted", "SweepOutcome", "resume_sweep", "run_sweep"]
+__all__ = ["SweepInterrupted", "SweepOutcome", "disconnect", "resume_sweep", "run_sweep"]
 
 #: What a sweep writes before Tune does: a folder holding only these started nothing.
 _OWN_FILES = (LOCK_FILE, SPACE_FILE, BUDGET_SH_FILE, INTERRUPTED_FILE)
@@ -96,7 +97,7 @@ def resume_sweep(experiment: str, *, address: str | None = None) -> SweepOutcome
     storage, name = posixpath.split(path.rstrip("/"))
 
     def body() -> SweepOutcome:
-        statuses = trial_statuses(path) or []
+        statuses = trial_statuses(path, strict=True) or []
         if all_finished(path, spec, planned_trials(spec)):
             print(f"{path}: all {len(statuses)} trials finished; nothing to resume", flush=True)
             return SweepOutcome(path, len(statuses), statuses.count("ERROR"), 0.0)
@@ -107,13 +108,13 @@ def resume_sweep(experiment: str, *, address: str | None = None) -> SweepOutcome
         start = time.perf_counter()
         source = trial_source(spec)
         datasets = prepare(source, storage, address)
-        tuner = tune.Tuner.restore(
-            path,
-            build_trainable(source, datasets, name),
-            resume_unfinished=True,
-            resume_errored=True,
-            param_space=source.param_space(),
-        )
+        trainable = build_trainable(source, datasets, name)
+        try:
+            tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True,
+                                       param_space=source.param_space())  # fmt: skip
+        except Exception as err:  # a truncated or foreign tuner.pkl: nothing of the sweep has run yet
+            raise ConfigError("experiment", experiment, f"Ray Tune cannot restore it: {type(err).__name__}: "
+                              f"{first_line(err)}") from None  # fmt: skip
         return outcome(path, tuner.fit(), start)
 
     return _drive(path, "resume", spec, False, body)

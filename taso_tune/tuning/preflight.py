@@ -110,6 +110,14 @@ def connect(address: str | None) -> None:
     private_token_file()
 
 
+def disconnect() -> None:
+    """Leave Ray once a sweep has ended, before its summary is printed: the driver stops forwarding
+    the workers' output, so what workers print as they are shut down (a ``SystemExit: 1`` traceback
+    from their SIGTERM handler) never follows the summary of a sweep that went well."""
+    if ray.is_initialized():
+        ray.shutdown()
+
+
 def may_autoscale(address: str | None) -> bool:
     """Whether the cluster may grow: an existing cluster (we cannot tell a fixed one from one with
     an autoscaler, except that Ray's autoscaler reports node types with no maximum or room to grow);

@@ -16,6 +16,7 @@ import signal
 
 import pyarrow.fs
 
+from taso_tune.errors import ConfigError
 from taso_tune.names import BUDGET_SH_FILE, INTERRUPTED_FILE
 from taso_tune.spaces import SweepSpec
 from taso_tune.spaces.expansion import count_configurations, count_trials
@@ -44,7 +45,7 @@ def _run_folders(fs: pyarrow.fs.FileSystem, root: str) -> list[str]:
     return [root, *rungs]
 
 
-def _statuses(fs: pyarrow.fs.FileSystem, folder: str) -> list[str] | None:
+def _statuses(fs: pyarrow.fs.FileSystem, folder: str, strict: bool) -> list[str] | None:
     """The status of every trial in the newest experiment state of the Tune run in ``folder``
     (``None``: Tune saved no state there)."""
     entries = fs.get_file_info(pyarrow.fs.FileSelector(folder))
@@ -54,17 +55,24 @@ def _statuses(fs: pyarrow.fs.FileSystem, folder: str) -> list[str] | None:
     try:
         data = json.loads(read_text(fs, states[-1]) or "{}")
         return [json.loads(trial).get("status", "") for trial, _runtime in data.get("trial_data", [])]
-    except (ValueError, TypeError):
-        return []  # a state being written: Tune started, nothing countable yet
+    except (ValueError, TypeError, AttributeError) as err:
+        if strict:  # Tune would start every trial again from nothing
+            raise ConfigError("experiment", folder, f"its Ray Tune state {posixpath.basename(states[-1])} cannot "
+                              f"be read ({type(err).__name__}); resuming would train every trial again") from None  # fmt: skip
+        return []
 
 
-def trial_statuses(experiment: str) -> list[str] | None:
-    """Every trial's Tune status across the experiment's runs; ``None`` when Tune never saved state."""
+def trial_statuses(experiment: str, strict: bool = False) -> list[str] | None:
+    """Every trial's Tune status across the experiment's runs; ``None`` when Tune never saved state.
+
+    ``strict``: an experiment state that cannot be read is a :class:`ConfigError` (for resume),
+    not an empty list of trials.
+    """
     fs, root = filesystem(experiment)
     root = root.rstrip("/")
     if fs.get_file_info(root).type != pyarrow.fs.FileType.Directory:
         return None
-    found = [s for s in (_statuses(fs, folder) for folder in _run_folders(fs, root)) if s is not None]
+    found = [s for s in (_statuses(fs, folder, strict) for folder in _run_folders(fs, root)) if s is not None]
     return [status for run in found for status in run] if found else None
 
 

@@ -73,10 +73,15 @@ def experiment_path(storage: str, name: str) -> str:
 
 def read_space_file(experiment: str) -> SweepSpec:
     """The resolved space written beside an experiment's results."""
-    text = read_experiment_file(experiment, SPACE_FILE)
+    try:
+        text = read_experiment_file(experiment, SPACE_FILE)
+        data = None if text is None else yaml.safe_load(text)
+    except (UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ConfigError("experiment", experiment, f"its {SPACE_FILE} cannot be read "
+                          f"({type(err).__name__}): not a space taso-tune wrote") from None  # fmt: skip
     if text is None:
         raise ConfigError("experiment", experiment, f"not a taso-tune experiment folder (no {SPACE_FILE})")
-    return load_space_dict(yaml.safe_load(text), source=experiment)
+    return load_space_dict(data, source=f"{experiment}/{SPACE_FILE}")
 
 
 def write_space_file(experiment: str, spec: SweepSpec) -> None:
