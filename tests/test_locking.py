@@ -226,3 +226,24 @@ def test_the_report_of_an_interrupted_sweep_says_it_is_partial(tmp_path: Path) -
     assert html.index('id="partial"') < html.index('<section id="provenance">')
     (experiment / INTERRUPTED_FILE).write_text("{not json")
     assert "stopped by a signal: 10 trials finished" in partial_banner_html(load_experiment(str(experiment)))
+
+
+@pytest.mark.parametrize("case", ["garbage space file", "binary space file", "garbage Tune state"])
+def test_resume_of_a_damaged_folder_is_one_line_and_starts_nothing(tmp_path: Path, capsys, case: str) -> None:
+    experiment, marker = _experiment_with_crafted_state(tmp_path)
+    if case == "garbage space file":
+        (experiment / SPACE_FILE).write_text("blocks: [unclosed\n")
+        why = f"its {SPACE_FILE} cannot be read (ParserError)"
+    elif case == "binary space file":
+        (experiment / SPACE_FILE).write_bytes(bytes(range(128, 256)))
+        why = f"its {SPACE_FILE} cannot be read (UnicodeDecodeError)"
+    else:
+        (experiment / "experiment_state-2026-01-01_00-00-00.json").write_text("{half a state")
+        why = "its Ray Tune state experiment_state-2026-01-01_00-00-00.json cannot be read (JSONDecodeError)"
+    assert main(["resume", str(experiment)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and why in err[0], err
+    assert not marker.exists() and not (experiment / LOCK_FILE).exists()
+    import ray
+
+    assert not ray.is_initialized()

@@ -387,3 +387,41 @@ def test_the_defaults_file_writes_yaml_that_loads_back(tmp_path: Path) -> None:
     from taso_tune.results.export import load_defaults
 
     assert load_defaults(str(path))["optimizers"]["taso"]["hparams"]["lr"] == 5.0e-05
+
+
+# --- class 4 and 5: YAML that would run code, a cluster that is not there -----------------------------
+
+
+def test_python_tags_in_yaml_never_run(tmp_path: Path, capsys) -> None:
+    marker = tmp_path / "marker"
+    tag = f"!!python/object/apply:os.system ['touch {marker}']"
+    space = tmp_path / "space.yaml"
+    space.write_text(f"name: x\nblocks:\n  - optimizer: taso\n    lr: {tag}\n")
+    assert main(["sweep", str(space), "--dry-run"]) == 2
+    assert "space.yaml" in _one_error_line(capsys, "sweep")
+    defaults = tmp_path / "defaults.yaml"
+    defaults.write_text(f"format: taso-tune-defaults/1\noptimizers:\n  taso:\n    hparams: {{lr: {tag}}}\n")
+    assert main(["sweep", "--defaults", str(defaults), "--model", "lenet5", "--dataset", "digits", "--dry-run"]) == 2
+    assert "defaults.yaml" in _one_error_line(capsys, "sweep")
+    assert main(["schedule", "--set", f"lr_final={tag}"]) == 2
+    assert "--set" in _one_error_line(capsys, "schedule")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(("address", "problem"), [
+    ("127.0.0.1:1", "no Ray cluster at 127.0.0.1:1 ("),
+    ("ray://127.0.0.1:1", "no Ray cluster at 127.0.0.1:1 ("),
+    ("127.0.0.1:notaport", "must be HOST:PORT or ray://HOST:PORT"),
+])  # fmt: skip
+def test_an_address_where_no_cluster_listens_is_one_line(tmp_path: Path, capsys, address: str, problem: str) -> None:
+    space = write_space(tmp_path / "space.yaml", [{"optimizer": "taso"}])
+    storage = tmp_path / "runs"
+    start = time.monotonic()
+    assert main(["sweep", str(space), "--storage", str(storage), "--address", address]) == 2
+    assert time.monotonic() - start < 60  # Ray alone retries an unreachable address for minutes
+    line = _one_error_line(capsys, "sweep")
+    assert f"--address: {problem}" in line and repr(address) in line, line
+    assert not storage.exists()
+    import ray
+
+    assert not ray.is_initialized()
