@@ -119,7 +119,6 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         return 0
     from taso_tune.tuning import disconnect, run_sweep
 
-    private_files()
     outcome = run_sweep(spec, args.storage, name=spec.name, address=args.address)
     disconnect()
     return finish(outcome, args.select_on, write_files=not args.no_report, command="sweep")
@@ -130,16 +129,9 @@ def run_resume_command(args: argparse.Namespace) -> int:
 
     if not is_uri(args.experiment) and not os.path.isdir(args.experiment):
         raise ConfigError("EXPERIMENT", args.experiment, "no such experiment folder")
-    private_files()
     outcome = resume_sweep(args.experiment, address=args.address)
     disconnect()
     return finish(outcome, args.select_on, write_files=not args.no_report, command="resume")
-
-
-def private_files() -> None:
-    """Files this sweep writes are not writable by group or others (umask 022 at least): resume
-    unpickles the Ray Tune state it saves, and refuses a folder that others could have changed."""
-    os.umask(os.umask(0) | 0o022)
 
 
 def finish(outcome, select_on: str, write_files: bool = True, command: str = "sweep") -> int:

@@ -13,6 +13,7 @@ from Tune's saved state), ``trust`` (which folders resume may unpickle).
 from __future__ import annotations
 
 import dataclasses
+import os
 import posixpath
 import signal
 import time
@@ -129,6 +130,10 @@ def _drive(path: str, command: str, spec: SweepSpec, new: bool, body: Callable[[
     """
     planned, start = planned_trials(spec), time.perf_counter()
     lock = ExperimentLock(path, command)
+    # what the sweep writes is not writable by group or others (umask 022 at least): resume
+    # unpickles the Ray Tune state saved here, and refuses a folder that others could have changed
+    umask = os.umask(0o022)
+    os.umask(umask | 0o022)
     SIGNALS.install()
     started_nothing = False
     try:
@@ -156,5 +161,6 @@ def _drive(path: str, command: str, spec: SweepSpec, new: bool, body: Callable[[
     finally:
         lock.release()
         SIGNALS.uninstall()
+        os.umask(umask)
         if new and started_nothing and remove_if_only(path, _OWN_FILES):
             lock.remove_created()
