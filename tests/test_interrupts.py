@@ -76,7 +76,8 @@ def _check_stopped(proc: subprocess.Popen, tmp_path: Path, experiment: Path, sig
     assert proc.wait(timeout=120) == 128 + sig
     err = (tmp_path / "sweep.err").read_text()
     out = (tmp_path / "sweep.out").read_text()
-    for noise in ("Traceback", "Tuner.restore", "Stack trace", "core dumped", "SystemExit"):
+    for noise in ("Traceback", "Tuner.restore", "Stack trace", "core dumped", "SystemExit",
+                  "Token authentication is enabled"):
         assert noise not in err + out, noise
     finished = finished_trials(str(experiment))
     assert 1 <= finished < PLANNED

@@ -425,3 +425,16 @@ def test_an_address_where_no_cluster_listens_is_one_line(tmp_path: Path, capsys,
     import ray
 
     assert not ray.is_initialized()
+
+
+def test_the_ray_token_file_is_made_private(tmp_path: Path, monkeypatch) -> None:
+    from taso_tune.tuning.preflight import private_token_file
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    token = tmp_path / ".ray" / "auth_token"
+    token.parent.mkdir()
+    token.write_text("secret")
+    token.chmod(0o644)  # as Ray writes it
+    private_token_file()
+    assert token.stat().st_mode & 0o777 == 0o600
+    assert token.read_text() == "secret"
