@@ -6,6 +6,8 @@ Bad input (a :class:`~taso_tune.errors.ConfigError`) prints one line and exits w
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
@@ -27,18 +29,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                   line: str | None = None) -> str:
+    """``warning: MESSAGE``: a warning is advice to the user, not a pointer into our source."""
+    return f"warning: {message}\n"
+
+
+def _quiet_broken_pipe() -> None:
+    """The reader of stdout went away (``| head``): point stdout at devnull, so the interpreter's
+    own flush at exit does not fail again with a traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.simplefilter("default", UserWarning)
+    warnings.formatwarning = format_warning
     try:
         return int(args.handler(args) or 0)
     except ConfigError as err:
         print(f"taso-tune {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"taso-tune {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+        return 0
+    except KeyboardInterrupt as err:  # a sweep stopped by SIGTERM says so in ``signum``
+        signum = int(getattr(err, "signum", signal.SIGINT))
+        print(f"taso-tune {args.command}: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum
 
 
 if __name__ == "__main__":

@@ -36,10 +36,20 @@ class ConfigError(ValueError):
             text += f"; valid choices: {', '.join(map(str, self.choices))}"
         return text
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # pickle rebuilds an exception from ``self.args`` (the rendered message) by default, which
+        # does not fit ``__init__``; Ray pickles a trial's exception to re-raise it in the driver
+        return _rebuild, (self.field, self.value, self.problem, self.file, self.choices)
+
     def in_file(self, file: str, prefix: str = "") -> ConfigError:
         """The same error, placed in ``file`` under the field path ``prefix``."""
         field = f"{prefix}.{self.field}" if prefix else self.field
         return ConfigError(field, self.value, self.problem, file=file, choices=self.choices)
+
+
+def _rebuild(field: str, value: Any, problem: str, file: str | None, choices: list[Any] | None) -> ConfigError:
+    """A pickled :class:`ConfigError` back (see ``ConfigError.__reduce__``)."""
+    return ConfigError(field, value, problem, file=file, choices=choices)
 
 
 class Registry(dict):

@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import posixpath
 import tempfile
-from typing import Any
+import threading
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
 import pyarrow.fs
 import yaml
@@ -25,6 +27,11 @@ SHARED_PATH_PREFIXES = ("/mnt/", "/nfs/")
 SHARED_STORAGE_ENV = "TASO_TUNE_SHARED_STORAGE"
 #: The results root used when ``--storage`` is not given (set on cluster heads).
 STORAGE_ENV = "TASO_TUNE_STORAGE"
+#: Seconds a storage URI's file system gets to answer before the sweep gives up on it.
+STORAGE_TIMEOUT_ENV = "TASO_TUNE_STORAGE_TIMEOUT"
+DEFAULT_STORAGE_TIMEOUT_S = 20.0
+
+T = TypeVar("T")
 
 
 def is_uri(path: str) -> bool:
@@ -76,6 +83,118 @@ def write_experiment_file(experiment: str, name: str, text: str) -> None:
         handle.write(text.encode())
     fs.move(tmp, final)
 
+
+def delete_experiment_file(experiment: str, name: str) -> None:
+    """Remove ``EXPERIMENT/name`` if it is there."""
+    fs, root = filesystem(experiment)
+    path = posixpath.join(root.rstrip("/"), name)
+    if fs.get_file_info(path).type == pyarrow.fs.FileType.File:
+        fs.delete_file(path)
+
+
+def remove_if_only(experiment: str, names: tuple[str, ...]) -> bool:
+    """Delete the folder ``experiment`` when it holds nothing but files named in ``names`` (what a
+    sweep writes before its first trial); ``False``, touching nothing, when it holds anything else."""
+    fs, root = filesystem(experiment)
+    root = root.rstrip("/")
+    if fs.get_file_info(root).type != pyarrow.fs.FileType.Directory:
+        return False
+    entries = fs.get_file_info(pyarrow.fs.FileSelector(root))
+    if any(posixpath.basename(e.path) not in names or e.type != pyarrow.fs.FileType.File for e in entries):
+        return False
+    fs.delete_dir(root)
+    return True
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message, short enough for a one-line error."""
+    text = str(err).strip().splitlines()
+    line = text[0] if text else type(err).__name__
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
+def call_with_timeout(fn: Callable[[], T], seconds: float) -> T:
+    """``fn()`` in a daemon thread; ``TimeoutError`` when it has not returned after ``seconds``
+    (a bucket that does not answer retries for minutes: the caller reports it instead of hanging)."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = fn()
+        except BaseException as err:  # handed to the caller's thread
+            outcome["error"] = err
+
+    thread = threading.Thread(target=target, daemon=True, name="taso-tune-storage-probe")
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise TimeoutError(f"no answer within {seconds:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def storage_timeout() -> float:
+    """:data:`STORAGE_TIMEOUT_ENV` in seconds, else :data:`DEFAULT_STORAGE_TIMEOUT_S`."""
+    raw = os.environ.get(STORAGE_TIMEOUT_ENV)
+    try:
+        value = float(raw) if raw else DEFAULT_STORAGE_TIMEOUT_S
+    except ValueError:
+        raise ConfigError(STORAGE_TIMEOUT_ENV, raw, "must be a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise ConfigError(STORAGE_TIMEOUT_ENV, raw, "must be a number of seconds > 0")
+    return value
+
+
+def check_writable(path: str, field: str, kind: Literal["folder", "file"]) -> None:
+    """Refuse, before anything starts, a place where taso-tune could not write a ``kind``.
+
+    Local paths: a file where a folder is wanted (or the reverse), a path under a file, and a folder
+    that cannot be written (found by making and removing a temporary entry in the nearest existing
+    folder: permission bits say nothing for root, ACLs or NFS root squashing). URIs: a file system
+    that cannot be reached within :func:`storage_timeout` seconds, or a file where a folder is
+    wanted; whether a bucket takes writes is known only when the experiment's lock is written.
+
+    Raises:
+        ConfigError: on ``field``, naming the path and what is wrong with it.
+    """
+    if is_uri(path):
+        _check_uri(path, field, kind)
+        return
+    target = resolve(path)
+    if os.path.isdir(target) and kind == "file":
+        raise ConfigError(field, path, "is a folder, not a file")
+    if os.path.lexists(target) and not os.path.isdir(target) and kind == "folder":
+        raise ConfigError(field, path, "is a file, not a folder")
+    nearest = target if kind == "folder" and os.path.isdir(target) else os.path.dirname(target)
+    while not os.path.lexists(nearest):
+        nearest = os.path.dirname(nearest)
+    if not os.path.isdir(nearest):
+        raise ConfigError(field, path, f"is under {nearest}, which is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".taso-tune-probe-", dir=nearest))
+    except OSError as err:
+        raise ConfigError(field, path, f"cannot write in {nearest} ({err.strerror or first_line(err)})") from None
+
+
+def _check_uri(uri: str, field: str, kind: str) -> None:
+    seconds = storage_timeout()
+
+    def probe() -> pyarrow.fs.FileType:
+        fs, inner = filesystem(uri)
+        return fs.get_file_info(inner).type
+
+    try:
+        found = call_with_timeout(probe, seconds)
+    except TimeoutError:
+        raise ConfigError(field, uri, f"storage did not answer within {seconds:g} s (unreachable, or "
+                          f"no credentials; set {STORAGE_TIMEOUT_ENV} to wait longer)") from None  # fmt: skip
+    except Exception as err:  # pyarrow raises OSError and ArrowInvalid subclasses, and its own types
+        raise ConfigError(field, uri, f"cannot reach this storage: {first_line(err)}") from None
+    if kind == "folder" and found == pyarrow.fs.FileType.File:
+        raise ConfigError(field, uri, "is a file, not a folder")
+    if kind == "file" and found == pyarrow.fs.FileType.Directory:
+        raise ConfigError(field, uri, "is a folder, not a file")
 
 
 def write_text_atomic(path: str, text: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from taso_tune.commands.help_format import HelpFormatter
 from taso_tune.errors import ConfigError
-from taso_tune.storage import is_uri
+from taso_tune.storage import check_writable, is_uri
 
 
 def add_report_parser(sub: argparse._SubParsersAction) -> None:
@@ -53,12 +53,15 @@ def _select_on(p: argparse.ArgumentParser) -> None:
 
 
 def default_output(experiment: str, output: str | None, filename: str) -> str:
-    """``output``, else ``EXPERIMENT/filename`` for a local experiment (a URI needs ``-o``)."""
-    if output:
-        return output
-    if is_uri(experiment):
+    """``output``, else ``EXPERIMENT/filename`` for a local experiment (a URI needs ``-o``); refuses,
+    before any work, a place where the file cannot be written (under a file, a folder, unwritable)."""
+    if output and is_uri(output):
+        raise ConfigError("-o/--output", output, "must be a local file path (write it locally, then copy it)")
+    if not output and is_uri(experiment):
         raise ConfigError("-o/--output", None, f"required for an experiment at a URI ({experiment})")
-    return os.path.join(experiment, filename)
+    out = output or os.path.join(experiment, filename)
+    check_writable(out, "-o/--output", "file")
+    return out
 
 
 def run_report_command(args: argparse.Namespace) -> int:

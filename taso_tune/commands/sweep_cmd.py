@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
+import signal
 import sys
 
 from taso_tune.commands.help_format import HelpFormatter
@@ -36,6 +38,8 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed-start", type=int, help="use seeds START, START+1, ... (fresh seeds for a confirmation run)")
     p.add_argument("--scheduler", choices=["asha", "none", "budget-sh"], help="override the early-stopping scheduler")
     p.add_argument("--max-concurrent", type=int, help="at most N trials at once")
+    p.add_argument("--max-trials", type=int, metavar="N",
+                   help="refuse a space of more than N trials (default: the space's max_trials, else 10000)")  # fmt: skip
     p.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (also its torch threads)")
     p.add_argument("--gpus-per-trial", type=float, help="GPUs per trial, fractions allowed (default: per model)")
     p.add_argument("--select-on", choices=["val", "test"], default="val",
@@ -81,7 +85,9 @@ def resolve_spec(args: argparse.Namespace) -> SweepSpec:
         for flag in ("model", "dataset", "data_root"):
             if getattr(args, flag):
                 raise ConfigError(f"--{flag.replace('_', '-')}", getattr(args, flag), "only goes with --defaults")
-        spec = load_space(args.space)
+        if args.max_trials is not None and args.max_trials < 1:
+            raise ConfigError("--max-trials", args.max_trials, "must be an integer >= 1")
+        spec = load_space(args.space, max_trials=args.max_trials)
     return with_overrides(spec,
         epochs=args.epochs if not args.defaults else None,
         seeds=args.seeds if not args.defaults else None,
@@ -117,27 +123,39 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         print_dry_run(spec)
         return 0
-    from taso_tune.tuning import run_sweep
+    from taso_tune.tuning import disconnect, run_sweep
 
     outcome = run_sweep(spec, args.storage, name=spec.name, address=args.address)
-    return finish(outcome, args.select_on, write_files=not args.no_report)
+    disconnect()
+    return finish(outcome, args.select_on, write_files=not args.no_report, command="sweep")
 
 
 def run_resume_command(args: argparse.Namespace) -> int:
-    from taso_tune.tuning import resume_sweep
+    from taso_tune.tuning import disconnect, resume_sweep
 
     if not is_uri(args.experiment) and not os.path.isdir(args.experiment):
         raise ConfigError("EXPERIMENT", args.experiment, "no such experiment folder")
     outcome = resume_sweep(args.experiment, address=args.address)
-    return finish(outcome, args.select_on, write_files=not args.no_report)
+    disconnect()
+    return finish(outcome, args.select_on, write_files=not args.no_report, command="resume")
 
 
-def finish(outcome, select_on: str, write_files: bool = True) -> int:
-    """Print the summary; for a local experiment also write its report and exported defaults."""
+def finish(outcome, select_on: str, write_files: bool = True, command: str = "sweep") -> int:
+    """Print the summary; for a local experiment also write its report and exported defaults.
+
+    A sweep stopped by a signal prints how far it got and the command that continues it instead,
+    writes nothing, and returns 128 + the signal's number (130 for SIGINT, 143 for SIGTERM).
+    """
     from taso_tune.results.experiment import load_experiment
     from taso_tune.results.outputs import write_outputs
     from taso_tune.results.summary import format_summary
 
+    if outcome.interrupted is not None:
+        path = shlex.quote(outcome.experiment_path)
+        print(f"taso-tune {command}: stopped by {signal.Signals(outcome.interrupted).name}: {outcome.finished} of "
+              f"{outcome.planned} planned trials finished; continue with `taso-tune resume {path}` "
+              f"(partial report: `taso-tune report {path}`)", file=sys.stderr, flush=True)  # fmt: skip
+        return 128 + int(outcome.interrupted)
     experiment = load_experiment(outcome.experiment_path)
     print()
     print(format_summary(experiment, select_on))

@@ -24,6 +24,7 @@ from taso_tune.schedules import (
     schedule_table,
 )
 from taso_tune.spaces import SpaceLoader
+from taso_tune.storage import check_writable, is_uri
 from taso_tune.train import TrainConfig
 
 
@@ -94,6 +95,9 @@ def run_train(args: argparse.Namespace) -> int:
     out = args.out or os.path.join(
         "runs", f"train-{config.model}-{config.dataset}-{config.optimizer}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
+    if is_uri(out):
+        raise ConfigError("--out", out, "must be a local folder (train writes its files locally)")
+    check_writable(out, "--out", "folder")
     run = Run(config)  # loads data and builds everything: bad input fails before any file is written
     sizes = run.data.sizes()
     print(

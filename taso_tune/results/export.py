@@ -38,7 +38,7 @@ from taso_tune.errors import ConfigError
 from taso_tune.optimizers import OPTIMIZERS, resolve_hparams
 from taso_tune.results.aggregate import SelectOn, hyperparameter_columns, present, selection_metric
 from taso_tune.results.experiment import Experiment
-from taso_tune.spaces import SweepSpec, load_space_dict
+from taso_tune.spaces import SpaceLoader, SweepSpec, load_space_dict
 from taso_tune.storage import write_yaml_atomic
 
 FORMAT = "taso-tune-defaults/1"
@@ -134,7 +134,12 @@ def load_defaults(path: str) -> dict[str, Any]:
         raise ConfigError("--defaults", path, "no such file")
     try:
         with open(path, encoding="utf-8") as handle:
-            document = yaml.safe_load(handle)
+            # read as space files are: 5e-4 is a number, a key set twice is an error
+            document = yaml.load(handle, Loader=SpaceLoader)  # noqa: S506 (a SafeLoader)
+    except (UnicodeDecodeError, PermissionError) as err:
+        raise ConfigError("--defaults", path, f"cannot read the file ({type(err).__name__})") from None
+    except ConfigError as err:
+        raise err.in_file(path) from None
     except yaml.YAMLError as err:
         raise ConfigError("yaml", str(getattr(err, "problem_mark", "")), "not valid YAML", file=path) from None
     if not isinstance(document, dict):
@@ -177,7 +182,10 @@ def defaults_space(
     if not model or not dataset:
         raise ConfigError("--model/--dataset", (model, dataset), "both are required with --defaults", file=path)
     provenance = document.get("provenance") or {}
-    train: dict[str, Any] = {"model": model, "dataset": dataset, "epochs": epochs or int(provenance.get("epochs") or 100)}
+    planned = epochs or (provenance.get("epochs", 100) if isinstance(provenance, dict) else None)
+    if isinstance(planned, bool) or not isinstance(planned, int) or planned < 1:
+        raise ConfigError("provenance.epochs", planned, "must be an integer >= 1 (or give --epochs)", file=path)
+    train: dict[str, Any] = {"model": model, "dataset": dataset, "epochs": planned}
     if data_root:
         train["data_root"] = data_root
     blocks = [{"optimizer": name, **entry["hparams"]} for name, entry in document["optimizers"].items()]

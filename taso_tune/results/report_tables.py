@@ -8,6 +8,7 @@ configuration of each optimizer in bold.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 from collections.abc import Mapping, Sequence
 from html import escape
@@ -16,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from taso_tune import __version__
-from taso_tune.names import TRIAL_STATUSES
+from taso_tune.names import INTERRUPTED_FILE, TRIAL_STATUSES
 from taso_tune.results.aggregate import (
     SelectOn,
     hyperparameter_columns,
@@ -27,6 +28,7 @@ from taso_tune.results.aggregate import (
 )
 from taso_tune.results.experiment import Experiment
 from taso_tune.seed_stats import format_interval, format_mean_std
+from taso_tune.storage import read_experiment_file
 
 #: Table columns after the hyperparameters: (metric, heading, scale, digits).
 METRIC_COLUMNS = (("val_acc", "validation accuracy (%)", 100.0, 2), ("val_loss", "validation loss", 1.0, 3),
@@ -224,6 +226,28 @@ def per_seed_warning_html(experiment: Experiment) -> str:
             "compared.</p>")  # fmt: skip
 
 
+def partial_banner_html(experiment: Experiment) -> str:
+    """The note at the top of the report of a sweep a signal stopped (``taso_tune_interrupted.json``,
+    written by the driver, removed when a resume completes): which signal, when, and how many of the
+    planned trials finished. Empty for a sweep that ran to the end."""
+    text = read_experiment_file(experiment.path, INTERRUPTED_FILE)
+    if text is None:
+        return ""
+    try:
+        record = json.loads(text)
+    except ValueError:
+        record = {}
+    record = record if isinstance(record, dict) else {}
+    finished = int(experiment.trials["status"].isin(["complete", "stopped-early", "diverged"]).sum())
+    planned = record.get("planned_trials")
+    of = f" of {planned} planned" if isinstance(planned, int) and not isinstance(planned, bool) else ""
+    when = f" ({escape(str(record['interrupted_at']))})" if record.get("interrupted_at") else ""
+    return (f'<p class="note" id="partial"><b>Partial results.</b> The sweep was stopped by '
+            f"{escape(str(record.get('signal', 'a signal')))}{when}: {finished}{of} trials finished. "
+            "Configurations with unfinished seeds are not compared yet; <code>taso-tune resume "
+            f"{escape(experiment.path)}</code> continues it.</p>")  # fmt: skip
+
+
 def render_page(experiment: Experiment, select_on: SelectOn, figures: Mapping[str, str]) -> str:
     """The whole HTML document: provenance, selection rule, status, the tables and ``figures``
     (section id -> figure HTML, plotly.js included by the first)."""
@@ -235,6 +259,7 @@ def render_page(experiment: Experiment, select_on: SelectOn, figures: Mapping[st
     title = f"taso-tune report: {escape(experiment.name)}"
     body = [
         f"<h1>{title}</h1>",
+        partial_banner_html(experiment),
         f'<section id="provenance"><h2>Provenance</h2>{provenance_html(experiment)}</section>',
         f'<section id="selection"><h2>Selection</h2>{selection_note_html(select_on)}'
         f"{STATISTICS_NOTE}{per_seed_warning_html(experiment)}</section>",

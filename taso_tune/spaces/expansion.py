@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from taso_tune.errors import ConfigError
+from taso_tune.spaces.progress import counted
 from taso_tune.spaces.validation import TRAIN_FIELDS, Block
 from taso_tune.spaces.values import format_value, is_int
 
@@ -39,7 +41,9 @@ def configurations(spec: SweepSpec) -> list[dict[str, Any]]:
         drawn = [k for k, v in block.items() if v.varied and v.kind != "grid"]
         rng = np.random.default_rng([spec.search.seed, i])
         draws = spec.search.num_samples if drawn else 1
-        for combo in itertools.product(*(block[k].options for k in gridded)):
+        combos = itertools.product(*(block[k].options for k in gridded))
+        size = math.prod(len(block[k].options) for k in gridded)
+        for combo in counted(combos, size, f"expanding block {i} of the space"):
             point = dict(zip(gridded, combo, strict=True))
             for _ in range(draws):
                 values = {**point, **{k: block[k].sample(rng) for k in drawn}}
@@ -51,6 +55,25 @@ def configurations(spec: SweepSpec) -> list[dict[str, Any]]:
            for (i, flat), cid in zip(rows, ids, strict=True)]  # fmt: skip
     ids = _unique_ids(list(zip((i for i, _ in rows), ids, strict=True)))
     return [{**flat, "config_id": cid, "block": i} for (i, flat), cid in zip(rows, ids, strict=True)]
+
+
+def count_configurations(blocks: Sequence[Block], num_samples: int = 1) -> int:
+    """How many configurations :func:`configurations` makes of ``blocks``, without making them: per
+    block the product of its grid sizes, times ``num_samples`` when it draws from distributions."""
+    total = 0
+    for block in blocks:
+        grid = math.prod(len(v.options) for v in block.values() if v.kind == "grid")
+        drawn = any(v.varied and v.kind != "grid" for v in block.values())
+        total += grid * (num_samples if drawn else 1)
+    return total
+
+
+def count_trials(spec: SweepSpec) -> int:
+    """The trials of a sweep of ``spec`` before any early stopping: configurations x seeds (Optuna:
+    its proposals x seeds). Budget-aware successive halving runs more: see the Ray layer."""
+    if spec.search.type == "optuna":
+        return spec.search.num_samples * spec.seeds
+    return count_configurations(spec.blocks, spec.search.num_samples) * spec.seeds
 
 
 def flat_config(train: Mapping[str, Any], block: Block, chosen: Mapping[str, Any]) -> dict[str, Any]:

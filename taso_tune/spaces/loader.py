@@ -17,8 +17,9 @@ from taso_tune.spaces.spec import SweepSpec
 from taso_tune.spaces.values import require_keys
 from taso_tune.spaces.yaml_loader import read_yaml
 
-TOP_LEVEL_KEYS = ("name", "description", "train", "metric", "mode", "seeds", "seeds_per_trial", "resources", "scheduler",
-                  "search", "max_concurrent", "checkpoint_every", "max_failures", "blocks")  # fmt: skip
+TOP_LEVEL_KEYS = ("name", "description", "train", "metric", "mode", "seeds", "seeds_per_trial", "resources",
+                  "scheduler", "search", "max_concurrent", "checkpoint_every", "max_failures", "max_trials",
+                  "blocks")  # fmt: skip
 
 
 def _section(data: Mapping[str, Any], key: str, kinds: Mapping[str, tuple[str, ...]], default: str) -> dict:
@@ -38,7 +39,7 @@ def _section(data: Mapping[str, Any], key: str, kinds: Mapping[str, tuple[str, .
 
 
 #: Top-level keys passed to SweepSpec as they are.
-PLAIN_KEYS = ("seeds_per_trial", "max_concurrent", "checkpoint_every", "max_failures")
+PLAIN_KEYS = ("seeds_per_trial", "max_concurrent", "checkpoint_every", "max_failures", "max_trials")
 
 
 def _seeds(raw: Any) -> dict[str, Any]:
@@ -94,6 +95,13 @@ def load_space_dict(data: Mapping[str, Any], source: str | None = None) -> Sweep
         raise
 
 
-def load_space(path: str) -> SweepSpec:
-    """Read the space file at ``path`` and validate everything (see ``docs/search-spaces.md``)."""
-    return load_space_dict(read_yaml(path), source=str(path))
+def load_space(path: str, max_trials: int | None = None) -> SweepSpec:
+    """Read the space file at ``path`` and validate everything (see ``docs/search-spaces.md``).
+
+    ``max_trials`` replaces the file's cap on its number of trials (``max_trials:``, default
+    10,000), which is checked before the configurations are.
+    """
+    data = read_yaml(path)
+    if max_trials is not None and isinstance(data, Mapping):
+        data = {**data, "max_trials": max_trials}
+    return load_space_dict(data, source=str(path))

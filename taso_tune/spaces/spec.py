@@ -16,13 +16,17 @@ from typing import Any, Literal
 
 from taso_tune.errors import ConfigError
 from taso_tune.names import METRICS
-from taso_tune.spaces.expansion import configurations
+from taso_tune.spaces.expansion import configurations, count_configurations
 from taso_tune.spaces.sections import Resources, SchedulerSpec, SearchSpec
-from taso_tune.spaces.validation import Block, validate_blocks, validate_train
-from taso_tune.spaces.values import is_int, require_int
+from taso_tune.spaces.spec_checks import check_scheduler, check_seeds
+from taso_tune.spaces.validation import Block, parse_blocks, validate_blocks, validate_train
+from taso_tune.spaces.values import require_int
 from taso_tune.train import TrainConfig
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
+#: The most trials a space may hold unless it (or ``--max-trials``) says otherwise: a larger grid is
+#: usually a typo, and checking it alone takes minutes before Ray starts.
+DEFAULT_MAX_TRIALS = 10_000
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class SweepSpec:
     max_concurrent: int | None = None
     checkpoint_every: int = 1
     max_failures: int = 2
+    max_trials: int = DEFAULT_MAX_TRIALS
 
     def __post_init__(self) -> None:
         try:
@@ -62,14 +67,16 @@ class SweepSpec:
             raise
 
     def _validate(self) -> None:
-        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
-            raise ConfigError("name", self.name, "must be letters, digits, '_', '.' or '-'")
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name) or self.name in (".", ".."):
+            raise ConfigError("name", self.name, "must be letters, digits, '_', '.' or '-' (not . or ..): "
+                              "the experiment's folder inside the storage")  # fmt: skip
         if not isinstance(self.description, str):
             raise ConfigError("description", self.description, "must be text")
         require_int("seeds", self.seeds, 1)
-        self._validate_seeds()
+        check_seeds(self)
         require_int("checkpoint_every", self.checkpoint_every, 1)
         require_int("max_failures", self.max_failures, 0)
+        require_int("max_trials", self.max_trials, 1)
         if self.max_concurrent is not None:
             require_int("max_concurrent", self.max_concurrent, 1)
         if self.metric not in METRICS:
@@ -82,40 +89,22 @@ class SweepSpec:
             if not isinstance(getattr(self, name), kind):
                 raise ConfigError(name, getattr(self, name), f"must be a {kind.__name__}")
         object.__setattr__(self, "train", validate_train(self.train))
-        object.__setattr__(self, "blocks", validate_blocks(self.blocks, self.train, self.search.type, self.metric))
-        self._validate_scheduler()
+        blocks = parse_blocks(self.blocks, self.search.type)
+        self._check_size(blocks)  # before every configuration is checked, which takes long for huge grids
+        object.__setattr__(self, "blocks", validate_blocks(blocks, self.train, self.search.type, self.metric))
+        check_scheduler(self)
 
-    def _validate_seeds(self) -> None:
-        if not is_int(self.seed_start) or self.seed_start < 0:
-            raise ConfigError("seeds.start", self.seed_start, "must be an integer >= 0")
-        if self.seed_list is not None:
-            if not all(is_int(s) and s >= 0 for s in self.seed_list) or len(set(self.seed_list)) != len(self.seed_list):
-                raise ConfigError("seeds", list(self.seed_list), "a list of seeds holds distinct integers >= 0")
-            if len(self.seed_list) != self.seeds:
-                raise ConfigError("seeds", list(self.seed_list), f"lists {len(self.seed_list)} seeds, not {self.seeds}")
-        if self.seeds_per_trial not in ("all", 1):
-            raise ConfigError("seeds_per_trial", self.seeds_per_trial, "how a configuration's seeds share "
-                              "trials", choices=["all", 1])  # fmt: skip
-
-    def _validate_scheduler(self) -> None:
-        epochs, scheduler = self.epochs, self.scheduler
-        if scheduler.type == "asha" and self.seeds_per_trial == 1 and self.seeds > 1 and not scheduler.per_seed:
-            raise ConfigError("seeds_per_trial", 1, "under ASHA each seed would be stopped on its own, so a "
-                              "configuration's mean would be over the seeds that happened to survive; keep "
-                              "seeds_per_trial: all (every seed of a configuration in one trial, judged by "
-                              "their mean), or set scheduler.per_seed: true to run that biased baseline on purpose")  # fmt: skip
-        if scheduler.per_seed and self.seeds_per_trial != 1:
-            raise ConfigError("scheduler.per_seed", True, "per-seed ASHA needs seeds_per_trial: 1")
-        if scheduler.type == "asha" and scheduler.grace_period >= epochs:
-            raise ConfigError("scheduler.grace_period", scheduler.grace_period,
-                              f"must be less than the epochs ({epochs})")  # fmt: skip
-        if scheduler.type == "budget-sh":
-            if scheduler.min_epochs is not None and scheduler.min_epochs > epochs:
-                raise ConfigError("scheduler.min_epochs", scheduler.min_epochs,
-                                  f"must be at most the epochs ({epochs})")  # fmt: skip
-            if self.search.type == "optuna":
-                raise ConfigError("scheduler.type", "budget-sh", "needs a list of configurations "
-                                  "(search grid or random), not optuna")  # fmt: skip
+    def _check_size(self, blocks: tuple[Block, ...]) -> None:
+        """Refuse more trials than :attr:`max_trials`, counted without making the configurations."""
+        if self.search.type == "optuna":
+            configs, what = self.search.num_samples, "Optuna proposals"
+        else:
+            configs, what = count_configurations(blocks, self.search.num_samples), "configurations"
+        trials = configs * self.seeds
+        if trials > self.max_trials:
+            raise ConfigError("blocks", trials, f"the space makes {configs} {what} x {self.seeds} "
+                              f"seeds = {trials} training runs, more than the cap of {self.max_trials}: check the "
+                              f"grids, or raise the cap with --max-trials {trials} (max_trials: in the file)")  # fmt: skip
 
     @property
     def seed_values(self) -> tuple[int, ...]:
@@ -153,6 +142,8 @@ class SweepSpec:
             data["seeds_per_trial"] = self.seeds_per_trial
         if self.max_concurrent is not None:
             data["max_concurrent"] = self.max_concurrent
+        if self.max_trials != DEFAULT_MAX_TRIALS:
+            data["max_trials"] = self.max_trials
         data.update(checkpoint_every=self.checkpoint_every, max_failures=self.max_failures,
                     blocks=[{k: v.to_yaml() for k, v in block.items()} for block in self.blocks])  # fmt: skip
         return data

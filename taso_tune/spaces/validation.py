@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import fields
 from typing import Any
 
 from taso_tune.errors import ConfigError
 from taso_tune.optimizers import OPTIMIZERS
+from taso_tune.spaces.progress import counted
 from taso_tune.spaces.values import Value, did_you_mean, is_number, parse_value, require_int
 from taso_tune.train import TrainConfig
 
@@ -46,17 +48,27 @@ def validate_train(train: Any) -> dict[str, Any]:
     return copy.deepcopy(dict(train))
 
 
-def validate_blocks(blocks: Any, train: Mapping[str, Any], search: str, metric: str) -> tuple[Block, ...]:
-    """Parse and check every block; every configuration it yields must build a TrainConfig."""
+def parse_blocks(blocks: Any, search: str) -> tuple[Block, ...]:
+    """Each block's values parsed and checked one by one (blocks already parsed are kept)."""
     if not isinstance(blocks, (list, tuple)) or not blocks:
         raise ConfigError("blocks", blocks, "must be a non-empty list of blocks")
-    parsed = tuple(
-        block if _is_parsed(block) else _parse_block(i, block, search) for i, block in enumerate(blocks)
-    )
-    for i, block in enumerate(parsed):
-        for flat in check_points(block, train):
-            _check_config(i, block, train, flat, metric)
+    return tuple(block if _is_parsed(block) else _parse_block(i, block, search) for i, block in enumerate(blocks))
+
+
+def validate_blocks(blocks: Any, train: Mapping[str, Any], search: str, metric: str) -> tuple[Block, ...]:
+    """Parse and check every block; every configuration it yields must build a TrainConfig."""
+    parsed = parse_blocks(blocks, search)
+    total = sum(count_points(block) for block in parsed)
+    points = ((i, block, flat) for i, block in enumerate(parsed) for flat in check_points(block, train))
+    for i, block, flat in counted(points, total, "checking the space's configurations"):
+        _check_config(i, block, train, flat, metric)
     return parsed
+
+
+def count_points(block: Block) -> int:
+    """How many configurations :func:`check_points` yields for ``block``, without making them."""
+    listed = math.prod(len(v.options) for v in block.values() if v.kind in ("grid", "choice"))
+    return listed * (2 if any(v.is_distribution for v in block.values()) else 1)
 
 
 def _is_parsed(block: Any) -> bool:

@@ -19,11 +19,12 @@ import ray
 import yaml
 from ray import tune
 
-from taso_tune.data import ImageData, load_dataset
+from taso_tune.data import ImageData, check_batch_size, load_dataset
 from taso_tune.errors import ConfigError
 from taso_tune.names import SPACE_FILE
 from taso_tune.spaces import SweepSpec, load_space_dict
 from taso_tune.storage import (
+    check_writable,
     exists,
     is_uri,
     read_experiment_file,
@@ -32,6 +33,9 @@ from taso_tune.storage import (
     write_experiment_file,
 )
 from taso_tune.train import TrainConfig
+from taso_tune.tuning.interrupts import SIGNALS, StopAfterSignal
+from taso_tune.tuning.lock import lock_holder, only_own_lock
+from taso_tune.tuning.preflight import check_trial_fits, cluster_address, connect
 from taso_tune.tuning.schedulers import build_scheduler
 from taso_tune.tuning.trainable import DataKey, data_key, train_trial
 from taso_tune.tuning.trials import TrialSource
@@ -45,26 +49,39 @@ PROGRESS_COLUMNS = ("epoch", "lr", "train_loss", "val_acc", "test_acc")
 
 @dataclass(frozen=True)
 class SweepOutcome:
-    """Where a finished sweep is and how it went."""
+    """Where a sweep is and how it went: ``interrupted`` is the signal that stopped it (``None``:
+    it ran to the end), ``planned`` the trials it was to run and ``finished`` those that did (0
+    where not counted)."""
 
     experiment_path: str
     trials: int
     errored: int
     wall_seconds: float
+    planned: int = 0
+    interrupted: int | None = None
+    finished: int = 0
 
 
 def experiment_path(storage: str, name: str) -> str:
     """``STORAGE/NAME`` for local paths and URIs alike (local paths made absolute): where Ray Tune
-    writes the run of ``name`` under ``storage_path=resolve(storage)``."""
-    return posixpath.join(resolve(storage), name)
+    writes the run of ``name`` under ``storage_path=resolve(storage)``. ``name`` is one folder
+    inside the storage: a name with a path separator, or ``.``/``..``, is refused."""
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise ConfigError("--name", name, "must be one folder name inside the storage (no '/', not . or ..)")
+    return posixpath.join(resolve(storage).rstrip("/"), name)
 
 
 def read_space_file(experiment: str) -> SweepSpec:
     """The resolved space written beside an experiment's results."""
-    text = read_experiment_file(experiment, SPACE_FILE)
+    try:
+        text = read_experiment_file(experiment, SPACE_FILE)
+        data = None if text is None else yaml.safe_load(text)
+    except (UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ConfigError("experiment", experiment, f"its {SPACE_FILE} cannot be read "
+                          f"({type(err).__name__}): not a space taso-tune wrote") from None  # fmt: skip
     if text is None:
         raise ConfigError("experiment", experiment, f"not a taso-tune experiment folder (no {SPACE_FILE})")
-    return load_space_dict(yaml.safe_load(text), source=experiment)
+    return load_space_dict(data, source=f"{experiment}/{SPACE_FILE}")
 
 
 def write_space_file(experiment: str, spec: SweepSpec) -> None:
@@ -73,20 +90,28 @@ def write_space_file(experiment: str, spec: SweepSpec) -> None:
 
 
 def new_experiment_path(storage: str, name: str) -> str:
-    """``STORAGE/NAME`` for a new sweep; refuses an existing folder before anything starts."""
+    """``STORAGE/NAME`` for a new sweep; refuses, before anything starts, storage that cannot be
+    written (see :func:`~taso_tune.storage.check_writable`) and an existing folder."""
     path = experiment_path(storage, name)
-    if exists(path):
+    check_writable(storage, "--storage", "folder")
+    if exists(path) and not only_own_lock(path):
+        holder = lock_holder(path)
+        if holder is not None:
+            raise ConfigError("--name", name, f"experiment folder {path} is in use by {holder.describe()}; "
+                              "choose another --name")  # fmt: skip
         raise ConfigError("--name", name, f"experiment folder {path} already exists; resume it with "
                           f"`taso-tune resume {path}` or choose another --name")  # fmt: skip
     return path
 
 
 def load_sweep_data(source: TrialSource) -> dict[DataKey, ImageData]:
-    """Load every data set the sweep trains on, once (fails before anything starts)."""
+    """Load every data set the sweep trains on, once, and check every configuration's batch size
+    against its training set (fails before anything starts)."""
     spec = source.spec
     download = bool(spec.train.get("download", False))
     datasets = {}
-    for key in sorted({data_key(flat) for flat in source.fixed_configs()}, key=str):
+    configs = source.fixed_configs()
+    for key in sorted({data_key(flat) for flat in configs}, key=str):
         name, root, val_fraction, train_limit = key
         try:
             datasets[key] = load_dataset(
@@ -94,16 +119,27 @@ def load_sweep_data(source: TrialSource) -> dict[DataKey, ImageData]:
             )
         except ConfigError as err:
             raise err.in_file(spec.source or "space", "train") from None
+    for flat in configs:
+        _check_batch_sizes(spec, flat, datasets[data_key(flat)])
     return datasets
 
 
-def connect(address: str | None) -> None:
-    """Join the cluster at ``address`` (or ``RAY_ADDRESS``), else start a local Ray."""
-    if ray.is_initialized():
-        return
-    address = address or os.environ.get("RAY_ADDRESS")
-    ray.init(address=address, include_dashboard=None, log_to_driver=True, configure_logging=True,
-             logging_level="WARNING")  # fmt: skip
+def _check_batch_sizes(spec: SweepSpec, flat: Mapping, data: ImageData) -> None:
+    """Every batch size ``flat`` may train with: its own, or (an Optuna block's configuration, which
+    leaves varied fields out) each option of a block that varies it."""
+    if "batch_size" in flat:
+        sizes = {flat["batch_size"]}
+    else:
+        varied = [b["batch_size"] for b in spec.blocks if "batch_size" in b and b["batch_size"].varied]
+        sizes = {option for value in varied for option in value.options} or {TrainConfig.batch_size}
+    block = flat.get("block")
+    where = f"blocks[{block}]" if block is not None and "batch_size" in spec.blocks[block] else "train"
+    for size in sorted(sizes):
+        try:
+            check_batch_size(size, data)
+        except ConfigError as err:
+            label = f" (configuration {flat['config_id']})" if "config_id" in flat else ""
+            raise ConfigError(f"{where}.batch_size", size, err.problem + label, file=spec.source) from None
 
 
 def alive_nodes() -> int:
@@ -168,6 +204,7 @@ def run_config(source: TrialSource, name: str, storage: str) -> tune.RunConfig:
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         progress_reporter=reporter,
+        callbacks=[StopAfterSignal()],
         verbose=1,
     )
 
@@ -197,13 +234,15 @@ def prepare(source: TrialSource, storage: str, address: str | None) -> dict[Data
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     datasets = load_sweep_data(source)
     connect(address)
+    SIGNALS.install()  # after ray.init, which puts in its own SIGTERM handler
+    check_trial_fits(trial_resources(source), cluster_address(address))
     nodes = alive_nodes()
     require_shared_storage(storage, nodes)
-    if nodes == 1 and (address or os.environ.get("RAY_ADDRESS")) and not is_uri(storage):
+    if nodes == 1 and cluster_address(address) and not is_uri(storage):
         print(f"warning: {storage} is a node-local path; if this cluster adds worker nodes, their trials "
               "cannot write there: use shared storage (a bucket URI or an NFS mount)", file=sys.stderr)  # fmt: skip
     return datasets
 
 
-def outcome(path: str, results: tune.ResultGrid, start: float) -> SweepOutcome:
-    return SweepOutcome(path, len(results), results.num_errors, time.perf_counter() - start)
+def outcome(path: str, results: tune.ResultGrid, start: float, planned: int = 0) -> SweepOutcome:
+    return SweepOutcome(path, len(results), results.num_errors, time.perf_counter() - start, planned)

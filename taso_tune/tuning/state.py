@@ -1,0 +1,105 @@
+"""How far an experiment got, read from what Ray Tune saved, without starting Ray: trials planned,
+trials finished, whether Tune started at all, and the flag a driver stopped by a signal leaves.
+
+An experiment folder holds one Tune run (``experiment_state-*.json`` at its top) or, for budget-aware
+successive halving, one per rung (``rung-<i>-<epochs>ep/``). A trial Tune marks ``TERMINATED`` is
+finished: it ran its epochs, or early stopping or divergence ended it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import posixpath
+import signal
+
+import pyarrow.fs
+
+from taso_tune.errors import ConfigError
+from taso_tune.names import BUDGET_SH_FILE, INTERRUPTED_FILE
+from taso_tune.spaces import SweepSpec
+from taso_tune.spaces.expansion import count_configurations, count_trials
+from taso_tune.storage import filesystem, read_experiment_file, read_text, write_experiment_file
+
+FINISHED = "TERMINATED"
+
+
+def planned_trials(spec: SweepSpec) -> int:
+    """The trials a sweep of ``spec`` runs when nothing stops it: configurations x seeds; for
+    budget-aware successive halving, every rung's survivors x seeds."""
+    if spec.scheduler.type != "budget-sh":
+        return count_trials(spec)
+    configs = count_configurations(spec.blocks, spec.search.num_samples)
+    total = 0
+    for _ in spec.scheduler.rung_epochs(spec.epochs):
+        total += configs * spec.seeds
+        configs = max(1, math.ceil(configs / spec.scheduler.reduction_factor))
+    return total
+
+
+def _run_folders(fs: pyarrow.fs.FileSystem, root: str) -> list[str]:
+    entries = fs.get_file_info(pyarrow.fs.FileSelector(root))
+    rungs = sorted(e.path for e in entries if e.type == pyarrow.fs.FileType.Directory
+                   and posixpath.basename(e.path).startswith("rung-"))  # fmt: skip
+    return [root, *rungs]
+
+
+def _statuses(fs: pyarrow.fs.FileSystem, folder: str, strict: bool) -> list[str] | None:
+    """The status of every trial in the newest experiment state of the Tune run in ``folder``
+    (``None``: Tune saved no state there)."""
+    entries = fs.get_file_info(pyarrow.fs.FileSelector(folder))
+    states = sorted(e.path for e in entries if posixpath.basename(e.path).startswith("experiment_state-"))
+    if not states:
+        return None
+    try:
+        data = json.loads(read_text(fs, states[-1]) or "{}")
+        return [json.loads(trial).get("status", "") for trial, _runtime in data.get("trial_data", [])]
+    except (ValueError, TypeError, AttributeError) as err:
+        if strict:  # Tune would start every trial again from nothing
+            raise ConfigError("experiment", folder, f"its Ray Tune state {posixpath.basename(states[-1])} cannot "
+                              f"be read ({type(err).__name__}); resuming would train every trial again") from None  # fmt: skip
+        return []
+
+
+def trial_statuses(experiment: str, strict: bool = False) -> list[str] | None:
+    """Every trial's Tune status across the experiment's runs; ``None`` when Tune never saved state.
+
+    ``strict``: an experiment state that cannot be read is a :class:`ConfigError` (for resume),
+    not an empty list of trials.
+    """
+    fs, root = filesystem(experiment)
+    root = root.rstrip("/")
+    if fs.get_file_info(root).type != pyarrow.fs.FileType.Directory:
+        return None
+    found = [s for s in (_statuses(fs, folder, strict) for folder in _run_folders(fs, root)) if s is not None]
+    return [status for run in found for status in run] if found else None
+
+
+def finished_trials(experiment: str) -> int:
+    """How many of the experiment's trials Tune marks finished."""
+    return sum(status == FINISHED for status in trial_statuses(experiment) or [])
+
+
+def all_finished(experiment: str, spec: SweepSpec, planned: int) -> bool:
+    """Whether there is nothing left to resume: budget-sh picked its winner, or every planned trial
+    of the Tune run is finished."""
+    if spec.scheduler.type == "budget-sh":
+        text = read_experiment_file(experiment, BUDGET_SH_FILE)
+        try:
+            return text is not None and "winner" in json.loads(text)
+        except ValueError:
+            return False
+    statuses = trial_statuses(experiment) or []
+    return len(statuses) >= planned > 0 and all(status == FINISHED for status in statuses)
+
+
+def write_interrupted(experiment: str, signum: int, planned: int, finished: int) -> None:
+    """Mark the experiment partial: which signal stopped it, when, and the planned total."""
+    record = {
+        "signal": signal.Signals(signum).name,
+        "interrupted_at": _dt.datetime.now().astimezone().replace(microsecond=0).isoformat(),
+        "planned_trials": planned,
+        "finished_trials": finished,
+    }
+    write_experiment_file(experiment, INTERRUPTED_FILE, json.dumps(record, indent=2) + "\n")
