@@ -38,6 +38,7 @@ def test_train_writes_metrics_and_config(tmp_path: Path, capsys: pytest.CaptureF
 
     printed = capsys.readouterr().out
     assert "epoch   1/2" in printed and "complete" in printed and str(out) in printed
+    assert "lenet5 (61,706 parameters)" in printed
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import yaml
 from taso_tune.commands.help_format import HelpFormatter
 from taso_tune.data import DATASETS
 from taso_tune.errors import ConfigError
-from taso_tune.models import MODELS
+from taso_tune.models import MODELS, count_parameters
 from taso_tune.schedules import (
     SCHEDULE_GRANULARITIES,
     SCHEDULES,
@@ -101,7 +101,8 @@ def run_train(args: argparse.Namespace) -> int:
     run = Run(config)  # loads data and builds everything: bad input fails before any file is written
     sizes = run.data.sizes()
     print(
-        f"training {config.model} on {config.dataset} ({sizes['train']} train / {sizes['val']} val / "
+        f"training {config.model} ({count_parameters(run.module):,} parameters) on {config.dataset} "
+        f"({sizes['train']} train / {sizes['val']} val / "
         f"{sizes['test']} test images) with {config.optimizer} for {config.epochs} epochs on {run.device}",
         flush=True,
     )
