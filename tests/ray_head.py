@@ -116,7 +116,7 @@ def ray_head() -> Iterator[Cluster]:
     with open(f"{folder}/head.log", "w") as log:
         head = subprocess.Popen(
             [RAY, "start", "--head", "--block", "--port=0", "--num-cpus=2", f"--temp-dir={folder}/ray",
-             "--node-ip-address=127.0.0.1", "--include-dashboard=true", "--dashboard-host=127.0.0.1",
+             "--include-dashboard=true", "--dashboard-host=127.0.0.1",
              f"--dashboard-port={dashboard_port}", f"--metrics-export-port={metrics_port}",
              f"--dashboard-agent-listen-port={agent_port}", f"--ray-client-server-port={client_port}",
              "--disable-usage-stats"],

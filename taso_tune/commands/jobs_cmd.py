@@ -148,9 +148,10 @@ def run_jobs(args: argparse.Namespace) -> int:
     if not sweeps:
         print("no sweep jobs on this cluster (submit one with `taso-tune submit FILE`)")
         return 0
-    print(f"{'JOB':<30} {'STATUS':<10} {'EXPERIMENT':<44} BEST SO FAR")
+    width = max(len("EXPERIMENT"), *(len(job.experiment) for job in sweeps))
+    print(f"{'JOB':<28}  {'STATUS':<9}  {'EXPERIMENT':<{width}}  BEST SO FAR")
     for job in sweeps:
-        print(f"{job.job_id:<30} {job.status:<10} {job.experiment:<44} {best_so_far(job.experiment)}")
+        print(f"{job.job_id:<28}  {job.status:<9}  {job.experiment:<{width}}  {best_so_far(job.experiment)}")
     return 0
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shlex
 from collections.abc import Iterator, Sequence
@@ -27,7 +28,7 @@ DEFAULT_TOKEN_FILE = "~/.ray/auth_token"
 #: The metadata key that marks a job as a taso-tune sweep.
 SWEEP_KEY = "taso_tune"
 #: Files the job does not need from the working directory (Ray also skips what .gitignore lists).
-UPLOAD_EXCLUDES = [".git", ".venv", "runs", "__pycache__", "*.pyc"]
+UPLOAD_EXCLUDES = [".venv", "runs", "__pycache__", "*.pyc"]
 TERMINAL_STATES = ("SUCCEEDED", "FAILED", "STOPPED")
 TOKEN_HELP = (f"set {TOKEN_ENV}, or put it in {DEFAULT_TOKEN_FILE} or a file given by --token-file; "
               "`ray get-auth-token` prints it on the head node")  # fmt: skip
@@ -85,6 +86,9 @@ class SweepJobs:
         self.address = (address or os.environ.get("RAY_API_SERVER_ADDRESS") or DEFAULT_ADDRESS).rstrip("/")
         self.token = find_token(token_file)
         headers = {"Authorization": f"Bearer {self.token.value}"} if self.token else None
+        # Ray's SDK logs every upload step at INFO; its warnings (a large working directory) stay
+        for name in ("ray.dashboard.modules.dashboard_sdk", "ray._private.runtime_env.packaging"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         with self._errors():
             from ray.job_submission import JobSubmissionClient
 
@@ -98,7 +102,8 @@ class SweepJobs:
             yield
         except AuthenticationError as err:
             if self.token is None:
-                raise ConfigError("token", None, f"the cluster at {self.address} needs a token and none "
+                looked = f"looked in {TOKEN_ENV}, {TOKEN_PATH_ENV}, {DEFAULT_TOKEN_FILE}"
+                raise ConfigError("token", looked, f"the cluster at {self.address} needs a token and none "
                                   f"was found: {TOKEN_HELP}") from None  # fmt: skip
             why = "refused" if "403" in str(err) or "Invalid" in str(err) else "not accepted"
             raise ConfigError("token", self.token.source, f"the token was {why} by {self.address}: it is "
