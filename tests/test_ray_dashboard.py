@@ -318,6 +318,7 @@ def test_stop_ends_the_job_cleanly_and_resume_finishes_it(cluster: Cluster, swee
     assert _wait(cluster, resumed) == "SUCCEEDED", cluster.api(f"/api/jobs/{resumed}/logs")["logs"][-3000:]
     logs = cluster.api(f"/api/jobs/{resumed}/logs")["logs"]
     assert "best configuration per optimizer" in logs
+    assert re.search(r"progress: 2/2 trials done, 40/40 trial-epochs, \d+s elapsed, done", logs)
     assert [result_records(d)[-1]["epoch"] for d in _trials(experiment)] == [20, 20]
     # the resumed trials continued from their checkpoints, not from the start
     started = [int(n) for n in re.findall(r"seeds \[0\]: (\d+) of 20 epochs done", logs)]

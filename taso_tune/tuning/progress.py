@@ -60,7 +60,11 @@ class SweepProgress:
         self.epochs_per_trial = epochs_per_trial
         self.metric = metric
         self.clock = clock
-        self.start = clock()
+        self.restart()
+
+    def restart(self) -> None:
+        """Start counting afresh: the elapsed time and the new epochs are this driver's own."""
+        self.start = self.clock()
         self.last_status = self.start
         self.ended: set[str] = set()
         self.first_epochs: dict[str, int] = {}  # epochs a trial had when first seen (a resume)
@@ -126,6 +130,10 @@ class ProgressCallback(Callback):
     def __init__(self, progress: SweepProgress, out: TextIO | None = None) -> None:
         self.progress = progress
         self.out = out
+
+    def setup(self, **info: Any) -> None:
+        # a resumed sweep restores this callback from the Tuner's saved state: count from now
+        self.progress.restart()
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         views = [TrialView(str(t), t.status, t.last_result or {}) for t in trials]
