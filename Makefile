@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint bench bench-gpu-smoke bench-early-stopping reproduce browser data clean
+.PHONY: install demo test lint bench bench-gpu-smoke bench-early-stopping reproduce browser prometheus metrics data clean
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,22 @@ browser:
 	      || echo "warning: could not install chromium; the browser test will fail" >&2; \
 	  else echo "warning: chromium missing and not root; the browser test will fail" >&2; fi; }
 
+# The live-metrics test and `make metrics` run Debian's Prometheus; install it when missing.
+prometheus:
+	@command -v prometheus >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null) \
+	      || echo "warning: could not install prometheus; the Prometheus test will skip" >&2; \
+	  else echo "warning: prometheus missing and not root (sudo apt-get install prometheus); the Prometheus test will skip" >&2; fi; }
+
+# Prometheus on 127.0.0.1 only, scraping the Ray head whose --temp-dir is RAY_TEMP_DIR through Ray's
+# service-discovery file (docs/sweeps.md: pointing Grafana and the Ray dashboard at it).
+RAY_TEMP_DIR    ?= /tmp/ray
+PROMETHEUS_PORT ?= 9090
+
+metrics: install prometheus
+	$(BIN)/python -m taso_tune.cluster.prometheus --ray-temp-dir $(RAY_TEMP_DIR) --port $(PROMETHEUS_PORT) --folder $(CURDIR)/runs/prometheus
+
 # Fashion-MNIST from Debian's package, read where it is installed (no copy, no download): install it
 # when missing, then print the data root to use.
 FASHION_MNIST_PACKAGE := dataset-fashion-mnist
@@ -40,7 +56,7 @@ data:
 	  echo "fashion_mnist data root: $(FASHION_MNIST_ROOT) (--dataset fashion_mnist --data-root $(FASHION_MNIST_ROOT))"; \
 	else echo "error: no Fashion-MNIST files in $(FASHION_MNIST_ROOT)" >&2; exit 1; fi
 
-test: install browser
+test: install browser prometheus
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; fi; exit $$rc
 

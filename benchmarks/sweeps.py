@@ -102,7 +102,7 @@ def _ray_cpu() -> dict[int, float]:
     out = {}
     for process in [me, *me.children(recursive=True)]:
         try:
-            if "ImplicitFunc" in " ".join(process.cmdline()):  # a trial worker (the trainable's actor)
+            if "TrialActor" in " ".join(process.cmdline()):  # a trial worker (the trainable's actor)
                 continue
             times = process.cpu_times()
             out[process.pid] = times.user + times.system

@@ -73,7 +73,7 @@ class WorkerCPU(threading.Thread):
             try:
                 if worker is None:
                     worker = next((p for p in psutil.Process().children(recursive=True)
-                                   if "ImplicitFunc" in " ".join(p.cmdline())), None)  # fmt: skip
+                                   if "TrialActor" in " ".join(p.cmdline())), None)  # fmt: skip
                 if worker is not None:
                     times = worker.cpu_times()
                     self.samples.append((time.perf_counter(), times.user + times.system))

@@ -1,147 +1,131 @@
-"""The Ray dashboard with a sweep submitted as a Ray Job, on a real local Ray cluster (no mocks).
+"""Launching and inspecting sweeps where users look, on a real local Ray head with token auth (no mocks).
 
-A head node is started with ``ray start --head --block`` in its own temporary folders, its dashboard
-bound to 127.0.0.1 and token authentication on (``RAY_AUTH_MODE=token``, token from
-``ray get-auth-token --generate`` under a temporary HOME). The tests check that the dashboard refuses
-requests without the token, then submit a tiny sweep through the Jobs HTTP API and find the job, its
-logs, the trial actors and the live gauges (``ray_taso_tune_*`` on the metrics export port).
-
-The cluster is stopped by terminating that ``ray start --block`` process and then any of its
-descendants still alive, by process id: ``ray stop`` would stop every Ray cluster on the machine.
+One head (``ray_head.py``) serves the module. A sweep is submitted with ``taso-tune submit`` while
+Debian's Prometheus scrapes the cluster through Ray's service-discovery file; then the tests read it
+back the ways a person would: the Jobs API (metadata), the State API and the dashboard's HTTP API
+(trial actors named after their trials), the job's logs (progress lines, log prefixes, the
+TensorBoard line), ``taso-tune jobs``, every Grafana panel's PromQL through Prometheus's HTTP API,
+and the TensorBoard event files through TensorBoard's own reader. A second sweep is stopped with
+``taso-tune stop`` and resumed with ``taso-tune submit --resume``.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import shutil
-import socket
+import signal
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 import pytest
 import yaml
+from ray_head import Cluster, Prometheus, prometheus_for, ray_head
+from sweep_helpers import result_records, trial_dirs
 
+from taso_tune.cli import main
 from taso_tune.tuning.live_metrics import GAUGES as LIVE_GAUGES
 
-RAY = str(Path(sys.executable).with_name("ray"))
+REPO = Path(__file__).resolve().parents[1]
 #: Ray exports user metrics under its ``ray`` namespace: a Gauge named x is scraped as ray_x.
 GAUGES = tuple(f"ray_{name}" for name in LIVE_GAUGES)
-GRAFANA = Path(__file__).resolve().parents[1] / "dashboards" / "grafana" / "taso_tune_trials.json"
+GRAFANA = REPO / "dashboards" / "grafana" / "taso_tune_trials.json"
 TINY_SPACE = {
-    "name": "dashboard", "description": "two trials of two epochs, for the dashboard test",
+    "name": "dashboard", "description": "two trials of two epochs, for the dashboard tests",
     "train": {"model": "lenet5", "dataset": "digits", "epochs": 2, "batch_size": 64},
     "metric": "val_acc", "seeds": 1, "resources": {"cpus": 1}, "scheduler": "none", "search": "grid",
-    "max_concurrent": 2, "blocks": [{"optimizer": "taso", "lr": 0.05}, {"optimizer": "amsgrad", "lr": 0.001}],
+    "max_concurrent": 2, "blocks": [{"optimizer": "taso", "lr": {"grid": [0.05, 0.1]}}],
 }  # fmt: skip
+TRIAL_NAMES = {"taso_lr=0.05", "taso_lr=0.1"}  # the config ids: optimizer and varied settings
 
 
-def _free_ports(count: int) -> list[int]:
-    """``count`` distinct ports free right now (all held open together, then released)."""
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
-
-
-@dataclass
-class Cluster:
-    url: str
-    token: str
-    dashboard_port: int
-    metrics_port: int
-    folder: str
-
-    def request(self, path: str, *, headers: dict[str, str] | None = None, body: dict | None = None) -> tuple[int, str]:
-        """(status, text) of a dashboard request; no token unless ``headers`` carries one."""
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, headers={"Content-Type": "application/json", **(headers or {})})
-        try:
-            with urllib.request.urlopen(req, timeout=15) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as err:
-            return err.code, err.read().decode()
-
-    def api(self, path: str, body: dict | None = None):
-        status, text = self.request(path, headers={"Authorization": f"Bearer {self.token}"}, body=body)
-        assert status == 200, f"{path}: {status} {text[:500]}"
-        return json.loads(text)
-
-
-def _stop(head: subprocess.Popen) -> None:
-    """Stop the head started by ``ray start --block`` and every process it started, by id."""
-    try:
-        descendants = psutil.Process(head.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        descendants = []
-    head.terminate()  # ray start --block shuts its processes down on SIGTERM
-    try:
-        head.wait(timeout=45)
-    except subprocess.TimeoutExpired:
-        head.kill()
-        head.wait(timeout=10)
-    _, alive = psutil.wait_procs(descendants, timeout=15)
-    for proc in alive:
-        proc.kill()
-    psutil.wait_procs(alive, timeout=10)
+def run_cli(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = main(list(argv))
+    return code, out.getvalue()
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    # short folder names: Ray's Unix sockets live under the temp dir and their paths are length-limited
-    folder = tempfile.mkdtemp(prefix="taso-dash-")
-    # HOME: the token file (~/.ray/auth_token) stays in this test's folder; report interval: gauges
-    # reach the metrics endpoint within a second, not ten
-    env = {**os.environ, "HOME": f"{folder}/home", "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0",
-           "RAY_metrics_report_interval_ms": "1000"}  # fmt: skip
-    env.pop("RAY_ADDRESS", None)
-    token = subprocess.run([RAY, "get-auth-token", "--generate"], env=env, capture_output=True, text=True,
-                           check=True, timeout=60).stdout.strip()  # fmt: skip
-    # every port chosen free: other Ray clusters on this machine may hold the defaults (52365, 10001)
-    dashboard_port, metrics_port, agent_port, client_port = _free_ports(4)
-    with open(f"{folder}/head.log", "w") as log:
-        head = subprocess.Popen(
-            [RAY, "start", "--head", "--block", "--port=0", "--num-cpus=2", f"--temp-dir={folder}/ray",
-             "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
-             f"--metrics-export-port={metrics_port}", f"--dashboard-agent-listen-port={agent_port}",
-             f"--ray-client-server-port={client_port}", "--disable-usage-stats"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        cluster = Cluster(f"http://127.0.0.1:{dashboard_port}", token, dashboard_port, metrics_port, folder)
-        _wait_until_ready(cluster, head)
-        yield cluster
-    finally:
-        _stop(head)
-        import ray
-
-        ray.shutdown()  # nothing connected in this process; kept so no driver can outlive the test
-        shutil.rmtree(folder, ignore_errors=True)
+    with ray_head() as head:
+        yield head
 
 
-def _wait_until_ready(cluster: Cluster, head: subprocess.Popen, timeout: float = 120) -> None:
+@pytest.fixture(scope="module")
+def prometheus(cluster: Cluster) -> Iterator[Prometheus | None]:
+    """Prometheus scraping the head, or ``None`` (and its test skips) when it is not installed."""
+    if shutil.which("prometheus") is None:
+        yield None
+        return
+    with prometheus_for(cluster) as server:
+        yield server
+
+
+def _working_dir(cluster: Cluster, name: str, space: dict) -> Path:
+    """A user's project folder: the package and a space file (what `submit` uploads)."""
+    work = Path(cluster.folder, name)
+    shutil.copytree(REPO / "taso_tune", work / "taso_tune", ignore=shutil.ignore_patterns("__pycache__"))
+    (work / "tiny.yaml").write_text(yaml.safe_dump(space))
+    return work
+
+
+def _wait(cluster: Cluster, job_id: str, timeout: float = 240, until=("SUCCEEDED", "FAILED", "STOPPED"), each=None) -> str:
     deadline = time.monotonic() + timeout
+    status = "PENDING"
     while time.monotonic() < deadline:
-        assert head.poll() is None, Path(cluster.folder, "head.log").read_text()[-3000:]
-        try:
-            if cluster.request("/api/jobs/", headers={"Authorization": f"Bearer {cluster.token}"})[0] == 200:
-                return
-        except (urllib.error.URLError, ConnectionError):
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"the dashboard did not come up in {timeout:.0f} s")
+        status = cluster.api(f"/api/jobs/{job_id}")["status"]
+        if each is not None:
+            each()
+        if status in until:
+            return status
+        time.sleep(1)
+    return status
+
+
+def _metric_names(port: int) -> set[str]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line.startswith("ray_taso_tune_")}
+
+
+@dataclass
+class Sweep:
+    job_id: str
+    submit_output: str
+    experiment: Path
+    work: Path
+    logs: str
+    status: str
+    gauges_seen: set[str]
+
+
+def _job_id(submit_output: str) -> str:
+    return re.search(r"submitted job (\S+)", submit_output).group(1)
+
+
+@pytest.fixture(scope="module")
+def sweep(cluster: Cluster, prometheus: Prometheus | None) -> Sweep:
+    """The tiny sweep, submitted through the CLI with --token-file and run to its end."""
+    work = _working_dir(cluster, "work", TINY_SPACE)
+    storage = Path(cluster.folder, "runs")
+    code, out = run_cli("submit", str(work / "tiny.yaml"), "--address", cluster.url, "--token-file", cluster.token_file,
+                        "--working-dir", str(work), "--storage", str(storage), "--name", "inspect")  # fmt: skip
+    assert code == 0, out
+    job_id = _job_id(out)
+    seen: set[str] = set()
+    status = _wait(cluster, job_id, each=lambda: seen.update(_metric_names(cluster.metrics_port)))
+    logs = cluster.api(f"/api/jobs/{job_id}/logs")["logs"]
+    return Sweep(job_id, out, storage / "inspect", work, logs, status, seen)
 
 
 @pytest.mark.ray
@@ -158,54 +142,216 @@ def test_dashboard_needs_the_token_and_listens_on_loopback_only(cluster: Cluster
     assert listening == {"127.0.0.1"}
 
 
-def _metric_names(port: int) -> set[str]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line.startswith("ray_taso_tune_")}
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_missing_or_wrong_token_is_one_line_and_exit_2(cluster: Cluster, tmp_path: Path, monkeypatch, capsys) -> None:
+    for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ray/auth_token
+    assert main(["jobs", "--address", cluster.url]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"the cluster at {cluster.url} needs a token and none was found" in err
+    assert "RAY_AUTH_TOKEN" in err and "ray get-auth-token" in err
+    wrong = tmp_path / "wrong_token"
+    wrong.write_text("not-the-token\n")
+    assert main(["jobs", "--address", cluster.url, "--token-file", str(wrong)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"token: the token was refused by {cluster.url}" in err and str(wrong) in err
+    assert "not-the-token" not in err
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "also-wrong")
+    assert main(["logs", "raysubmit_none", "--address", cluster.url]) == 2
+    err = capsys.readouterr().err
+    assert "'RAY_AUTH_TOKEN'" in err and "also-wrong" not in err
 
 
-def _submit(cluster: Cluster, job: dict, timeout: float = 90) -> str:
-    """Submit through the Jobs API; the head answers 500 "No available agent" until its job agent
-    has registered, a few seconds after the dashboard itself is up."""
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_submitted_sweep_is_a_job_whose_trial_actors_carry_the_trial_names(cluster: Cluster, sweep: Sweep) -> None:
+    assert sweep.status == "SUCCEEDED", sweep.logs[-3000:]
+    experiment = str(sweep.experiment)
+    for line in (f"experiment  {experiment}", f"dashboard   {cluster.url}/#/jobs/{sweep.job_id}",
+                 f"follow      taso-tune logs {sweep.job_id} --follow --address {cluster.url}",
+                 f"stop        taso-tune stop {sweep.job_id} --address {cluster.url}"):  # fmt: skip
+        assert line in sweep.submit_output
+    assert cluster.token not in sweep.submit_output
+    job = cluster.api(f"/api/jobs/{sweep.job_id}")
+    assert job["metadata"] == {"taso_tune": "sweep", "space_file": "tiny.yaml", "experiment": experiment}
+    assert job["entrypoint"].startswith("python -m taso_tune.cli sweep tiny.yaml --name inspect --storage ")
+    # the dashboard's HTTP API, with the token
+    actors = cluster.api("/api/v0/actors?limit=1000&detail=true")["data"]["result"]["result"]
+    trials = [a for a in actors if a["class_name"] == "TrialActor"]
+    assert sorted(a["repr_name"] for a in trials) == sorted(TRIAL_NAMES)  # one actor per trial
+    assert "JobSupervisor" in {a["class_name"] for a in actors}
+    # Ray's State API, given the token as the CLI gives it
+    from ray.util.state import StateApiClient
+    from ray.util.state.common import ListApiOptions, StateResource
+
+    client = StateApiClient(address=cluster.url, headers={"Authorization": f"Bearer {cluster.token}"})
+    options = ListApiOptions(filters=[("class_name", "=", "TrialActor")], detail=True, limit=100)
+    listed = client.list(StateResource.ACTORS, options=options, raise_on_missing_output=True)
+    assert {a.repr_name for a in listed} == TRIAL_NAMES and {a.state for a in listed} == {"DEAD"}
+    # each trial's output carries its name as the log prefix
+    for name in TRIAL_NAMES:
+        assert re.search(rf"\({re.escape(name)} pid=\d+\).* seeds \[0\]: 0 of 2 epochs done, training on cpu", sweep.logs)
+    assert set(GAUGES) <= sweep.gauges_seen, sorted(sweep.gauges_seen)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_the_logs_have_progress_lines_and_jobs_lists_the_sweep(cluster: Cluster, sweep: Sweep, monkeypatch) -> None:
+    for name in TRIAL_NAMES:
+        assert re.search(rf"trial {re.escape(name)} complete, 2/2 epochs: val_acc \d\.\d{{4}} over 1 seed\n", sweep.logs)
+    assert re.search(r"progress: 2/2 trials done, 4/4 trial-epochs, \d+s elapsed, done", sweep.logs)
+    assert f"tensorboard: tensorboard --logdir {sweep.experiment}" in sweep.logs
+    assert "best configuration per optimizer" in sweep.logs
+    monkeypatch.setenv("RAY_AUTH_TOKEN", cluster.token)
+    code, listing = run_cli("jobs", "--address", cluster.url)
+    assert code == 0
+    row = next(line for line in listing.splitlines() if line.startswith(sweep.job_id))
+    best = max((result_records(d)[-1]["val_acc"], result_records(d)[-1]["config_id"]) for d in trial_dirs(sweep.experiment))
+    assert row.split()[1:4] == ["SUCCEEDED", str(sweep.experiment), "val_acc"]
+    assert row.endswith(f"val_acc {best[0]:.2%} ({best[1]})")
+    code, logs = run_cli("logs", sweep.job_id, "--address", cluster.url)
+    assert code == 0 and "progress: 2/2 trials done" in logs
+    code, followed = run_cli("logs", sweep.job_id, "--follow", "--address", cluster.url)
+    assert code == 0 and "best configuration per optimizer" in followed
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_prometheus_answers_every_grafana_panel(sweep: Sweep, prometheus: Prometheus | None) -> None:
+    if prometheus is None:
+        pytest.skip("Debian's prometheus is not installed (`make test` installs it when root: apt-get install prometheus)")
+    assert sweep.status == "SUCCEEDED"
+    dashboard = json.loads(GRAFANA.read_text())
+    exported = set(GAUGES)
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            expr = target["expr"]
+            assert set(re.findall(r"\bray_[a-z_]+", expr)) <= exported, expr  # only metrics we export
+            query = expr.replace("$experiment", "inspect").replace("$optimizer", ".*").replace("$hold", "5m")
+            series = _poll(prometheus, query)
+            assert {s["metric"]["trial"] for s in series} == TRIAL_NAMES, (panel["title"], series)
+            assert {s["metric"]["experiment"] for s in series} == {"inspect"}
+    epochs = {s["metric"]["trial"]: float(s["value"][1]) for s in _poll(prometheus, 'last_over_time(ray_taso_tune_epoch{experiment="inspect"}[5m])')}
+    assert epochs == {name: 2.0 for name in TRIAL_NAMES}
+    # the template variables' label_values(...) queries
+    with urllib.request.urlopen(f"{prometheus.url}/api/v1/label/experiment/values?match[]=ray_taso_tune_epoch") as r:
+        assert "inspect" in json.loads(r.read())["data"]
+
+
+def _poll(prometheus: Prometheus, query: str, timeout: float = 30) -> list[dict]:
+    """The query's series once Prometheus has them (its last scrape may trail the job by a second)."""
     deadline = time.monotonic() + timeout
     while True:
-        status, text = cluster.request("/api/jobs/", headers={"Authorization": f"Bearer {cluster.token}"}, body=job)
-        if status == 200:
-            return json.loads(text)["submission_id"]
-        assert status == 500 and "No available agent" in text and time.monotonic() < deadline, f"{status} {text[:500]}"
+        series = prometheus.query(query)
+        if series or time.monotonic() > deadline:
+            return series
         time.sleep(1)
 
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_sweep_submitted_as_a_job_shows_in_the_dashboard(cluster: Cluster) -> None:
-    space = Path(cluster.folder, "tiny.yaml")
-    space.write_text(yaml.safe_dump(TINY_SPACE))
+def test_tensorboard_reads_hparams_and_epoch_scalars(sweep: Sweep) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    assert sweep.status == "SUCCEEDED"
+    folders = trial_dirs(sweep.experiment)
+    assert len(folders) == 2
+    for folder in folders:
+        records = result_records(folder)
+        events = EventAccumulator(str(folder))
+        events.Reload()
+        for metric in ("val_acc", "test_acc", "train_loss", "lr", "epoch"):
+            scalars = events.Scalars(f"ray/tune/{metric}")
+            assert [s.step for s in scalars] == [1, 2]
+            assert [s.value for s in scalars] == pytest.approx([r[metric] for r in records], rel=1e-6)
+        assert "ray/tune/per_seed/0/val_acc" in events.Tags()["scalars"]
+        assert not {"ray/tune/config_id", "ray/tune/batch_size"} & set(events.Tags()["scalars"])  # labels are hparams
+        content = events.PluginTagToContent("hparams")
+        start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+        hparams = {k: v.string_value or v.number_value or v.bool_value for k, v in start.hparams.items()}
+        lr = records[-1]["hp"]["lr"]
+        assert hparams == {"optimizer": "taso", "config_id": f"taso_lr={lr}", "seeds": "0", "n_seeds": 1.0,
+                           "model": "lenet5", "dataset": "digits", "batch_size": 64.0, "lr": lr, "alpha": 25.0,
+                           "beta": 0.7, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0001}  # fmt: skip
+        experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+        assert {"ray/tune/val_acc", "ray/tune/test_acc", "ray/tune/epoch"} <= {m.name.tag for m in experiment.metric_infos}
+
+
+STOP_SPACE = {**TINY_SPACE, "train": {**TINY_SPACE["train"], "epochs": 20}, "checkpoint_every": 1}
+
+
+def _wait_for_epochs(experiment: Path, alive, timeout: float = 180) -> None:
+    """Until both trials have reported two epochs (``alive()`` says the sweep still runs)."""
+    deadline = time.monotonic() + timeout
+    while not (len(_trials(experiment)) == 2 and all(len(result_records(d)) >= 2 for d in _trials(experiment))):
+        assert time.monotonic() < deadline and alive()
+        time.sleep(0.5)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_stop_ends_the_job_cleanly_and_resume_finishes_it(cluster: Cluster, sweep: Sweep, monkeypatch) -> None:
+    monkeypatch.setenv("RAY_AUTH_TOKEN", cluster.token)
+    work = _working_dir(cluster, "work-stop", STOP_SPACE)
     storage = Path(cluster.folder, "runs")
-    entrypoint = f"{sys.executable} -m taso_tune.cli sweep {space} --storage {storage}"
-    job_id = _submit(cluster, {"entrypoint": entrypoint, "metadata": {"sweep": "dashboard"}})
-    seen: set[str] = set()
-    deadline = time.monotonic() + 240
-    status = "PENDING"
-    while time.monotonic() < deadline:
-        status = cluster.api(f"/api/jobs/{job_id}")["status"]
-        seen |= _metric_names(cluster.metrics_port)  # scraped while the trials run
-        if status in ("SUCCEEDED", "FAILED", "STOPPED"):
-            break
-        time.sleep(1)
-    logs = cluster.api(f"/api/jobs/{job_id}/logs")["logs"]
-    assert status == "SUCCEEDED", logs[-3000:]
-    jobs = {job["submission_id"]: job for job in cluster.api("/api/jobs/")}
-    assert jobs[job_id]["entrypoint"] == entrypoint and jobs[job_id]["metadata"] == {"sweep": "dashboard"}
-    assert "best configuration per optimizer" in logs and "seeds: 2 (complete 2) in 2 trials" in logs
-    actors = cluster.api("/api/v0/actors?limit=1000&detail=true")["data"]["result"]["result"]
-    # Ray names the function trainable's class either by name or by qualified name
-    # ("wrap_function.<locals>.ImplicitFunc"), depending on how the class reached the worker.
-    classes = [actor["class_name"].rsplit(".", 1)[-1] for actor in actors]
-    assert classes.count("ImplicitFunc") >= 1, classes  # the trial actors (reused between trials)
-    assert "JobSupervisor" in classes
-    assert set(GAUGES) <= seen, sorted(seen)
-    assert len(list(storage.glob("dashboard/*/result.json"))) == 2
+    code, out = run_cli("submit", str(work / "tiny.yaml"), "--address", cluster.url, "--working-dir", str(work),
+                        "--storage", str(storage), "--name", "stopped")  # fmt: skip
+    assert code == 0, out
+    job_id, experiment = _job_id(out), storage / "stopped"
+    _wait_for_epochs(experiment, lambda: cluster.api(f"/api/jobs/{job_id}")["status"] in ("PENDING", "RUNNING"))
+    code, stopped = run_cli("stop", job_id, "--address", cluster.url)
+    assert code == 0 and f"job {job_id}: STOPPED" in stopped, stopped
+    assert f"continue it with: taso-tune submit --resume {experiment} --address {cluster.url}" in stopped
+    # the driver ended on SIGTERM within Ray's grace period, not by the SIGKILL that follows it
+    supervisor = Path(cluster.temp_dir, "session_latest", "logs", "jobs", f"supervisor-{job_id}.log").read_text()
+    assert "has been terminated gracefully with SIGTERM" in supervisor, supervisor[-2000:]
+    assert all(result_records(d)[-1]["epoch"] < 20 for d in _trials(experiment))
+    code, out = run_cli("submit", "--resume", str(experiment), "--address", cluster.url, "--working-dir", str(work))
+    assert code == 0, out
+    resumed = _job_id(out)
+    assert _wait(cluster, resumed) == "SUCCEEDED", cluster.api(f"/api/jobs/{resumed}/logs")["logs"][-3000:]
+    logs = cluster.api(f"/api/jobs/{resumed}/logs")["logs"]
+    assert "best configuration per optimizer" in logs
+    assert re.search(r"progress: 2/2 trials done, 40/40 trial-epochs, \d+s elapsed, done", logs)
+    assert [result_records(d)[-1]["epoch"] for d in _trials(experiment)] == [20, 20]
+    # the resumed trials continued from their checkpoints, not from the start
+    started = [int(n) for n in re.findall(r"seeds \[0\]: (\d+) of 20 epochs done", logs)]
+    assert len(started) == 2 and all(n >= 2 for n in started), started
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_sigterm_to_the_driver_exits_143_with_the_sweep_resumable(cluster: Cluster, sweep: Sweep, tmp_path: Path) -> None:
+    """What `ray job stop` does to a sweep's driver (SIGTERM to its process group), done directly so
+    the driver's exit status can be read (Ray does not record it for a stopped job)."""
+    space = tmp_path / "tiny.yaml"
+    space.write_text(yaml.safe_dump(STOP_SPACE))
+    experiment = tmp_path / "runs" / "sigterm"
+    gcs = Path(cluster.temp_dir, "ray_current_cluster").read_text().strip()
+    env = {**os.environ, "RAY_ADDRESS": gcs, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": cluster.token,
+           "PYTHONPATH": str(REPO)}  # fmt: skip
+    command = [sys.executable, "-m", "taso_tune.cli", "sweep", str(space), "--storage", str(tmp_path / "runs"), "--name", "sigterm"]
+    with open(tmp_path / "driver.log", "w") as log:
+        driver = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_for_epochs(experiment, lambda: driver.poll() is None)
+        os.killpg(driver.pid, signal.SIGTERM)
+        assert driver.wait(timeout=30) == 143, (tmp_path / "driver.log").read_text()[-3000:]
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    from ray import tune
+
+    assert tune.Tuner.can_restore(str(experiment))
+    assert all(result_records(d)[-1]["epoch"] < 20 for d in _trials(experiment))
+
+
+def _trials(experiment: Path) -> list[Path]:
+    return trial_dirs(experiment) if experiment.is_dir() else []
 
 
 def test_grafana_dashboard_has_a_panel_per_gauge() -> None:
@@ -223,3 +369,4 @@ def test_grafana_dashboard_has_a_panel_per_gauge() -> None:
     assert sorted(exprs) == sorted(LIVE_GAUGES)  # one panel per live gauge, by its exported name
     scale = exprs["taso_tune_lr"]["fieldConfig"]["defaults"]["custom"]["scaleDistribution"]
     assert scale == {"type": "log", "log": 10}
+

@@ -160,6 +160,7 @@ def finish(outcome, select_on: str, write_files: bool = True, command: str = "sw
     print()
     print(format_summary(experiment, select_on))
     print(f"wall time {outcome.wall_seconds:.1f}s; results in {outcome.experiment_path}")
+    print(f"tensorboard: tensorboard --logdir {outcome.experiment_path}   (HParams: optimizer, hyperparameters, seeds)")
     if write_files:
         written = write_outputs(experiment, select_on)
         if written.report:

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from taso_tune.commands import epoch_bar
 from taso_tune.commands.help_format import HelpFormatter
 from taso_tune.data import DATASETS
 from taso_tune.errors import ConfigError
@@ -106,6 +107,7 @@ def run_train(args: argparse.Namespace) -> int:
         f"{sizes['test']} test images) with {config.optimizer} for {config.epochs} epochs on {run.device}",
         flush=True,
     )
+    epoch_bar.attach(run, sys.stdout)  # a bar for long epochs on a terminal; plain lines otherwise
     start = time.perf_counter()
     records = train_run_to_folder(run, out, _print_epoch)
     last = records[-1]

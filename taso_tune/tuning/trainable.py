@@ -1,4 +1,4 @@
-"""The Ray Tune function trainable around :class:`taso_tune.seed_runs.SeedRuns`.
+"""The Ray Tune trainable around :class:`taso_tune.seed_runs.SeedRuns`.
 
 One trial = one configuration with all its seeds, trained side by side (or one seed, with
 ``seeds_per_trial: 1``). Each epoch it calls ``tune.report`` with each metric's mean over the seeds
@@ -7,6 +7,11 @@ at the last one) the report carries a checkpoint of every seed's whole run (mode
 schedule, RNG, epoch), so a restarted trial continues exactly where it stopped. A seed whose loss
 blows up stops and is scored at chance level; the trial ends when every seed has finished or
 diverged (ASHA does not stop a trial that reports NaN, so none is reported for a diverged seed).
+
+:func:`train_trial` is the whole trial; :class:`TrialActor` is the actor Ray Tune runs it in (Tune's
+function-trainable runner, as ``tune.with_parameters`` would build for the function) with one
+difference: its ``repr`` is the trial name, which Ray shows as the actor's name in the dashboard's
+Actors view and as the prefix of its log lines.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from typing import Any
 import ray
 import torch
 from ray import tune
+from ray.train._internal.session import get_session
+from ray.tune.result import RESULT_DUPLICATE
+from ray.tune.trainable.function_trainable import FunctionTrainable
 
 from taso_tune.data import ImageData
 from taso_tune.names import STATE_FILE, TrialLabels
@@ -79,6 +87,9 @@ def train_trial(
     data = datasets[data_key(flat)]
     runs = SeedRuns(train_config, flat["seeds"], data, _load_state(tune.get_checkpoint()))
     labels = trial_labels(flat, train_config, data)
+    # one line at the start, under the trial's name in the logs (a resumed trial says where it resumes)
+    print(f"seeds {list(flat['seeds'])}: {runs.epoch} of {train_config.epochs} epochs done, training on "
+          f"{train_config.device}", flush=True)  # fmt: skip
     gauges = live_metrics.TrialGauges(experiment, tune.get_context().get_trial_name(), train_config.optimizer)
     while runs.status == "running":
         records = runs.step_epoch()
@@ -109,3 +120,26 @@ def trial_labels(flat: Mapping[str, Any], config: TrainConfig, data: ImageData) 
         "hp": {k: list(v) if isinstance(v, tuple) else v for k, v in config.hparams.items()},
         "diverged": False,
     }
+
+
+class TrialActor(FunctionTrainable):
+    """The actor of one trial: runs :func:`train_trial` with the sweep's parameters.
+
+    Ray reads an actor's ``repr`` once, when the actor is created, for its name in the dashboard and
+    its log prefix; so the sweep does not reuse actors between trials (``reuse_actors=False``), and
+    every actor is named after the one trial it runs.
+    """
+
+    _name = "train_trial"
+
+    def setup(self, config: dict[str, Any], **params: Any) -> None:
+        # ``params``: what ``tune.with_parameters`` fetched from the object store (the data sets, ...)
+        self._params = params
+        super().setup(config)
+
+    def _trainable_func(self, config: dict[str, Any]) -> None:
+        train_trial(config, **self._params)
+        get_session().report({RESULT_DUPLICATE: True})  # Tune's marker of a function that returned
+
+    def __repr__(self) -> str:
+        return self.trial_name

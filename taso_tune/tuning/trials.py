@@ -31,6 +31,9 @@ class TrialSource(Protocol):
     def flat_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """The flat training dict of a trial (``config_id``, ``block``, ``seeds`` and training fields)."""
 
+    def planned_trials(self) -> int:
+        """How many trials the sweep runs (for the progress lines)."""
+
     def fixed_configs(self) -> list[dict[str, Any]]:
         """Flat dicts that cover every data set and model the sweep can train (for loading data
         once and choosing resources before the sweep starts)."""
@@ -61,6 +64,9 @@ class GridTrials:
 
     def flat_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
         return dict(config["trial"])
+
+    def planned_trials(self) -> int:
+        return len(self.trials)
 
     def fixed_configs(self) -> list[dict[str, Any]]:
         return self.spec.configurations()
@@ -100,6 +106,9 @@ class OptunaTrials:
         flat = resolve_optuna_params(self.spec, {k: v for k, v in config.items() if k != "__trial_index__"})
         flat["seeds"] = list(seed_groups(self.spec)[int(config.get("__trial_index__", 0))])
         return flat
+
+    def planned_trials(self) -> int:
+        return self.spec.search.num_samples * len(seed_groups(self.spec))
 
     def fixed_configs(self) -> list[dict[str, Any]]:
         spec = self.spec

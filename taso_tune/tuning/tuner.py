@@ -36,8 +36,10 @@ from taso_tune.train import TrainConfig
 from taso_tune.tuning.interrupts import SIGNALS, StopAfterSignal
 from taso_tune.tuning.lock import lock_holder, only_own_lock
 from taso_tune.tuning.preflight import check_trial_fits, cluster_address, connect
+from taso_tune.tuning.progress import ProgressCallback, SweepProgress
 from taso_tune.tuning.schedulers import build_scheduler
-from taso_tune.tuning.trainable import DataKey, data_key, train_trial
+from taso_tune.tuning.tensorboard import HParamsLogger
+from taso_tune.tuning.trainable import DataKey, TrialActor, data_key
 from taso_tune.tuning.trials import TrialSource
 
 #: GPUs per trial when the space leaves them unset and the cluster has GPUs: a LeNet5 trial uses a sliver.
@@ -158,11 +160,11 @@ def trial_resources(source: TrialSource) -> dict[str, float]:
 
 
 def build_trainable(source: TrialSource, datasets: Mapping[DataKey, ImageData], name: str):
-    """``train_trial`` with the data in the object store and the trial's resources attached."""
+    """:class:`TrialActor` with the data in the object store and the trial's resources attached."""
     spec = source.spec
     resources = trial_resources(source)
-    fn = tune.with_parameters(
-        train_trial,
+    actor = tune.with_parameters(
+        TrialActor,
         datasets=dict(datasets),
         experiment=name,
         checkpoint_every=spec.checkpoint_every,
@@ -170,7 +172,10 @@ def build_trainable(source: TrialSource, datasets: Mapping[DataKey, ImageData], 
         device="cuda" if resources["gpu"] > 0 else "cpu",
         source=source,
     )
-    return tune.with_resources(fn, resources)
+    trainable = tune.with_resources(actor, resources)
+    # Ray names an actor's class by its qualified name; Tune's wrappers are local classes
+    trainable.__qualname__ = trainable.__name__ = TrialActor.__name__
+    return trainable
 
 
 def _trial_namer(source: TrialSource):
@@ -187,7 +192,8 @@ def _trial_namer(source: TrialSource):
 
 
 def run_config(source: TrialSource, name: str, storage: str) -> tune.RunConfig:
-    """Where results go, failure retries, checkpoints kept, and the progress table."""
+    """Where results go, failure retries, checkpoints kept, the progress table and lines, and the
+    TensorBoard files."""
     from ray.tune import CLIReporter
 
     reporter = CLIReporter(
@@ -204,7 +210,8 @@ def run_config(source: TrialSource, name: str, storage: str) -> tune.RunConfig:
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         progress_reporter=reporter,
-        callbacks=[StopAfterSignal()],
+        callbacks=[StopAfterSignal(), HParamsLogger(),
+                   ProgressCallback(SweepProgress(source.planned_trials(), spec.epochs, spec.metric))],
         verbose=1,
     )
 
@@ -221,7 +228,7 @@ def tune_config(source: TrialSource) -> tune.TuneConfig:
         search_alg=search_alg,
         num_samples=num_samples,
         max_concurrent_trials=spec.max_concurrent,
-        reuse_actors=True,
+        reuse_actors=False,  # an actor's name in the dashboard is fixed when it starts: one per trial
         trial_name_creator=namer,
         trial_dirname_creator=dirnamer,
     )
