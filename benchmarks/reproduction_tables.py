@@ -215,7 +215,7 @@ def render_tables(storage: Path, log: list[tuple[str, float]], epochs: int, quar
                      "val acc % (selection)": _pm(e["val_acc"]), "n": e["val_acc"]["n"]}
                     for n, e in chosen.items()])  # fmt: skip
     commands = _md([{"command": f"`{c}`", "wall time": f"{s / 60:.1f} min"} for c, s in log])  # sweeps only
-    epoch_rows = _md([{"experiment": n, "trials": len(e.trials), "epochs run": int(e.trials["epochs_run"].sum())}
+    epoch_rows = _md([{"experiment": n, "seed runs": len(e.trials), "epochs run": int(e.trials["epochs_run"].sum())}
                       for n, e in exp.items()])  # fmt: skip
     return f"""Measured by `make reproduce` (`python benchmarks/reproduce.py --epochs {epochs}`): LeNet5 on the
 bundled digits, {epochs} epochs (the paper: 100), Table VII at {quarter}, 5 seeds everywhere: mean ± sample
