@@ -200,7 +200,7 @@ def provenance_html(experiment: Experiment) -> str:
         ("seeds per configuration", f"{experiment.planned_seeds}: {sorted(trials['seed'].unique().tolist())}"),
         ("scheduler", scheduler.get("type", "–") if isinstance(scheduler, dict) else scheduler),
         ("sweep metric", f"{space.get('metric', '–')} ({space.get('mode', 'max')})"),
-        ("configurations / trials", f"{trials['config_id'].nunique()} / {len(trials)}"),
+        ("configurations / trials / seed runs", f"{trials['config_id'].nunique()} / {trials['trial_id'].nunique()} / {len(trials)}"),
         ("report written", f"{_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC by taso-tune {__version__}"),
     ]
     return _table(["", ""], [[f"<b>{escape(k)}</b>", escape(str(v))] for k, v in items], align=False)
