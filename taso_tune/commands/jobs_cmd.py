@@ -14,7 +14,7 @@ from taso_tune.errors import ConfigError
 from taso_tune.storage import is_uri
 
 #: Sweep flags ``submit`` checks here and passes on to ``taso-tune sweep`` in the job: (flag, type).
-SWEEP_FLAGS = (("--epochs", int), ("--seeds", int), ("--seed-start", int), ("--max-concurrent", int),
+SWEEP_FLAGS = (("--epochs", int), ("--seeds", int), ("--seed-start", int), ("--max-concurrent", int), ("--max-trials", int),
                ("--cpus-per-trial", float), ("--gpus-per-trial", float))  # fmt: skip
 
 
