@@ -9,13 +9,14 @@ import sys
 import time
 
 from taso_tune.commands.help_format import HelpFormatter
-from taso_tune.commands.sweep_cmd import DEFAULT_STORAGE, resolve_spec
+from taso_tune.commands.sweep_cmd import (
+    DEFAULT_STORAGE,
+    OVERRIDE_FLAGS,
+    add_override_flags,
+    resolve_spec,
+)
 from taso_tune.errors import ConfigError
 from taso_tune.storage import is_uri
-
-#: Sweep flags ``submit`` checks here and passes on to ``taso-tune sweep`` in the job: (flag, type).
-SWEEP_FLAGS = (("--epochs", int), ("--seeds", int), ("--seed-start", int), ("--max-concurrent", int), ("--max-trials", int),
-               ("--cpus-per-trial", float), ("--gpus-per-trial", float))  # fmt: skip
 
 
 def _add_cluster_flags(p: argparse.ArgumentParser) -> None:
@@ -44,8 +45,7 @@ def add_submit_parser(sub: argparse._SubParsersAction) -> None:
                    help="results root on the cluster: a shared mount or a URI (a relative path is made absolute here)")  # fmt: skip
     p.add_argument("--working-dir", default=".", help="the folder uploaded for the job (default: .)")
     p.add_argument("--python", default="python", help="the cluster's Python that has taso-tune's dependencies")
-    for flag, kind in SWEEP_FLAGS:
-        p.add_argument(flag, type=kind, help=f"as for `taso-tune sweep {flag}`")
+    add_override_flags(p)  # the sweep's own, checked here and passed on to `taso-tune sweep` in the job
     p.add_argument("--scheduler", choices=["asha", "none", "budget-sh"], help="as for `taso-tune sweep`")
     p.add_argument("--no-report", action="store_true", help="as for `taso-tune sweep`")
     p.set_defaults(handler=run_submit)
@@ -93,7 +93,7 @@ def _sweep_args(args: argparse.Namespace) -> tuple[str, str, list[str]]:
         raise ConfigError("FILE", args.space, f"must be inside the working directory {args.working_dir} "
                           "(only that folder is uploaded); pass --working-dir")  # fmt: skip
     flags = ["--name", name, "--storage", storage]
-    for flag, _ in (*SWEEP_FLAGS, ("--scheduler", str)):
+    for flag in (*(f for f, _, _ in OVERRIDE_FLAGS), "--scheduler"):
         value = getattr(args, flag[2:].replace("-", "_"))
         if value is not None:
             flags += [flag, str(value)]

@@ -17,6 +17,24 @@ from taso_tune.storage import STORAGE_ENV, is_uri
 DEFAULT_STORAGE = os.environ.get(STORAGE_ENV, "runs")
 
 
+#: The flags that change a space, shared by ``sweep`` and ``submit`` (which passes them on): (flag, type, help).
+OVERRIDE_FLAGS: tuple[tuple[str, type, str], ...] = (
+    ("--epochs", int, "override the planned epochs of every trial"),
+    ("--seeds", int, "override the number of seeds per configuration"),
+    ("--seed-start", int, "use seeds START, START+1, ... (fresh seeds for a confirmation run)"),
+    ("--max-concurrent", int, "at most N trials at once"),
+    ("--max-trials", int, "refuse a space of more than N trials (default: the space's max_trials, else 10000)"),
+    ("--cpus-per-trial", float, "CPUs per trial (also its torch threads)"),
+    ("--gpus-per-trial", float, "GPUs per trial, fractions allowed (default: per model)"),
+)
+
+
+def add_override_flags(p: argparse.ArgumentParser) -> None:
+    """The :data:`OVERRIDE_FLAGS` on parser ``p``."""
+    for flag, kind, text in OVERRIDE_FLAGS:
+        p.add_argument(flag, type=kind, help=text)
+
+
 def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sweep",
@@ -33,15 +51,8 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", help="experiment name (default: the space's name)")
     p.add_argument("--storage", default=DEFAULT_STORAGE, help="results root: a local path, an NFS mount or a URI (s3://, gs://)")
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
-    p.add_argument("--epochs", type=int, help="override the planned epochs of every trial")
-    p.add_argument("--seeds", type=int, help="override the number of seeds per configuration")
-    p.add_argument("--seed-start", type=int, help="use seeds START, START+1, ... (fresh seeds for a confirmation run)")
+    add_override_flags(p)
     p.add_argument("--scheduler", choices=["asha", "none", "budget-sh"], help="override the early-stopping scheduler")
-    p.add_argument("--max-concurrent", type=int, help="at most N trials at once")
-    p.add_argument("--max-trials", type=int, metavar="N",
-                   help="refuse a space of more than N trials (default: the space's max_trials, else 10000)")  # fmt: skip
-    p.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (also its torch threads)")
-    p.add_argument("--gpus-per-trial", type=float, help="GPUs per trial, fractions allowed (default: per model)")
     p.add_argument("--select-on", choices=["val", "test"], default="val",
                    help="split that picks the best configuration in the summary (test = the paper's protocol)")  # fmt: skip
     p.add_argument("--defaults", metavar="DEFAULTS.yaml", help="train exported defaults on --model/--dataset instead of a space")
