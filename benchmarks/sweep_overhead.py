@@ -6,8 +6,9 @@ What is compared, exactly:
   3 epochs (every trial runs to the end, so both sides train the same epochs; 3 is the quickstart's
   ASHA grace period, the length most of its trials run) + ``ray.shutdown``.
   1 CPU and 1 torch thread per trial, ``max_concurrent: 2``: two trials at once on two cores.
-* fit(): the same trials (every configuration x seed, same seeds, same threads) one after another in
-  this process, the data loaded once, as the sweep's driver does.
+  A trial is one configuration with all its seeds, trained side by side (13 trials of 3 seeds).
+* fit(): the same training runs (every configuration x seed, same seeds, same threads) one after
+  another in this process, the data loaded once, as the sweep's driver does.
 
 The ratio is Ray's wall over fit()'s wall. Ray's wall is then split into Ray start/stop, training
 (the trials' own ``epoch_seconds``), in-trial overhead (building the run, metrics, checkpoints,

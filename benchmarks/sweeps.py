@@ -78,7 +78,9 @@ class SweepRun:
 
     @property
     def epochs_run(self) -> int:
-        return sum(len(records) for records in self.trials)
+        """Epochs trained, counted per seed: a trial's record reports each of its seeds' epoch
+        under ``per_seed`` (a seed that diverged earlier is not in it)."""
+        return sum(len(r.get("per_seed") or {0: r}) for records in self.trials for r in records)
 
 
 def trial_records(experiment: Path) -> list[list[dict[str, Any]]]:

@@ -38,6 +38,7 @@ from taso_tune.errors import ConfigError
 from taso_tune.optimizers import OPTIMIZERS, resolve_hparams
 from taso_tune.results.aggregate import SelectOn, hyperparameter_columns, present, selection_metric
 from taso_tune.results.experiment import Experiment
+from taso_tune.results.significance import COMPARED_METRIC, paired_comparisons
 from taso_tune.spaces import SpaceLoader, SweepSpec, load_space_dict
 from taso_tune.storage import write_yaml_atomic
 
@@ -63,6 +64,19 @@ def _stat(row: Mapping[str, Any], metric: str) -> dict[str, Any]:
             "ci95": None if low is None or high is None else [low, high],
             "n": int(row["n"]), "planned": int(row["planned"]), "complete": int(row["complete"]),
             "diverged": int(row["diverged"])}  # fmt: skip
+
+
+def _versus_best(row: Mapping[str, Any] | None, reference: str) -> dict[str, Any] | None:
+    """The paired comparison with the overall pick (:mod:`~taso_tune.results.significance`): the
+    difference of means on the compared metric with its 95% interval, Holm's p and the verdict."""
+    if row is None:
+        return None
+    if row["verdict"] == "reference":
+        return {"metric": COMPARED_METRIC, "reference": True}
+    low, high = _number(row["ci_low"]), _number(row["ci_high"])
+    return {"metric": COMPARED_METRIC, "against": reference, "n": int(row["n"]),
+            "difference": _number(row["difference"]), "ci95": None if low is None or high is None else [low, high],
+            "p_holm": _number(row["p_holm"]), "verdict": row["verdict"]}  # fmt: skip
 
 
 def _provenance(experiment: Experiment, select_on: SelectOn) -> dict[str, Any]:
@@ -104,6 +118,7 @@ def defaults_from_experiment(experiment: Experiment, select_on: SelectOn = "val"
         raise ConfigError("experiment", experiment.path, "has no configuration whose planned seeds all "
                           "finished: nothing to export")  # fmt: skip
     optimizers: dict[str, Any] = {}
+    paired = {row["config_id"]: row for _, row in paired_comparisons(experiment, select_on).iterrows()}
     for _, row in best.iterrows():
         hps = {c[3:]: _plain(row[c]) for c in hyperparameter_columns(best)
                if present(row[c])}  # fmt: skip
@@ -113,6 +128,7 @@ def defaults_from_experiment(experiment: Experiment, select_on: SelectOn = "val"
             "verdict": row["verdict"],
             "val_acc": _stat(row, "val_acc"),
             "test_acc": _stat(row, "test_acc"),
+            "versus_best": _versus_best(paired.get(row["config_id"]), best.iloc[0]["config_id"]),
         }
     return {
         "format": FORMAT,

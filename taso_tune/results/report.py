@@ -25,6 +25,7 @@ from taso_tune.errors import ConfigError
 from taso_tune.results.aggregate import SelectOn, selection_metric
 from taso_tune.results.experiment import Experiment
 from taso_tune.results.report_tables import render_page, varied_hyperparameters
+from taso_tune.results.significance import forest_plot
 from taso_tune.seed_stats import format_mean_std
 from taso_tune.storage import write_text_atomic
 
@@ -298,8 +299,10 @@ def alpha_beta_heatmap(experiment: Experiment, select_on: SelectOn = "val") -> g
 
 
 def report_figures(experiment: Experiment, select_on: SelectOn = "val") -> dict[str, go.Figure]:
-    """Every figure of the report, by section id, in page order (absent ones left out)."""
+    """Every figure of the report, by section id, in page order (absent ones left out): the first
+    one carries plotly.js."""
     figures = {
+        "significance": forest_plot(experiment, select_on),
         "learning-curves": learning_curves(experiment, select_on),
         "learning-rates": learning_rates(experiment),
         "alpha-beta": alpha_beta_heatmap(experiment, select_on),

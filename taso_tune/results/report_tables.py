@@ -27,6 +27,7 @@ from taso_tune.results.aggregate import (
     with_verdicts,
 )
 from taso_tune.results.experiment import Experiment
+from taso_tune.results.significance import significance_html
 from taso_tune.seed_stats import format_interval, format_mean_std
 from taso_tune.storage import read_experiment_file
 
@@ -37,6 +38,7 @@ STATUS_ORDER = TRIAL_STATUSES
 HP_LABELS = {"lr": "learning rate", "lr_final": "final learning rate", "weight_decay": "weight decay"}
 SECTION_TITLES = {
     "learning-curves": "Learning curves",
+    "significance": "Is the best really better? Paired comparisons over seeds",
     "learning-rates": "Learning rate schedules",
     "alpha-beta": "TASO alpha x beta",
     "parallel-coordinates": "Hyperparameters against the metric",
@@ -265,6 +267,8 @@ def render_page(experiment: Experiment, select_on: SelectOn, figures: Mapping[st
         f"{STATISTICS_NOTE}{per_seed_warning_html(experiment)}</section>",
         f'<section id="status"><h2>Trials by status</h2>{status_table_html(experiment)}</section>',
         f'<section id="best"><h2>Best configuration per optimizer</h2>{best_table_html(experiment, select_on)}</section>',
+        f'<section id="significance"><h2>{SECTION_TITLES["significance"]}</h2>'
+        f"{significance_html(experiment, select_on)}{figures.get('significance', '')}</section>",
         figure("learning-curves"),
         figure("learning-rates"),
         f'<section id="results"><h2>Results per configuration</h2>{results_tables_html(experiment, select_on)}</section>',
