@@ -69,11 +69,14 @@ bench: install
 bench-gpu-smoke: install
 	$(BIN)/python benchmarks/gpu.py --smoke
 
+# DATA=fashion_mnist runs the Fashion-MNIST studies (after `make data`); the default is digits
+DATA ?= digits
+
 bench-early-stopping: install
-	$(BIN)/python benchmarks/early_stopping_bias.py
+	$(BIN)/python benchmarks/early_stopping_bias.py --data $(DATA)
 
 reproduce: install
-	$(BIN)/python benchmarks/reproduce.py
+	$(BIN)/python benchmarks/reproduce.py --data $(DATA)
 
 clean:
 	rm -rf runs .pytest_cache

@@ -5,7 +5,10 @@ under per-seed ASHA, the biased baseline; under budget-sh), compares them with
 ``taso_tune.studies.early_stopping.compare`` and writes the tables into docs/early-stopping.md between the
 markers, and a comparison page into dashboards/reproduction/.
 
-    python benchmarks/early_stopping_bias.py [--space search_spaces/early_stopping.yaml] [--storage DIR]
+    python benchmarks/early_stopping_bias.py [--data digits|fashion_mnist] [--space FILE] [--storage DIR]
+
+``--data fashion_mnist`` (``make bench-early-stopping DATA=fashion_mnist``) runs the Fashion-MNIST space
+(Debian's package dataset-fashion-mnist) and writes its own section of the doc and its own page.
 """
 
 from __future__ import annotations
@@ -28,7 +31,12 @@ from taso_tune.studies.early_stopping import asha_rungs, compare, to_markdown  #
 from taso_tune.studies.early_stopping_page import write_comparison_page  # noqa: E402
 from taso_tune.tuning import run_sweep  # noqa: E402
 
-BEGIN, END = "<!-- early-stopping:begin -->", "<!-- early-stopping:end -->"
+#: data set -> (space, doc marker, page)
+STUDIES = {
+    "digits": ("search_spaces/early_stopping.yaml", "early-stopping", "early-stopping.html"),
+    "fashion_mnist": ("search_spaces/early_stopping_fashion.yaml", "early-stopping-fashion",
+                      "early-stopping-fashion.html"),
+}  # fmt: skip
 
 
 METHODS = ("none", "asha", "asha-per-seed", "budget-sh")
@@ -47,11 +55,17 @@ def method_spec(spec: SweepSpec, method: str, name: str) -> SweepSpec:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--space", default=str(REPO / "search_spaces/early_stopping.yaml"))
-    parser.add_argument("--storage", help="where the three experiments go (default: a temporary folder)")
+    parser.add_argument("--data", choices=list(STUDIES), default="digits",
+                        help="which study: its space, doc section and page (default: digits)")
+    parser.add_argument("--space", help="the space to run (default: the study's)")
+    parser.add_argument("--storage", help="where the four experiments go (default: a temporary folder)")
     parser.add_argument("--doc", default=str(REPO / "docs/early-stopping.md"))
-    parser.add_argument("--page", default=str(REPO / "dashboards/reproduction/early-stopping.html"))
+    parser.add_argument("--page", help="the comparison page (default: the study's, in dashboards/reproduction/)")
     args = parser.parse_args(argv)
+    space, marker, page = STUDIES[args.data]
+    args.space = args.space or str(REPO / space)
+    args.page = args.page or str(REPO / "dashboards/reproduction" / page)
+    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
 
     storage = args.storage or tempfile.mkdtemp(prefix="taso-tune-es-")
     spec = load_space(args.space)
@@ -70,13 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     comparison = compare(full, methods, asha_rung_epochs=rungs)
     comparison.summary.insert(2, "wall_seconds", [round(walls[m]) for m in METHODS])
 
-    command = f"python benchmarks/early_stopping_bias.py --space {os.path.relpath(args.space, REPO)}"
+    command = f"python benchmarks/early_stopping_bias.py --data {args.data} --space {os.path.relpath(args.space, REPO)}"
     machine = f"{cpu_model()}, {usable_cores()} cores"
     block = (f"Measured with `{command}` ({time.strftime('%Y-%m-%d')}, {machine}, CPU only).\n\n"
              f"{to_markdown(comparison)}")  # fmt: skip
     print(block)
     doc = Path(args.doc)
-    write_between_markers(doc, BEGIN, END, block)
+    write_between_markers(doc, begin, end, block)
     write_comparison_page(comparison, args.page)
     print(f"tables in {doc}; page in {args.page}")
     return 0

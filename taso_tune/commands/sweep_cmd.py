@@ -59,6 +59,8 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="with --defaults: the model to train")
     p.add_argument("--dataset", help="with --defaults: the data set to train on")
     p.add_argument("--data-root", help="with --defaults: where the data set's files are")
+    p.add_argument("--train-limit", type=int, help="with --defaults: a stratified subset of N training images")
+    p.add_argument("--val-fraction", type=float, help="with --defaults: share of the training set held out (default 0.1)")
     p.add_argument("--dry-run", action="store_true", help="print the trials it would run and exit")
     p.add_argument("--no-report", action="store_true",
                    help="do not write report.html and defaults.yaml into the experiment folder at the end")  # fmt: skip
@@ -89,11 +91,12 @@ def resolve_spec(args: argparse.Namespace) -> SweepSpec:
         from taso_tune.results.export import defaults_space
 
         spec = defaults_space(args.defaults, model=args.model, dataset=args.dataset, data_root=args.data_root,
+                              train_limit=args.train_limit, val_fraction=args.val_fraction,
                               epochs=args.epochs, seeds=args.seeds, seed_start=args.seed_start)  # fmt: skip
     else:
         if not args.space:
             raise ConfigError("FILE", None, "a search-space file is required (or --defaults FILE)")
-        for flag in ("model", "dataset", "data_root"):
+        for flag in ("model", "dataset", "data_root", "train_limit", "val_fraction"):
             if getattr(args, flag):
                 raise ConfigError(f"--{flag.replace('_', '-')}", getattr(args, flag), "only goes with --defaults")
         if args.max_trials is not None and args.max_trials < 1:

@@ -184,12 +184,16 @@ def defaults_space(
     model: str | None,
     dataset: str | None,
     data_root: str | None = None,
+    train_limit: int | None = None,
+    val_fraction: float | None = None,
     epochs: int | None = None,
     seeds: int | None = None,
     seed_start: int | None = None,
 ) -> SweepSpec:
     """A sweep that trains each optimizer of the defaults file at ``path`` on ``model``/``dataset``
-    with no tuning: one configuration per optimizer, ``seeds`` seeds (5, as in the paper).
+    with no tuning: one configuration per optimizer, ``seeds`` seeds (5, as in the paper);
+    ``data_root``, ``train_limit`` and ``val_fraction`` go to the space's ``train`` section, where
+    the space's checks validate them.
 
     The seeds are fresh: they start above every seed that selected the defaults (the file's
     ``provenance.seeds``), so a confirmation run is not the selection's maximum again; ``seed_start``
@@ -204,6 +208,10 @@ def defaults_space(
     train: dict[str, Any] = {"model": model, "dataset": dataset, "epochs": planned}
     if data_root:
         train["data_root"] = data_root
+    if train_limit is not None:
+        train["train_limit"] = train_limit
+    if val_fraction is not None:
+        train["val_fraction"] = val_fraction
     blocks = [{"optimizer": name, **entry["hparams"]} for name, entry in document["optimizers"].items()]
     space = {
         "name": f"defaults-{model}-{dataset}",

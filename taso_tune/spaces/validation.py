@@ -159,4 +159,4 @@ def check_train_value(path: str, key: str, value: Any) -> None:
     if key == "val_fraction" and not is_number(value):
         raise ConfigError(path, value, "must be a number in [0, 1)")
     if key == "train_limit" and value is not None:
-        require_int(path, value, 1)
+        require_int(path, value, 2)  # as load_dataset requires
