@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from reproduction_tables import _md, _pm, beyond_table, final_table, grid_tables, selection_table, table5
+from reproduction_tables import _family, _md, _pm, beyond_table, final_table, grid_tables, selection_table, table5
 
 from taso_tune.paired_stats import holm, paired_difference, paired_verdict
 from taso_tune.results.experiment import Experiment, load_experiment
@@ -48,14 +48,16 @@ def transfer_table(tuned: Experiment, transferred: Experiment) -> str:
     """Per optimizer: test accuracy with the Fashion-MNIST-tuned defaults and with the digits-tuned
     ones (same fresh seeds), the paired difference tuned - transferred with its interval, Holm across
     the optimizers, and the verdict: what tuning on the new pair bought."""
-    by_name = {row.optimizer: row.config_id for row in tuned.best().itertuples()}
-    moved = {row.optimizer: row.config_id for row in transferred.best().itertuples()}
+    # Adam and AMSGrad are one family, as in the paper's Tables VI-X (each study keeps the better one)
+    by_name = {_family(row.optimizer): row.config_id for row in tuned.best().itertuples()}
+    moved = {_family(row.optimizer): row.config_id for row in transferred.best().itertuples()}
     rows, diffs = [], []
     for name in sorted(set(by_name) & set(moved)):
         mine, theirs = seed_values(tuned, by_name[name], "test_acc"), seed_values(transferred, moved[name], "test_acc")
         diff = paired_difference(mine, theirs)
         diffs.append(diff)
-        rows.append({"optimizer": name, "tuned on Fashion-MNIST, test acc %": _points(sum(mine.values()) / len(mine), False),
+        label = name if name != "adam" else f"adam/amsgrad ({by_name[name].split('_')[0]} vs {moved[name].split('_')[0]})"
+        rows.append({"optimizer": label, "tuned on Fashion-MNIST, test acc %": _points(sum(mine.values()) / len(mine), False),
                      "digits defaults unchanged, test acc %": _points(sum(theirs.values()) / len(theirs), False),
                      "tuning bought (points)": _points(diff.mean), "95% interval": f"[{_points(diff.ci_low)}, {_points(diff.ci_high)}]"})  # fmt: skip
     for row, diff, adjusted in zip(rows, diffs, holm([d.p_value for d in diffs]), strict=True):
