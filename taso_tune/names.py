@@ -12,6 +12,10 @@ from typing import Any, Literal, NotRequired, TypedDict
 
 #: A training run's state after an epoch.
 RunStatus = Literal["running", "complete", "diverged"]
+#: How a trial trains its seeds: as one stacked model, one after another each epoch, or by device
+#: (``auto``: stacked on CUDA, separate on the CPU).
+SeedPacking = Literal["auto", "stacked", "separate"]
+SEED_PACKINGS: tuple[str, ...] = ("auto", "stacked", "separate")
 #: How a seed of a configuration ended, as the results layer reads it.
 TrialStatus = Literal["complete", "stopped-early", "diverged", "errored", "unfinished"]
 TRIAL_STATUSES: tuple[str, ...] = TrialStatus.__args__

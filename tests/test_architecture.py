@@ -19,7 +19,7 @@ LAYERS = {
     "schedules": 1,
     "lr_scheduler": 2, "optimizers": 2, "models": 2, "data": 2, "data_files": 2, "data_readers": 2,
     "seed_stats": 2, "paired_stats": 2,
-    "train": 3, "train_folder": 3, "seed_runs": 3,
+    "train": 3, "train_folder": 3, "seed_runs": 3, "stacked_runs": 3,
     "spaces": 4,
     "tuning": 5, "cluster": 5,
     "results": 6,

@@ -26,6 +26,8 @@ OVERRIDE_FLAGS: tuple[tuple[str, type, str], ...] = (
     ("--max-trials", int, "refuse a space of more than N trials (default: the space's max_trials, else 10000)"),
     ("--cpus-per-trial", float, "CPUs per trial (also its torch threads)"),
     ("--gpus-per-trial", float, "GPUs per trial, fractions allowed (default: per model)"),
+    ("--seed-packing", str, "auto | stacked | separate: a trial's seeds as one stacked model, or one after "
+                            "another (default: the space's seed_packing, else auto: stacked on CUDA only)"),
 )
 
 
@@ -111,6 +113,7 @@ def resolve_spec(args: argparse.Namespace) -> SweepSpec:
         cpus=args.cpus_per_trial,
         gpus=args.gpus_per_trial,
         name=args.name,
+        seed_packing=args.seed_packing,
     )
 
 

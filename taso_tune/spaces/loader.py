@@ -18,7 +18,8 @@ from taso_tune.spaces.values import require_keys
 from taso_tune.spaces.yaml_loader import read_yaml
 
 TOP_LEVEL_KEYS = ("name", "description", "train", "metric", "mode", "seeds", "seeds_per_trial", "resources",
-                  "scheduler", "search", "max_concurrent", "checkpoint_every", "max_failures", "max_trials",
+                  "scheduler", "search", "max_concurrent", "checkpoint_every", "checkpoint_min_seconds", "seed_packing",
+                  "max_failures", "max_trials",
                   "blocks")  # fmt: skip
 
 
@@ -39,7 +40,8 @@ def _section(data: Mapping[str, Any], key: str, kinds: Mapping[str, tuple[str, .
 
 
 #: Top-level keys passed to SweepSpec as they are.
-PLAIN_KEYS = ("seeds_per_trial", "max_concurrent", "checkpoint_every", "max_failures", "max_trials")
+PLAIN_KEYS = ("seeds_per_trial", "max_concurrent", "checkpoint_every", "checkpoint_min_seconds", "seed_packing",
+              "max_failures", "max_trials")
 
 
 def _seeds(raw: Any) -> dict[str, Any]:

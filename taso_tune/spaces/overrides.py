@@ -23,6 +23,7 @@ def with_overrides(
     cpus: float | None = None,
     gpus: float | None = None,
     name: str | None = None,
+    seed_packing: str | None = None,
 ) -> SweepSpec:
     """The same space with command-line overrides applied (``None``: leave as is), re-validated.
 
@@ -36,6 +37,7 @@ def with_overrides(
         ("--max-concurrent", max_concurrent, "max_concurrent", _set_top("max_concurrent")),
         ("--cpus-per-trial", cpus, "resources.cpus", _set_resource("cpus")),
         ("--gpus-per-trial", gpus, "resources.gpus", _set_resource("gpus")), ("--name", name, "name", _set_top("name")),
+        ("--seed-packing", seed_packing, "seed_packing", _set_top("seed_packing")),
     ) if value is not None]  # fmt: skip
 
     def load(changes: list) -> SweepSpec:

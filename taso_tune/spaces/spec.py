@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from taso_tune.errors import ConfigError
-from taso_tune.names import METRICS
+from taso_tune.names import METRICS, SEED_PACKINGS, SeedPacking
 from taso_tune.spaces.expansion import configurations, count_configurations
 from taso_tune.spaces.sections import Resources, SchedulerSpec, SearchSpec
 from taso_tune.spaces.spec_checks import check_scheduler, check_seeds
@@ -55,6 +55,8 @@ class SweepSpec:
     resources: Resources = Resources()
     max_concurrent: int | None = None
     checkpoint_every: int = 1
+    checkpoint_min_seconds: float = 0.0
+    seed_packing: SeedPacking = "auto"
     max_failures: int = 2
     max_trials: int = DEFAULT_MAX_TRIALS
 
@@ -75,6 +77,11 @@ class SweepSpec:
         require_int("seeds", self.seeds, 1)
         check_seeds(self)
         require_int("checkpoint_every", self.checkpoint_every, 1)
+        seconds = self.checkpoint_min_seconds
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < float("inf"):
+            raise ConfigError("checkpoint_min_seconds", seconds, "must be a number of seconds >= 0")
+        if self.seed_packing not in SEED_PACKINGS:
+            raise ConfigError("seed_packing", self.seed_packing, "unknown seed packing", choices=SEED_PACKINGS)
         require_int("max_failures", self.max_failures, 0)
         require_int("max_trials", self.max_trials, 1)
         if self.max_concurrent is not None:
@@ -144,6 +151,10 @@ class SweepSpec:
             data["max_concurrent"] = self.max_concurrent
         if self.max_trials != DEFAULT_MAX_TRIALS:
             data["max_trials"] = self.max_trials
+        if self.checkpoint_min_seconds:
+            data["checkpoint_min_seconds"] = self.checkpoint_min_seconds
+        if self.seed_packing != "auto":
+            data["seed_packing"] = self.seed_packing
         data.update(checkpoint_every=self.checkpoint_every, max_failures=self.max_failures,
                     blocks=[{k: v.to_yaml() for k, v in block.items()} for block in self.blocks])  # fmt: skip
         return data

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,7 +33,8 @@ from ray.tune.trainable.function_trainable import FunctionTrainable
 from taso_tune.data import ImageData
 from taso_tune.names import STATE_FILE, TrialLabels
 from taso_tune.seed_runs import SeedRuns, epoch_summary
-from taso_tune.train import TrainConfig
+from taso_tune.stacked_runs import StackedRuns, resolve_packing
+from taso_tune.train import TrainConfig, resolve_device
 from taso_tune.tuning import live_metrics
 from taso_tune.tuning.trials import TrialSource
 
@@ -75,6 +77,8 @@ def train_trial(
     datasets: Mapping[DataKey, ImageData],
     experiment: str,
     checkpoint_every: int = 1,
+    checkpoint_min_seconds: float = 0.0,
+    seed_packing: str = "auto",
     cpus: float = 1.0,
     device: str = "auto",
     source: TrialSource,
@@ -85,22 +89,37 @@ def train_trial(
     flat = source.flat_config(config)
     train_config = train_config_of(flat, cpus, device)
     data = datasets[data_key(flat)]
-    runs = SeedRuns(train_config, flat["seeds"], data, _load_state(tune.get_checkpoint()))
+    packing = resolve_packing(seed_packing, resolve_device(train_config.device), len(flat["seeds"]))
+    runs_class = StackedRuns if packing == "stacked" else SeedRuns
+    runs = runs_class(train_config, flat["seeds"], data, _load_state(tune.get_checkpoint()))
     labels = trial_labels(flat, train_config, data)
     # one line at the start, under the trial's name in the logs (a resumed trial says where it resumes)
     print(f"seeds {list(flat['seeds'])}: {runs.epoch} of {train_config.epochs} epochs done, training on "
-          f"{train_config.device}", flush=True)  # fmt: skip
+          f"{train_config.device}, seeds {packing}", flush=True)  # fmt: skip
+    saved_at = time.monotonic()
     gauges = live_metrics.TrialGauges(experiment, tune.get_context().get_trial_name(), train_config.optimizer)
     while runs.status == "running":
         records = runs.step_epoch()
         metrics = {**epoch_summary(records, runs.num_classes), **labels, "diverged": runs.status == "diverged"}
         gauges.update(metrics)
-        if runs.status != "running" or runs.epoch % checkpoint_every == 0:
+        now = time.monotonic()
+        if checkpoint_due(runs.epoch, checkpoint_every, now - saved_at, checkpoint_min_seconds,
+                          last=runs.status != "running"):  # fmt: skip
             with tempfile.TemporaryDirectory() as folder:
                 torch.save(runs.state_dict(), os.path.join(folder, STATE_FILE))
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+            saved_at = now
         else:
             tune.report(metrics)
+
+
+def checkpoint_due(epoch: int, every: int, age_seconds: float, min_seconds: float, *, last: bool) -> bool:
+    """Whether the report of ``epoch`` carries a checkpoint: always after the last epoch; otherwise
+    every ``every`` epochs, unless the previous checkpoint is younger than ``min_seconds`` (short
+    epochs then checkpoint about every ``min_seconds``, and a resumed trial loses at most that much)."""
+    if last:
+        return True
+    return epoch % every == 0 and age_seconds >= min_seconds
 
 
 def trial_labels(flat: Mapping[str, Any], config: TrainConfig, data: ImageData) -> TrialLabels:
