@@ -15,7 +15,10 @@ Prints one table:
   backward, times the images of an epoch, over the measured dense matmul rate of the same dtype;
 * the host syncs of one training epoch (``torch.cuda.set_sync_debug_mode``): two reads at its end;
 * packing: 8 LeNet5 trials at once on one GPU, each its own process (as Ray runs trials given
-  ``gpu: 0.125``), against one alone: throughput speed-up = 8 x t(alone) / t(8 at once).
+  ``gpu: 0.125``), against one alone: throughput speed-up = 8 x t(alone) / t(8 at once);
+* seed packing (:mod:`seed_packing`): 8 LeNet5 seeds on MNIST-size data and 5 ResNet18 seeds on
+  CIFAR10-size data (10,000 images) trained as one stacked model against one after another, with
+  the peak device memory of each side.
 
 Targets are printed beside: ResNet18 <= 1.5 s/epoch and VGG19 <= 1.2 s/epoch at batch 512 in bf16;
 packing >= 4x. Needs only torch and torchvision: the repository root is put on ``sys.path`` and only
@@ -46,6 +49,8 @@ from common import (
     median,
     write_between_markers,
 )
+from seed_packing import PACKING_TARGET as STACKING_TARGET
+from seed_packing import compare as compare_packing
 from torch.utils.flop_counter import FlopCounterMode
 
 add_repo_to_path()  # taso_tune from a plain checkout
@@ -94,10 +99,11 @@ class Settings:
     packed: int
     packing_images: int | None
     budget_s: float
+    stacked: tuple[tuple[int, int | None], tuple[int, int | None]]  # (seeds, images): LeNet5, ResNet18
 
 
-FULL = Settings("cuda", None, (128, 512), 1, 2, True, 8192, 8, None, 330.0)
-SMOKE = Settings("cpu", 16, (4, 8), 0, 1, False, 256, 2, 256, 40.0)
+FULL = Settings("cuda", None, (128, 512), 1, 2, True, 8192, 8, None, 330.0, ((8, None), (5, 10_000)))
+SMOKE = Settings("cpu", 16, (4, 8), 0, 1, False, 256, 2, 256, 40.0, ((2, 64), (2, 32)))
 
 
 def sync(device: str) -> None:
@@ -264,12 +270,34 @@ def run(settings: Settings) -> list[Row]:
                         f"{alone:.2f} s for 1 x {epochs}", speedup, PACKING_TARGET,
                         "throughput speed-up = n x t(alone) / t(n at once); batch 128"))  # fmt: skip
 
+    rows += stacking_rows(settings, deadline)
+
     for workload in WORKLOADS:
         if settings.compile:
             rows.append(epoch_row(workload, max(settings.batches), "bf16+cl+compile"))
         else:
             rows.append(Row(SECTION, f"{workload.model} epoch, batch {max(settings.batches)}, bf16+cl+compile",
                             "skipped: --smoke"))  # fmt: skip
+    return rows
+
+
+def stacking_rows(settings: Settings, deadline: float) -> list[Row]:
+    """k seeds of one configuration as one stacked model against one after another (seed packing)."""
+    rows: list[Row] = []
+    device = settings.device
+    cases = (("LeNet5/MNIST-size", WORKLOADS[0], *settings.stacked[0], STACKING_TARGET),
+             ("ResNet18/CIFAR10-size", WORKLOADS[2], *settings.stacked[1], None))  # fmt: skip
+    for label, workload, seeds, images, target in cases:
+        if time.perf_counter() > deadline:
+            rows.append(Row(SECTION, f"{label}: {seeds} seeds stacked vs one after another", "skipped: time budget",
+                            target=target))  # fmt: skip
+            continue
+        data = synthetic(workload, images, device)
+        batch = 128 if device == "cuda" else max(settings.batches)
+        config = TrainConfig(model=workload.model, dataset=workload.dataset, batch_size=batch, epochs=1, device=device,
+                             threads=None if device == "cuda" else 1)  # fmt: skip
+        repeats = 3 if device == "cuda" else 1
+        rows += compare_packing(label, config, list(range(seeds)), data, 1, repeats, device, target, SECTION)
     return rows
 
 

@@ -53,6 +53,30 @@ def lenet5_digits(quick: bool) -> dict[str, float]:
     return stages
 
 
+def lenet5_digits_seeds(packing: str) -> Callable[[bool], dict[str, float]]:
+    """LeNet5 on digits, the quickstart's 3 seeds of one configuration in one trial, ``packing``."""
+    def worker(quick: bool) -> dict[str, float]:
+        import torch
+
+        from taso_tune.data import load_dataset
+        from taso_tune.seed_runs import SeedRuns
+        from taso_tune.stacked_runs import StackedRuns
+        from taso_tune.train import TrainConfig
+
+        stages = {"imports": rss_mib()}
+        data = load_dataset("digits")
+        stages["data"] = rss_mib()
+        runs_class = StackedRuns if packing == "stacked" else SeedRuns
+        runs = runs_class(TrainConfig(model="lenet5", dataset="digits", epochs=2, device="cpu", threads=1), [0, 1, 2], data)
+        stages["runs built"] = rss_mib()
+        for _ in range(1 if quick else 2):
+            runs.step_epoch()
+        torch.save(runs.state_dict(), io.BytesIO())
+        return stages
+
+    return worker
+
+
 def resnet18_cifar(quick: bool) -> dict[str, float]:
     import torch
     import torch.nn.functional as F
@@ -86,6 +110,10 @@ def resnet18_cifar(quick: bool) -> dict[str, float]:
 
 WORKERS: dict[str, tuple[str, Callable[[bool], dict[str, float]]]] = {
     "lenet5": ("LeNet5/digits trial worker (2 epochs + checkpoint)", lenet5_digits),
+    "lenet5-3-separate": ("LeNet5/digits trial worker, 3 seeds one after another (2 epochs + checkpoint)",
+                          lenet5_digits_seeds("separate")),
+    "lenet5-3-stacked": ("LeNet5/digits trial worker, 3 seeds stacked (2 epochs + checkpoint)",
+                         lenet5_digits_seeds("stacked")),
     "resnet18": ("ResNet18 CIFAR-size trial worker, CPU (2 steps of batch 128)", resnet18_cifar),
 }
 

@@ -3,8 +3,8 @@
     python benchmarks/run_all.py            # about 7 minutes on 2 CPU cores
     python benchmarks/run_all.py --quick    # tiny versions, to check the scripts (figures meaningless)
 
-Sections: 1 trial overhead, 2 sweep overhead, 3 input path, 4 early stopping, 5 memory (one module
-each, each runnable alone). The table goes between the ``bench`` markers of docs/benchmarks.md with
+Sections: 1 trial overhead, 2 sweep overhead, 3 input path, 4 early stopping, 5 memory, 6 seed
+packing (one module each, each runnable alone). The table goes between the ``bench`` markers of docs/benchmarks.md with
 the command, the date, the machine and the total time; the rest of the document is kept.
 """
 
@@ -18,6 +18,7 @@ from collections.abc import Callable
 import early_stopping_quickstart
 import input_path
 import memory
+import seed_packing
 import sweep_overhead
 import trial_overhead
 from common import REPO_ROOT, Row, format_facts, format_table, machine_facts, write_between_markers
@@ -28,6 +29,7 @@ SECTIONS: dict[str, Callable[[bool], list[Row]]] = {
     "input_path": input_path.run,
     "early_stopping_quickstart": early_stopping_quickstart.run,
     "memory": memory.run,
+    "seed_packing": seed_packing.run,
 }
 DOC = REPO_ROOT / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"

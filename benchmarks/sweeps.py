@@ -28,14 +28,35 @@ from taso_tune.tuning import run_sweep
 QUICKSTART = REPO_ROOT / "search_spaces" / "quickstart.yaml"
 
 
-def start_ray() -> float:
-    """Start a local Ray (if none is running); returns the seconds it took."""
+def start_ray(address: str | None = None) -> float:
+    """Start a local Ray, or connect to the one at ``address`` (if none is connected); returns the
+    seconds it took."""
     if ray.is_initialized():
         return 0.0
     os.environ.pop("RAY_ADDRESS", None)
     start = time.perf_counter()
-    ray.init(include_dashboard=None, log_to_driver=False, configure_logging=True, logging_level="WARNING")
+    ray.init(address=address, include_dashboard=None, log_to_driver=False, configure_logging=True,
+             logging_level="WARNING")  # fmt: skip
     return time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def running_head(cpus: int = 2) -> Iterator[str]:
+    """A Ray head started once by ``ray start --head`` (as a user would before many sweeps), its
+    address yielded; stopped at the end. Its temp folder is its own, so no other Ray is joined."""
+    import shutil
+    import subprocess
+
+    ray_cli = shutil.which("ray") or str(Path(os.sys.executable).with_name("ray"))
+    temp = tempfile.mkdtemp(prefix="ray-head-")
+    port = 6400 + os.getpid() % 500
+    subprocess.run([ray_cli, "start", "--head", f"--port={port}", f"--num-cpus={cpus}", f"--temp-dir={temp}",
+                    "--include-dashboard=false", "--disable-usage-stats"], check=True, capture_output=True)  # fmt: skip
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], capture_output=True)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def stop_ray() -> float:

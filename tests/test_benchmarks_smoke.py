@@ -46,9 +46,21 @@ def test_gpu_benchmark_smoke_prints_its_table() -> None:
             assert any(m.startswith(f"{model} epoch") and m.endswith(mode) for m in measures), (model, mode)
     assert any("trials at once" in m for m in measures)
     assert any(m.startswith("dense matmul rate, bf16") for m in measures)
+    stacking = [row for row in rows if "seeds stacked vs one after another" in row[1]]
+    assert [row[1].split(":")[0] for row in stacking] == ["LeNet5/MNIST-size", "ResNet18/CIFAR10-size"]
+    assert all(float(row[4]) > 0 for row in stacking)  # speed-up measured
+    assert sum("peak memory" in m for m in measures) == 2
     floors = [row for row in rows if row[3].endswith("FLOP floor")]
     assert len(floors) == 12 and all(float(row[4]) > 0 for row in floors)
     assert "smoke run" in out
+
+
+@pytest.mark.slow
+def test_seed_packing_benchmark_quick_prints_its_table() -> None:
+    out = _run_script(str(BENCHMARKS / "seed_packing.py"), "--quick")
+    rows = _table_rows(out, "6 seed packing")
+    assert len(rows) == 2 and rows[0][1].startswith("LeNet5/digits on the CPU: 3 seeds stacked")
+    assert float(rows[0][4]) > 0 and rows[1][2].endswith("MiB")
 
 
 @pytest.mark.slow
