@@ -14,6 +14,7 @@ markers, and a comparison page into dashboards/reproduction/.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -29,7 +30,7 @@ from taso_tune.results.experiment import load_experiment  # noqa: E402
 from taso_tune.spaces import SweepSpec, load_space, load_space_dict, with_overrides  # noqa: E402
 from taso_tune.studies.early_stopping import asha_rungs, compare, to_markdown  # noqa: E402
 from taso_tune.studies.early_stopping_page import write_comparison_page  # noqa: E402
-from taso_tune.tuning import run_sweep  # noqa: E402
+from taso_tune.tuning import resume_sweep, run_sweep  # noqa: E402
 
 #: data set -> (space, doc marker, page)
 STUDIES = {
@@ -53,12 +54,24 @@ def method_spec(spec: SweepSpec, method: str, name: str) -> SweepSpec:
     return load_space_dict(data, source=spec.source)
 
 
+def sweep_wall_from_results(experiment: Path) -> float:
+    """Seconds from the first trial's start to the last report, read from the trials' results."""
+    starts, ends = [], []
+    for result in experiment.rglob("result.json"):
+        records = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+        if records:
+            starts.append(records[0]["timestamp"] - records[0]["time_this_iter_s"])
+            ends.append(records[-1]["timestamp"])
+    return max(ends) - min(starts) if starts else float("nan")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", choices=list(STUDIES), default="digits",
                         help="which study: its space, doc section and page (default: digits)")
     parser.add_argument("--space", help="the space to run (default: the study's)")
-    parser.add_argument("--storage", help="where the four experiments go (default: a temporary folder)")
+    parser.add_argument("--storage", help="where the four experiments go (default: a temporary folder); "
+                        "a rerun on the same folder resumes them")
     parser.add_argument("--doc", default=str(REPO / "docs/early-stopping.md"))
     parser.add_argument("--page", help="the comparison page (default: the study's, in dashboards/reproduction/)")
     args = parser.parse_args(argv)
@@ -71,13 +84,22 @@ def main(argv: list[str] | None = None) -> int:
     spec = load_space(args.space)
     walls: dict[str, float] = {}
     paths: dict[str, str] = {}
+    walls_file = Path(storage) / "walls.json"
+    walls.update(json.loads(walls_file.read_text()) if walls_file.exists() else {})
     for method in METHODS:
         name = f"{spec.name}-{method}"
-        print(f"== {name} ==", flush=True)
+        paths[method] = os.path.join(storage, name)
         start = time.perf_counter()
-        outcome = run_sweep(method_spec(spec, method, name), storage, name=name)
-        walls[method] = time.perf_counter() - start
-        paths[method] = outcome.experiment_path
+        if os.path.isdir(paths[method]):  # a rerun on the same --storage continues what was interrupted
+            print(f"== {name}: resuming ==", flush=True)
+            resume_sweep(paths[method])
+        else:
+            print(f"== {name} ==", flush=True)
+            run_sweep(method_spec(spec, method, name), storage, name=name)
+            walls[method] = time.perf_counter() - start
+            walls_file.write_text(json.dumps(walls))
+        if method not in walls:  # interrupted before its wall was kept: from its trials' timestamps
+            walls[method] = sweep_wall_from_results(Path(paths[method]))
     full = load_experiment(paths["none"])
     methods = {m: load_experiment(paths[m]) for m in METHODS if m != "none"}
     rungs = asha_rungs(spec.scheduler.grace_period, spec.scheduler.reduction_factor, spec.epochs)

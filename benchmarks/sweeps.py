@@ -40,25 +40,6 @@ def start_ray(address: str | None = None) -> float:
     return time.perf_counter() - start
 
 
-@contextlib.contextmanager
-def running_head(cpus: int = 2) -> Iterator[str]:
-    """A Ray head started once by ``ray start --head`` (as a user would before many sweeps), its
-    address yielded; stopped at the end. Its temp folder is its own, so no other Ray is joined."""
-    import shutil
-    import subprocess
-
-    ray_cli = shutil.which("ray") or str(Path(os.sys.executable).with_name("ray"))
-    temp = tempfile.mkdtemp(prefix="ray-head-")
-    port = 6400 + os.getpid() % 500
-    subprocess.run([ray_cli, "start", "--head", f"--port={port}", f"--num-cpus={cpus}", f"--temp-dir={temp}",
-                    "--include-dashboard=false", "--disable-usage-stats"], check=True, capture_output=True)  # fmt: skip
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        subprocess.run([ray_cli, "stop", "--force"], capture_output=True)
-        shutil.rmtree(temp, ignore_errors=True)
-
-
 def stop_ray() -> float:
     """Shut Ray down; returns the seconds it took."""
     start = time.perf_counter()
@@ -72,7 +53,7 @@ def quickstart(**overrides: Any) -> SweepSpec:
     return with_overrides(load_space(str(QUICKSTART)), **overrides)
 
 
-def one_trial_spec(epochs: int, checkpoint_every: int) -> SweepSpec:
+def one_trial_spec(epochs: int, checkpoint_every: int, checkpoint_min_seconds: float = 0.0) -> SweepSpec:
     """One LeNet5/digits TASO trial of ``epochs`` epochs, 1 CPU, no early stopping."""
     return load_space_dict({
         "name": "one-trial",
@@ -82,6 +63,7 @@ def one_trial_spec(epochs: int, checkpoint_every: int) -> SweepSpec:
         "scheduler": {"type": "none"},
         "search": "grid",
         "checkpoint_every": checkpoint_every,
+        "checkpoint_min_seconds": checkpoint_min_seconds,
         "blocks": [{"optimizer": "taso"}],
     })  # fmt: skip
 
