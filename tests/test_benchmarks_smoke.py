@@ -22,8 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO / "benchmarks"
 
 
-def _run_script(*args: str) -> str:
-    done = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=120)
+def _run_script(*args: str, timeout: float = 120) -> str:
+    done = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
@@ -38,7 +38,8 @@ def _table_rows(output: str, section: str) -> list[list[str]]:
 
 @pytest.mark.slow
 def test_gpu_benchmark_smoke_prints_its_table() -> None:
-    out = _run_script(str(BENCHMARKS / "gpu.py"), "--smoke")
+    # every row, however busy the machine (the smoke run's own budget would skip the last ones)
+    out = _run_script(str(BENCHMARKS / "gpu.py"), "--smoke", "--budget-s", "600", timeout=600)
     rows = _table_rows(out, "gpu")
     measures = [row[1] for row in rows]
     for model in ("lenet5", "vgg19", "resnet18"):
@@ -53,6 +54,14 @@ def test_gpu_benchmark_smoke_prints_its_table() -> None:
     floors = [row for row in rows if row[3].endswith("FLOP floor")]
     assert len(floors) == 12 and all(float(row[4]) > 0 for row in floors)
     assert "smoke run" in out
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_gpu_sweep_benchmark_smoke_prints_its_row() -> None:
+    out = _run_script(str(BENCHMARKS / "gpu_sweep.py"), "--smoke", timeout=400)  # two tiny sweeps on Ray
+    (row,) = _table_rows(out, "gpu sweep")
+    assert "seeds stacked vs a trial per seed" in row[1] and float(row[4]) > 0
 
 
 @pytest.mark.slow

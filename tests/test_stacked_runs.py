@@ -184,3 +184,15 @@ def test_a_sweep_with_stacked_seeds_on_real_ray(tmp_path: Path, ray_cleanup, cap
         assert all(r["status"] == "complete" for r in per_seed)
         # stacked: one step for both seeds, so they report one shared time (separate runs time their own)
         assert len({r["epoch_seconds"] for r in per_seed}) == 1
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "amsgrad", "adamw_cosine", "rmsprop", "adagrad", "sgd_cosine"])
+def test_one_optimizer_step_over_the_stack_is_each_seeds_step(digits, optimizer: str) -> None:
+    """Every recipe's optimizer is elementwise (none clips or scales by a norm), per-step schedules
+    included, so one step over the stack is each seed's own step."""
+    config = TrainConfig(model="lenet5", dataset="digits", optimizer=optimizer, epochs=2, threads=1)
+    separate, stacked = SeedRuns(config, [0, 1], digits), StackedRuns(config, [0, 1], digits)
+    for _ in range(config.epochs):
+        want, got = separate.step_epoch(), stacked.step_epoch()
+        for seed in (0, 1):
+            _close(got[seed], want[seed], 1e-4)

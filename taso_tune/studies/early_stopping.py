@@ -171,7 +171,8 @@ def _markdown(frame: pd.DataFrame, floats: dict[str, str]) -> str:
     cols = list(frame.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, row in frame.iterrows():
-        cells = [format(row[c], floats[c]) if c in floats and row[c] == row[c] else str(row[c]) for c in cols]
+        cells = [(format(row[c], floats[c]) if row[c] == row[c] else "—") if c in floats and row[c] is not None
+                 else str(row[c]) for c in cols]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
