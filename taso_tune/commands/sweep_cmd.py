@@ -93,13 +93,14 @@ def resolve_spec(args: argparse.Namespace) -> SweepSpec:
         from taso_tune.results.export import defaults_space
 
         spec = defaults_space(args.defaults, model=args.model, dataset=args.dataset, data_root=args.data_root,
-                              train_limit=args.train_limit, val_fraction=args.val_fraction,
+                              train_limit=getattr(args, "train_limit", None),
+                              val_fraction=getattr(args, "val_fraction", None),
                               epochs=args.epochs, seeds=args.seeds, seed_start=args.seed_start)  # fmt: skip
     else:
         if not args.space:
             raise ConfigError("FILE", None, "a search-space file is required (or --defaults FILE)")
-        for flag in ("model", "dataset", "data_root", "train_limit", "val_fraction"):
-            if getattr(args, flag):
+        for flag in ("model", "dataset", "data_root", "train_limit", "val_fraction"):  # (submit has the first three)
+            if getattr(args, flag, None) is not None:
                 raise ConfigError(f"--{flag.replace('_', '-')}", getattr(args, flag), "only goes with --defaults")
         if args.max_trials is not None and args.max_trials < 1:
             raise ConfigError("--max-trials", args.max_trials, "must be an integer >= 1")

@@ -181,8 +181,7 @@ def to_markdown(comparison: Comparison) -> str:
     """The three tables as Markdown (for docs/early-stopping.md)."""
     summary = _markdown(comparison.summary, {"share_of_full": ".0%", "pick_true_val_acc": ".4f",
                                              "regret_points": ".2f", "pick_test_acc": ".4f"})  # fmt: skip
-    corr = _markdown(comparison.rank_correlation, {"spearman": ".2f"}).replace("| nan |", "| n/a (< 5 configurations) |")
+    corr = _markdown(comparison.rank_correlation, {"spearman": ".2f"}).replace("| — |", "| n/a (< 5 configurations) |")
     top5 = _markdown(comparison.top5, {"true_val_acc": ".4f"})
-    summary = summary.replace("| nan |", "| — |")
     return (f"### Epochs and regret\n\n{summary}\n\n### Rank correlation of each rung with the final ranking\n\n"
             f"{corr}\n\n### The true top-5 configurations: what early stopping did to them\n\n{top5}\n")  # fmt: skip
