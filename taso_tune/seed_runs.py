@@ -10,7 +10,7 @@ a scheduler judges: the mean over seeds at the same epoch, a diverged seed score
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -48,11 +48,7 @@ class SeedRuns:
 
     @property
     def status(self) -> RunStatus:
-        """running while any seed trains; diverged when every seed diverged; else complete."""
-        statuses = {run.status for run in self.runs.values()}
-        if "running" in statuses:
-            return "running"
-        return "diverged" if statuses == {"diverged"} else "complete"
+        return runs_status(run.status for run in self.runs.values())
 
     @property
     def epoch(self) -> int:
@@ -75,6 +71,15 @@ class SeedRuns:
     def state_dict(self) -> dict[str, Any]:
         return {"runs": {str(seed): run.state_dict() for seed, run in self.runs.items()},
                 "last": {str(seed): dict(record) for seed, record in self.last.items()}}  # fmt: skip
+
+
+def runs_status(statuses: Iterable[RunStatus]) -> RunStatus:
+    """The status of a configuration's seeds together: running while any seed trains; diverged when
+    every seed diverged; else complete."""
+    seen = set(statuses)
+    if "running" in seen:
+        return "running"
+    return "diverged" if seen == {"diverged"} else "complete"
 
 
 def chance_scores(records: Mapping[int, EpochRecord], num_classes: int) -> dict[str, float]:

@@ -33,6 +33,7 @@ from taso_tune.errors import ConfigError
 from taso_tune.models import build_model
 from taso_tune.names import SEED_PACKINGS, EpochRecord, RunStatus
 from taso_tune.optimizers import build_optimizer
+from taso_tune.seed_runs import runs_status
 from taso_tune.train import DIVERGED_LOSS, TrainConfig, resolve_device
 
 def resolve_packing(packing: str, device: torch.device, seeds: int) -> Literal["stacked", "separate"]:
@@ -98,11 +99,7 @@ class StackedRuns:
 
     @property
     def status(self) -> RunStatus:
-        """running while any seed trains; diverged when every seed diverged; else complete."""
-        statuses = set(self.statuses.values())
-        if "running" in statuses:
-            return "running"
-        return "diverged" if statuses == {"diverged"} else "complete"
+        return runs_status(self.statuses.values())
 
     @property
     def epoch(self) -> int:
