@@ -34,7 +34,7 @@ from taso_tune.models import build_model
 from taso_tune.names import SEED_PACKINGS, EpochRecord, RunStatus
 from taso_tune.optimizers import build_optimizer
 from taso_tune.seed_runs import runs_status
-from taso_tune.train import DIVERGED_LOSS, TrainConfig, resolve_device
+from taso_tune.train import DIVERGED_LOSS, TrainConfig, at_least_float32, resolve_device
 
 def resolve_packing(packing: str, device: torch.device, seeds: int) -> Literal["stacked", "separate"]:
     """``auto`` is stacked on CUDA (one kernel launch for all seeds instead of k) and separate on the
@@ -150,7 +150,7 @@ class StackedRuns:
             xb = torch.stack([x for x, _ in pairs])
             yb = torch.stack([y for _, y in pairs])
             logits = stacked_logits(self, xb, shared_input=False)
-            losses = F.cross_entropy(logits.flatten(0, 1).float(), yb.flatten(), reduction="none").view(k, -1).mean(1)
+            losses = F.cross_entropy(at_least_float32(logits.flatten(0, 1)), yb.flatten(), reduction="none").view(k, -1).mean(1)
             self.optimizer.zero_grad(set_to_none=True)
             torch.where(mask, losses, torch.zeros_like(losses)).sum().backward()
             self.optimizer.step()
@@ -218,7 +218,7 @@ def evaluate_stacked(runs: StackedRuns, x: torch.Tensor, y: torch.Tensor) -> tup
     correct = torch.zeros(k, device=runs.device, dtype=torch.int64)
     batches = DeviceBatches(x, y, runs.data.info, max(runs.config.batch_size, 256), memory_format=runs.memory_format)
     for xb, yb in batches:
-        logits = stacked_logits(runs, xb, shared_input=True).float()
+        logits = at_least_float32(stacked_logits(runs, xb, shared_input=True))
         flat = F.cross_entropy(logits.flatten(0, 1), yb.repeat(k), reduction="none", ignore_index=PAD_LABEL)
         loss_sum += flat.view(k, -1).sum(1)
         correct += (logits.argmax(-1) == yb).sum(1)

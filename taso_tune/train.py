@@ -249,7 +249,7 @@ class Run:
             self.optimizer.step()
             if per_step:
                 self.scheduler.step()
-            loss_sum += loss.detach().float() * len(yb)
+            loss_sum += at_least_float32(loss.detach()) * len(yb)
             correct += (logits.argmax(1) == yb).sum()
             seen += len(yb)
         if not per_step:
@@ -293,6 +293,11 @@ class Run:
         return record
 
 
+def at_least_float32(logits: torch.Tensor) -> torch.Tensor:
+    """Logits for the loss: bf16 (autocast) raised to float32, float32 and float64 kept as they are."""
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
+
+
 @torch.no_grad()
 def evaluate_split(run: Run, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     """Mean loss and accuracy of ``run``'s model on a split, in eval mode (no augmentation)."""
@@ -306,7 +311,7 @@ def evaluate_split(run: Run, x: torch.Tensor, y: torch.Tensor) -> tuple[float, f
     for xb, yb in batches:
         with run.autocast:
             logits = run.forward(xb)
-        loss_sum += F.cross_entropy(logits.float(), yb, reduction="sum", ignore_index=PAD_LABEL)
+        loss_sum += F.cross_entropy(at_least_float32(logits), yb, reduction="sum", ignore_index=PAD_LABEL)
         correct += (logits.argmax(1) == yb).sum()
     n = max(len(y), 1)
     return (loss_sum / n).item(), correct.item() / n
