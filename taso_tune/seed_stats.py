@@ -305,7 +305,8 @@ def pick(rows: Sequence[RankedRow]) -> RankedRow | None:
 
 
 def _number(value: float | None, scale: float, digits: int) -> str:
-    return MISSING_TEXT if value is None else f"{value * scale:.{digits}f}"
+    """A value as text; none (``None``, or NaN as a table's empty cell holds it) is ``"—"``."""
+    return MISSING_TEXT if value is None or math.isnan(value) else f"{value * scale:.{digits}f}"
 
 
 def format_mean_std(
@@ -320,7 +321,7 @@ def format_interval(
     low: float | None, high: float | None, scale: float = 100.0, digits: int = 2
 ) -> str:
     """``"[96.63, 98.61]"``, or ``"—"`` when there is no interval (n < 2)."""
-    if low is None or high is None:
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
         return MISSING_TEXT
     return f"[{_number(low, scale, digits)}, {_number(high, scale, digits)}]"
 

@@ -73,6 +73,9 @@ def test_report_has_every_section(experiment: Experiment, complete: Experiment) 
     assert "<b>58.75 ± 32.76 (n=4)" in html  # adagrad lr 0.05: 0.70, 0.75, 0.80 and a diverged seed at 0.10
     assert "diverged 1/4" in html and "not compared: 2 of 3 seeds" in html and "not compared: 1 of 2 seeds" in html
     assert "± 0.00" not in html and "tie with best" in html
+    # one seed: no std and no interval, shown as "—" (a table's empty cell is NaN, never printed)
+    assert "± — (n=1)<br>—" in html and not re.search(r"± (?!—)\S+ \(n=1\)", html)
+    assert not re.search(r"± nan|\[nan|nan\]", html)
     assert "Per-seed early stopping" in html  # the fixture is the biased baseline
 
 

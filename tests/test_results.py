@@ -26,7 +26,7 @@ from taso_tune.results.aggregate import (
 )
 from taso_tune.results.experiment import load_experiment
 from taso_tune.results.summary import format_summary
-from taso_tune.seed_stats import format_mean_std
+from taso_tune.seed_stats import format_interval, format_mean_std
 
 PLANNED = 3
 TASO_HP = {"lr": 0.05, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4, "lr_final": None}
@@ -208,6 +208,8 @@ def test_format_mean_std_never_prints_a_zero_std_for_one_seed() -> None:
     assert format_mean_std(0.9198, 0.0019, 5) == "91.98 ± 0.19 (n=5)"
     assert format_mean_std(0.36, 0.02, 3, scale=1.0) == "0.36 ± 0.02 (n=3)"
     assert format_mean_std(0.986, None, 1) == "98.60 ± — (n=1)"
+    assert format_mean_std(0.986, float("nan"), 1) == "98.60 ± — (n=1)"  # a table's empty cell
+    assert format_interval(float("nan"), float("nan")) == "—"
 
 
 def test_missing_or_empty_experiment_is_a_config_error(tmp_path: Path) -> None:
