@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from taso_tune.cli import main
 from taso_tune.names import INTERRUPTED_FILE, LOCK_FILE
 from taso_tune.results.experiment import load_experiment
 from taso_tune.tuning.state import finished_trials
+from taso_tune.tuning.trainable import _quiet_shutdown
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "search_spaces" / "quickstart.yaml"
@@ -173,3 +175,25 @@ def test_trials_no_node_can_run_are_refused_before_any_starts(tmp_path: Path, ra
                              "Ray cluster has (the largest has ")  # fmt: skip
     assert "(got 512.0)" in err[0]
     assert not storage.exists()
+
+
+def test_a_worker_shut_down_amid_a_callback_prints_no_traceback(monkeypatch) -> None:
+    """Ray's SIGTERM handler raises SystemExit wherever the worker is; inside a weakref callback
+    Python hands it to ``sys.unraisablehook``, whose default prints a traceback the driver shows.
+    The trial's hook drops exactly that case."""
+
+    class Thing:
+        pass
+
+    printed = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: _quiet_shutdown(u, default=printed.append))
+    for error in (SystemExit(1), ValueError("a real bug")):
+        thing = Thing()
+
+        def callback(_ref, error=error):
+            raise error
+
+        ref = weakref.ref(thing, callback)
+        del thing  # the callback runs now and its exception is unraisable
+        assert ref() is None
+    assert [type(u.exc_value) for u in printed] == [ValueError]

@@ -209,6 +209,44 @@ def test_progress_is_read_from_tunes_state(tmp_path: Path) -> None:
     assert not all_finished(str(experiment), spec, 12)  # a planned trial Tune has not made yet
 
 
+def _set_tune_status(experiment: Path, status_of: dict[str, str]) -> None:
+    """Rewrite Tune's saved state: the trials in ``status_of`` (trial_id -> status) get that status."""
+    state = experiment / "experiment_state-2026-01-01_00-00-00.json"
+    data = json.loads(state.read_text())
+    rows = []
+    for trial_json, runtime in data["trial_data"]:
+        trial = json.loads(trial_json)
+        trial["status"] = status_of.get(trial["trial_id"], trial["status"])
+        rows.append([json.dumps(trial), runtime])
+    state.write_text(json.dumps({**data, "trial_data": rows}))
+
+
+def test_a_trial_whose_last_report_is_its_end_counts_as_finished(tmp_path: Path) -> None:
+    """A signal can stop the driver after a trial's last report and before Tune saved it as ended:
+    the count in the interrupt message is then the one the report and export give."""
+    experiment = write_fixture_experiment(tmp_path)
+    trials = load_experiment(str(experiment)).trials
+    complete = trials.loc[trials["status"] == "complete", "trial_id"].iloc[0]
+    diverged = trials.loc[trials["status"] == "diverged", "trial_id"].iloc[0]
+    stopped = trials.loc[trials["status"] == "stopped-early", "trial_id"].iloc[0]
+    _set_tune_status(experiment, {complete: "RUNNING", diverged: "PENDING"})
+    assert finished_trials(str(experiment)) == 10  # their records say they ended
+    assert sorted(trial_statuses(str(experiment))).count("TERMINATED") == 8
+    finished = load_experiment(str(experiment)).trials["status"].isin(["complete", "stopped-early", "diverged"])
+    assert finished.sum() == 10
+    _set_tune_status(experiment, {stopped: "RUNNING"})  # its records stop short of the planned epochs
+    assert finished_trials(str(experiment)) == 9
+    assert not load_experiment(str(experiment)).trials["status"].eq("stopped-early").any()
+    result = next(d for d in experiment.iterdir() if d.is_dir() and complete in d.name) / "result.json"
+    result.write_text(result.read_text() + '{"trial_id": "' + complete + '", "epo')  # a line cut short
+    assert finished_trials(str(experiment)) == 9  # read from the last whole line
+    assert load_experiment(str(experiment)).trials["status"].isin(["complete", "stopped-early", "diverged"]).sum() == 9
+    assert finished_trials(str(tmp_path / "missing")) == 0
+    result.write_text("{oops\n" + result.read_text())  # damage before the last line is an error
+    with pytest.raises(ConfigError, match=r"result.json: line 1: is not JSON"):
+        load_experiment(str(experiment))
+
+
 def test_the_report_of_an_interrupted_sweep_says_it_is_partial(tmp_path: Path) -> None:
     experiment = write_fixture_experiment(tmp_path)
     assert partial_banner_html(load_experiment(str(experiment))) == ""

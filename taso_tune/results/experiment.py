@@ -96,13 +96,21 @@ def _trial_states(fs: pyarrow.fs.FileSystem, entries: list[pyarrow.fs.FileInfo])
     return out
 
 
-def _records(text: str) -> list[dict]:
+def _records(text: str, path: str) -> list[dict]:
+    """The epoch records of a trial's ``result.json`` at ``path``, each epoch once. A last line cut
+    short (a driver killed while writing it) is left out; a bad line before it is an error."""
     by_epoch: dict[int, dict] = {}
-    for line in text.splitlines():
-        if line.strip():
+    lines = [line for line in text.splitlines() if line.strip()]
+    for number, line in enumerate(lines, 1):
+        try:
             rec = json.loads(line)
-            if "epoch" in rec:
-                by_epoch[int(rec["epoch"])] = rec  # a resumed trial may repeat the epoch in flight
+        except ValueError:
+            if number == len(lines):
+                break
+            raise ConfigError(f"line {number}", line[:40], "is not JSON; the trial's results are damaged",
+                              file=path) from None  # fmt: skip
+        if isinstance(rec, dict) and "epoch" in rec:
+            by_epoch[int(rec["epoch"])] = rec  # a resumed trial may repeat the epoch in flight
     return [by_epoch[k] for k in sorted(by_epoch)]
 
 
@@ -165,8 +173,9 @@ def _read_trials(fs: pyarrow.fs.FileSystem, entries: list[pyarrow.fs.FileInfo], 
     for info in entries:
         if info.type != pyarrow.fs.FileType.Directory:
             continue
-        text = read_text(fs, posixpath.join(info.path, "result.json"))
-        records = _records(text) if text else []
+        result = posixpath.join(info.path, "result.json")
+        text = read_text(fs, result)
+        records = _records(text, result) if text else []
         if not records:
             continue
         last = records[-1]

@@ -2,8 +2,11 @@
 trials finished, whether Tune started at all, and the flag a driver stopped by a signal leaves.
 
 An experiment folder holds one Tune run (``experiment_state-*.json`` at its top) or, for budget-aware
-successive halving, one per rung (``rung-<i>-<epochs>ep/``). A trial Tune marks ``TERMINATED`` is
-finished: it ran its epochs, or early stopping or divergence ended it.
+successive halving, one per rung (``rung-<i>-<epochs>ep/``). A trial is finished when Tune marks it
+``TERMINATED`` (it ran its epochs, or early stopping or divergence ended it) or when its own last
+record says it ran all its epochs or every seed diverged: a signal can stop the driver after a
+trial's last report was written and before Tune saved it as ended, and the results (report,
+export) count such a trial as finished too.
 """
 
 from __future__ import annotations
@@ -45,16 +48,16 @@ def _run_folders(fs: pyarrow.fs.FileSystem, root: str) -> list[str]:
     return [root, *rungs]
 
 
-def _statuses(fs: pyarrow.fs.FileSystem, folder: str, strict: bool) -> list[str] | None:
-    """The status of every trial in the newest experiment state of the Tune run in ``folder``
-    (``None``: Tune saved no state there)."""
+def _trials(fs: pyarrow.fs.FileSystem, folder: str, strict: bool) -> list[dict] | None:
+    """Every trial (Tune's record of it: ``trial_id``, ``status``, ...) in the newest experiment state
+    of the Tune run in ``folder`` (``None``: Tune saved no state there)."""
     entries = fs.get_file_info(pyarrow.fs.FileSelector(folder))
     states = sorted(e.path for e in entries if posixpath.basename(e.path).startswith("experiment_state-"))
     if not states:
         return None
     try:
         data = json.loads(read_text(fs, states[-1]) or "{}")
-        return [json.loads(trial).get("status", "") for trial, _runtime in data.get("trial_data", [])]
+        return [json.loads(trial) for trial, _runtime in data.get("trial_data", [])]
     except (ValueError, TypeError, AttributeError) as err:
         if strict:  # Tune would start every trial again from nothing
             raise ConfigError("experiment", folder, f"its Ray Tune state {posixpath.basename(states[-1])} cannot "
@@ -72,13 +75,49 @@ def trial_statuses(experiment: str, strict: bool = False) -> list[str] | None:
     root = root.rstrip("/")
     if fs.get_file_info(root).type != pyarrow.fs.FileType.Directory:
         return None
-    found = [s for s in (_statuses(fs, folder, strict) for folder in _run_folders(fs, root)) if s is not None]
-    return [status for run in found for status in run] if found else None
+    found = [t for t in (_trials(fs, folder, strict) for folder in _run_folders(fs, root)) if t is not None]
+    return [trial.get("status", "") for run in found for trial in run] if found else None
+
+
+def record_finished(record: dict) -> bool:
+    """Whether a trial's last report is its end: every seed ran the planned epochs or diverged."""
+    return bool(record.get("diverged")) or (record.get("epoch") is not None
+                                            and record.get("epoch") == record.get("planned_epochs"))  # fmt: skip
+
+
+def _last_records(fs: pyarrow.fs.FileSystem, folder: str) -> dict[str, dict]:
+    """trial_id -> the last record in its ``result.json``, for the trial folders of a Tune run."""
+    out = {}
+    for info in fs.get_file_info(pyarrow.fs.FileSelector(folder)):
+        if info.type != pyarrow.fs.FileType.Directory:
+            continue
+        lines = (read_text(fs, posixpath.join(info.path, "result.json")) or "").strip().splitlines()
+        for line in reversed(lines):  # a driver killed mid-write leaves its last line cut short
+            try:
+                last = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(last, dict) and last.get("trial_id"):
+                out[str(last["trial_id"])] = last
+            break
+    return out
+
+
+def _finished_in(fs: pyarrow.fs.FileSystem, folder: str) -> int:
+    """How many trials of the Tune run in ``folder`` are finished (module docstring)."""
+    trials = _trials(fs, folder, strict=False) or []
+    records = _last_records(fs, folder)
+    return sum(t.get("status") == FINISHED or record_finished(records.get(str(t.get("trial_id")), {}))
+               for t in trials)  # fmt: skip
 
 
 def finished_trials(experiment: str) -> int:
-    """How many of the experiment's trials Tune marks finished."""
-    return sum(status == FINISHED for status in trial_statuses(experiment) or [])
+    """How many of the experiment's trials are finished (module docstring)."""
+    fs, root = filesystem(experiment)
+    root = root.rstrip("/")
+    if fs.get_file_info(root).type != pyarrow.fs.FileType.Directory:
+        return 0
+    return sum(_finished_in(fs, folder) for folder in _run_folders(fs, root))
 
 
 def all_finished(experiment: str, spec: SweepSpec, planned: int) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -64,6 +65,15 @@ def train_config_of(flat: Mapping[str, Any], cpus: float, device: str = "auto") 
     return TrainConfig.from_flat(values)
 
 
+def _quiet_shutdown(unraisable: Any, default: Any = sys.__unraisablehook__) -> None:
+    """``sys.unraisablehook`` of a trial's worker: Ray's SIGTERM handler shuts a worker down by raising
+    ``SystemExit``; when the signal lands in code that cannot raise (a weakref callback, a
+    finalizer), Python would print it as an ignored exception with a traceback, which the driver
+    then shows amid the sweep's output. That one case is dropped; anything else is printed."""
+    if not isinstance(unraisable.exc_value, SystemExit):
+        default(unraisable)
+
+
 def _load_state(checkpoint: tune.Checkpoint | None) -> dict[str, Any] | None:
     if checkpoint is None:
         return None
@@ -86,6 +96,7 @@ def train_trial(
     """Ray Tune function trainable: train every seed of one configuration, report each epoch."""
     # Ray logs a line for every persisted checkpoint; at one checkpoint an epoch that drowns the output
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
+    sys.unraisablehook = _quiet_shutdown
     flat = source.flat_config(config)
     train_config = train_config_of(flat, cpus, device)
     data = datasets[data_key(flat)]
