@@ -11,7 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from reproduction_tables import _family, _md, _pm, beyond_table, final_table, grid_tables, selection_table, table5
+from reproduction_tables import (
+    _family,
+    _md,
+    _pm,
+    beyond_table,
+    final_table,
+    grid_tables,
+    selection_table,
+    table5,
+)
 
 from taso_tune.paired_stats import holm, paired_difference, paired_verdict
 from taso_tune.results.experiment import Experiment, load_experiment

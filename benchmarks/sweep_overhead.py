@@ -10,9 +10,11 @@ What is compared, exactly:
 * fit(): the same training runs (every configuration x seed, same seeds, same threads) one after
   another in this process, the data loaded once, as the sweep's driver does.
 
-One more Ray side, the same sweep with one lever pulled: ``stacked`` trains each trial's 3 seeds as
-one stacked model (``seed_packing: stacked``). The row "without ray.init + shutdown" is what a sweep
-that joins an already running Ray saves at most (its connect and disconnect take about a second).
+Two more Ray sides, the same sweep with levers pulled: ``reused`` runs trial after trial in the same
+actor processes (``reuse_actors: true``; by default each trial gets a new actor, named after it in
+the Ray dashboard), and ``stacked`` reuses actors and trains each trial's 3 seeds as one stacked
+model (``seed_packing: stacked``). The row "without ray.init + shutdown" is what a sweep that joins
+an already running Ray saves at most (its connect and disconnect take about a second).
 
 The ratio is Ray's wall over fit()'s wall. Ray's wall is then split into Ray start/stop, training
 (the trials' own ``epoch_seconds``), in-trial overhead (building the run, metrics, checkpoints,
@@ -34,9 +36,8 @@ from taso_tune.train import fit  # noqa: E402
 from taso_tune.tuning.trainable import LABEL_KEYS, train_config_of  # noqa: E402
 
 SECTION = "2 sweep overhead"
-TARGET = Target("<=", 1.3)
-#: What the levers (a running Ray joined, seeds stacked) are to reach: parallel efficiency >= 0.75
-TARGET_LEVERS = Target("<=", 0.65)
+#: Sweep wall over the fit() loop's with 2 trials at once: parallel efficiency >= 0.75
+TARGET = Target("<=", 0.65)
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,10 @@ class RaySweep:
         return self.slots * self.sweep - self.training - self.in_trial
 
 
-def ray_sweep(epochs: int, seeds: int, packing: str = "separate") -> RaySweep:
+def ray_sweep(epochs: int, seeds: int, packing: str = "separate", reuse: bool = False) -> RaySweep:
     from sweeps import quickstart, run_quiet, start_ray, stop_ray, storage
 
-    spec = quickstart(scheduler="none", epochs=epochs, seeds=seeds, seed_packing=packing)
+    spec = quickstart(scheduler="none", epochs=epochs, seeds=seeds, seed_packing=packing, reuse_actors=reuse)
     stop_ray()
     with storage() as root:
         started = start_ray()
@@ -94,43 +95,52 @@ def fit_loop(epochs: int, seeds: int) -> float:
 def run(quick: bool = False) -> list[Row]:
     epochs, seeds, repeats = (1, 1, 1) if quick else (3, 3, 3)
     results = interleaved({"ray": lambda: ray_sweep(epochs, seeds), "fit": lambda: fit_loop(epochs, seeds),
-                           "stacked": lambda: ray_sweep(epochs, seeds, "stacked")}, repeats)  # fmt: skip
-    rays, fits = results["ray"], results["fit"]
-    ratio = median([r.wall / f for r, f in zip(rays, fits, strict=True)])
-    typical = sorted(rays, key=lambda r: r.wall)[len(rays) // 2]
-    trials = typical.trials
-    what = f"quickstart, scheduler none, {epochs} epochs, {trials} trials, 1 CPU/1 thread each, n={repeats}"
+                           "reused": lambda: ray_sweep(epochs, seeds, reuse=True),
+                           "stacked": lambda: ray_sweep(epochs, seeds, "stacked", reuse=True)}, repeats)  # fmt: skip
+    fits = results["fit"]
+    first = results["ray"][0]
+    what = f"quickstart, scheduler none, {epochs} epochs, {first.trials} trials, 1 CPU/1 thread each, n={repeats}"
 
     def share(seconds: float, of: float) -> str:
         return f"{seconds:.1f} s ({seconds / of:.0%})"
 
-    slot_seconds = typical.slots * typical.sweep
+    def ratio(side: str, seconds=lambda r: r.wall) -> float:
+        return median([seconds(r) / f for r, f in zip(results[side], fits, strict=True)])
+
+    def wall_row(side: str, measure: str, seconds=lambda r: r.wall, note: str = what) -> Row:
+        return Row(SECTION, measure, f"{median([seconds(r) for r in results[side]]):.1f} s", f"{median(fits):.1f} s",
+                   ratio(side, seconds), TARGET, note)  # fmt: skip
+
+    def breakdown(side: str, label: str) -> list[Row]:
+        typical = sorted(results[side], key=lambda r: r.wall)[len(results[side]) // 2]
+        slot_seconds, trials = typical.slots * typical.sweep, typical.trials
+        return [
+            Row(SECTION, f"{label}: ray.init + ray.shutdown", share(typical.start + typical.stop, typical.wall),
+                note="share of Ray's wall (median run)"),
+            Row(SECTION, f"{label}: training inside trials (sum of epoch_seconds)",
+                share(typical.training, slot_seconds), note=f"share of the {typical.slots} slots' time"),
+            Row(SECTION, f"{label}: in-trial overhead (imports in a new actor, run build, metrics, checkpoints)",
+                share(typical.in_trial, slot_seconds), note=f"{typical.in_trial / trials * 1e3:.0f} ms per trial"),
+            Row(SECTION, f"{label}: slots idle (actor start, scheduling, driver, snapshots, tail)",
+                share(typical.idle_slots, slot_seconds), note=f"{typical.idle_slots / trials * 1e3:.0f} ms per trial"),
+            Row(SECTION, f"{label}: Ray's own CPU during the sweep (driver, raylet, GCS, dashboard)",
+                f"{typical.ray_cpu:.1f} s ({typical.ray_cpu / typical.sweep:.0%} of a core)",
+                note="competes with the 2 trials for the 2 cores"),
+        ]  # fmt: skip
+
     return [
-        Row(SECTION, f"Ray sweep wall ({typical.slots} trials at once) vs fit() loop (one at a time)",
-            f"{median([r.wall for r in rays]):.1f} s", f"{median(fits):.1f} s", ratio, TARGET, what),
-        Row(SECTION, "Ray sweep wall without ray.init + shutdown (the most joining a running Ray saves) vs fit()",
-            f"{median([r.sweep for r in rays]):.1f} s", f"{median(fits):.1f} s",
-            median([r.sweep / f for r, f in zip(rays, fits, strict=True)]), TARGET_LEVERS, what),
-        Row(SECTION, "Ray sweep wall, seeds stacked (seed_packing: stacked) vs fit() loop",
-            f"{median([r.wall for r in results['stacked']]):.1f} s", f"{median(fits):.1f} s",
-            median([r.wall / f for r, f in zip(results["stacked"], fits, strict=True)]), TARGET_LEVERS,
-            f"training in trials {median([r.training for r in results['stacked']]):.1f} s "
-            f"(separate: {median([r.training for r in rays]):.1f} s); {what}"),
-        Row(SECTION, "Ray slot-seconds (slots x wall) vs fit() loop",
-            f"{median([r.slots * r.wall for r in rays]):.1f} s", f"{median(fits):.1f} s",
-            median([r.slots * r.wall / f for r, f in zip(rays, fits, strict=True)]),
-            note="the CPU time the sweep holds; 1.0 would be overhead-free"),
-        Row(SECTION, "Ray: ray.init + ray.shutdown", share(typical.start + typical.stop, typical.wall),
-            note="share of Ray's wall (median run)"),
-        Row(SECTION, "Ray: training inside trials (sum of epoch_seconds)", share(typical.training, slot_seconds),
-            note=f"share of the {typical.slots} slots' time"),
-        Row(SECTION, "Ray: in-trial overhead (run build, metrics, checkpoints, report)",
-            share(typical.in_trial, slot_seconds), note=f"{typical.in_trial / trials * 1e3:.0f} ms per trial"),
-        Row(SECTION, "Ray: slots idle (actor start, scheduling, driver, snapshots, tail)",
-            share(typical.idle_slots, slot_seconds), note=f"{typical.idle_slots / trials * 1e3:.0f} ms per trial"),
-        Row(SECTION, "Ray's own CPU during the sweep (driver, raylet, GCS, dashboard)",
-            f"{typical.ray_cpu:.1f} s ({typical.ray_cpu / typical.sweep:.0%} of a core)",
-            note="competes with the 2 trials for the 2 cores"),
+        wall_row("ray", f"Ray sweep wall ({first.slots} trials at once), one actor per trial (default) vs fit() loop"),
+        wall_row("reused", "Ray sweep wall, actors reused (reuse_actors: true) vs fit() loop"),
+        wall_row("reused", "the same without ray.init + shutdown (the most joining a running Ray saves) vs fit()",
+                 seconds=lambda r: r.sweep),
+        wall_row("stacked", "Ray sweep wall, actors reused and seeds stacked (seed_packing: stacked) vs fit() loop",
+                 note=f"training in trials {median([r.training for r in results['stacked']]):.1f} s "
+                      f"(separate: {median([r.training for r in results['reused']]):.1f} s); {what}"),
+        Row(SECTION, "Ray slot-seconds (slots x wall), actors reused, vs fit() loop",
+            f"{median([r.slots * r.wall for r in results['reused']]):.1f} s", f"{median(fits):.1f} s",
+            ratio("reused", lambda r: r.slots * r.wall), note="the CPU time the sweep holds; 1.0 would be overhead-free"),
+        *breakdown("ray", "one actor per trial"),
+        *breakdown("reused", "actors reused"),
     ]  # fmt: skip
 
 

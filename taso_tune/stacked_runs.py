@@ -36,6 +36,7 @@ from taso_tune.optimizers import build_optimizer
 from taso_tune.seed_runs import runs_status
 from taso_tune.train import DIVERGED_LOSS, TrainConfig, at_least_float32, resolve_device
 
+
 def resolve_packing(packing: str, device: torch.device, seeds: int) -> Literal["stacked", "separate"]:
     """``auto`` is stacked on CUDA (one kernel launch for all seeds instead of k) and separate on the
     CPU, where the batched kernels are no faster than k runs (docs/benchmarks.md); one seed is

@@ -220,6 +220,36 @@ def test_the_logs_have_progress_lines_and_jobs_lists_the_sweep(cluster: Cluster,
 
 @pytest.mark.ray
 @pytest.mark.slow
+def test_reused_actors_are_named_after_the_experiment_and_log_under_each_trial(cluster: Cluster, sweep: Sweep) -> None:
+    """``--reuse-actors true``: one actor runs both trials one after another; the Actors view names
+    it after the experiment (a trial's name would be wrong for the next trial), and each trial's log
+    lines carry that trial's name."""
+    space = {**TINY_SPACE, "max_concurrent": 1}
+    work = _working_dir(cluster, "work-reused", space)
+    code, out = run_cli("submit", str(work / "tiny.yaml"), "--address", cluster.url, "--token-file", cluster.token_file,
+                        "--working-dir", str(work), "--storage", str(Path(cluster.folder, "runs")),
+                        "--name", "reused", "--reuse-actors", "true")  # fmt: skip
+    assert code == 0, out
+    job_id = _job_id(out)
+    assert _wait(cluster, job_id) == "SUCCEEDED"
+    logs = cluster.api(f"/api/jobs/{job_id}/logs")["logs"]
+    assert "--reuse-actors True" in cluster.api(f"/api/jobs/{job_id}")["entrypoint"]
+    actors = cluster.api("/api/v0/actors?limit=1000&detail=true")["data"]["result"]["result"]
+    job_actors = [a for a in actors if a["class_name"] == "TrialActor" and a["job_id"] != "" and
+                  a["repr_name"] == "reused (trials one after another)"]  # fmt: skip
+    assert len(job_actors) == 1, [a["repr_name"] for a in actors if a["class_name"] == "TrialActor"]
+    pids = set()
+    for name in TRIAL_NAMES:
+        found = re.search(rf"\({re.escape(name)} pid=(\d+)\).* seeds \[0\]: 0 of 2 epochs done, training on cpu", logs)
+        assert found, logs[-3000:]
+        pids.add(found.group(1))
+    assert len(pids) == 1  # the same process ran both trials
+    for records in map(result_records, trial_dirs(Path(cluster.folder, "runs", "reused"))):
+        assert [r["epoch"] for r in records] == [1, 2]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
 def test_prometheus_answers_every_grafana_panel(sweep: Sweep, prometheus: Prometheus | None) -> None:
     if prometheus is None:
         pytest.skip("Debian's prometheus is not installed (`make test` installs it when root: apt-get install prometheus)")

@@ -512,3 +512,22 @@ def test_per_seed_trials_under_asha_are_refused_unless_asked_for() -> None:
         space([{"optimizer": "taso"}], seeds=3, scheduler={"type": "asha", "per_seed": True})
     with pytest.raises(ConfigError, match="seeds_per_trial"):
         space([{"optimizer": "taso"}], seeds_per_trial=2, scheduler="none")
+
+
+def test_reuse_actors_is_a_boolean_from_the_space_or_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sweep_helpers import write_space
+
+    from taso_tune.cli import main
+
+    assert load_space(str(write_space(tmp_path / "d.yaml", [{"optimizer": "taso"}]))).reuse_actors is False
+    path = write_space(tmp_path / "s.yaml", [{"optimizer": "taso"}], reuse_actors=True)
+    spec = load_space(str(path))
+    assert spec.reuse_actors is True and spec.to_dict()["reuse_actors"] is True
+    assert with_overrides(spec, reuse_actors=False).reuse_actors is False
+    bad = write_space(tmp_path / "bad.yaml", [{"optimizer": "taso"}], reuse_actors="yes")
+    assert main(["sweep", str(bad), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "reuse_actors" in err and "'yes'" in err and str(bad) in err and "true or false" in err, err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", str(path), "--reuse-actors", "maybe", "--dry-run"])
+    assert exit_info.value.code == 2 and "--reuse-actors: 'maybe' is not true or false" in capsys.readouterr().err

@@ -19,7 +19,7 @@ from taso_tune.spaces.yaml_loader import read_yaml
 
 TOP_LEVEL_KEYS = ("name", "description", "train", "metric", "mode", "seeds", "seeds_per_trial", "resources",
                   "scheduler", "search", "max_concurrent", "checkpoint_every", "checkpoint_min_seconds", "seed_packing",
-                  "max_failures", "max_trials",
+                  "reuse_actors", "max_failures", "max_trials",
                   "blocks")  # fmt: skip
 
 
@@ -41,7 +41,7 @@ def _section(data: Mapping[str, Any], key: str, kinds: Mapping[str, tuple[str, .
 
 #: Top-level keys passed to SweepSpec as they are.
 PLAIN_KEYS = ("seeds_per_trial", "max_concurrent", "checkpoint_every", "checkpoint_min_seconds", "seed_packing",
-              "max_failures", "max_trials")
+              "reuse_actors", "max_failures", "max_trials")
 
 
 def _seeds(raw: Any) -> dict[str, Any]:

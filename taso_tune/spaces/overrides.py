@@ -24,6 +24,7 @@ def with_overrides(
     gpus: float | None = None,
     name: str | None = None,
     seed_packing: str | None = None,
+    reuse_actors: bool | None = None,
 ) -> SweepSpec:
     """The same space with command-line overrides applied (``None``: leave as is), re-validated.
 
@@ -38,6 +39,7 @@ def with_overrides(
         ("--cpus-per-trial", cpus, "resources.cpus", _set_resource("cpus")),
         ("--gpus-per-trial", gpus, "resources.gpus", _set_resource("gpus")), ("--name", name, "name", _set_top("name")),
         ("--seed-packing", seed_packing, "seed_packing", _set_top("seed_packing")),
+        ("--reuse-actors", reuse_actors, "reuse_actors", _set_top("reuse_actors")),
     ) if value is not None]  # fmt: skip
 
     def load(changes: list) -> SweepSpec:

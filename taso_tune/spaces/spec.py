@@ -57,6 +57,7 @@ class SweepSpec:
     checkpoint_every: int = 1
     checkpoint_min_seconds: float = 0.0
     seed_packing: SeedPacking = "auto"
+    reuse_actors: bool = False
     max_failures: int = 2
     max_trials: int = DEFAULT_MAX_TRIALS
 
@@ -82,6 +83,8 @@ class SweepSpec:
             raise ConfigError("checkpoint_min_seconds", seconds, "must be a number of seconds >= 0")
         if self.seed_packing not in SEED_PACKINGS:
             raise ConfigError("seed_packing", self.seed_packing, "unknown seed packing", choices=SEED_PACKINGS)
+        if not isinstance(self.reuse_actors, bool):
+            raise ConfigError("reuse_actors", self.reuse_actors, "must be true or false")
         require_int("max_failures", self.max_failures, 0)
         require_int("max_trials", self.max_trials, 1)
         if self.max_concurrent is not None:
@@ -155,6 +158,8 @@ class SweepSpec:
             data["checkpoint_min_seconds"] = self.checkpoint_min_seconds
         if self.seed_packing != "auto":
             data["seed_packing"] = self.seed_packing
+        if self.reuse_actors:
+            data["reuse_actors"] = True
         data.update(checkpoint_every=self.checkpoint_every, max_failures=self.max_failures,
                     blocks=[{k: v.to_yaml() for k, v in block.items()} for block in self.blocks])  # fmt: skip
         return data

@@ -27,6 +27,7 @@ from typing import Any
 import ray
 import torch
 from ray import tune
+from ray._private.ray_constants import LOG_PREFIX_ACTOR_NAME
 from ray.train._internal.session import get_session
 from ray.tune.result import RESULT_DUPLICATE
 from ray.tune.trainable.function_trainable import FunctionTrainable
@@ -156,20 +157,29 @@ class TrialActor(FunctionTrainable):
     """The actor of one trial: runs :func:`train_trial` with the sweep's parameters.
 
     Ray reads an actor's ``repr`` once, when the actor is created, for its name in the dashboard and
-    its log prefix; so the sweep does not reuse actors between trials (``reuse_actors=False``), and
-    every actor is named after the one trial it runs.
+    its log prefix. By default the sweep does not reuse actors between trials (``reuse_actors:
+    false``), so every actor is named after the one trial it runs. With ``reuse_actors: true`` one
+    actor runs trial after trial: it is named after the experiment (a trial's name would be wrong
+    for the next), and it tells Ray's log monitor each trial's name as the trial starts (the line
+    Ray itself writes at an actor's start), so log lines carry the trial they come from.
     """
 
     _name = "train_trial"
 
     def setup(self, config: dict[str, Any], **params: Any) -> None:
         # ``params``: what ``tune.with_parameters`` fetched from the object store (the data sets, ...)
+        self._reused = bool(params.pop("reuse_actors", False))
         self._params = params
         super().setup(config)
 
     def _trainable_func(self, config: dict[str, Any]) -> None:
+        if self._reused:
+            for stream in (sys.stdout, sys.stderr):
+                print(f"{LOG_PREFIX_ACTOR_NAME}{self.trial_name}", file=stream, flush=True)
         train_trial(config, **self._params)
         get_session().report({RESULT_DUPLICATE: True})  # Tune's marker of a function that returned
 
     def __repr__(self) -> str:
+        if getattr(self, "_reused", False):
+            return f"{self._params.get('experiment', 'sweep')} (trials one after another)"
         return self.trial_name

@@ -170,6 +170,7 @@ def build_trainable(source: TrialSource, datasets: Mapping[DataKey, ImageData], 
         checkpoint_every=spec.checkpoint_every,
         checkpoint_min_seconds=spec.checkpoint_min_seconds,
         seed_packing=spec.seed_packing,
+        reuse_actors=spec.reuse_actors,
         cpus=resources["cpu"],
         device="cuda" if resources["gpu"] > 0 else "cpu",
         source=source,
@@ -230,7 +231,8 @@ def tune_config(source: TrialSource) -> tune.TuneConfig:
         search_alg=search_alg,
         num_samples=num_samples,
         max_concurrent_trials=spec.max_concurrent,
-        reuse_actors=False,  # an actor's name in the dashboard is fixed when it starts: one per trial
+        # an actor's name in the dashboard is fixed when it starts: by default one actor per trial
+        reuse_actors=spec.reuse_actors,
         trial_name_creator=namer,
         trial_dirname_creator=dirnamer,
     )
