@@ -107,6 +107,30 @@ def interleaved(sides: Mapping[str, Callable[[], T]], repeats: int) -> dict[str,
     return out
 
 
+def reset_peak_rss() -> bool:
+    """Start this process's resident-memory high-water mark (VmHWM) afresh from its current RSS
+    (Linux: ``5`` written to ``/proc/self/clear_refs``); False where that is not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mib() -> float:
+    """This process's resident-memory high-water mark, MiB: since the last :func:`reset_peak_rss`
+    (Linux's VmHWM), else since it started (``ru_maxrss``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 

@@ -4,8 +4,9 @@ Both sides train the same k seeds of one configuration for the same epochs in th
 already on the device: ``StackedRuns`` (one forward, backward and optimizer step for all k seeds,
 ``torch.func.vmap``) against ``SeedRuns`` (k runs, one after another each epoch), alternating A B,
 B A, A B. The ratio is separate seconds / stacked seconds (above 1: stacking is faster). Beside it,
-the peak memory of each side: on CUDA the peak allocated device memory, on the CPU the growth of
-resident memory while the side runs (a fresh process would be cleaner; the order alternates).
+the peak memory of each side on CUDA (the peak allocated device memory). On the CPU the memory of
+each side is section 5's (a fresh process each): in this process the side that runs second reuses
+what the allocator kept from the first, so a growth measured here says more about the order.
 
 * CPU (``make bench``, section 6): LeNet5 on the bundled digits, 3 seeds (the quickstart's), 1 thread;
   this decides ``seed_packing: auto`` on the CPU.
@@ -32,27 +33,20 @@ SECTION = "6 seed packing"
 PACKING_TARGET = Target(">=", 4, "x")
 
 
-def _rss_mib() -> float:
-    import psutil
-
-    return psutil.Process().memory_info().rss / 2**20
-
-
 def timed_side(runs_class: type, config: TrainConfig, seeds: list[int], data: ImageData, epochs: int,
                device: str) -> Callable[[], tuple[float, float]]:  # fmt: skip
     """A side of the comparison: build the runs (not timed), train ``epochs`` epochs; returns
-    (seconds, peak MiB: device memory on CUDA, resident-memory growth on the CPU)."""
+    (seconds, peak MiB of device memory on CUDA, 0 on the CPU)."""
     def side() -> tuple[float, float]:
         if device == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
-        before = _rss_mib()
         runs = runs_class(config, seeds, data)
         start = time.perf_counter()
         for _ in range(epochs):
             runs.step_epoch()  # reads each seed's loss and accuracy: a sync per epoch
         seconds = time.perf_counter() - start
-        peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else _rss_mib() - before
+        peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else 0.0
         return seconds, peak
 
     return side
@@ -66,16 +60,15 @@ def compare(label: str, config: TrainConfig, seeds: list[int], data: ImageData, 
     results = interleaved(sides, repeats)
     ratios = [s[0] / p[0] for p, s in zip(results["stacked"], results["separate"], strict=True)]
     stacked_s, separate_s = median([r[0] for r in results["stacked"]]), median([r[0] for r in results["separate"]])
-    unit = "device MiB (peak allocated)" if device == "cuda" else "MiB RSS growth"
     what = f"{config.model}, batch {config.batch_size}, {epochs} epochs, n={repeats}; rounds " + \
         ", ".join(f"{r:.2f}" for r in ratios)  # fmt: skip
-    return [
-        Row(section, f"{label}: {len(seeds)} seeds stacked vs one after another", f"{stacked_s:.3g} s",
-            f"{separate_s:.3g} s", median(ratios), target, f"speed-up = separate / stacked; {what}"),
-        Row(section, f"{label}: peak memory, {len(seeds)} seeds stacked vs separate",
-            f"{median([r[1] for r in results['stacked']]):.0f} MiB", f"{median([r[1] for r in results['separate']]):.0f} MiB",
-            note=unit),
-    ]  # fmt: skip
+    speed = Row(section, f"{label}: {len(seeds)} seeds stacked vs one after another", f"{stacked_s:.3g} s",
+                f"{separate_s:.3g} s", median(ratios), target, f"speed-up = separate / stacked; {what}")  # fmt: skip
+    if device != "cuda":
+        return [speed]  # the CPU's memory rows are section 5's, each side in a fresh process
+    return [speed, Row(section, f"{label}: peak memory, {len(seeds)} seeds stacked vs separate",
+                       f"{median([r[1] for r in results['stacked']]):.0f} MiB",
+                       f"{median([r[1] for r in results['separate']]):.0f} MiB", note="device MiB (peak allocated)")]  # fmt: skip
 
 
 def run(quick: bool = False) -> list[Row]:
