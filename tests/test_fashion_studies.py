@@ -77,7 +77,8 @@ DEBIAN_ROOT = Path("/usr/share/datasets/fashion-mnist")
 @pytest.mark.skipif(not (DEBIAN_ROOT / "train-images-idx3-ubyte.gz").is_file(),
                     reason="Debian's package dataset-fashion-mnist is not installed; `make data` installs it")  # fmt: skip
 def test_lenet5_with_taso_reaches_a_2_conv_cnns_level_on_real_fashion_mnist(tmp_path: Path, capsys) -> None:
-    """The issue's bar: public 2-conv CNNs reach 0.88-0.93 test accuracy; 8 epochs of TASO, all 60,000 images."""
+    """Public 2-conv CNNs reach 0.88-0.93 test accuracy: 8 epochs of TASO on all 60,000 images reach
+    that level (docs/reproduction.md records the run); doing better is no failure."""
     out = tmp_path / "run"
     code = main(["train", "--model", "lenet5", "--dataset", "fashion_mnist", "--data-root", str(DEBIAN_ROOT),
                  "--optimizer", "taso", "--epochs", "8", "--out", str(out)])  # fmt: skip
@@ -85,4 +86,4 @@ def test_lenet5_with_taso_reaches_a_2_conv_cnns_level_on_real_fashion_mnist(tmp_
     last = (out / "metrics.csv").read_text().strip().splitlines()
     header, final = last[0].split(","), last[-1].split(",")
     test_acc = float(final[header.index("test_acc")])
-    assert 0.88 <= test_acc <= 0.93, test_acc
+    assert test_acc >= 0.88, test_acc
