@@ -293,9 +293,10 @@ class Run:
         return record
 
 
-def at_least_float32(logits: torch.Tensor) -> torch.Tensor:
-    """Logits for the loss: bf16 (autocast) raised to float32, float32 and float64 kept as they are."""
-    return logits.to(torch.promote_types(logits.dtype, torch.float32))
+def at_least_float32(values: torch.Tensor) -> torch.Tensor:
+    """Logits or losses to compute and sum a loss in: bf16 (autocast) raised to float32, float32
+    and float64 (a model built under ``torch.set_default_dtype(torch.float64)``) kept as they are."""
+    return values.to(torch.promote_types(values.dtype, torch.float32))
 
 
 @torch.no_grad()

@@ -239,7 +239,7 @@ def test_diverging_run_ends_with_status_diverged(digits_data: ImageData) -> None
 
 
 def test_lenet5_taso_on_digits_reaches_95_percent(digits_data: ImageData) -> None:
-    # the acceptance check: the paper's defaults (lr 0.05, alpha 25, beta 0.7), 20 epochs
+    # the paper's defaults (lr 0.05, alpha 25, beta 0.7), 20 epochs
     records = list(fit(_config(epochs=20, seed=0), digits_data))
     assert len(records) == 20 and records[-1]["status"] == "complete"
     assert records[-1]["test_acc"] >= 0.95

@@ -7,6 +7,8 @@ import os
 import shlex
 import signal
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from taso_tune.commands.help_format import HelpFormatter
 from taso_tune.errors import ConfigError
@@ -26,7 +28,7 @@ def true_or_false(text: str) -> bool:
 
 
 #: The flags that change a space, shared by ``sweep`` and ``submit`` (which passes them on): (flag, type, help).
-OVERRIDE_FLAGS: tuple[tuple[str, type, str], ...] = (
+OVERRIDE_FLAGS: tuple[tuple[str, Callable[[str], Any], str], ...] = (
     ("--epochs", int, "override the planned epochs of every trial"),
     ("--seeds", int, "override the number of seeds per configuration"),
     ("--seed-start", int, "use seeds START, START+1, ... (fresh seeds for a confirmation run)"),

@@ -85,28 +85,34 @@ def record_finished(record: dict) -> bool:
                                             and record.get("epoch") == record.get("planned_epochs"))  # fmt: skip
 
 
-def _last_records(fs: pyarrow.fs.FileSystem, folder: str) -> dict[str, dict]:
-    """trial_id -> the last record in its ``result.json``, for the trial folders of a Tune run."""
+def _last_records(fs: pyarrow.fs.FileSystem, folder: str, trial_ids: set[str]) -> dict[str, dict]:
+    """trial_id -> the last record in its ``result.json``, for the trials ``trial_ids`` of the Tune
+    run in ``folder`` (a trial's folder name ends in ``_<trial_id>``). A last line cut short (a
+    driver killed while writing it) is passed over for the one before, as the results do."""
     out = {}
     for info in fs.get_file_info(pyarrow.fs.FileSelector(folder)):
-        if info.type != pyarrow.fs.FileType.Directory:
+        name = posixpath.basename(info.path)
+        trial_id = next((t for t in trial_ids if name.endswith(f"_{t}")), None)  # Tune's ids hold a '_'
+        if info.type != pyarrow.fs.FileType.Directory or trial_id is None:
             continue
         lines = (read_text(fs, posixpath.join(info.path, "result.json")) or "").strip().splitlines()
-        for line in reversed(lines):  # a driver killed mid-write leaves its last line cut short
+        for line in lines[::-1][:2]:
             try:
                 last = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(last, dict) and last.get("trial_id"):
-                out[str(last["trial_id"])] = last
+            if isinstance(last, dict):
+                out[trial_id] = last
             break
     return out
 
 
 def _finished_in(fs: pyarrow.fs.FileSystem, folder: str) -> int:
-    """How many trials of the Tune run in ``folder`` are finished (module docstring)."""
+    """How many trials of the Tune run in ``folder`` are finished (module docstring); the results of
+    only the trials Tune does not mark finished are read."""
     trials = _trials(fs, folder, strict=False) or []
-    records = _last_records(fs, folder)
+    open_ids = {str(t.get("trial_id")) for t in trials if t.get("status") != FINISHED}
+    records = _last_records(fs, folder, open_ids) if open_ids else {}
     return sum(t.get("status") == FINISHED or record_finished(records.get(str(t.get("trial_id")), {}))
                for t in trials)  # fmt: skip
 

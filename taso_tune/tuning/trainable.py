@@ -10,8 +10,8 @@ diverged (ASHA does not stop a trial that reports NaN, so none is reported for a
 
 :func:`train_trial` is the whole trial; :class:`TrialActor` is the actor Ray Tune runs it in (Tune's
 function-trainable runner, as ``tune.with_parameters`` would build for the function) with one
-difference: its ``repr`` is the trial name, which Ray shows as the actor's name in the dashboard's
-Actors view and as the prefix of its log lines.
+difference: its ``repr`` is the trial name (or, with ``reuse_actors``, the Tune run's), which Ray
+shows as the actor's name in the dashboard's Actors view and as the prefix of its log lines.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from typing import Any
 import ray
 import torch
 from ray import tune
-from ray._private.ray_constants import LOG_PREFIX_ACTOR_NAME
+from ray._private.ray_constants import (
+    LOG_PREFIX_ACTOR_NAME,  # Ray's log-monitor protocol (ray pinned to 2.60)
+)
 from ray.train._internal.session import get_session
 from ray.tune.result import RESULT_DUPLICATE
 from ray.tune.trainable.function_trainable import FunctionTrainable
