@@ -43,7 +43,16 @@ def _quiet_broken_pipe() -> None:
     os.close(devnull)
 
 
+def _let_stop_signals_in() -> None:
+    """Unblock SIGINT and SIGTERM in this thread. A process inherits its parent's signal mask, and
+    a parent that runs Ray in-process (a test runner, a notebook) can have them blocked: Ctrl-C and
+    ``kill`` would then stay pending for ever instead of stopping the sweep."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _let_stop_signals_in()
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.simplefilter("default", UserWarning)

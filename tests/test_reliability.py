@@ -343,9 +343,12 @@ def test_a_large_space_shows_progress_and_stops_on_ctrl_c(tmp_path: Path) -> Non
     block = {"optimizer": "taso", "lr": _grid(100), "alpha": {"grid": list(range(1, 101))}, "momentum": _grid(100)}
     space = write_space(tmp_path / "big.yaml", [block])
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # started with SIGINT blocked, as by a parent that runs Ray in-process (this test runner can be):
+    # the mask is inherited, and the CLI must unblock it for Ctrl-C to arrive at all
     proc = subprocess.Popen([sys.executable, "-m", "taso_tune.cli", "sweep", str(space), "--dry-run",
                              "--max-trials", "1000000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, env=env)  # fmt: skip
+                            text=True, env=env,
+                            preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}))  # fmt: skip
     line = proc.stderr.readline()  # the first progress line, a few seconds in
     assert line.startswith("checking the space's configurations: ") and "of 1000000" in line, line
     proc.send_signal(2)
@@ -364,6 +367,7 @@ def test_ctrl_c_in_a_counted_loop_stops_it_at_the_next_item(monkeypatch) -> None
     """The loop's SIGINT handler only notes the signal; the loop raises at its next item, so no
     interrupt is lost in a finalizer. Python's handler is back afterwards."""
     monkeypatch.setattr(progress, "FIRST_AFTER_S", 1e9)
+    blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # this process's mask, whoever set it
     seen = []
     with pytest.raises(KeyboardInterrupt):
         for i in progress.counted(range(100), 100, "checking"):
@@ -372,6 +376,7 @@ def test_ctrl_c_in_a_counted_loop_stops_it_at_the_next_item(monkeypatch) -> None
                 os.kill(os.getpid(), signal.SIGINT)
     assert seen == [0, 1, 2, 3]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 # --- class 6: noise ---------------------------------------------------------------------------------
