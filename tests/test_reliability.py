@@ -339,16 +339,20 @@ def test_long_loops_print_progress(monkeypatch, capsys) -> None:
     assert 2 <= len(lines) <= 4 and all(line.startswith("checking: ") for line in lines)
 
 
+def _sigint_default_but_blocked() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+
 def test_a_large_space_shows_progress_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     block = {"optimizer": "taso", "lr": _grid(100), "alpha": {"grid": list(range(1, 101))}, "momentum": _grid(100)}
     space = write_space(tmp_path / "big.yaml", [block])
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    # started with SIGINT blocked, as by a parent that runs Ray in-process (this test runner can be):
-    # the mask is inherited, and the CLI must unblock it for Ctrl-C to arrive at all
+    # SIGINT handled by default (a suite started in the background of a script ignores it, and a
+    # child would inherit that) but blocked, as a parent can leave it: the CLI must unblock it
     proc = subprocess.Popen([sys.executable, "-m", "taso_tune.cli", "sweep", str(space), "--dry-run",
                              "--max-trials", "1000000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, env=env,
-                            preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}))  # fmt: skip
+                            text=True, env=env, preexec_fn=_sigint_default_but_blocked)  # fmt: skip
     line = proc.stderr.readline()  # the first progress line, a few seconds in
     assert line.startswith("checking the space's configurations: ") and "of 1000000" in line, line
     proc.send_signal(2)
@@ -367,7 +371,10 @@ def test_ctrl_c_in_a_counted_loop_stops_it_at_the_next_item(monkeypatch) -> None
     """The loop's SIGINT handler only notes the signal; the loop raises at its next item, so no
     interrupt is lost in a finalizer. Python's handler is back afterwards."""
     monkeypatch.setattr(progress, "FIRST_AFTER_S", 1e9)
-    blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # this process's mask, whoever set it
+    # Python's handler, unblocked, whatever this process started with (in the background of a
+    # script SIGINT is ignored)
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     seen = []
     with pytest.raises(KeyboardInterrupt):
         for i in progress.counted(range(100), 100, "checking"):
@@ -377,6 +384,7 @@ def test_ctrl_c_in_a_counted_loop_stops_it_at_the_next_item(monkeypatch) -> None
     assert seen == [0, 1, 2, 3]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    signal.signal(signal.SIGINT, handler)
 
 
 # --- class 6: noise ---------------------------------------------------------------------------------
