@@ -8,6 +8,7 @@ trials reported); imports neither.
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import tempfile
@@ -104,6 +105,25 @@ def remove_if_only(experiment: str, names: tuple[str, ...]) -> bool:
         return False
     fs.delete_dir(root)
     return True
+
+
+def result_records(text: str, path: str) -> list[dict]:
+    """The epoch records of a trial's ``result.json`` (its ``text``, read from ``path``), each epoch
+    once, in order. A last line cut short (a driver killed while writing it) is left out; a bad line
+    before it is a ConfigError."""
+    by_epoch: dict[int, dict] = {}
+    lines = [line for line in text.splitlines() if line.strip()]
+    for number, line in enumerate(lines, 1):
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            if number == len(lines):
+                break
+            raise ConfigError(f"line {number}", line[:40], "is not JSON; the trial's results are damaged",
+                              file=path) from None  # fmt: skip
+        if isinstance(rec, dict) and "epoch" in rec:
+            by_epoch[int(rec["epoch"])] = rec  # a resumed trial may repeat the epoch in flight
+    return [by_epoch[k] for k in sorted(by_epoch)]
 
 
 def first_line(err: BaseException) -> str:

@@ -25,7 +25,7 @@ import yaml
 from taso_tune.errors import ConfigError
 from taso_tune.names import EPOCH_FIELDS, METRICS, SPACE_FILE, TrialStatus
 from taso_tune.results.aggregate import SelectOn, aggregate, best_per_optimizer
-from taso_tune.storage import filesystem, read_text
+from taso_tune.storage import filesystem, read_text, result_records
 
 EPOCH_COLUMNS = (*(f for f in EPOCH_FIELDS if f != "total_epochs"), "diverged")
 
@@ -96,24 +96,6 @@ def _trial_states(fs: pyarrow.fs.FileSystem, entries: list[pyarrow.fs.FileInfo])
     return out
 
 
-def _records(text: str, path: str) -> list[dict]:
-    """The epoch records of a trial's ``result.json`` at ``path``, each epoch once. A last line cut
-    short (a driver killed while writing it) is left out; a bad line before it is an error."""
-    by_epoch: dict[int, dict] = {}
-    lines = [line for line in text.splitlines() if line.strip()]
-    for number, line in enumerate(lines, 1):
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            if number == len(lines):
-                break
-            raise ConfigError(f"line {number}", line[:40], "is not JSON; the trial's results are damaged",
-                              file=path) from None  # fmt: skip
-        if isinstance(rec, dict) and "epoch" in rec:
-            by_epoch[int(rec["epoch"])] = rec  # a resumed trial may repeat the epoch in flight
-    return [by_epoch[k] for k in sorted(by_epoch)]
-
-
 def _seed_status(records: list[dict], planned: int, tune_status: str, has_error: bool) -> TrialStatus:
     """How one seed of a trial ended, from its own records and its trial's Ray Tune status."""
     last = records[-1] if records else {}
@@ -175,7 +157,7 @@ def _read_trials(fs: pyarrow.fs.FileSystem, entries: list[pyarrow.fs.FileInfo], 
             continue
         result = posixpath.join(info.path, "result.json")
         text = read_text(fs, result)
-        records = _records(text, result) if text else []
+        records = result_records(text, result) if text else []
         if not records:
             continue
         last = records[-1]

@@ -23,7 +23,13 @@ from taso_tune.errors import ConfigError
 from taso_tune.names import BUDGET_SH_FILE, INTERRUPTED_FILE
 from taso_tune.spaces import SweepSpec
 from taso_tune.spaces.expansion import count_configurations, count_trials
-from taso_tune.storage import filesystem, read_experiment_file, read_text, write_experiment_file
+from taso_tune.storage import (
+    filesystem,
+    read_experiment_file,
+    read_text,
+    result_records,
+    write_experiment_file,
+)
 
 FINISHED = "TERMINATED"
 
@@ -87,23 +93,21 @@ def record_finished(record: dict) -> bool:
 
 def _last_records(fs: pyarrow.fs.FileSystem, folder: str, trial_ids: set[str]) -> dict[str, dict]:
     """trial_id -> the last record in its ``result.json``, for the trials ``trial_ids`` of the Tune
-    run in ``folder`` (a trial's folder name ends in ``_<trial_id>``). A last line cut short (a
-    driver killed while writing it) is passed over for the one before, as the results do."""
+    run in ``folder`` (a trial's folder name ends in ``_<trial_id>``), read as the results read it
+    (:func:`~taso_tune.storage.result_records`); a damaged file gives no record."""
     out = {}
     for info in fs.get_file_info(pyarrow.fs.FileSelector(folder)):
         name = posixpath.basename(info.path)
         trial_id = next((t for t in trial_ids if name.endswith(f"_{t}")), None)  # Tune's ids hold a '_'
         if info.type != pyarrow.fs.FileType.Directory or trial_id is None:
             continue
-        lines = (read_text(fs, posixpath.join(info.path, "result.json")) or "").strip().splitlines()
-        for line in lines[::-1][:2]:
-            try:
-                last = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(last, dict):
-                out[trial_id] = last
-            break
+        path = posixpath.join(info.path, "result.json")
+        try:
+            records = result_records(read_text(fs, path) or "", path)
+        except ConfigError:
+            continue
+        if records:
+            out[trial_id] = records[-1]
     return out
 
 
