@@ -85,7 +85,16 @@ def format_table(rows: Iterable[Row]) -> str:
     for row in rows:
         ratio = "" if row.ratio is None else f"{row.ratio:.2f}"
         target = "" if row.target is None else str(row.target)
-        cells = (row.section, row.measure, row.value, row.baseline, ratio, target, row.verdict, row.note)
+        cells = (
+            row.section,
+            row.measure,
+            row.value,
+            row.baseline,
+            ratio,
+            target,
+            row.verdict,
+            row.note,
+        )
         lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
     return "\n".join(lines)
 
@@ -185,10 +194,14 @@ def format_facts(facts: Mapping[str, str]) -> str:
 # --- command line -----------------------------------------------------------------------------
 
 
-def section_main(run: Callable[[bool], list[Row]], description: str, argv: Sequence[str] | None = None) -> None:
+def section_main(
+    run: Callable[[bool], list[Row]], description: str, argv: Sequence[str] | None = None
+) -> None:
     """``python benchmarks/X.py [--quick]``: run one section and print its table."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--quick", action="store_true", help="a tiny version (seconds), for smoke tests")
+    parser.add_argument(
+        "--quick", action="store_true", help="a tiny version (seconds), for smoke tests"
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
     rows = run(args.quick)

@@ -2,7 +2,7 @@
 
 Runs the space four times (to the end; under ASHA judging each configuration by its mean over seeds;
 under per-seed ASHA, the biased baseline; under budget-sh), compares them with
-``taso_tune.studies.early_stopping.compare`` and writes the tables into docs/early-stopping.md between the
+``taso_tune.results.studies.early_stopping.compare`` and writes the tables into docs/early-stopping.md between the
 markers, and a comparison page into dashboards/reproduction/.
 
     python benchmarks/early_stopping_bias.py [--data digits|fashion_mnist] [--space FILE] [--storage DIR]
@@ -27,17 +27,20 @@ from common import add_repo_to_path, cpu_model, usable_cores, write_between_mark
 add_repo_to_path()
 
 from taso_tune.results.experiment import load_experiment  # noqa: E402
+from taso_tune.results.studies.early_stopping import asha_rungs, compare, to_markdown  # noqa: E402
+from taso_tune.results.studies.early_stopping_page import write_comparison_page  # noqa: E402
 from taso_tune.spaces import SweepSpec, load_space, load_space_dict, with_overrides  # noqa: E402
-from taso_tune.studies.early_stopping import asha_rungs, compare, to_markdown  # noqa: E402
-from taso_tune.studies.early_stopping_page import write_comparison_page  # noqa: E402
-from taso_tune.tuning import resume_sweep, run_sweep  # noqa: E402
+from taso_tune.sweep import resume_sweep, run_sweep  # noqa: E402
 
 #: data set -> (space, doc marker, page)
 STUDIES = {
     "digits": ("search_spaces/early_stopping.yaml", "early-stopping", "early-stopping.html"),
-    "fashion_mnist": ("search_spaces/early_stopping_fashion.yaml", "early-stopping-fashion",
-                      "early-stopping-fashion.html"),
-}  # fmt: skip
+    "fashion_mnist": (
+        "search_spaces/early_stopping_fashion.yaml",
+        "early-stopping-fashion",
+        "early-stopping-fashion.html",
+    ),
+}
 
 
 METHODS = ("none", "asha", "asha-per-seed", "budget-sh")
@@ -66,14 +69,25 @@ def sweep_wall_from_results(experiment: Path) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", choices=list(STUDIES), default="digits",
-                        help="which study: its space, doc section and page (default: digits)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data",
+        choices=list(STUDIES),
+        default="digits",
+        help="which study: its space, doc section and page (default: digits)",
+    )
     parser.add_argument("--space", help="the space to run (default: the study's)")
-    parser.add_argument("--storage", help="where the four experiments go (default: a temporary folder); "
-                        "a rerun on the same folder resumes them")
+    parser.add_argument(
+        "--storage",
+        help="where the four experiments go (default: a temporary folder); "
+        "a rerun on the same folder resumes them",
+    )
     parser.add_argument("--doc", default=str(REPO / "docs/early-stopping.md"))
-    parser.add_argument("--page", help="the comparison page (default: the study's, in dashboards/reproduction/)")
+    parser.add_argument(
+        "--page", help="the comparison page (default: the study's, in dashboards/reproduction/)"
+    )
     args = parser.parse_args(argv)
     space, marker, page = STUDIES[args.data]
     args.space = args.space or str(REPO / space)
@@ -90,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         name = f"{spec.name}-{method}"
         paths[method] = os.path.join(storage, name)
         start = time.perf_counter()
-        if os.path.isdir(paths[method]):  # a rerun on the same --storage continues what was interrupted
+        if os.path.isdir(
+            paths[method]
+        ):  # a rerun on the same --storage continues what was interrupted
             print(f"== {name}: resuming ==", flush=True)
             resume_sweep(paths[method])
         else:
@@ -108,8 +124,10 @@ def main(argv: list[str] | None = None) -> int:
 
     command = f"python benchmarks/early_stopping_bias.py --data {args.data} --space {os.path.relpath(args.space, REPO)}"
     machine = f"{cpu_model()}, {usable_cores()} cores"
-    block = (f"Measured with `{command}` ({time.strftime('%Y-%m-%d')}, {machine}, CPU only).\n\n"
-             f"{to_markdown(comparison)}")  # fmt: skip
+    block = (
+        f"Measured with `{command}` ({time.strftime('%Y-%m-%d')}, {machine}, CPU only).\n\n"
+        f"{to_markdown(comparison)}"
+    )
     print(block)
     doc = Path(args.doc)
     write_between_markers(doc, begin, end, block)

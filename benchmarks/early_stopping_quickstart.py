@@ -21,7 +21,7 @@ from common import Row, Target, add_repo_to_path, section_main
 add_repo_to_path()
 
 from taso_tune.results.experiment import load_experiment  # noqa: E402
-from taso_tune.seed_stats import format_mean_std  # noqa: E402
+from taso_tune.stats.seeds import format_mean_std  # noqa: E402
 
 SECTION = "4 early stopping"
 
@@ -33,29 +33,47 @@ class Outcome:
     winners: dict[str, str]  # optimizer -> config_id of its best configuration
     best: str  # config_id of the best configuration overall
     trial_lengths: dict[int, int]  # epochs a trial ran -> how many trials ran that long
-    scores: dict[str, tuple[float, float]]  # config_id -> (mean, std) of val_acc over its full-length seeds
+    scores: dict[
+        str, tuple[float, float]
+    ]  # config_id -> (mean, std) of val_acc over its full-length seeds
     seeds: int  # planned seeds per configuration
 
 
 def sweep_outcome(scheduler: str, epochs: int | None, seeds: int | None) -> Outcome:
     from sweeps import quickstart, run_quiet, storage
 
-    spec = quickstart(scheduler=scheduler, epochs=epochs, seeds=seeds, name=f"quickstart-{scheduler}")
+    spec = quickstart(
+        scheduler=scheduler, epochs=epochs, seeds=seeds, name=f"quickstart-{scheduler}"
+    )
     with storage() as root:
         run = run_quiet(spec, root, spec.name)
         experiment = load_experiment(str(run.experiment))
     best = experiment.best()  # best first
-    lengths = Counter(len(records) for records in run.trials)  # epochs each trial (configuration) ran
-    scores = {row.config_id: (row.val_acc_mean, row.val_acc_std) for row in experiment.aggregated.itertuples()}
-    return Outcome(run.epochs_run, run.wall_seconds, dict(zip(best["optimizer"], best["config_id"], strict=True)),
-                   str(best["config_id"].iloc[0]), dict(sorted(lengths.items())), scores,
-                   experiment.planned_seeds)  # fmt: skip
+    lengths = Counter(
+        len(records) for records in run.trials
+    )  # epochs each trial (configuration) ran
+    scores = {
+        row.config_id: (row.val_acc_mean, row.val_acc_std)
+        for row in experiment.aggregated.itertuples()
+    }
+    return Outcome(
+        run.epochs_run,
+        run.wall_seconds,
+        dict(zip(best["optimizer"], best["config_id"], strict=True)),
+        str(best["config_id"].iloc[0]),
+        dict(sorted(lengths.items())),
+        scores,
+        experiment.planned_seeds,
+    )
 
 
 def compare_rows(name: str, outcome: Outcome, truth: Outcome) -> list[Row]:
     same = [opt for opt, cid in truth.winners.items() if outcome.winners.get(opt) == cid]
-    differ = [f"{opt}: {outcome.winners.get(opt, 'none ran to the end')} instead of {truth.winners[opt]}"
-              for opt in truth.winners if opt not in same]  # fmt: skip
+    differ = [
+        f"{opt}: {outcome.winners.get(opt, 'none ran to the end')} instead of {truth.winners[opt]}"
+        for opt in truth.winners
+        if opt not in same
+    ]
     lengths = ", ".join(f"{n} x {epochs} ep" for epochs, n in outcome.trial_lengths.items())
 
     def truth_score(config_id: str) -> str:
@@ -64,17 +82,35 @@ def compare_rows(name: str, outcome: Outcome, truth: Outcome) -> list[Row]:
         return format_mean_std(mean, None if std != std else std, n, scale=1.0, digits=4)
 
     return [
-        Row(SECTION, f"epochs trained: {name} vs none", f"{outcome.epochs}", f"{truth.epochs}",
-            outcome.epochs / truth.epochs, Target("<=", 0.4),
-            f"trials: {lengths}; wall {outcome.wall_seconds:.0f} s vs {truth.wall_seconds:.0f} s"),
-        Row(SECTION, f"best configuration overall: {name} = none", outcome.best, truth.best,
-            float(outcome.best == truth.best), Target(">=", 1.0),
+        Row(
+            SECTION,
+            f"epochs trained: {name} vs none",
+            f"{outcome.epochs}",
+            f"{truth.epochs}",
+            outcome.epochs / truth.epochs,
+            Target("<=", 0.4),
+            f"trials: {lengths}; wall {outcome.wall_seconds:.0f} s vs {truth.wall_seconds:.0f} s",
+        ),
+        Row(
+            SECTION,
+            f"best configuration overall: {name} = none",
+            outcome.best,
+            truth.best,
+            float(outcome.best == truth.best),
+            Target(">=", 1.0),
             f"final val_acc (none, mean ± std over seeds): {truth_score(outcome.best)} for the pick, "
-            f"{truth_score(truth.best)} for the best"),
-        Row(SECTION, f"best configuration per optimizer: {name} = none", f"{len(same)}/{len(truth.winners)} same",
-            ", ".join(sorted(truth.winners.values())), len(same) / len(truth.winners), Target(">=", 1.0),
-            "; ".join(differ) or "all the same"),
-    ]  # fmt: skip
+            f"{truth_score(truth.best)} for the best",
+        ),
+        Row(
+            SECTION,
+            f"best configuration per optimizer: {name} = none",
+            f"{len(same)}/{len(truth.winners)} same",
+            ", ".join(sorted(truth.winners.values())),
+            len(same) / len(truth.winners),
+            Target(">=", 1.0),
+            "; ".join(differ) or "all the same",
+        ),
+    ]
 
 
 def run(quick: bool = False) -> list[Row]:

@@ -5,7 +5,7 @@
 
 Prints one table:
 
-* epoch seconds of :meth:`taso_tune.train.Run.train_epoch` (the project's own training step: batches
+* epoch seconds of :meth:`taso_tune.training.run.Run.train_epoch` (the project's own training step: batches
   cut and augmented on the device, no host sync per step, fused optimizer) for LeNet5 on MNIST-size
   data (60,000 x 1 x 28 x 28) and VGG19 and ResNet18 on CIFAR10-size data (50,000 x 3 x 32 x 32,
   with the crop/flip augmentation), synthetic uint8 tensors of the real shapes, at batch 128 and 512:
@@ -54,9 +54,9 @@ from seed_packing import compare as compare_packing
 from torch.utils.flop_counter import FlopCounterMode
 
 add_repo_to_path()  # taso_tune from a plain checkout
-from taso_tune.data import DatasetInfo, ImageData  # noqa: E402
-from taso_tune.models import build_model  # noqa: E402
-from taso_tune.train import Run, TrainConfig  # noqa: E402
+from taso_tune.training.data.sets import DatasetInfo, ImageData  # noqa: E402
+from taso_tune.training.models import build_model  # noqa: E402
+from taso_tune.training.run import Run, TrainConfig  # noqa: E402
 
 SECTION = "gpu"
 GPU_BEGIN, GPU_END = "<!-- bench-gpu:begin -->", "<!-- bench-gpu:end -->"
@@ -74,9 +74,14 @@ class Workload:
 
 
 MNIST = DatasetInfo("mnist", 1, 28, 10, (0.1307,), (0.3081,), augment=False)
-CIFAR10 = DatasetInfo("cifar10", 3, 32, 10, (0.491, 0.482, 0.446), (0.247, 0.243, 0.261), augment=True)
-WORKLOADS = (Workload("lenet5", MNIST, 60_000), Workload("vgg19", CIFAR10, 50_000),
-             Workload("resnet18", CIFAR10, 50_000))  # fmt: skip
+CIFAR10 = DatasetInfo(
+    "cifar10", 3, 32, 10, (0.491, 0.482, 0.446), (0.247, 0.243, 0.261), augment=True
+)
+WORKLOADS = (
+    Workload("lenet5", MNIST, 60_000),
+    Workload("vgg19", CIFAR10, 50_000),
+    Workload("resnet18", CIFAR10, 50_000),
+)
 MODES: dict[str, dict[str, bool]] = {
     "fp32": {"amp": False, "channels_last": False, "compile": False},
     "bf16+cl": {"amp": True, "channels_last": True, "compile": False},
@@ -99,10 +104,14 @@ class Settings:
     packed: int
     packing_images: int | None
     budget_s: float
-    stacked: tuple[tuple[int, int | None], tuple[int, int | None]]  # (seeds, images): LeNet5, ResNet18
+    stacked: tuple[
+        tuple[int, int | None], tuple[int, int | None]
+    ]  # (seeds, images): LeNet5, ResNet18
 
 
-FULL = Settings("cuda", None, (128, 512), 1, 2, True, 8192, 8, None, 330.0, ((8, None), (5, 10_000)))
+FULL = Settings(
+    "cuda", None, (128, 512), 1, 2, True, 8192, 8, None, 330.0, ((8, None), (5, 10_000))
+)
 SMOKE = Settings("cpu", 16, (4, 8), 0, 1, False, 256, 2, 256, 40.0, ((2, 64), (2, 32)))
 
 
@@ -116,15 +125,28 @@ def synthetic(workload: Workload, images: int | None, device: str, seed: int = 0
     n = images or workload.images
     info = workload.info
     g = torch.Generator(device=device).manual_seed(seed)
-    x = torch.randint(0, 256, (n, info.in_channels, info.image_size, info.image_size), dtype=torch.uint8,
-                      device=device, generator=g)  # fmt: skip
+    x = torch.randint(
+        0,
+        256,
+        (n, info.in_channels, info.image_size, info.image_size),
+        dtype=torch.uint8,
+        device=device,
+        generator=g,
+    )
     y = torch.randint(0, info.num_classes, (n,), device=device, generator=g)
     return ImageData(info, x, y, x[:0], y[:0], x[:0], y[:0])
 
 
 def make_run(workload: Workload, data: ImageData, batch: int, device: str, **flags: bool) -> Run:
-    config = TrainConfig(model=workload.model, dataset=workload.dataset, batch_size=batch, epochs=1000,
-                         device=device, threads=None if device == "cuda" else 1, **flags)  # fmt: skip
+    config = TrainConfig(
+        model=workload.model,
+        dataset=workload.dataset,
+        batch_size=batch,
+        epochs=1000,
+        device=device,
+        threads=None if device == "cuda" else 1,
+        **flags,
+    )
     return Run(config, data)
 
 
@@ -148,8 +170,12 @@ def flops_per_image(workload: Workload, batch: int = 2) -> float:
     """Forward + backward FLOPs of one image, counted on one batch of meta tensors (shapes only: the
     count depends on neither the device nor the dtype)."""
     info = workload.info
-    model = build_model(workload.model, in_channels=info.in_channels, image_size=info.image_size,
-                        num_classes=info.num_classes).to("meta")  # fmt: skip
+    model = build_model(
+        workload.model,
+        in_channels=info.in_channels,
+        image_size=info.image_size,
+        num_classes=info.num_classes,
+    ).to("meta")
     x = torch.randn(batch, info.in_channels, info.image_size, info.image_size, device="meta")
     y = torch.randint(0, info.num_classes, (batch,), device="meta")
     with FlopCounterMode(display=False) as counter:
@@ -185,7 +211,9 @@ def count_host_syncs(fn: Callable[[], object]) -> int:
 # --- packing ----------------------------------------------------------------------------------
 
 
-def packing_worker(images: int | None, batch: int, epochs: int, device: str, barrier, results) -> None:
+def packing_worker(
+    images: int | None, batch: int, epochs: int, device: str, barrier, results
+) -> None:
     """One LeNet5 trial in its own process: warm up, wait for the others, time ``epochs`` epochs."""
     torch.set_num_threads(1)
     workload = WORKLOADS[0]
@@ -198,15 +226,21 @@ def packing_worker(images: int | None, batch: int, epochs: int, device: str, bar
     results.put((start, time.monotonic()))
 
 
-def packed_seconds(processes: int, images: int | None, batch: int, epochs: int, device: str) -> float:
+def packed_seconds(
+    processes: int, images: int | None, batch: int, epochs: int, device: str
+) -> float:
     """Wall seconds from the common start to the last of ``processes`` trials finishing."""
     ctx = torch.multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(processes), ctx.Queue()
-    workers = [ctx.Process(target=packing_worker, args=(images, batch, epochs, device, barrier, results))
-               for _ in range(processes)]  # fmt: skip
+    workers = [
+        ctx.Process(target=packing_worker, args=(images, batch, epochs, device, barrier, results))
+        for _ in range(processes)
+    ]
     for worker in workers:
         worker.start()
-    spans = [results.get(timeout=300) for _ in workers]  # a crashed worker fails this, not the whole call
+    spans = [
+        results.get(timeout=300) for _ in workers
+    ]  # a crashed worker fails this, not the whole call
     for worker in workers:
         worker.join()
     return max(end for _, end in spans) - min(start for start, _ in spans)
@@ -219,10 +253,19 @@ def run(settings: Settings) -> list[Row]:
     deadline = time.perf_counter() + settings.budget_s
     device = settings.device
     rows: list[Row] = []
-    rates = {"fp32": matmul_tflops(torch.float32, device, settings.matmul_size),
-             "bf16": matmul_tflops(torch.bfloat16, device, settings.matmul_size)}  # fmt: skip
-    rows += [Row(SECTION, f"dense matmul rate, {dtype}", f"{rate:.1f} TFLOP/s",
-                 note=f"{settings.matmul_size}^2 matrices") for dtype, rate in rates.items()]  # fmt: skip
+    rates = {
+        "fp32": matmul_tflops(torch.float32, device, settings.matmul_size),
+        "bf16": matmul_tflops(torch.bfloat16, device, settings.matmul_size),
+    }
+    rows += [
+        Row(
+            SECTION,
+            f"dense matmul rate, {dtype}",
+            f"{rate:.1f} TFLOP/s",
+            note=f"{settings.matmul_size}^2 matrices",
+        )
+        for dtype, rate in rates.items()
+    ]
     flops = {w.model: flops_per_image(w) for w in WORKLOADS}
 
     def epoch_row(workload: Workload, batch: int, mode: str) -> Row:
@@ -236,11 +279,24 @@ def run(settings: Settings) -> list[Row]:
         run_ = make_run(workload, data, batch, device, **MODES[mode])
         seconds, first = epoch_seconds(run_, settings.warmup_epochs, settings.timed_epochs)
         images = len(run_.train_batches) * batch
-        floor = flops[workload.model] * images / (rates["bf16" if mode != "fp32" else "fp32"] * 1e12)
-        peak = f"peak {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB; " if device == "cuda" else ""
-        return Row(SECTION, measure, f"{seconds:.3g} s", f"{floor:.3g} s FLOP floor", seconds / floor, target,
-                   f"{peak}{flops[workload.model] / 1e6:,.1f} MFLOP/image; first epoch {first:.3g} s",
-                   judged=seconds)  # fmt: skip
+        floor = (
+            flops[workload.model] * images / (rates["bf16" if mode != "fp32" else "fp32"] * 1e12)
+        )
+        peak = (
+            f"peak {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB; "
+            if device == "cuda"
+            else ""
+        )
+        return Row(
+            SECTION,
+            measure,
+            f"{seconds:.3g} s",
+            f"{floor:.3g} s FLOP floor",
+            seconds / floor,
+            target,
+            f"{peak}{flops[workload.model] / 1e6:,.1f} MFLOP/image; first epoch {first:.3g} s",
+            judged=seconds,
+        )
 
     for workload in WORKLOADS:
         for batch in settings.batches:
@@ -252,9 +308,17 @@ def run(settings: Settings) -> list[Row]:
         probe = make_run(lenet, synthetic(lenet, settings.images, device), 128, device)
         probe.train_epoch()
         syncs = count_host_syncs(probe.train_epoch)
-        rows.append(Row(SECTION, "host syncs in one training epoch (LeNet5, batch 128)", f"{syncs}",
-                        f"{len(probe.train_batches)} steps", target=Target("<=", 4), judged=syncs,
-                        note="2 expected: loss and accuracy read at the end; a per-step sync shows as >= steps"))  # fmt: skip
+        rows.append(
+            Row(
+                SECTION,
+                "host syncs in one training epoch (LeNet5, batch 128)",
+                f"{syncs}",
+                f"{len(probe.train_batches)} steps",
+                target=Target("<=", 4),
+                judged=syncs,
+                note="2 expected: loss and accuracy read at the end; a per-step sync shows as >= steps",
+            )
+        )
     else:
         rows.append(Row(SECTION, "host syncs in one training epoch", "n/a on CPU"))
 
@@ -266,9 +330,17 @@ def run(settings: Settings) -> list[Row]:
         alone = packed_seconds(1, settings.packing_images, 128, epochs, device)
         packed = packed_seconds(settings.packed, settings.packing_images, 128, epochs, device)
         speedup = settings.packed * alone / packed
-        rows.append(Row(SECTION, packing, f"{packed:.2f} s for {settings.packed} x {epochs} epochs",
-                        f"{alone:.2f} s for 1 x {epochs}", speedup, PACKING_TARGET,
-                        "throughput speed-up = n x t(alone) / t(n at once); batch 128"))  # fmt: skip
+        rows.append(
+            Row(
+                SECTION,
+                packing,
+                f"{packed:.2f} s for {settings.packed} x {epochs} epochs",
+                f"{alone:.2f} s for 1 x {epochs}",
+                speedup,
+                PACKING_TARGET,
+                "throughput speed-up = n x t(alone) / t(n at once); batch 128",
+            )
+        )
 
     rows += stacking_rows(settings, deadline)
 
@@ -276,8 +348,13 @@ def run(settings: Settings) -> list[Row]:
         if settings.compile:
             rows.append(epoch_row(workload, max(settings.batches), "bf16+cl+compile"))
         else:
-            rows.append(Row(SECTION, f"{workload.model} epoch, batch {max(settings.batches)}, bf16+cl+compile",
-                            "skipped: --smoke"))  # fmt: skip
+            rows.append(
+                Row(
+                    SECTION,
+                    f"{workload.model} epoch, batch {max(settings.batches)}, bf16+cl+compile",
+                    "skipped: --smoke",
+                )
+            )
     return rows
 
 
@@ -285,28 +362,48 @@ def stacking_rows(settings: Settings, deadline: float) -> list[Row]:
     """k seeds of one configuration as one stacked model against one after another (seed packing)."""
     rows: list[Row] = []
     device = settings.device
-    cases = (("LeNet5/MNIST-size", WORKLOADS[0], *settings.stacked[0], STACKING_TARGET),
-             ("ResNet18/CIFAR10-size", WORKLOADS[2], *settings.stacked[1], None))  # fmt: skip
+    cases = (
+        ("LeNet5/MNIST-size", WORKLOADS[0], *settings.stacked[0], STACKING_TARGET),
+        ("ResNet18/CIFAR10-size", WORKLOADS[2], *settings.stacked[1], None),
+    )
     for label, workload, seeds, images, target in cases:
         if time.perf_counter() > deadline:
-            rows.append(Row(SECTION, f"{label}: {seeds} seeds stacked vs one after another", "skipped: time budget",
-                            target=target))  # fmt: skip
+            rows.append(
+                Row(
+                    SECTION,
+                    f"{label}: {seeds} seeds stacked vs one after another",
+                    "skipped: time budget",
+                    target=target,
+                )
+            )
             continue
         data = synthetic(workload, images, device)
         batch = 128 if device == "cuda" else max(settings.batches)
-        config = TrainConfig(model=workload.model, dataset=workload.dataset, batch_size=batch, epochs=1, device=device,
-                             threads=None if device == "cuda" else 1)  # fmt: skip
+        config = TrainConfig(
+            model=workload.model,
+            dataset=workload.dataset,
+            batch_size=batch,
+            epochs=1,
+            device=device,
+            threads=None if device == "cuda" else 1,
+        )
         repeats = 3 if device == "cuda" else 1
-        rows += compare_packing(label, config, list(range(seeds)), data, 1, repeats, device, target, SECTION)
+        rows += compare_packing(
+            label, config, list(range(seeds)), data, 1, repeats, device, target, SECTION
+        )
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="everything tiny, on the CPU (checks the script)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="everything tiny, on the CPU (checks the script)"
+    )
     parser.add_argument("--budget-s", type=float, help="start no new item after this many seconds")
     parser.add_argument("--out", help="also write the table (markdown) to this file")
-    parser.add_argument("--doc", action="store_true", help="also put the table into docs/benchmarks.md")
+    parser.add_argument(
+        "--doc", action="store_true", help="also put the table into docs/benchmarks.md"
+    )
     args = parser.parse_args(argv)
     settings = SMOKE if args.smoke else FULL
     if args.budget_s is not None:
@@ -316,8 +413,12 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     rows = run(settings)
     if args.smoke:  # tiny CPU figures say nothing about the GPU targets
-        rows = [replace(r, target=None, note=f"{r.note}; GPU target {r.target}".lstrip("; ")) if r.target else r
-                for r in rows]  # fmt: skip
+        rows = [
+            replace(r, target=None, note=f"{r.note}; GPU target {r.target}".lstrip("; "))
+            if r.target
+            else r
+            for r in rows
+        ]
     table = format_table(rows)
     kind = "smoke run: tiny sizes on the CPU, not GPU figures" if args.smoke else "full run"
     facts, seconds = format_facts(machine_facts()), time.perf_counter() - start
@@ -327,8 +428,10 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.out).write_text(text + "\n")
     if args.doc:
         command = "python benchmarks/gpu.py" + (" --smoke" if args.smoke else "")
-        block = (f"Measured with `{command}` on {time.strftime('%Y-%m-%d')} in {seconds:.0f} s ({kind}).\n"
-                 f"Machine: {facts}.\n\n{table}")  # fmt: skip
+        block = (
+            f"Measured with `{command}` on {time.strftime('%Y-%m-%d')} in {seconds:.0f} s ({kind}).\n"
+            f"Machine: {facts}.\n\n{table}"
+        )
         write_between_markers(REPO_ROOT / "docs" / "benchmarks.md", GPU_BEGIN, GPU_END, block)
     return 0
 

@@ -42,7 +42,9 @@ from taso_tune.spaces import SweepSpec, load_space_dict  # noqa: E402
 SECTION = "gpu sweep"
 
 
-def spec(packing: str, *, configs: int, seeds: int, epochs: int, gpus: float, smoke: bool) -> SweepSpec:
+def spec(
+    packing: str, *, configs: int, seeds: int, epochs: int, gpus: float, smoke: bool
+) -> SweepSpec:
     """The benchmark's sweep with its seeds ``separate`` (a trial each) or ``stacked`` (per
     configuration); ``gpus`` is the GPU share of one seed's trial (0: none)."""
     lrs = [0.01, 0.02, 0.05, 0.1][:configs]
@@ -50,31 +52,54 @@ def spec(packing: str, *, configs: int, seeds: int, epochs: int, gpus: float, sm
     train = {"model": "lenet5", "dataset": "digits", "epochs": epochs, "batch_size": 128}
     if smoke:
         train["train_limit"] = 200
-    return load_space_dict({
-        "name": f"gpu-sweep-{packing}", "train": train, "seeds": seeds,
-        "seeds_per_trial": "all" if stacked else 1, "seed_packing": packing,
-        # on a GPU the configurations' trials share it: 1/8 each when a trial per seed, 1/configs when stacked
-        "resources": {"cpus": 1, "gpus": (1 / configs if stacked else gpus) if gpus else 0},
-        "scheduler": {"type": "none"}, "search": "grid", "checkpoint_every": epochs,
-        "blocks": [{"optimizer": "taso", "lr": {"grid": lrs}}],
-    })  # fmt: skip
+    return load_space_dict(
+        {
+            "name": f"gpu-sweep-{packing}",
+            "train": train,
+            "seeds": seeds,
+            "seeds_per_trial": "all" if stacked else 1,
+            "seed_packing": packing,
+            # on a GPU the configurations' trials share it: 1/8 each when a trial per seed, 1/configs when stacked
+            "resources": {"cpus": 1, "gpus": (1 / configs if stacked else gpus) if gpus else 0},
+            "scheduler": {"type": "none"},
+            "search": "grid",
+            "checkpoint_every": epochs,
+            "blocks": [{"optimizer": "taso", "lr": {"grid": lrs}}],
+        }
+    )
 
 
 def run(smoke: bool) -> list[Row]:
     configs, seeds, epochs, gpus, repeats = (2, 2, 1, 0.0, 1) if smoke else (4, 8, 5, 0.125, 2)
-    specs = {p: spec(p, configs=configs, seeds=seeds, epochs=epochs, gpus=gpus, smoke=smoke)
-             for p in ("separate", "stacked")}  # fmt: skip
+    specs = {
+        p: spec(p, configs=configs, seeds=seeds, epochs=epochs, gpus=gpus, smoke=smoke)
+        for p in ("separate", "stacked")
+    }
     start_ray()
     with storage() as root:
-        walls = interleaved({p: (lambda p=p: run_quiet(specs[p], root, f"{p}-{time.monotonic_ns()}").wall_seconds)
-                             for p in specs}, repeats)  # fmt: skip
+        walls = interleaved(
+            {
+                p: (
+                    lambda p=p: run_quiet(specs[p], root, f"{p}-{time.monotonic_ns()}").wall_seconds
+                )
+                for p in specs
+            },
+            repeats,
+        )
     stop_ray()
     separate, stacked = median(walls["separate"]), median(walls["stacked"])
     share = f"gpu {gpus:g} per seed trial" if gpus else "no GPU (smoke)"
-    return [Row(SECTION, f"LeNet5/digits sweep, {configs} configurations x {seeds} seeds, {epochs} epochs: "
-                "seeds stacked vs a trial per seed", f"{stacked:.1f} s ({configs} trials)",
-                f"{separate:.1f} s ({configs * seeds} trials, {share})", separate / stacked,
-                note=f"speed-up = wall(separate) / wall(stacked); n={repeats}, interleaved")]  # fmt: skip
+    return [
+        Row(
+            SECTION,
+            f"LeNet5/digits sweep, {configs} configurations x {seeds} seeds, {epochs} epochs: "
+            "seeds stacked vs a trial per seed",
+            f"{stacked:.1f} s ({configs} trials)",
+            f"{separate:.1f} s ({configs * seeds} trials, {share})",
+            separate / stacked,
+            note=f"speed-up = wall(separate) / wall(stacked); n={repeats}, interleaved",
+        )
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,7 @@ Both sides read the same synthetic CIFAR-size data (uint8, 3 x 32 x 32, random p
 make the paper's CIFAR batches: random crop with padding 4, horizontal flip, normalisation, batch 128,
 shuffled, last partial batch dropped.
 
-* ours: :class:`taso_tune.data.DeviceBatches` with ``augment=True`` on tensors already on the device
+* ours: :class:`taso_tune.training.data.sets.DeviceBatches` with ``augment=True`` on tensors already on the device
   (here the CPU, 1 torch thread): whole-batch crop/flip/normalise, no PIL, no per-image Python;
 * torchvision: a Dataset that makes a PIL image per item, as ``torchvision.datasets.CIFAR10`` does,
   with ``RandomCrop(32, padding=4)``, ``RandomHorizontalFlip``, ``ToTensor``, ``Normalize``, in a
@@ -29,8 +29,8 @@ from torchvision import transforms
 
 add_repo_to_path()
 
-from taso_tune.data import DatasetInfo, DeviceBatches  # noqa: E402
-from taso_tune.models import LeNet5  # noqa: E402
+from taso_tune.training.data.sets import DatasetInfo, DeviceBatches  # noqa: E402
+from taso_tune.training.models import LeNet5  # noqa: E402
 
 SECTION = "3 input path"
 BATCH = 128
@@ -41,7 +41,9 @@ CIFAR_INFO = DatasetInfo("cifar10-size", 3, 32, 10, MEAN, STD, augment=True)
 class PILImages(Dataset):
     """uint8 images (N, H, W, C) served like torchvision's CIFAR10: one PIL image per item."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform: transforms.Compose) -> None:
+    def __init__(
+        self, images: np.ndarray, labels: np.ndarray, transform: transforms.Compose
+    ) -> None:
         self.images, self.labels, self.transform = images, labels, transform
 
     def __len__(self) -> int:
@@ -60,18 +62,33 @@ def synthetic_cifar(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def our_batches(images: np.ndarray, labels: np.ndarray) -> DeviceBatches:
     x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
     generator = torch.Generator().manual_seed(0)
-    return DeviceBatches(x, torch.from_numpy(labels), CIFAR_INFO, BATCH, generator=generator, augment=True, drop_last=True)
+    return DeviceBatches(
+        x,
+        torch.from_numpy(labels),
+        CIFAR_INFO,
+        BATCH,
+        generator=generator,
+        augment=True,
+        drop_last=True,
+    )
 
 
 def torchvision_batches(images: np.ndarray, labels: np.ndarray, workers: int) -> DataLoader:
-    transform = transforms.Compose([
-        transforms.RandomCrop(32, padding=4),
-        transforms.RandomHorizontalFlip(),
-        transforms.ToTensor(),
-        transforms.Normalize(MEAN, STD),
-    ])  # fmt: skip
-    return DataLoader(PILImages(images, labels, transform), batch_size=BATCH, shuffle=True, num_workers=workers,
-                      drop_last=True)  # fmt: skip
+    transform = transforms.Compose(
+        [
+            transforms.RandomCrop(32, padding=4),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize(MEAN, STD),
+        ]
+    )
+    return DataLoader(
+        PILImages(images, labels, transform),
+        batch_size=BATCH,
+        shuffle=True,
+        num_workers=workers,
+        drop_last=True,
+    )
 
 
 def images_per_second(batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> float:
@@ -105,22 +122,43 @@ def run(quick: bool = False) -> list[Row]:
         "torchvision, 0 workers": lambda: torchvision_batches(images, labels, 0),
         "torchvision, 2 workers": lambda: torchvision_batches(images, labels, 2),
     }
-    rates = interleaved({name: (lambda make=make: images_per_second(make())) for name, make in paths.items()},
-                        repeats)  # fmt: skip
-    epochs = interleaved({name: (lambda make=make: lenet_epoch_seconds(make())) for name, make in paths.items()},
-                         repeats)  # fmt: skip
+    rates = interleaved(
+        {name: (lambda make=make: images_per_second(make())) for name, make in paths.items()},
+        repeats,
+    )
+    epochs = interleaved(
+        {name: (lambda make=make: lenet_epoch_seconds(make())) for name, make in paths.items()},
+        repeats,
+    )
     what = f"{n} images of 3x32x32 uint8, batch {BATCH}, 1 torch thread, n={repeats}"
     ours_rate, ours_epoch = median(rates["ours"]), median(epochs["ours"])
     rows = []
     for name in ("torchvision, 0 workers", "torchvision, 2 workers"):
         paired = median([a / b for a, b in zip(rates["ours"], rates[name], strict=True)])
-        rows.append(Row(SECTION, f"augmented batches: ours vs {name}", f"{ours_rate:,.0f} img/s",
-                        f"{median(rates[name]):,.0f} img/s", paired, Target(">=", 5), what))  # fmt: skip
+        rows.append(
+            Row(
+                SECTION,
+                f"augmented batches: ours vs {name}",
+                f"{ours_rate:,.0f} img/s",
+                f"{median(rates[name]):,.0f} img/s",
+                paired,
+                Target(">=", 5),
+                what,
+            )
+        )
     for name in ("torchvision, 0 workers", "torchvision, 2 workers"):
         paired = median([a / b for a, b in zip(epochs["ours"], epochs[name], strict=True)])
-        rows.append(Row(SECTION, f"LeNet5 epoch (3x32 px): ours vs {name}", f"{ours_epoch:.2f} s",
-                        f"{median(epochs[name]):.2f} s", paired, Target("<=", 1.0),
-                        f"{n // BATCH} steps of SGD; ratio of seconds"))  # fmt: skip
+        rows.append(
+            Row(
+                SECTION,
+                f"LeNet5 epoch (3x32 px): ours vs {name}",
+                f"{ours_epoch:.2f} s",
+                f"{median(epochs[name]):.2f} s",
+                paired,
+                Target("<=", 1.0),
+                f"{n // BATCH} steps of SGD; ratio of seconds",
+            )
+        )
     return rows
 
 

@@ -37,13 +37,15 @@ def rss_mib() -> float:
 def lenet5_digits(quick: bool) -> dict[str, float]:
     import torch
 
-    from taso_tune.data import load_dataset
-    from taso_tune.train import Run, TrainConfig
+    from taso_tune.training.data.sets import load_dataset
+    from taso_tune.training.run import Run, TrainConfig
 
     stages = {"imports": rss_mib()}
     data = load_dataset("digits")
     stages["data"] = rss_mib()
-    run = Run(TrainConfig(model="lenet5", dataset="digits", epochs=2, device="cpu", threads=1), data)
+    run = Run(
+        TrainConfig(model="lenet5", dataset="digits", epochs=2, device="cpu", threads=1), data
+    )
     stages["run built"] = rss_mib()
     for _ in range(1 if quick else 2):
         run.step_epoch()
@@ -53,19 +55,24 @@ def lenet5_digits(quick: bool) -> dict[str, float]:
 
 def lenet5_digits_seeds(packing: str) -> Callable[[bool], dict[str, float]]:
     """LeNet5 on digits, the quickstart's 3 seeds of one configuration in one trial, ``packing``."""
+
     def worker(quick: bool) -> dict[str, float]:
         import torch
 
-        from taso_tune.data import load_dataset
-        from taso_tune.seed_runs import SeedRuns
-        from taso_tune.stacked_runs import StackedRuns
-        from taso_tune.train import TrainConfig
+        from taso_tune.training.data.sets import load_dataset
+        from taso_tune.training.run import TrainConfig
+        from taso_tune.training.seeds import SeedRuns
+        from taso_tune.training.stacked import StackedRuns
 
         stages = {"imports": rss_mib()}
         data = load_dataset("digits")
         stages["data"] = rss_mib()
         runs_class = StackedRuns if packing == "stacked" else SeedRuns
-        runs = runs_class(TrainConfig(model="lenet5", dataset="digits", epochs=2, device="cpu", threads=1), [0, 1, 2], data)
+        runs = runs_class(
+            TrainConfig(model="lenet5", dataset="digits", epochs=2, device="cpu", threads=1),
+            [0, 1, 2],
+            data,
+        )
         stages["runs built"] = rss_mib()
         for _ in range(1 if quick else 2):
             runs.step_epoch()
@@ -79,8 +86,8 @@ def resnet18_cifar(quick: bool) -> dict[str, float]:
     import torch
     import torch.nn.functional as F
 
-    from taso_tune.data import DatasetInfo, ImageData
-    from taso_tune.train import Run, TrainConfig
+    from taso_tune.training.data.sets import DatasetInfo, ImageData
+    from taso_tune.training.run import Run, TrainConfig
 
     stages = {"imports": rss_mib()}
     n_train, n_val, n_test = (1024, 128, 256) if quick else (45_000, 5_000, 10_000)
@@ -93,9 +100,20 @@ def resnet18_cifar(quick: bool) -> dict[str, float]:
         return torch.randint(0, 10, (n,), generator=g)
 
     info = DatasetInfo("cifar10", 3, 32, 10, (0.49, 0.48, 0.45), (0.25, 0.24, 0.26), augment=True)
-    data = ImageData(info, images(n_train), labels(n_train), images(n_val), labels(n_val), images(n_test), labels(n_test))
+    data = ImageData(
+        info,
+        images(n_train),
+        labels(n_train),
+        images(n_val),
+        labels(n_val),
+        images(n_test),
+        labels(n_test),
+    )
     stages["data"] = rss_mib()
-    run = Run(TrainConfig(model="resnet18", dataset="cifar10", batch_size=128, device="cpu", threads=2), data)
+    run = Run(
+        TrainConfig(model="resnet18", dataset="cifar10", batch_size=128, device="cpu", threads=2),
+        data,
+    )
     stages["run built"] = rss_mib()
     run.module.train()
     for _, (xb, yb) in zip(range(2), run.train_batches, strict=False):
@@ -108,10 +126,14 @@ def resnet18_cifar(quick: bool) -> dict[str, float]:
 
 WORKERS: dict[str, tuple[str, Callable[[bool], dict[str, float]]]] = {
     "lenet5": ("LeNet5/digits trial worker (2 epochs + checkpoint)", lenet5_digits),
-    "lenet5-3-separate": ("LeNet5/digits trial worker, 3 seeds one after another (2 epochs + checkpoint)",
-                          lenet5_digits_seeds("separate")),
-    "lenet5-3-stacked": ("LeNet5/digits trial worker, 3 seeds stacked (2 epochs + checkpoint)",
-                         lenet5_digits_seeds("stacked")),
+    "lenet5-3-separate": (
+        "LeNet5/digits trial worker, 3 seeds one after another (2 epochs + checkpoint)",
+        lenet5_digits_seeds("separate"),
+    ),
+    "lenet5-3-stacked": (
+        "LeNet5/digits trial worker, 3 seeds stacked (2 epochs + checkpoint)",
+        lenet5_digits_seeds("stacked"),
+    ),
     "resnet18": ("ResNet18 CIFAR-size trial worker, CPU (2 steps of batch 128)", resnet18_cifar),
 }
 
@@ -119,7 +141,7 @@ WORKERS: dict[str, tuple[str, Callable[[bool], dict[str, float]]]] = {
 def worker(name: str, quick: bool) -> None:
     """In the fresh process: import as a trial worker does, run ``name``, print one JSON line."""
     add_repo_to_path()
-    import taso_tune.tuning.trainable  # noqa: F401  (what a trial worker imports: torch, ray, the loop)
+    import taso_tune.sweep.trainable  # noqa: F401  (what a trial worker imports: torch, ray, the loop)
 
     reset = reset_peak_rss()
     stages = WORKERS[name][1](quick)
@@ -138,9 +160,20 @@ def run(quick: bool = False) -> list[Row]:
         result = measure(name, quick)
         stages = ", ".join(f"{stage} {mib:.0f}" for stage, mib in result["stages"].items())
         imports = result["stages"]["imports"]
-        since = "after the imports" if result["since_imports"] else "since the start (no VmHWM reset here)"
-        rows.append(Row(SECTION, f"peak RSS: {label}", f"{result['peak']:.0f} MiB", f"{imports:.0f} MiB (imports)",
-                        note=f"growth {result['peak'] - imports:.0f} MiB; peak {since}; RSS MiB after {stages}"))  # fmt: skip
+        since = (
+            "after the imports"
+            if result["since_imports"]
+            else "since the start (no VmHWM reset here)"
+        )
+        rows.append(
+            Row(
+                SECTION,
+                f"peak RSS: {label}",
+                f"{result['peak']:.0f} MiB",
+                f"{imports:.0f} MiB (imports)",
+                note=f"growth {result['peak'] - imports:.0f} MiB; peak {since}; RSS MiB after {stages}",
+            )
+        )
     return rows
 
 

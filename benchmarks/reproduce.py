@@ -46,11 +46,11 @@ from reproduction_fashion import render_fashion_tables  # noqa: E402
 from reproduction_tables import render_tables  # noqa: E402
 
 from taso_tune.cli import build_parser  # noqa: E402
-from taso_tune.commands.sweep_cmd import resolve_spec  # noqa: E402
+from taso_tune.cli.sweep import resolve_spec  # noqa: E402
 from taso_tune.results.experiment import load_experiment  # noqa: E402
 from taso_tune.results.export import FORMAT, export_defaults, load_defaults  # noqa: E402
 from taso_tune.results.report import write_report  # noqa: E402
-from taso_tune.tuning import resume_sweep, run_sweep  # noqa: E402
+from taso_tune.sweep import resume_sweep, run_sweep  # noqa: E402
 
 DIGITS_DEFAULTS = "search_spaces/defaults/digits.yaml"
 
@@ -75,22 +75,52 @@ class Protocol:
     def pair(self) -> list[str]:
         """The ``sweep --defaults`` flags that train on this study's data."""
         flags = ["--model", "lenet5", "--dataset", self.dataset, "--seeds", "5"]
-        for key, flag in (("data_root", "--data-root"), ("train_limit", "--train-limit"), ("val_fraction", "--val-fraction")):
+        for key, flag in (
+            ("data_root", "--data-root"),
+            ("train_limit", "--train-limit"),
+            ("val_fraction", "--val-fraction"),
+        ):
             if key in self.train:
                 flags += [flag, str(self.train[key])]
         return flags
 
 
-FASHION_TRAIN = {"model": "lenet5", "dataset": "fashion_mnist", "data_root": "/usr/share/datasets/fashion-mnist",
-                 "train_limit": 8000, "val_fraction": 0.25, "batch_size": 64}  # fmt: skip
+FASHION_TRAIN = {
+    "model": "lenet5",
+    "dataset": "fashion_mnist",
+    "data_root": "/usr/share/datasets/fashion-mnist",
+    "train_limit": 8000,
+    "val_fraction": 0.25,
+    "batch_size": 64,
+}
 PROTOCOLS = {
-    "digits": Protocol("digits", "search_spaces/reproduction/digits_grids.yaml", "search_spaces/beyond.yaml",
-                       {"model": "lenet5", "dataset": "digits", "batch_size": 64}, 15, (10, 25, 50), (0.3, 0.5, 0.7),
-                       "reproduction", "", True, None),
-    "fashion_mnist": Protocol("fashion_mnist", "search_spaces/reproduction/fashion_grids.yaml",
-                              "search_spaces/reproduction/fashion_beyond.yaml", FASHION_TRAIN, 8, (10, 50), (0.5, 0.7),
-                              "reproduction-fashion", "fashion-", False, DIGITS_DEFAULTS),
-}  # fmt: skip
+    "digits": Protocol(
+        "digits",
+        "search_spaces/reproduction/digits_grids.yaml",
+        "search_spaces/beyond.yaml",
+        {"model": "lenet5", "dataset": "digits", "batch_size": 64},
+        15,
+        (10, 25, 50),
+        (0.3, 0.5, 0.7),
+        "reproduction",
+        "",
+        True,
+        None,
+    ),
+    "fashion_mnist": Protocol(
+        "fashion_mnist",
+        "search_spaces/reproduction/fashion_grids.yaml",
+        "search_spaces/reproduction/fashion_beyond.yaml",
+        FASHION_TRAIN,
+        8,
+        (10, 50),
+        (0.5, 0.7),
+        "reproduction-fashion",
+        "fashion-",
+        False,
+        DIGITS_DEFAULTS,
+    ),
+}
 
 
 class Study:
@@ -101,7 +131,9 @@ class Study:
         self.storage, self.reports, self.prefix = storage, reports, prefix
         # the sweeps' commands and wall times, kept across reruns (a rerun only resumes them)
         self.log_file = storage / "commands.json"
-        self.log: list[tuple[str, float]] = json.loads(self.log_file.read_text()) if self.log_file.exists() else []
+        self.log: list[tuple[str, float]] = (
+            json.loads(self.log_file.read_text()) if self.log_file.exists() else []
+        )
 
     def sweep(self, name: str, *args: str) -> Path:
         """``taso-tune sweep ARGS --name NAME --storage STORAGE`` (or ``resume`` on a rerun), then its report."""
@@ -111,13 +143,21 @@ class Study:
             print(f"\n$ taso-tune resume {experiment}", flush=True)
             resume_sweep(str(experiment))
         else:
-            shown = shlex.join(["taso-tune", "sweep", *args, "--name", name, "--storage", str(self.storage)])
+            shown = shlex.join(
+                ["taso-tune", "sweep", *args, "--name", name, "--storage", str(self.storage)]
+            )
             print(f"\n$ {shown}", flush=True)
-            parsed = build_parser().parse_args(["sweep", *args, "--name", name, "--storage", str(self.storage)])
+            parsed = build_parser().parse_args(
+                ["sweep", *args, "--name", name, "--storage", str(self.storage)]
+            )
             run_sweep(resolve_spec(parsed), str(self.storage), name=name)
             self.log.append((shown, time.perf_counter() - start))
             self.log_file.write_text(json.dumps(self.log, indent=1))
-        write_report(load_experiment(str(experiment)), str(self.reports / f"{self.prefix}{name}.html"), plotlyjs="directory")
+        write_report(
+            load_experiment(str(experiment)),
+            str(self.reports / f"{self.prefix}{name}.html"),
+            plotlyjs="directory",
+        )
         return experiment
 
     def export(self, experiment: Path, out: Path, select_on: str = "val") -> None:
@@ -129,7 +169,11 @@ def best_sgd(experiment: Path) -> dict:
     """The Table IV winner: the constant-lr SGD configuration with the best mean validation accuracy."""
     best = load_experiment(str(experiment)).best()
     row = best[best["optimizer"] == "sgd"].iloc[0]
-    return {"lr": float(row["hp.lr"]), "momentum": float(row["hp.momentum"]), "nesterov": bool(row["hp.nesterov"])}
+    return {
+        "lr": float(row["hp.lr"]),
+        "momentum": float(row["hp.momentum"]),
+        "nesterov": bool(row["hp.nesterov"]),
+    }
 
 
 def table5_space(sgd: dict, protocol: Protocol, epochs: int, path: Path) -> Path:
@@ -137,10 +181,18 @@ def table5_space(sgd: dict, protocol: Protocol, epochs: int, path: Path) -> Path
         "name": "repro-table5",
         "description": "Table V: TASO alpha x beta with the Table IV winner's lr and momentum",
         "train": {**protocol.train, "epochs": epochs},
-        "seeds": 5, "scheduler": "none", "max_concurrent": 2,
-        "blocks": [{"optimizer": "taso", **sgd, "alpha": {"grid": list(protocol.table5_alpha)},
-                    "beta": {"grid": list(protocol.table5_beta)}}],
-    }  # fmt: skip
+        "seeds": 5,
+        "scheduler": "none",
+        "max_concurrent": 2,
+        "blocks": [
+            {
+                "optimizer": "taso",
+                **sgd,
+                "alpha": {"grid": list(protocol.table5_alpha)},
+                "beta": {"grid": list(protocol.table5_beta)},
+            }
+        ],
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(space, sort_keys=False))
     return path
@@ -154,20 +206,41 @@ def chosen_defaults(grids_defaults: Path, table5_defaults: Path, out: Path, data
     optimizers = {name: grids[name] for name in ("adagrad", "rmsprop", adam)}
     optimizers["taso"] = load_defaults(str(table5_defaults))["optimizers"]["taso"]
     # the seeds that selected them: the confirmation runs (Tables VI-VII) train on fresh ones
-    used = sorted(set(grids_document["provenance"]["seeds"]) | set(load_defaults(str(table5_defaults))["provenance"]["seeds"]))
-    document = {"format": FORMAT, "provenance": {"source": "the optimal-scenario search of make reproduce",
-                                                 "model": "lenet5", "dataset": dataset, "seeds": used, "epochs": grids_document["provenance"]["epochs"],
-                                                 "selected_on": "val_acc"},
-                "optimizers": dict(sorted(optimizers.items()))}  # fmt: skip
+    used = sorted(
+        set(grids_document["provenance"]["seeds"])
+        | set(load_defaults(str(table5_defaults))["provenance"]["seeds"])
+    )
+    document = {
+        "format": FORMAT,
+        "provenance": {
+            "source": "the optimal-scenario search of make reproduce",
+            "model": "lenet5",
+            "dataset": dataset,
+            "seeds": used,
+            "epochs": grids_document["provenance"]["epochs"],
+            "selected_on": "val_acc",
+        },
+        "optimizers": dict(sorted(optimizers.items())),
+    }
     out.write_text(yaml.safe_dump(document, sort_keys=False))
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", choices=list(PROTOCOLS), default="digits", help="the data set (default: digits)")
-    parser.add_argument("--epochs", type=int, help="planned epochs (default: 15 on digits, 8 on Fashion-MNIST; the paper: 100)")
-    parser.add_argument("--storage", help="results root (default: runs/reproduction, runs/reproduction-fashion)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data", choices=list(PROTOCOLS), default="digits", help="the data set (default: digits)"
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        help="planned epochs (default: 15 on digits, 8 on Fashion-MNIST; the paper: 100)",
+    )
+    parser.add_argument(
+        "--storage", help="results root (default: runs/reproduction, runs/reproduction-fashion)"
+    )
     parser.add_argument("--reports", default=str(REPO / "dashboards/reproduction"))
     parser.add_argument("--doc", default=str(REPO / "docs/reproduction.md"))
     args = parser.parse_args(argv)
@@ -176,7 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     # paths relative to the repository (the commands run there): nothing of this machine's layout
     # ends up in the reports' provenance or the docs
     default_storage = "runs/reproduction" if args.data == "digits" else "runs/reproduction-fashion"
-    storage, reports = (Path(os.path.relpath(Path(p).resolve(), REPO)) for p in (args.storage or default_storage, args.reports))
+    storage, reports = (
+        Path(os.path.relpath(Path(p).resolve(), REPO))
+        for p in (args.storage or default_storage, args.reports)
+    )
     storage.mkdir(parents=True, exist_ok=True)
     study = Study(storage, reports, protocol.prefix)
     epochs = args.epochs or protocol.epochs
@@ -188,20 +264,37 @@ def main(argv: list[str] | None = None) -> int:
     space5 = table5_space(best_sgd(grids), protocol, epochs, storage / "spaces" / "table5.yaml")
     table5 = study.sweep("table5", str(space5))
     study.export(table5, storage / "table5-defaults.yaml")
-    chosen = chosen_defaults(storage / "grids-defaults.yaml", storage / "table5-defaults.yaml",
-                             storage / f"{args.data}-defaults.yaml", args.data)  # fmt: skip
-    if args.data == "digits" and epochs == PROTOCOLS["digits"].epochs:  # what the transfer study applies
-        Path(DIGITS_DEFAULTS).write_text(Path(DIGITS_DEFAULTS).read_text().split("format:")[0] + chosen.read_text())
+    chosen = chosen_defaults(
+        storage / "grids-defaults.yaml",
+        storage / "table5-defaults.yaml",
+        storage / f"{args.data}-defaults.yaml",
+        args.data,
+    )
+    if (
+        args.data == "digits" and epochs == PROTOCOLS["digits"].epochs
+    ):  # what the transfer study applies
+        Path(DIGITS_DEFAULTS).write_text(
+            Path(DIGITS_DEFAULTS).read_text().split("format:")[0] + chosen.read_text()
+        )
     pair = protocol.pair
     study.sweep("table6", "--defaults", str(chosen), *pair, "--epochs", str(epochs))
     study.sweep("table7", "--defaults", str(chosen), *pair, "--epochs", str(quarter))
-    study.sweep("suboptimal", "--defaults", "search_spaces/defaults/paper.yaml", *pair, "--epochs", str(epochs))
+    study.sweep(
+        "suboptimal",
+        "--defaults",
+        "search_spaces/defaults/paper.yaml",
+        *pair,
+        "--epochs",
+        str(epochs),
+    )
     if protocol.transfer:
         study.sweep("transfer", "--defaults", protocol.transfer, *pair, "--epochs", str(epochs))
     study.sweep("beyond", protocol.beyond, "--seeds", "5", "--epochs", str(epochs))
     if protocol.early_stopping:
         study.sweep("grids-asha", protocol.grids, "--epochs", str(epochs), "--scheduler", "asha")
-        study.sweep("grids-budget-sh", protocol.grids, "--epochs", str(epochs), "--scheduler", "budget-sh")
+        study.sweep(
+            "grids-budget-sh", protocol.grids, "--epochs", str(epochs), "--scheduler", "budget-sh"
+        )
     total = sum(seconds for _, seconds in study.log)  # the sweeps, as first run
 
     doc = Path(args.doc)
@@ -209,7 +302,9 @@ def main(argv: list[str] | None = None) -> int:
         block = render_tables(storage, study.log, epochs, quarter, total)
     else:
         block = render_fashion_tables(storage, study.log, epochs, quarter, total)
-    write_between_markers(doc, f"<!-- {protocol.marker}:begin -->", f"<!-- {protocol.marker}:end -->", block)
+    write_between_markers(
+        doc, f"<!-- {protocol.marker}:begin -->", f"<!-- {protocol.marker}:end -->", block
+    )
     print(f"\nwhole study: {total / 60:.1f} min; tables in {doc}; reports in {reports}")
     return 0
 

@@ -22,10 +22,10 @@ from reproduction_tables import (
     table5,
 )
 
-from taso_tune.paired_stats import holm, paired_difference, paired_verdict
 from taso_tune.results.experiment import Experiment, load_experiment
 from taso_tune.results.significance import paired_comparisons, seed_values
-from taso_tune.seed_stats import MISSING_TEXT
+from taso_tune.stats.paired import holm, paired_difference, paired_verdict
+from taso_tune.stats.seeds import MISSING_TEXT
 
 NAMES = ("grids", "table5", "table6", "table7", "suboptimal", "transfer", "beyond")
 
@@ -43,13 +43,26 @@ def significance_table(exp: Experiment) -> str:
         return "(nothing to compare)"
     rows = []
     for row in table.itertuples():
-        interval = MISSING_TEXT if row.ci_low != row.ci_low or row.ci_low is None else \
-            f"[{_points(row.ci_low)}, {_points(row.ci_high)}]"  # fmt: skip
-        rows.append({"optimizer": row.optimizer, "test acc %": _points(row.mean, sign=False),
-                     "difference to the best (points)": _points(row.difference), "95% interval": interval,
-                     "p (paired t)": MISSING_TEXT if row.p_value != row.p_value or row.p_value is None else f"{row.p_value:.3f}",
-                     "p (Holm)": MISSING_TEXT if row.p_holm != row.p_holm or row.p_holm is None else f"{row.p_holm:.3f}",
-                     "verdict at 5%": row.verdict})  # fmt: skip
+        interval = (
+            MISSING_TEXT
+            if row.ci_low != row.ci_low or row.ci_low is None
+            else f"[{_points(row.ci_low)}, {_points(row.ci_high)}]"
+        )
+        rows.append(
+            {
+                "optimizer": row.optimizer,
+                "test acc %": _points(row.mean, sign=False),
+                "difference to the best (points)": _points(row.difference),
+                "95% interval": interval,
+                "p (paired t)": MISSING_TEXT
+                if row.p_value != row.p_value or row.p_value is None
+                else f"{row.p_value:.3f}",
+                "p (Holm)": MISSING_TEXT
+                if row.p_holm != row.p_holm or row.p_holm is None
+                else f"{row.p_holm:.3f}",
+                "verdict at 5%": row.verdict,
+            }
+        )
     return _md(rows)
 
 
@@ -62,30 +75,66 @@ def transfer_table(tuned: Experiment, transferred: Experiment) -> str:
     moved = {_family(row.optimizer): row.config_id for row in transferred.best().itertuples()}
     rows, diffs = [], []
     for name in sorted(set(by_name) & set(moved)):
-        mine, theirs = seed_values(tuned, by_name[name], "test_acc"), seed_values(transferred, moved[name], "test_acc")
+        mine, theirs = (
+            seed_values(tuned, by_name[name], "test_acc"),
+            seed_values(transferred, moved[name], "test_acc"),
+        )
         diff = paired_difference(mine, theirs)
         diffs.append(diff)
-        label = name if name != "adam" else f"adam/amsgrad ({by_name[name].split('_')[0]} vs {moved[name].split('_')[0]})"
-        rows.append({"optimizer": label, "tuned on Fashion-MNIST, test acc %": _points(sum(mine.values()) / len(mine), False),
-                     "digits defaults unchanged, test acc %": _points(sum(theirs.values()) / len(theirs), False),
-                     "tuning bought (points)": _points(diff.mean), "95% interval": f"[{_points(diff.ci_low)}, {_points(diff.ci_high)}]"})  # fmt: skip
+        label = (
+            name
+            if name != "adam"
+            else f"adam/amsgrad ({by_name[name].split('_')[0]} vs {moved[name].split('_')[0]})"
+        )
+        rows.append(
+            {
+                "optimizer": label,
+                "tuned on Fashion-MNIST, test acc %": _points(
+                    sum(mine.values()) / len(mine), False
+                ),
+                "digits defaults unchanged, test acc %": _points(
+                    sum(theirs.values()) / len(theirs), False
+                ),
+                "tuning bought (points)": _points(diff.mean),
+                "95% interval": f"[{_points(diff.ci_low)}, {_points(diff.ci_high)}]",
+            }
+        )
     for row, diff, adjusted in zip(rows, diffs, holm([d.p_value for d in diffs]), strict=True):
         row["p (Holm)"] = f"{adjusted:.3f}"
         row["verdict at 5%"] = {"better": "tuning helps", "worse": "tuning hurts", "tie": "tie"}[
-            paired_verdict(adjusted, diff.mean, mode="max")]
+            paired_verdict(adjusted, diff.mean, mode="max")
+        ]
     return _md(rows)
 
 
-def render_fashion_tables(storage: Path, log: list[tuple[str, float]], epochs: int, quarter: int, total: float) -> str:
+def render_fashion_tables(
+    storage: Path, log: list[tuple[str, float]], epochs: int, quarter: int, total: float
+) -> str:
     """All the Fashion-MNIST study's tables as Markdown."""
     exp = {name: load_experiment(str(storage / name)) for name in NAMES}
     chosen = yaml.safe_load((storage / "fashion_mnist-defaults.yaml").read_text())["optimizers"]
-    defaults = _md([{"optimizer": n, "settings": ", ".join(f"{k}={v}" for k, v in e["hparams"].items()),
-                     "val acc % (selection)": _pm(e["val_acc"]), "n": e["val_acc"]["n"]}
-                    for n, e in chosen.items()])  # fmt: skip
+    defaults = _md(
+        [
+            {
+                "optimizer": n,
+                "settings": ", ".join(f"{k}={v}" for k, v in e["hparams"].items()),
+                "val acc % (selection)": _pm(e["val_acc"]),
+                "n": e["val_acc"]["n"],
+            }
+            for n, e in chosen.items()
+        ]
+    )
     commands = _md([{"command": f"`{c}`", "wall time": f"{s / 60:.1f} min"} for c, s in log])
-    epoch_rows = _md([{"experiment": n, "seed runs": len(e.trials), "epochs run": int(e.trials["epochs_run"].sum())}
-                      for n, e in exp.items()])  # fmt: skip
+    epoch_rows = _md(
+        [
+            {
+                "experiment": n,
+                "seed runs": len(e.trials),
+                "epochs run": int(e.trials["epochs_run"].sum()),
+            }
+            for n, e in exp.items()
+        ]
+    )
     sizes = exp["grids"].trials.iloc[0]
     split = f"{int(sizes['train_size']):,} train / {int(sizes['val_size']):,} validation / {int(sizes['test_size']):,} test"
     return f"""Measured by `make reproduce DATA=fashion_mnist` (`python benchmarks/reproduce.py --data fashion_mnist

@@ -52,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     command = "make bench" + (" (--quick)" if args.quick else "")
     print(f"{table}\n\n{facts}; {total:.0f} s")
     if not args.quick and not args.only:
-        block = (f"Measured with `{command}` (`python benchmarks/run_all.py`) on {time.strftime('%Y-%m-%d')} in "
-                 f"{total / 60:.1f} minutes.\nMachine: {facts}.\n\n{table}")  # fmt: skip
+        block = (
+            f"Measured with `{command}` (`python benchmarks/run_all.py`) on {time.strftime('%Y-%m-%d')} in "
+            f"{total / 60:.1f} minutes.\nMachine: {facts}.\n\n{table}"
+        )
         write_between_markers(DOC, BEGIN, END, block)
         print(f"table written to {DOC.relative_to(REPO_ROOT)}")
     return 0

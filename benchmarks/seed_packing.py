@@ -24,19 +24,26 @@ from common import Row, Target, add_repo_to_path, interleaved, median, section_m
 
 add_repo_to_path()
 
-from taso_tune.data import ImageData, load_dataset  # noqa: E402
-from taso_tune.seed_runs import SeedRuns  # noqa: E402
-from taso_tune.stacked_runs import StackedRuns  # noqa: E402
-from taso_tune.train import TrainConfig  # noqa: E402
+from taso_tune.training.data.sets import ImageData, load_dataset  # noqa: E402
+from taso_tune.training.run import TrainConfig  # noqa: E402
+from taso_tune.training.seeds import SeedRuns  # noqa: E402
+from taso_tune.training.stacked import StackedRuns  # noqa: E402
 
 SECTION = "6 seed packing"
 PACKING_TARGET = Target(">=", 4, "x")
 
 
-def timed_side(runs_class: type, config: TrainConfig, seeds: list[int], data: ImageData, epochs: int,
-               device: str) -> Callable[[], tuple[float, float]]:  # fmt: skip
+def timed_side(
+    runs_class: type,
+    config: TrainConfig,
+    seeds: list[int],
+    data: ImageData,
+    epochs: int,
+    device: str,
+) -> Callable[[], tuple[float, float]]:
     """A side of the comparison: build the runs (not timed), train ``epochs`` epochs; returns
     (seconds, peak MiB of device memory on CUDA, 0 on the CPU)."""
+
     def side() -> tuple[float, float]:
         if device == "cuda":
             torch.cuda.synchronize()
@@ -52,23 +59,53 @@ def timed_side(runs_class: type, config: TrainConfig, seeds: list[int], data: Im
     return side
 
 
-def compare(label: str, config: TrainConfig, seeds: list[int], data: ImageData, epochs: int, repeats: int,
-            device: str, target: Target | None = None, section: str = SECTION) -> list[Row]:  # fmt: skip
+def compare(
+    label: str,
+    config: TrainConfig,
+    seeds: list[int],
+    data: ImageData,
+    epochs: int,
+    repeats: int,
+    device: str,
+    target: Target | None = None,
+    section: str = SECTION,
+) -> list[Row]:
     """The rows of one comparison: speed (with each round's ratio) and memory."""
-    sides = {"stacked": timed_side(StackedRuns, config, seeds, data, epochs, device),
-             "separate": timed_side(SeedRuns, config, seeds, data, epochs, device)}  # fmt: skip
+    sides = {
+        "stacked": timed_side(StackedRuns, config, seeds, data, epochs, device),
+        "separate": timed_side(SeedRuns, config, seeds, data, epochs, device),
+    }
     results = interleaved(sides, repeats)
     ratios = [s[0] / p[0] for p, s in zip(results["stacked"], results["separate"], strict=True)]
-    stacked_s, separate_s = median([r[0] for r in results["stacked"]]), median([r[0] for r in results["separate"]])
-    what = f"{config.model}, batch {config.batch_size}, {epochs} epochs, n={repeats}; rounds " + \
-        ", ".join(f"{r:.2f}" for r in ratios)  # fmt: skip
-    speed = Row(section, f"{label}: {len(seeds)} seeds stacked vs one after another", f"{stacked_s:.3g} s",
-                f"{separate_s:.3g} s", median(ratios), target, f"speed-up = separate / stacked; {what}")  # fmt: skip
+    stacked_s, separate_s = (
+        median([r[0] for r in results["stacked"]]),
+        median([r[0] for r in results["separate"]]),
+    )
+    what = (
+        f"{config.model}, batch {config.batch_size}, {epochs} epochs, n={repeats}; rounds "
+        + ", ".join(f"{r:.2f}" for r in ratios)
+    )
+    speed = Row(
+        section,
+        f"{label}: {len(seeds)} seeds stacked vs one after another",
+        f"{stacked_s:.3g} s",
+        f"{separate_s:.3g} s",
+        median(ratios),
+        target,
+        f"speed-up = separate / stacked; {what}",
+    )
     if device != "cuda":
         return [speed]  # the CPU's memory rows are section 5's, each side in a fresh process
-    return [speed, Row(section, f"{label}: peak memory, {len(seeds)} seeds stacked vs separate",
-                       f"{median([r[1] for r in results['stacked']]):.0f} MiB",
-                       f"{median([r[1] for r in results['separate']]):.0f} MiB", note="device MiB (peak allocated)")]  # fmt: skip
+    return [
+        speed,
+        Row(
+            section,
+            f"{label}: peak memory, {len(seeds)} seeds stacked vs separate",
+            f"{median([r[1] for r in results['stacked']]):.0f} MiB",
+            f"{median([r[1] for r in results['separate']]):.0f} MiB",
+            note="device MiB (peak allocated)",
+        ),
+    ]
 
 
 def run(quick: bool = False) -> list[Row]:
@@ -76,7 +113,9 @@ def run(quick: bool = False) -> list[Row]:
     torch.set_num_threads(1)
     data = load_dataset("digits")
     epochs, repeats = (1, 1) if quick else (5, 3)
-    config = TrainConfig(model="lenet5", dataset="digits", optimizer="taso", epochs=epochs, device="cpu", threads=1)
+    config = TrainConfig(
+        model="lenet5", dataset="digits", optimizer="taso", epochs=epochs, device="cpu", threads=1
+    )
     return compare("LeNet5/digits on the CPU", config, [0, 1, 2], data, epochs, repeats, "cpu")
 
 

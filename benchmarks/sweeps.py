@@ -1,7 +1,7 @@
 """Helpers of the benchmarks that run real sweeps: start Ray, run a spec quietly, read what trials reported.
 
-Sweeps run through :func:`taso_tune.tuning.run_sweep`, the same call as ``taso-tune sweep``.
-Ray is started with the settings of :func:`taso_tune.tuning.tuner.connect` except that worker logs
+Sweeps run through :func:`taso_tune.sweep.run_sweep`, the same call as ``taso-tune sweep``.
+Ray is started with the settings of :func:`taso_tune.sweep.tuner.connect` except that worker logs
 are not forwarded to the driver, so the benchmark output stays one table.
 """
 
@@ -23,7 +23,7 @@ import ray
 from common import REPO_ROOT
 
 from taso_tune.spaces import SweepSpec, load_space, load_space_dict, with_overrides
-from taso_tune.tuning import run_sweep
+from taso_tune.sweep import run_sweep
 
 QUICKSTART = REPO_ROOT / "search_spaces" / "quickstart.yaml"
 
@@ -35,8 +35,13 @@ def start_ray(address: str | None = None) -> float:
         return 0.0
     os.environ.pop("RAY_ADDRESS", None)
     start = time.perf_counter()
-    ray.init(address=address, include_dashboard=None, log_to_driver=False, configure_logging=True,
-             logging_level="WARNING")  # fmt: skip
+    ray.init(
+        address=address,
+        include_dashboard=None,
+        log_to_driver=False,
+        configure_logging=True,
+        logging_level="WARNING",
+    )
     return time.perf_counter() - start
 
 
@@ -53,19 +58,23 @@ def quickstart(**overrides: Any) -> SweepSpec:
     return with_overrides(load_space(str(QUICKSTART)), **overrides)
 
 
-def one_trial_spec(epochs: int, checkpoint_every: int, checkpoint_min_seconds: float = 0.0) -> SweepSpec:
+def one_trial_spec(
+    epochs: int, checkpoint_every: int, checkpoint_min_seconds: float = 0.0
+) -> SweepSpec:
     """One LeNet5/digits TASO trial of ``epochs`` epochs, 1 CPU, no early stopping."""
-    return load_space_dict({
-        "name": "one-trial",
-        "train": {"model": "lenet5", "dataset": "digits", "epochs": epochs, "batch_size": 64},
-        "seeds": 1,
-        "resources": {"cpus": 1},
-        "scheduler": {"type": "none"},
-        "search": "grid",
-        "checkpoint_every": checkpoint_every,
-        "checkpoint_min_seconds": checkpoint_min_seconds,
-        "blocks": [{"optimizer": "taso"}],
-    })  # fmt: skip
+    return load_space_dict(
+        {
+            "name": "one-trial",
+            "train": {"model": "lenet5", "dataset": "digits", "epochs": epochs, "batch_size": 64},
+            "seeds": 1,
+            "resources": {"cpus": 1},
+            "scheduler": {"type": "none"},
+            "search": "grid",
+            "checkpoint_every": checkpoint_every,
+            "checkpoint_min_seconds": checkpoint_min_seconds,
+            "blocks": [{"optimizer": "taso"}],
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -107,7 +116,9 @@ def _ray_cpu() -> dict[int, float]:
     out = {}
     for process in [me, *me.children(recursive=True)]:
         try:
-            if "TrialActor" in " ".join(process.cmdline()):  # a trial worker (the trainable's actor)
+            if "TrialActor" in " ".join(
+                process.cmdline()
+            ):  # a trial worker (the trainable's actor)
                 continue
             times = process.cpu_times()
             out[process.pid] = times.user + times.system

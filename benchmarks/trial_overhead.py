@@ -29,8 +29,8 @@ from common import Row, Target, add_repo_to_path, interleaved, median, section_m
 
 add_repo_to_path()
 
-from taso_tune.data import load_dataset  # noqa: E402
-from taso_tune.train import TrainConfig, fit  # noqa: E402
+from taso_tune.training.data.sets import load_dataset  # noqa: E402
+from taso_tune.training.run import TrainConfig, fit  # noqa: E402
 
 SECTION = "1 trial overhead"
 TARGET = Target("<=", 1.03)
@@ -45,8 +45,15 @@ def steady(records: list[dict[str, Any]], key: str) -> float:
 
 def fit_per_epoch(epochs: int) -> dict[str, float]:
     """fit() alone: mean wall seconds between records and mean epoch_seconds (epochs 2..N)."""
-    config = TrainConfig(model="lenet5", dataset="digits", optimizer="taso", epochs=epochs, batch_size=64,
-                         device="cpu", threads=1)  # fmt: skip
+    config = TrainConfig(
+        model="lenet5",
+        dataset="digits",
+        optimizer="taso",
+        epochs=epochs,
+        batch_size=64,
+        device="cpu",
+        threads=1,
+    )
     data = load_dataset("digits")
     stamps, cpu, records = [], [], []
     for record in fit(config, data):
@@ -74,8 +81,14 @@ class WorkerCPU(threading.Thread):
         while not self._done.wait(self.period):
             try:
                 if worker is None:
-                    worker = next((p for p in psutil.Process().children(recursive=True)
-                                   if "TrialActor" in " ".join(p.cmdline())), None)  # fmt: skip
+                    worker = next(
+                        (
+                            p
+                            for p in psutil.Process().children(recursive=True)
+                            if "TrialActor" in " ".join(p.cmdline())
+                        ),
+                        None,
+                    )
                 if worker is not None:
                     times = worker.cpu_times()
                     self.samples.append((time.perf_counter(), times.user + times.system))
@@ -95,7 +108,9 @@ class WorkerCPU(threading.Thread):
         return (c1 - c0) / (t1 - t0)
 
 
-def trial_per_epoch(epochs: int, checkpoint_every: int, min_seconds: float = 0.0) -> dict[str, float]:
+def trial_per_epoch(
+    epochs: int, checkpoint_every: int, min_seconds: float = 0.0
+) -> dict[str, float]:
     """One trial through run_sweep: mean time_this_iter_s and epoch_seconds (epochs 2..N), the loop's
     overhead on epochs with and without a checkpoint, and the share of a core the worker got."""
     from sweeps import one_trial_spec, run_quiet, storage
@@ -103,12 +118,16 @@ def trial_per_epoch(epochs: int, checkpoint_every: int, min_seconds: float = 0.0
     sampler = WorkerCPU()
     sampler.start()
     with storage() as root:
-        run = run_quiet(one_trial_spec(epochs, checkpoint_every, min_seconds), root, f"ck{checkpoint_every}")
+        run = run_quiet(
+            one_trial_spec(epochs, checkpoint_every, min_seconds), root, f"ck{checkpoint_every}"
+        )
     sampler.stop()
     (records,) = run.trials
     overhead = {True: [], False: []}
     for r in records[1:]:
-        with_checkpoint = r["epoch"] % checkpoint_every == 0 or r["epoch"] == epochs  # (min_seconds 0)
+        with_checkpoint = (
+            r["epoch"] % checkpoint_every == 0 or r["epoch"] == epochs
+        )  # (min_seconds 0)
         overhead[with_checkpoint].append(r["time_this_iter_s"] - r["epoch_seconds"])
     return {
         "wall": steady(records, "time_this_iter_s"),
@@ -139,7 +158,9 @@ def run(quick: bool = False) -> list[Row]:
 
     def paired(name: str, key: str, base_key: str) -> float:
         # one ratio per round (both sides ran minutes apart at most), then the median over rounds
-        return median([t[key] / f[base_key] for t, f in zip(results[name], results["fit"], strict=True)])
+        return median(
+            [t[key] / f[base_key] for t, f in zip(results[name], results["fit"], strict=True)]
+        )
 
     def med(name: str, key: str) -> float:
         return median([r[key] for r in results[name]])
@@ -147,34 +168,72 @@ def run(quick: bool = False) -> list[Row]:
     n = f"n={repeats}, {epochs} epochs, epochs 2..{epochs}"
     fit_wall, fit_epoch = med("fit", "wall"), med("fit", "epoch")
     rows = [
-        Row(SECTION, "epoch_seconds reported in a trial (ck 1) vs fit()", f"{med('ck1', 'epoch'):.3f} s",
-            f"{fit_epoch:.3f} s", paired("ck1", "epoch", "epoch"), note=f"training + evaluation only; {n}"),
-    ]  # fmt: skip
-    for name, label in (("ck1", "checkpoint_every 1"), ("ck5", "checkpoint_every 5"),
-                        ("ck1-2s", f"checkpoint_every 1, checkpoint_min_seconds {MIN_SECONDS:g}")):
+        Row(
+            SECTION,
+            "epoch_seconds reported in a trial (ck 1) vs fit()",
+            f"{med('ck1', 'epoch'):.3f} s",
+            f"{fit_epoch:.3f} s",
+            paired("ck1", "epoch", "epoch"),
+            note=f"training + evaluation only; {n}",
+        ),
+    ]
+    for name, label in (
+        ("ck1", "checkpoint_every 1"),
+        ("ck5", "checkpoint_every 5"),
+        ("ck1-2s", f"checkpoint_every 1, checkpoint_min_seconds {MIN_SECONDS:g}"),
+    ):
         rounds = [t["wall"] / f["wall"] for t, f in zip(results[name], results["fit"], strict=True)]
-        rows.append(Row(SECTION, f"wall per epoch in a trial, {label}", f"{med(name, 'wall'):.3f} s",
-                        f"{fit_wall:.3f} s (fit)", paired(name, "wall", "wall"), TARGET,
-                        note=f"incl. metrics, gauges, torch.save, tune.report; {n}; rounds "
-                             + ", ".join(f"{r:.2f}" for r in rounds)))  # fmt: skip
+        rows.append(
+            Row(
+                SECTION,
+                f"wall per epoch in a trial, {label}",
+                f"{med(name, 'wall'):.3f} s",
+                f"{fit_wall:.3f} s (fit)",
+                paired(name, "wall", "wall"),
+                TARGET,
+                note=f"incl. metrics, gauges, torch.save, tune.report; {n}; rounds "
+                + ", ".join(f"{r:.2f}" for r in rounds),
+            )
+        )
 
     def per_epoch(name: str, key: str) -> str:
         seconds = med(name, key)
         return f"{seconds * 1e3:.1f} ms ({seconds / fit_epoch:.1%} of an epoch)"
 
     rows += [
-        Row(SECTION, "loop overhead per epoch: metrics, gauges, tune.report", per_epoch("ck5", "report"),
-            note="checkpoint_every 5, the epochs without a checkpoint"),
-        Row(SECTION, "loop overhead per epoch: the same + torch.save + checkpoint upload",
-            per_epoch("ck1", "report+checkpoint"), note="checkpoint_every 1"),
-        Row(SECTION, "share of a core the training got: trial worker vs fit()", f"{med('ck1', 'core share'):.2f}",
-            f"{med('fit', 'core share'):.2f}", paired("ck1", "core share", "core share"),
-            note="CPU s per wall s while training (worker: psutil samples, ck 1; fit: thread time)"),
-        Row(SECTION, "Ray's own CPU per epoch: driver (results, snapshots), raylet, GCS, dashboard",
-            per_epoch("ck1", "ray cpu"), note="whole one-trial sweep (set-up included) / epochs; ck 1"),
-        Row(SECTION, "trial start and end (sweep wall - trial time_total_s)", f"{med('ck1', 'start'):.2f} s",
-            note="Tuner set-up, worker start, first epoch's run build, teardown; once per sweep"),
-    ]  # fmt: skip
+        Row(
+            SECTION,
+            "loop overhead per epoch: metrics, gauges, tune.report",
+            per_epoch("ck5", "report"),
+            note="checkpoint_every 5, the epochs without a checkpoint",
+        ),
+        Row(
+            SECTION,
+            "loop overhead per epoch: the same + torch.save + checkpoint upload",
+            per_epoch("ck1", "report+checkpoint"),
+            note="checkpoint_every 1",
+        ),
+        Row(
+            SECTION,
+            "share of a core the training got: trial worker vs fit()",
+            f"{med('ck1', 'core share'):.2f}",
+            f"{med('fit', 'core share'):.2f}",
+            paired("ck1", "core share", "core share"),
+            note="CPU s per wall s while training (worker: psutil samples, ck 1; fit: thread time)",
+        ),
+        Row(
+            SECTION,
+            "Ray's own CPU per epoch: driver (results, snapshots), raylet, GCS, dashboard",
+            per_epoch("ck1", "ray cpu"),
+            note="whole one-trial sweep (set-up included) / epochs; ck 1",
+        ),
+        Row(
+            SECTION,
+            "trial start and end (sweep wall - trial time_total_s)",
+            f"{med('ck1', 'start'):.2f} s",
+            note="Tuner set-up, worker start, first epoch's run build, teardown; once per sweep",
+        ),
+    ]
     return rows
 
 

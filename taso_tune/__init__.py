@@ -1,13 +1,15 @@
 """taso-tune: hyperparameter search on Ray Tune around the Training Aware Sigmoidal Optimizer (TASO).
 
-The library layers, bottom up: ``schedules`` (pure maths) -> ``lr_scheduler``, ``optimizers``,
-``models``, ``data`` (torch pieces) -> ``train`` (the training loop) -> ``tuning`` (the Ray layer) ->
-``results`` -> ``report``, ``export`` -> ``cli``.
+The packages are the layers, bottom up, each importing only the ones below it: ``core`` (errors,
+records, checks, storage) -> ``schedules`` (pure maths and its torch adapter), ``stats`` ->
+``training`` (models, optimizers, data, the training loop, a trial's seeds) -> ``spaces`` ->
+``experiment`` (one experiment folder) -> ``sweep`` and ``cluster`` (the Ray layer) -> ``results``
+(report, export, studies) -> ``cli``.
 """
 
 __version__ = "0.1.0"
 
-from taso_tune.schedules import taso_lr  # noqa: E402
+from taso_tune.schedules.maths import taso_lr  # noqa: E402
 
 __all__ = ["TASO", "taso_lr", "__version__"]
 
@@ -15,7 +17,7 @@ __all__ = ["TASO", "taso_lr", "__version__"]
 def __getattr__(name: str):
     # TASO needs torch; keep `import taso_tune` light for the pure-maths layer
     if name == "TASO":
-        from taso_tune.lr_scheduler import TASO
+        from taso_tune.schedules.lr_scheduler import TASO
 
         return TASO
     raise AttributeError(name)

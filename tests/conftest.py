@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from taso_tune.data import ImageData, load_dataset
+from taso_tune.training.data.sets import ImageData, load_dataset
 
 
 @pytest.fixture

@@ -10,7 +10,12 @@ from typing import Any
 
 import numpy as np
 
-MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -65,10 +70,14 @@ def write_cifar10(
     for i in range(1, 6):
         images, labels = chw_images(rng, per_batch), rng.integers(0, 10, per_batch).tolist()
         # one row per image: 1024 red, then 1024 green, then 1024 blue values, row-major
-        write_pickle(folder / f"data_batch_{i}", {"data": images.reshape(per_batch, 3072), "labels": labels})
+        write_pickle(
+            folder / f"data_batch_{i}", {"data": images.reshape(per_batch, 3072), "labels": labels}
+        )
         train_images.append(images)
         train_labels += labels
     test_images, test_labels = chw_images(rng, n_test), rng.integers(0, 10, n_test).tolist()
-    write_pickle(folder / "test_batch", {"data": test_images.reshape(n_test, 3072), "labels": test_labels})
+    write_pickle(
+        folder / "test_batch", {"data": test_images.reshape(n_test, 3072), "labels": test_labels}
+    )
     write_pickle(folder / "batches.meta", {"label_names": [f"class{i}" for i in range(10)]})
     return np.concatenate(train_images), train_labels, test_images, test_labels

@@ -61,10 +61,16 @@ class Cluster:
     def token_file(self) -> str:
         return f"{self.folder}/home/.ray/auth_token"
 
-    def request(self, path: str, *, headers: dict[str, str] | None = None, body: dict | None = None) -> tuple[int, str]:
+    def request(
+        self, path: str, *, headers: dict[str, str] | None = None, body: dict | None = None
+    ) -> tuple[int, str]:
         """(status, text) of a dashboard request; no token unless ``headers`` carries one."""
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, headers={"Content-Type": "application/json", **(headers or {})})
+        req = urllib.request.Request(
+            self.url + path,
+            data=data,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
         try:
             with urllib.request.urlopen(req, timeout=15) as response:
                 return response.status, response.read().decode()
@@ -72,7 +78,9 @@ class Cluster:
             return err.code, err.read().decode()
 
     def api(self, path: str, body: dict | None = None):
-        status, text = self.request(path, headers={"Authorization": f"Bearer {self.token}"}, body=body)
+        status, text = self.request(
+            path, headers={"Authorization": f"Bearer {self.token}"}, body=body
+        )
         assert status == 200, f"{path}: {status} {text[:500]}"
         return json.loads(text)
 
@@ -104,26 +112,53 @@ def ray_head() -> Iterator[Cluster]:
     # this environment's (as for a head started from an activated virtualenv); stop wait: a stopped
     # sweep's driver has time to save its state before Ray kills it
     bin_dir = str(Path(sys.executable).parent)
-    env = {**os.environ, "HOME": f"{folder}/home", "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0",
-           "RAY_metrics_report_interval_ms": "1000", "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
-           "RAY_JOB_STOP_WAIT_TIME_S": "30"}  # fmt: skip
+    env = {
+        **os.environ,
+        "HOME": f"{folder}/home",
+        "RAY_AUTH_MODE": "token",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_metrics_report_interval_ms": "1000",
+        "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
+        "RAY_JOB_STOP_WAIT_TIME_S": "30",
+    }
     for name in ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "PYTHONPATH"):
         env.pop(name, None)
-    token = subprocess.run([RAY, "get-auth-token", "--generate"], env=env, capture_output=True, text=True,
-                           check=True, timeout=60).stdout.strip()  # fmt: skip
+    token = subprocess.run(
+        [RAY, "get-auth-token", "--generate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
     # every port chosen free: other Ray clusters on this machine may hold the defaults (52365, 10001)
     dashboard_port, metrics_port, agent_port, client_port = free_ports(4)
     with open(f"{folder}/head.log", "w") as log:
         head = subprocess.Popen(
-            [RAY, "start", "--head", "--block", "--port=0", "--num-cpus=2", f"--temp-dir={folder}/ray",
-             "--include-dashboard=true", "--dashboard-host=127.0.0.1",
-             f"--dashboard-port={dashboard_port}", f"--metrics-export-port={metrics_port}",
-             f"--dashboard-agent-listen-port={agent_port}", f"--ray-client-server-port={client_port}",
-             "--disable-usage-stats"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                RAY,
+                "start",
+                "--head",
+                "--block",
+                "--port=0",
+                "--num-cpus=2",
+                f"--temp-dir={folder}/ray",
+                "--include-dashboard=true",
+                "--dashboard-host=127.0.0.1",
+                f"--dashboard-port={dashboard_port}",
+                f"--metrics-export-port={metrics_port}",
+                f"--dashboard-agent-listen-port={agent_port}",
+                f"--ray-client-server-port={client_port}",
+                "--disable-usage-stats",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        cluster = Cluster(f"http://127.0.0.1:{dashboard_port}", token, dashboard_port, metrics_port, folder)
+        cluster = Cluster(
+            f"http://127.0.0.1:{dashboard_port}", token, dashboard_port, metrics_port, folder
+        )
         _wait_until_ready(cluster, head)
         yield cluster
     finally:
@@ -139,7 +174,12 @@ def _wait_until_ready(cluster: Cluster, head: subprocess.Popen, timeout: float =
     while time.monotonic() < deadline:
         assert head.poll() is None, Path(cluster.folder, "head.log").read_text()[-3000:]
         try:
-            if cluster.request("/api/jobs/", headers={"Authorization": f"Bearer {cluster.token}"})[0] == 200:
+            if (
+                cluster.request("/api/jobs/", headers={"Authorization": f"Bearer {cluster.token}"})[
+                    0
+                ]
+                == 200
+            ):
                 return
         except (urllib.error.URLError, ConnectionError):
             pass
@@ -167,7 +207,9 @@ def prometheus_for(cluster: Cluster) -> Iterator[Prometheus]:
     (port,) = free_ports(1)
     config = write_config(folder, cluster.temp_dir, scrape_interval="1s")
     with open(f"{folder}/prometheus.log", "w") as log:
-        process = subprocess.Popen(prometheus_command(config, f"{folder}/data", port), stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            prometheus_command(config, f"{folder}/data", port), stdout=log, stderr=subprocess.STDOUT
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

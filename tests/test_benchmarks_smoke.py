@@ -15,22 +15,27 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from taso_tune.data import PAD_LABEL, DatasetInfo, DeviceBatches, random_crop_flip
-from taso_tune.train import Run, TrainConfig
+from taso_tune.training.data.sets import PAD_LABEL, DatasetInfo, DeviceBatches, random_crop_flip
+from taso_tune.training.run import Run, TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO / "benchmarks"
 
 
 def _run_script(*args: str, timeout: float = 120) -> str:
-    done = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
 
 def _table_rows(output: str, section: str) -> list[list[str]]:
-    return [[cell.strip() for cell in line.strip("|").split("|")] for line in output.splitlines()
-            if line.startswith(f"| {section} |")]  # fmt: skip
+    return [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in output.splitlines()
+        if line.startswith(f"| {section} |")
+    ]
 
 
 # --- the benchmark scripts ------------------------------------------------------------------------
@@ -44,11 +49,17 @@ def test_gpu_benchmark_smoke_prints_its_table() -> None:
     measures = [row[1] for row in rows]
     for model in ("lenet5", "vgg19", "resnet18"):
         for mode in ("fp32", "bf16+cl", "bf16+cl+compile"):
-            assert any(m.startswith(f"{model} epoch") and m.endswith(mode) for m in measures), (model, mode)
+            assert any(m.startswith(f"{model} epoch") and m.endswith(mode) for m in measures), (
+                model,
+                mode,
+            )
     assert any("trials at once" in m for m in measures)
     assert any(m.startswith("dense matmul rate, bf16") for m in measures)
     stacking = [row for row in rows if "seeds stacked vs one after another" in row[1]]
-    assert [row[1].split(":")[0] for row in stacking] == ["LeNet5/MNIST-size", "ResNet18/CIFAR10-size"]
+    assert [row[1].split(":")[0] for row in stacking] == [
+        "LeNet5/MNIST-size",
+        "ResNet18/CIFAR10-size",
+    ]
     assert all(float(row[4]) > 0 for row in stacking)  # speed-up measured
     # device memory per packing on CUDA only; the CPU's is the memory section's, a process per side
     assert sum("peak memory" in m for m in measures) == 0
@@ -60,7 +71,9 @@ def test_gpu_benchmark_smoke_prints_its_table() -> None:
 @pytest.mark.slow
 @pytest.mark.ray
 def test_gpu_sweep_benchmark_smoke_prints_its_row() -> None:
-    out = _run_script(str(BENCHMARKS / "gpu_sweep.py"), "--smoke", timeout=400)  # two tiny sweeps on Ray
+    out = _run_script(
+        str(BENCHMARKS / "gpu_sweep.py"), "--smoke", timeout=400
+    )  # two tiny sweeps on Ray
     (row,) = _table_rows(out, "gpu sweep")
     assert "seeds stacked vs a trial per seed" in row[1] and float(row[4]) > 0
 
@@ -102,7 +115,9 @@ SYNCING_BUILTINS = {"float", "int", "bool", "print"}
 def _syncing_calls(function, *, loops_only: bool) -> list[str]:
     """The syncing calls in ``function`` (in the bodies of its ``for`` loops only, if asked): a static check."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
-    scopes = [node for node in ast.walk(tree) if isinstance(node, ast.For)] if loops_only else tree.body
+    scopes = (
+        [node for node in ast.walk(tree) if isinstance(node, ast.For)] if loops_only else tree.body
+    )
     found = []
     for scope in scopes:
         statements = scope.body if loops_only else [scope]
@@ -115,10 +130,16 @@ def _syncing_calls(function, *, loops_only: bool) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize(("function", "loops_only"),
-                         [(Run.train_epoch, True), (Run.evaluate, True), (DeviceBatches.__iter__, True),
-                          (random_crop_flip, False)],
-                         ids=["Run.train_epoch", "Run.evaluate", "DeviceBatches.__iter__", "random_crop_flip"])  # fmt: skip
+@pytest.mark.parametrize(
+    ("function", "loops_only"),
+    [
+        (Run.train_epoch, True),
+        (Run.evaluate, True),
+        (DeviceBatches.__iter__, True),
+        (random_crop_flip, False),
+    ],
+    ids=["Run.train_epoch", "Run.evaluate", "DeviceBatches.__iter__", "random_crop_flip"],
+)
 def test_step_code_has_no_host_sync(function, loops_only: bool) -> None:
     # a supplement to the CUDA test below, for machines without a GPU
     assert _syncing_calls(function, loops_only=loops_only) == []
@@ -151,8 +172,9 @@ def test_padded_last_batch_keeps_metrics_and_shapes() -> None:
     # what Run.evaluate sums: the padding counts in neither the loss nor the accuracy
     logits = torch.randn(24, 10)
     labels = torch.cat([yb for _, yb in padded])
-    assert F.cross_entropy(logits, labels, reduction="sum", ignore_index=PAD_LABEL).item() == pytest.approx(
-        F.cross_entropy(logits[:21], y, reduction="sum").item())
+    assert F.cross_entropy(
+        logits, labels, reduction="sum", ignore_index=PAD_LABEL
+    ).item() == pytest.approx(F.cross_entropy(logits[:21], y, reduction="sum").item())
     assert (logits.argmax(1) == labels).sum() == (logits[:21].argmax(1) == y).sum()
 
 

@@ -10,10 +10,10 @@ import pytest
 from sweep_helpers import result_records, shutdown_ray, trial_dirs, write_space
 
 from taso_tune.cli import main
-from taso_tune.names import BUDGET_SH_FILE
+from taso_tune.core.records import BUDGET_SH_FILE
 from taso_tune.results.experiment import load_experiment
-from taso_tune.schedules import taso_lr
-from taso_tune.tuning.budget_sh import survivors
+from taso_tune.schedules.maths import taso_lr
+from taso_tune.sweep.budget_sh import survivors
 
 
 def test_survivors_keep_the_top_third_by_mean() -> None:
@@ -27,8 +27,10 @@ def test_survivors_keep_the_top_third_by_mean() -> None:
 def test_budget_sh_end_to_end_and_resume(tmp_path: Path, capsys) -> None:
     space = write_space(
         tmp_path / "space.yaml",
-        [{"optimizer": "taso", "lr": {"grid": [0.02, 0.05, 0.1]}, "beta": {"grid": [0.5, 0.7]}},
-         {"optimizer": "sgd", "lr": 2, "momentum": 0.9}],  # diverges: scored at chance level, and is no error
+        [
+            {"optimizer": "taso", "lr": {"grid": [0.02, 0.05, 0.1]}, "beta": {"grid": [0.5, 0.7]}},
+            {"optimizer": "sgd", "lr": 2, "momentum": 0.9},
+        ],  # diverges: scored at chance level, and is no error
         name="bsh",
         train={"epochs": 9},
         seeds=2,
@@ -37,7 +39,9 @@ def test_budget_sh_end_to_end_and_resume(tmp_path: Path, capsys) -> None:
     storage = tmp_path / "runs"
     experiment = storage / "bsh"
     try:
-        assert main(["sweep", str(space), "--storage", str(storage), "--scheduler", "budget-sh"]) == 0
+        assert (
+            main(["sweep", str(space), "--storage", str(storage), "--scheduler", "budget-sh"]) == 0
+        )
     finally:
         shutdown_ray()
     state = json.loads((experiment / BUDGET_SH_FILE).read_text())
@@ -67,7 +71,9 @@ def test_budget_sh_end_to_end_and_resume(tmp_path: Path, capsys) -> None:
             if records[-1]["optimizer"] != "taso":
                 continue
             hp = records[-1]["hp"]
-            expected = taso_lr(budget, budget, lr_initial=hp["lr"], alpha=hp["alpha"], beta=hp["beta"])
+            expected = taso_lr(
+                budget, budget, lr_initial=hp["lr"], alpha=hp["alpha"], beta=hp["beta"]
+            )
             assert records[-1]["lr"] == pytest.approx(expected)
 
     loaded = load_experiment(str(experiment))
@@ -87,6 +93,11 @@ def test_budget_sh_end_to_end_and_resume(tmp_path: Path, capsys) -> None:
         assert main(["resume", str(experiment)]) == 0
     finally:
         shutdown_ray()
-    assert {d.name: len(result_records(d)) for d in trial_dirs(experiment / "rung-0-1ep")} == first_rung
+    assert {
+        d.name: len(result_records(d)) for d in trial_dirs(experiment / "rung-0-1ep")
+    } == first_rung
     assert len(trial_dirs(experiment / "rung-2-9ep")) == 1
-    assert json.loads((experiment / BUDGET_SH_FILE).read_text())["winner"] == state["rungs"][-1]["configs"][0]
+    assert (
+        json.loads((experiment / BUDGET_SH_FILE).read_text())["winner"]
+        == state["rungs"][-1]["configs"][0]
+    )

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from taso_tune.cli import main
-from taso_tune.optimizers import OPTIMIZERS
+from taso_tune.training.optimizers import OPTIMIZERS
 
 
-def test_lists_every_recipe_with_its_schedule_and_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+def test_lists_every_recipe_with_its_schedule_and_defaults(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main(["optimizers"]) == 0
     out = capsys.readouterr().out
     for name, recipe in OPTIMIZERS.items():

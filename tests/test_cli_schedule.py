@@ -45,20 +45,45 @@ def test_wsd_per_step_ends_at_lr_final(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["schedule", "wsd", "--epochs", "3", "--steps-per-epoch", "10", "--csv"]) == 0
     rows = _csv_rows(capsys.readouterr().out)
     assert len(rows) == 30
-    assert (rows[0]["epoch"], rows[0]["step"], rows[-1]["epoch"], rows[-1]["step"]) == ("1", "1", "3", "10")
+    assert (rows[0]["epoch"], rows[0]["step"], rows[-1]["epoch"], rows[-1]["step"]) == (
+        "1",
+        "1",
+        "3",
+        "10",
+    )
     # 29 intervals: warmup round(1.45) = 1 update at 0.05 / 2, decay round(5.8) = 6 updates to 0
     lrs = [float(r["lr"]) for r in rows]
     assert lrs[0] == 0.025 and lrs[1] == 0.05 and lrs[23] == 0.05
     assert lrs[24:] == pytest.approx([0.05 * k / 6 for k in (5, 4, 3, 2, 1, 0)], abs=1e-15)
     assert lrs[-1] == 0.0
     # with lr_final set, it ends there
-    assert main(["schedule", "wsd", "--epochs", "3", "--steps-per-epoch", "10", "--csv", "--lr-final", "0.001"]) == 0
+    assert (
+        main(
+            [
+                "schedule",
+                "wsd",
+                "--epochs",
+                "3",
+                "--steps-per-epoch",
+                "10",
+                "--csv",
+                "--lr-final",
+                "0.001",
+            ]
+        )
+        == 0
+    )
     assert _lrs(capsys.readouterr().out)[-1] == 0.001
 
 
 def test_per_step_table_has_a_step_column(capsys: pytest.CaptureFixture[str]) -> None:
     # linear over 2 epochs x 3 steps: p = 0, 0.2, ..., 1 -> 0.1 (1 - p)
-    assert main(["schedule", "linear", "--epochs", "2", "--steps-per-epoch", "3", "--lr-initial", "0.1"]) == 0
+    assert (
+        main(
+            ["schedule", "linear", "--epochs", "2", "--steps-per-epoch", "3", "--lr-initial", "0.1"]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].split() == ["epoch", "step", "lr"]
     got = [(int(e), int(s), float(lr)) for e, s, lr in (line.split() for line in lines[1:])]
@@ -67,14 +92,29 @@ def test_per_step_table_has_a_step_column(capsys: pytest.CaptureFixture[str]) ->
 
 def test_set_gives_the_schedules_parameters(capsys: pytest.CaptureFixture[str]) -> None:
     # step over 4 epochs, milestones (0.3, 0.6), gamma 0.5: p = 0, 1/3, 2/3, 1 passes 0, 1, 2, 2
-    argv = ["schedule", "step", "--epochs", "4", "--lr-initial", "1", "--csv",
-            "--set", "milestones=[0.3, 0.6]", "--set", "gamma=0.5"]  # fmt: skip
+    argv = [
+        "schedule",
+        "step",
+        "--epochs",
+        "4",
+        "--lr-initial",
+        "1",
+        "--csv",
+        "--set",
+        "milestones=[0.3, 0.6]",
+        "--set",
+        "gamma=0.5",
+    ]
     assert main(argv) == 0
     assert _lrs(capsys.readouterr().out) == [1.0, 0.5, 0.25, 0.25]
     # TASO's own flags and --set agree: Eq. (1) at k = beta * k_t is lr_initial / 2 + lr_final
-    assert main(["schedule", "--epochs", "10", "--set", "beta=0.5", "--set", "alpha=20", "--csv"]) == 0
+    assert (
+        main(["schedule", "--epochs", "10", "--set", "beta=0.5", "--set", "alpha=20", "--csv"]) == 0
+    )
     via_set = _lrs(capsys.readouterr().out)
-    assert main(["schedule", "taso", "--epochs", "10", "--beta", "0.5", "--alpha", "20", "--csv"]) == 0
+    assert (
+        main(["schedule", "taso", "--epochs", "10", "--beta", "0.5", "--alpha", "20", "--csv"]) == 0
+    )
     assert _lrs(capsys.readouterr().out) == via_set
     assert via_set[4] == pytest.approx(0.025 + 0.0025, rel=1e-15)
 
@@ -122,7 +162,9 @@ def test_unknown_schedule_lists_the_names(capsys: pytest.CaptureFixture[str]) ->
     assert "valid choices: constant, cosine, linear, step, taso, wsd" in err
 
 
-def test_schedule_help_lists_parameters_and_no_empty_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+def test_schedule_help_lists_parameters_and_no_empty_defaults(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     with pytest.raises(SystemExit):
         main(["schedule", "--help"])
     text = capsys.readouterr().out
@@ -134,8 +176,21 @@ def test_schedule_help_lists_parameters_and_no_empty_defaults(capsys: pytest.Cap
 
 def test_piping_into_head_ends_quietly() -> None:
     # 100 000 rows: far more than a pipe buffer, so the writer meets the closed pipe
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    argv = [sys.executable, "-m", "taso_tune.cli", "schedule", "--epochs", "100", "--steps-per-epoch", "1000", "--csv"]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    argv = [
+        sys.executable,
+        "-m",
+        "taso_tune.cli",
+        "schedule",
+        "--epochs",
+        "100",
+        "--steps-per-epoch",
+        "1000",
+        "--csv",
+    ]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
     assert proc.stdout is not None and proc.stderr is not None
     first = proc.stdout.readline()
@@ -151,7 +206,11 @@ FAST = ["--device", "cpu", "--threads", "1", "--train-limit", "300", "--epochs",
 
 @pytest.mark.parametrize(
     ("flags", "granularity"),
-    [([], "auto"), (["--schedule-per-step"], "step"), (["--schedule-granularity", "epoch"], "epoch")],
+    [
+        ([], "auto"),
+        (["--schedule-per-step"], "step"),
+        (["--schedule-granularity", "epoch"], "epoch"),
+    ],
 )
 def test_train_granularity_flags(tmp_path: Path, flags: list[str], granularity: str) -> None:
     out = tmp_path / "run"

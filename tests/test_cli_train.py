@@ -9,23 +9,46 @@ import pytest
 import yaml
 
 from taso_tune.cli import main
-from taso_tune.commands.train_cmd import parse_assignments
-from taso_tune.errors import ConfigError
-from taso_tune.schedules import taso_lr
-from taso_tune.train import TrainConfig
+from taso_tune.cli.train import parse_assignments
+from taso_tune.core.errors import ConfigError
+from taso_tune.schedules.maths import taso_lr
+from taso_tune.training.run import TrainConfig
 
 FAST = ["--device", "cpu", "--threads", "1", "--train-limit", "300"]
 
 
-def test_train_writes_metrics_and_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_writes_metrics_and_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "run"
-    argv = ["train", "--epochs", "2", "--seed", "5", "--lr", "0.1", "--set", "momentum=0.5", "--out", str(out)]
+    argv = [
+        "train",
+        "--epochs",
+        "2",
+        "--seed",
+        "5",
+        "--lr",
+        "0.1",
+        "--set",
+        "momentum=0.5",
+        "--out",
+        str(out),
+    ]
     assert main(argv + FAST) == 0
 
     with open(out / "metrics.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
-    for column in ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "test_acc", "status"):
+    for column in (
+        "epoch",
+        "lr",
+        "train_loss",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+        "test_acc",
+        "status",
+    ):
         assert column in rows[0]
     assert float(rows[0]["lr"]) == pytest.approx(taso_lr(1, 2, lr_initial=0.1), rel=1e-12)
     assert 0 <= float(rows[-1]["test_acc"]) <= 1
@@ -84,14 +107,24 @@ def test_missing_data_root_error_says_what_to_do(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     missing = tmp_path / "data"
-    argv = ["train", "--dataset", "mnist", "--data-root", str(missing), "--out", str(tmp_path / "o")]
+    argv = [
+        "train",
+        "--dataset",
+        "mnist",
+        "--data-root",
+        str(missing),
+        "--out",
+        str(tmp_path / "o"),
+    ]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "MNIST/raw" in err and "--download" in err
 
 
 def test_parse_assignments_reads_yaml_scalars() -> None:
-    assert parse_assignments(["momentum=0", "nesterov=true", "milestones=[0.5, 0.75]", "lr=0.1"]) == {
+    assert parse_assignments(
+        ["momentum=0", "nesterov=true", "milestones=[0.5, 0.75]", "lr=0.1"]
+    ) == {
         "momentum": 0,
         "nesterov": True,
         "milestones": [0.5, 0.75],
@@ -102,7 +135,9 @@ def test_parse_assignments_reads_yaml_scalars() -> None:
 
 def test_parse_assignments_reads_exponent_numbers_without_a_dot() -> None:
     # plain YAML 1.1 would keep "5e-4" as a string and the optimizer would reject it
-    got = parse_assignments(["weight_decay=5e-4", "lr=1E-3", "eps=-2e+1", "milestones=[5e-1, 0.75]"])
+    got = parse_assignments(
+        ["weight_decay=5e-4", "lr=1E-3", "eps=-2e+1", "milestones=[5e-1, 0.75]"]
+    )
     assert got == {"weight_decay": 5e-4, "lr": 1e-3, "eps": -20.0, "milestones": [0.5, 0.75]}
     assert parse_assignments(["name=e5", "other=1e"]) == {"name": "e5", "other": "1e"}
 
@@ -127,7 +162,12 @@ def _table(text: str) -> list[tuple[int, float]]:
 
 
 def test_schedule_table_matches_taso_lr(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["schedule", "--epochs", "30", "--lr-initial", "0.1", "--alpha", "50", "--beta", "0.5"]) == 0
+    assert (
+        main(
+            ["schedule", "--epochs", "30", "--lr-initial", "0.1", "--alpha", "50", "--beta", "0.5"]
+        )
+        == 0
+    )
     rows = _table(capsys.readouterr().out)
     assert [k for k, _ in rows] == list(range(1, 31))
     for k, lr in rows:
@@ -138,13 +178,17 @@ def test_schedule_defaults_and_lr_final(capsys: pytest.CaptureFixture[str]) -> N
     assert main(["schedule"]) == 0
     rows = _table(capsys.readouterr().out)
     assert len(rows) == 100
-    assert rows[69][1] == pytest.approx(0.0275, rel=1e-5)  # k = beta * k_t: lr_initial/2 + lr_initial/20
+    assert rows[69][1] == pytest.approx(
+        0.0275, rel=1e-5
+    )  # k = beta * k_t: lr_initial/2 + lr_initial/20
     assert main(["schedule", "--epochs", "10", "--lr-final", "0"]) == 0
     rows = _table(capsys.readouterr().out)
     assert rows[-1][1] == pytest.approx(taso_lr(10, 10, lr_initial=0.05, lr_final=0.0), rel=1e-5)
 
 
-def test_schedule_warns_on_heuristic_and_rejects_bad_values(capsys: pytest.CaptureFixture[str]) -> None:
+def test_schedule_warns_on_heuristic_and_rejects_bad_values(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     with pytest.warns(UserWarning, match="heuristic"):
         assert main(["schedule", "--epochs", "10", "--alpha", "10", "--beta", "0.3"]) == 0
     capsys.readouterr()
@@ -158,7 +202,9 @@ def test_schedule_warns_on_heuristic_and_rejects_bad_values(capsys: pytest.Captu
     assert "epochs" in captured.err and captured.out == ""
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["schedule", "--help"], ["--version"]])
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["train", "--help"], ["schedule", "--help"], ["--version"]]
+)
 def test_help_and_version_exit_0(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(argv)

@@ -12,8 +12,8 @@ import yaml
 
 from taso_tune.cli import main
 from taso_tune.cluster.check import check_cluster_file
-from taso_tune.errors import ConfigError
-from taso_tune.storage import require_shared_storage
+from taso_tune.core.errors import ConfigError
+from taso_tune.core.storage import require_shared_storage
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_FILES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "cluster").rglob("*.yaml"))
@@ -42,8 +42,13 @@ def problems_of(path: str) -> str:
 
 
 def test_cluster_folder_has_every_kind_of_file() -> None:
-    assert {"cluster/aws-gpu.yaml", "cluster/gcp-gpu.yaml", "cluster/onprem.yaml",
-            "cluster/kuberay/raycluster.yaml", "cluster/kuberay/rayjob.yaml"} <= set(CLUSTER_FILES)  # fmt: skip
+    assert {
+        "cluster/aws-gpu.yaml",
+        "cluster/gcp-gpu.yaml",
+        "cluster/onprem.yaml",
+        "cluster/kuberay/raycluster.yaml",
+        "cluster/kuberay/rayjob.yaml",
+    } <= set(CLUSTER_FILES)
 
 
 @pytest.mark.parametrize("path", CLUSTER_FILES)
@@ -52,7 +57,9 @@ def test_shipped_file_passes(path: str, monkeypatch: pytest.MonkeyPatch) -> None
     assert check_cluster_file(path) == []
 
 
-def test_cli_passes_every_shipped_file(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+def test_cli_passes_every_shipped_file(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     monkeypatch.chdir(ROOT)
     assert main(["check-cluster", *CLUSTER_FILES]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -60,10 +67,14 @@ def test_cli_passes_every_shipped_file(monkeypatch: pytest.MonkeyPatch, capsys: 
 
 
 def test_cli_fails_with_two_on_a_broken_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    path = broken(tmp_path, AWS, lambda c: c["available_node_types"]["gpu_1x"]["resources"].update(GPU=0.5))
+    path = broken(
+        tmp_path, AWS, lambda c: c["available_node_types"]["gpu_1x"]["resources"].update(GPU=0.5)
+    )
     assert main(["check-cluster", path]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"{path}: available_node_types.gpu_1x.resources.GPU: must be an integer (got 0.5)"]
+    assert err == [
+        f"{path}: available_node_types.gpu_1x.resources.GPU: must be an integer (got 0.5)"
+    ]
 
 
 def test_kuberay_image_pins_the_installed_ray() -> None:
@@ -106,7 +117,7 @@ LAUNCHER_CASES = {
     ),
     "unpinned Ray": (
         _set_setup("pip install ray[default] ~/taso-tune"),
-        "setup_commands[0]: installs Ray unpinned; pin pip install \"ray[default,tune]==",
+        'setup_commands[0]: installs Ray unpinned; pin pip install "ray[default,tune]==',
     ),
     "another Ray version": (
         _set_setup('pip install "ray[default,tune]==2.59.0" ~/taso-tune'),
@@ -114,7 +125,7 @@ LAUNCHER_CASES = {
     ),
     "Ray never installed": (
         _set_setup("pip install ~/taso-tune"),
-        "setup_commands: must pip install \"ray[default,tune]==",
+        'setup_commands: must pip install "ray[default,tune]==',
     ),
     "Ray's default setup commands": (
         lambda c: c.pop("setup_commands"),
@@ -130,8 +141,19 @@ LAUNCHER_CASES = {
         "reach it with `ray dashboard CONFIG` (Ray's default: the file does not set head_start_ray_commands)",
     ),
     "dashboard port open to the world": (
-        lambda c: c["provider"].update(security_group={"GroupName": "taso-tune", "IpPermissions": [
-            {"IpProtocol": "tcp", "FromPort": 8265, "ToPort": 8265, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]}),
+        lambda c: c["provider"].update(
+            security_group={
+                "GroupName": "taso-tune",
+                "IpPermissions": [
+                    {
+                        "IpProtocol": "tcp",
+                        "FromPort": 8265,
+                        "ToPort": 8265,
+                        "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+                    }
+                ],
+            }
+        ),
         "provider.security_group.IpPermissions[0]: opens Ray port 8265 to 0.0.0.0/0",
     ),
     "head type not a node type": (
@@ -170,16 +192,26 @@ def test_rays_defaults_alone_fail(tmp_path: Path) -> None:
     path = tmp_path / "minimal.yaml"
     path.write_text("cluster_name: minimal\nprovider: {type: aws, region: us-west-2}\n")
     found = problems_of(str(path))
-    for key in ("available_node_types.ray.worker.default.resources.GPU", "setup_commands[1]",
-                "head_start_ray_commands[1]", "worker_start_ray_commands[1]", "file_mounts"):
+    for key in (
+        "available_node_types.ray.worker.default.resources.GPU",
+        "setup_commands[1]",
+        "head_start_ray_commands[1]",
+        "worker_start_ray_commands[1]",
+        "file_mounts",
+    ):
         assert f"{path}: {key}: " in found
     assert "--dashboard-host=0.0.0.0 exposes the dashboard" in found
 
 
 def test_onprem_storage_must_be_shared(tmp_path: Path) -> None:
     onprem = ROOT / "cluster" / "onprem.yaml"
-    path = broken(tmp_path, onprem, lambda c: _set_head_start(c, "/nfs/taso-tune/sweeps", "/home/taso/runs"))
-    assert "head_start_ray_commands[1]: a sweep over 4 nodes cannot use a node-local path" in problems_of(path)
+    path = broken(
+        tmp_path, onprem, lambda c: _set_head_start(c, "/nfs/taso-tune/sweeps", "/home/taso/runs")
+    )
+    assert (
+        "head_start_ray_commands[1]: a sweep over 4 nodes cannot use a node-local path"
+        in problems_of(path)
+    )
 
 
 def test_a_schema_error_does_not_hide_the_other_problems(tmp_path: Path) -> None:
@@ -193,7 +225,9 @@ def test_a_schema_error_does_not_hide_the_other_problems(tmp_path: Path) -> None
 
 
 def test_one_line_per_problem(tmp_path: Path) -> None:
-    path = broken(tmp_path, AWS, lambda c: c["available_node_types"]["gpu_1x"]["resources"].update(GPU=0.5))
+    path = broken(
+        tmp_path, AWS, lambda c: c["available_node_types"]["gpu_1x"]["resources"].update(GPU=0.5)
+    )
     line = f"{path}: available_node_types.gpu_1x.resources.GPU: must be an integer (got 0.5)"
     assert check_cluster_file(path) == [line]
 
@@ -201,9 +235,14 @@ def test_one_line_per_problem(tmp_path: Path) -> None:
 def test_unreadable_and_foreign_files_are_reported(tmp_path: Path) -> None:
     other = tmp_path / "deployment.yaml"
     other.write_text("apiVersion: apps/v1\nkind: Deployment\n")
-    found = [line for f in (str(tmp_path / "missing.yaml"), str(other)) for line in check_cluster_file(f)]
+    found = [
+        line for f in (str(tmp_path / "missing.yaml"), str(other)) for line in check_cluster_file(f)
+    ]
     assert found[0].startswith(f"{tmp_path / 'missing.yaml'}: cannot read:")
-    assert found[1] == f"{other}: is neither a Ray cluster launcher config nor a KubeRay (ray.io/v1) manifest"
+    assert (
+        found[1]
+        == f"{other}: is neither a Ray cluster launcher config nor a KubeRay (ray.io/v1) manifest"
+    )
 
 
 # ---------------------------------------------------------------- KubeRay manifests
@@ -236,12 +275,20 @@ KUBERAY_CASES = {
         "[1].spec.headGroupSpec.serviceType: exposes Ray outside Kubernetes; use a ClusterIP Service",
     ),
     "extra LoadBalancer Service": (
-        lambda d: d.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "dash"},
-                            "spec": {"type": "LoadBalancer", "ports": [{"port": 8265}]}}),
+        lambda d: d.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "dash"},
+                "spec": {"type": "LoadBalancer", "ports": [{"port": 8265}]},
+            }
+        ),
         "[2].spec.type: exposes Ray outside Kubernetes",
     ),
     "dashboard on 0.0.0.0": (
-        lambda d: _cluster(d)["headGroupSpec"]["rayStartParams"].update({"dashboard-host": "0.0.0.0"}),
+        lambda d: _cluster(d)["headGroupSpec"]["rayStartParams"].update(
+            {"dashboard-host": "0.0.0.0"}
+        ),
         "[1].spec.headGroupSpec.rayStartParams.dashboard-host: must not be set beyond localhost",
     ),
     "fractional GPU limit": (
@@ -254,7 +301,9 @@ KUBERAY_CASES = {
         "[1].spec.authOptions.mode: must be token",
     ),
     "auth disabled by env": (
-        lambda d: _worker(d).setdefault("env", []).append({"name": "RAY_AUTH_MODE", "value": "disabled"}),
+        lambda d: (
+            _worker(d).setdefault("env", []).append({"name": "RAY_AUTH_MODE", "value": "disabled"})
+        ),
         "sets RAY_AUTH_MODE=disabled; token authentication must stay on",
     ),
     "replicas outside their bounds": (
@@ -288,10 +337,15 @@ def _job_spec(docs: list) -> dict:
     [
         ("python train.py", "must run `taso-tune sweep SPACE.yaml --name NAME --storage LOCATION`"),
         ("taso-tune sweep s.yaml --name x", "must pass --storage LOCATION"),
-        ("taso-tune sweep s.yaml --name x --storage runs", "a sweep over 17 nodes cannot use a node-local path"),
+        (
+            "taso-tune sweep s.yaml --name x --storage runs",
+            "a sweep over 17 nodes cannot use a node-local path",
+        ),
     ],
 )
-def test_rayjob_entrypoint_must_sweep_to_shared_storage(entrypoint: str, message: str, tmp_path: Path) -> None:
+def test_rayjob_entrypoint_must_sweep_to_shared_storage(
+    entrypoint: str, message: str, tmp_path: Path
+) -> None:
     path = broken(tmp_path, RAYJOB, lambda d: _job_spec(d).update(entrypoint=entrypoint))
     assert f"{path}: [1].spec.entrypoint: " in problems_of(path)
     assert message in problems_of(path)
@@ -323,7 +377,9 @@ def test_no_storage_on_several_nodes_is_refused() -> None:
         require_shared_storage(None, 2)
 
 
-@pytest.mark.parametrize("storage", ["runs", "~/runs", "file:///home/me/runs", "/mnt/../home/me/runs"])
+@pytest.mark.parametrize(
+    "storage", ["runs", "~/runs", "file:///home/me/runs", "/mnt/../home/me/runs"]
+)
 def test_node_local_forms_are_refused(storage: str) -> None:
     with pytest.raises(ConfigError, match="node-local path"):
         require_shared_storage(storage, 2)
@@ -335,9 +391,16 @@ def test_unknown_uri_scheme_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    "storage", ["s3://bucket/sweeps", "gs://bucket/sweeps", "abfs://c@a.dfs.core.windows.net/x", "hdfs://nn/x",
-                "/mnt/shared/sweeps", "/nfs/taso-tune"],
-)  # fmt: skip
+    "storage",
+    [
+        "s3://bucket/sweeps",
+        "gs://bucket/sweeps",
+        "abfs://c@a.dfs.core.windows.net/x",
+        "hdfs://nn/x",
+        "/mnt/shared/sweeps",
+        "/nfs/taso-tune",
+    ],
+)
 def test_shared_storage_is_accepted(storage: str) -> None:
     require_shared_storage(storage, 3)
 

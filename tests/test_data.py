@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from data_helpers import chw_images, write_cifar10, write_mnist, write_pickle
 
-from taso_tune.data import (
+from taso_tune.core.errors import ConfigError
+from taso_tune.training.data.sets import (
     DATASETS,
     DIGITS_TEST_SIZE,
     DatasetInfo,
@@ -23,13 +24,15 @@ from taso_tune.data import (
     stratified_subset,
     validation_split,
 )
-from taso_tune.errors import ConfigError
 
 TORCHVISION_SETS = ["mnist", "fashion_mnist", "kmnist", "cifar10", "cifar100", "svhn"]
 
 
 def _hashes(x: torch.Tensor, y: torch.Tensor) -> list[str]:
-    return [hashlib.sha1(img.numpy().tobytes() + bytes([int(lbl)])).hexdigest() for img, lbl in zip(x, y, strict=True)]
+    return [
+        hashlib.sha1(img.numpy().tobytes() + bytes([int(lbl)])).hexdigest()
+        for img, lbl in zip(x, y, strict=True)
+    ]
 
 
 # --- digits ---------------------------------------------------------------------------------------
@@ -69,7 +72,9 @@ def test_digits_splits_are_disjoint_and_cover_the_data_set(digits_data: ImageDat
     assert not set(val) & set(test)
 
 
-def test_digits_test_split_is_fixed_whatever_the_seed_or_val_fraction(digits_data: ImageData) -> None:
+def test_digits_test_split_is_fixed_whatever_the_seed_or_val_fraction(
+    digits_data: ImageData,
+) -> None:
     torch.manual_seed(123)
     np.random.seed(123)
     other = load_dataset("digits", val_fraction=0.3)
@@ -116,7 +121,9 @@ def test_train_limit_keeps_class_proportions_whatever_the_seed(digits_data: Imag
 
 def test_train_limit_above_the_training_set_keeps_all_of_it(digits_data: ImageData) -> None:
     data = load_dataset("digits", train_limit=10_000)
-    assert torch.equal(data.x_train, digits_data.x_train) and torch.equal(data.x_val, digits_data.x_val)
+    assert torch.equal(data.x_train, digits_data.x_train) and torch.equal(
+        data.x_val, digits_data.x_val
+    )
 
 
 def _class_counts(labels: torch.Tensor, picked: torch.Tensor) -> list[int]:
@@ -127,7 +134,10 @@ def _class_counts(labels: torch.Tensor, picked: torch.Tensor) -> list[int]:
     ("size", "expected"),
     [
         (10, [5, 3, 2]),  # exact shares of 50/30/20
-        (7, [4, 2, 1]),  # 3.5, 2.1, 1.4: floors 3, 2, 1, the one left goes to the largest remainder (.5)
+        (
+            7,
+            [4, 2, 1],
+        ),  # 3.5, 2.1, 1.4: floors 3, 2, 1, the one left goes to the largest remainder (.5)
         (9, [4, 3, 2]),  # 4.5, 2.7, 1.8: floors 4, 2, 1, two left for the remainders .8 and .7
         (100, [50, 30, 20]),
     ],
@@ -147,11 +157,13 @@ def test_stratified_subset_breaks_ties_to_the_lower_class_and_is_fixed() -> None
     torch.manual_seed(4)
     assert torch.equal(first, stratified_subset(labels, 4))
     five_classes = torch.arange(50) % 5
-    assert not torch.equal(stratified_subset(five_classes, 10, seed=1), stratified_subset(five_classes, 10, seed=2))
+    assert not torch.equal(
+        stratified_subset(five_classes, 10, seed=1), stratified_subset(five_classes, 10, seed=2)
+    )
 
 
 def test_validation_split_is_the_same_for_every_trial_seed() -> None:
-    from taso_tune.train import Run, TrainConfig
+    from taso_tune.training.run import Run, TrainConfig
 
     runs = [Run(TrainConfig(seed=seed, epochs=1, device="cpu", train_limit=300)) for seed in (0, 1)]
     for name in ("x_train", "y_train", "x_val", "y_val", "x_test"):
@@ -204,7 +216,9 @@ def test_validation_split_partitions_the_indices(n: int, fraction: float) -> Non
 
 
 def test_validation_split_seed_changes_the_split() -> None:
-    assert not torch.equal(validation_split(100, 0.2, seed=1)[1], validation_split(100, 0.2, seed=2)[1])
+    assert not torch.equal(
+        validation_split(100, 0.2, seed=1)[1], validation_split(100, 0.2, seed=2)[1]
+    )
 
 
 @pytest.mark.parametrize("fraction", [1.0, -0.1, 1.5])
@@ -217,7 +231,8 @@ def test_validation_split_rejects_bad_fraction(fraction: float) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "folder"), [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST"), ("kmnist", "KMNIST")]
+    ("name", "folder"),
+    [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST"), ("kmnist", "KMNIST")],
 )
 def test_mnist_family_idx_files_round_trip(tmp_data_root: Path, name: str, folder: str) -> None:
     x_train, y_train, x_test, y_test = write_mnist(tmp_data_root / folder / "raw")
@@ -261,7 +276,10 @@ def test_cifar100_pickle_files_round_trip(tmp_data_root: Path) -> None:
     folder.mkdir()
     train_images, train_labels = chw_images(rng, 12), rng.integers(0, 100, 12).tolist()
     test_images, test_labels = chw_images(rng, 5), rng.integers(0, 100, 5).tolist()
-    for file, images, labels in [("train", train_images, train_labels), ("test", test_images, test_labels)]:
+    for file, images, labels in [
+        ("train", train_images, train_labels),
+        ("test", test_images, test_labels),
+    ]:
         write_pickle(
             folder / file,
             {
@@ -272,7 +290,10 @@ def test_cifar100_pickle_files_round_trip(tmp_data_root: Path) -> None:
         )
     write_pickle(
         folder / "meta",
-        {"fine_label_names": [f"f{i}" for i in range(100)], "coarse_label_names": [f"c{i}" for i in range(20)]},
+        {
+            "fine_label_names": [f"f{i}" for i in range(100)],
+            "coarse_label_names": [f"c{i}" for i in range(20)],
+        },
     )
 
     data = load_dataset("cifar100", str(tmp_data_root), val_fraction=0.0)
@@ -359,7 +380,9 @@ def test_crop_flip_output_is_a_crop_of_the_padded_image() -> None:
             for dy in range(2 * padding + 1)
             for dx in range(2 * padding + 1)
             for flip in (False, True)
-            if torch.equal(got, (lambda c: c.flip(2) if flip else c)(image[:, dy : dy + side, dx : dx + side]))
+            if torch.equal(
+                got, (lambda c: c.flip(2) if flip else c)(image[:, dy : dy + side, dx : dx + side])
+            )
         ]
         assert matches, "output is not a crop (or mirrored crop) of the padded input"
         offsets.add(matches[0][:2])
@@ -409,7 +432,9 @@ def test_batches_without_generator_keep_the_order() -> None:
 
 def test_drop_last_keeps_every_batch_full() -> None:
     x, y = _indexed(103)
-    batches = DeviceBatches(x, y, INFO, 10, generator=torch.Generator().manual_seed(0), drop_last=True)
+    batches = DeviceBatches(
+        x, y, INFO, 10, generator=torch.Generator().manual_seed(0), drop_last=True
+    )
     sizes = [len(yb) for _, yb in batches]
     assert sizes == [10] * 10 == [10] * len(batches)
     labels = torch.cat([yb for _, yb in batches]).tolist()
@@ -418,7 +443,9 @@ def test_drop_last_keeps_every_batch_full() -> None:
 
 def test_drop_last_never_drops_everything() -> None:
     x, y = _indexed(7)
-    batches = DeviceBatches(x, y, INFO, 10, generator=torch.Generator().manual_seed(0), drop_last=True)
+    batches = DeviceBatches(
+        x, y, INFO, 10, generator=torch.Generator().manual_seed(0), drop_last=True
+    )
     assert [len(yb) for _, yb in batches] == [7]
 
 
@@ -429,7 +456,9 @@ def test_batches_are_normalised_float_images(digits_data: ImageData) -> None:
     # the digits statistics come from the training images, so they normalise to ~zero mean, ~unit std
     assert abs(xs.mean().item()) < 1e-3
     assert xs.std().item() == pytest.approx(1.0, abs=1e-2)
-    expected = (digits_data.x_train[:3].float() / 255 - digits_data.info.mean[0]) / digits_data.info.std[0]
+    expected = (
+        digits_data.x_train[:3].float() / 255 - digits_data.info.mean[0]
+    ) / digits_data.info.std[0]
     assert torch.allclose(xs[:3], expected, atol=1e-5)
 
 

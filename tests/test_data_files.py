@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from data_helpers import MNIST_FILES, idx_bytes, write_cifar10, write_mnist, write_pickle
 
-from taso_tune import data_files
-from taso_tune.data import load_dataset
-from taso_tune.data_files import DEBIAN_FASHION_MNIST_PACKAGE, DEBIAN_FASHION_MNIST_ROOT
-from taso_tune.data_readers import BadDataFile, read_cifar_batch
-from taso_tune.errors import ConfigError
+from taso_tune.core.errors import ConfigError
+from taso_tune.training.data import files as data_files
+from taso_tune.training.data.files import DEBIAN_FASHION_MNIST_PACKAGE, DEBIAN_FASHION_MNIST_ROOT
+from taso_tune.training.data.readers import BadDataFile, read_cifar_batch
+from taso_tune.training.data.sets import load_dataset
 
 
 def _load_fails(name: str, root: Path, **kwargs: Any) -> str:
@@ -61,7 +61,9 @@ def _crafted_batches(marker: Path) -> dict[str, Any]:
 
 @pytest.mark.parametrize("protocol", [2, 4, 5])
 @pytest.mark.parametrize("payload", ["shell", "open", "in_labels"])
-def test_crafted_cifar_batch_is_refused_and_never_run(tmp_data_root: Path, payload: str, protocol: int) -> None:
+def test_crafted_cifar_batch_is_refused_and_never_run(
+    tmp_data_root: Path, payload: str, protocol: int
+) -> None:
     write_cifar10(tmp_data_root)
     marker = tmp_data_root.parent / "marker"
     batch = tmp_data_root / "cifar-10-batches-py" / "data_batch_1"
@@ -70,7 +72,9 @@ def test_crafted_cifar_batch_is_refused_and_never_run(tmp_data_root: Path, paylo
     message = _load_fails("cifar10", tmp_data_root)
     assert str(batch) in message
     # as pickle names them: os.system is posix.system, open is io.open
-    global_name = f"{open.__module__}.open" if payload != "shell" else f"{os.system.__module__}.system"
+    global_name = (
+        f"{open.__module__}.open" if payload != "shell" else f"{os.system.__module__}.system"
+    )
     assert f"refused global {global_name}" in message
     assert not marker.exists()
 
@@ -94,12 +98,20 @@ def _python2_style_array(images: np.ndarray) -> Any:
 
 
 @pytest.mark.parametrize("protocol", [2, 3, 4, 5])
-@pytest.mark.parametrize("form", ["plain", "bytes_keys", "numpy_labels", "numpy_int_list", "python2_str_pixels"])
-def test_batches_as_numpy_and_python_pickle_them_are_read(tmp_path: Path, form: str, protocol: int) -> None:
+@pytest.mark.parametrize(
+    "form", ["plain", "bytes_keys", "numpy_labels", "numpy_int_list", "python2_str_pixels"]
+)
+def test_batches_as_numpy_and_python_pickle_them_are_read(
+    tmp_path: Path, form: str, protocol: int
+) -> None:
     rng = np.random.default_rng(3)
     images = rng.integers(0, 256, (5, 3072), dtype=np.uint8)
     labels = [3, 0, 9, 9, 1]
-    batch: dict[Any, Any] = {"data": images, "labels": labels, "batch_label": "training batch 1 of 5"}
+    batch: dict[Any, Any] = {
+        "data": images,
+        "labels": labels,
+        "batch_label": "training batch 1 of 5",
+    }
     if form == "bytes_keys":
         batch = {b"data": images, b"labels": labels, b"filenames": [b"a.png"] * 5}
     elif form == "numpy_labels":
@@ -140,29 +152,86 @@ def _gzip_corrupted() -> bytes:
 
 #: (case, file, its bytes, the problem the error must state)
 IDX_CASES: list[tuple[str, str, bytes, str]] = [
-    ("empty", "train-images-idx3-ubyte", b"", "not an IDX file: 0 bytes, shorter than its 4-byte magic number"),
-    ("garbage", "train-images-idx3-ubyte", b"hello, this is not an IDX file",
-     "not an IDX file of unsigned bytes with 3 dimension(s): magic number 0x68656c6c, expected 0x00000803"),
-    ("labels_as_images", "train-images-idx3-ubyte", idx_bytes(np.zeros(20, np.uint8)),
-     "not an IDX file of unsigned bytes with 3 dimension(s): magic number 0x00000801, expected 0x00000803"),
-    ("cut_header", "train-images-idx3-ubyte", _GOOD[:10], "truncated: 10 bytes, shorter than the 16-byte header"),
-    ("truncated", "train-images-idx3-ubyte", _GOOD[:1000],
-     "truncated: header says 20 images of 28x28, file holds 1000 bytes (expected 15696)"),
-    ("too_long", "train-images-idx3-ubyte", _GOOD + b"\0" * 5,
-     "too long: header says 20 images of 28x28, file holds 15701 bytes (expected 15696)"),
-    ("wrong_size", "train-images-idx3-ubyte", idx_bytes(np.zeros((20, 32, 32), np.uint8)),
-     "images are 32x32, expected 28x28"),
-    ("no_images", "train-images-idx3-ubyte", idx_bytes(np.zeros((0, 28, 28), np.uint8)), "holds no images"),
-    ("label_range", "train-labels-idx1-ubyte", idx_bytes(np.array([0] * 17 + [10, 3, 11], np.uint8)),
-     "labels must be in 0..9: 2 out of range, the first 10"),
-    ("label_count", "train-labels-idx1-ubyte", idx_bytes(np.zeros(19, np.uint8)), "holds 19 labels, but "),
-    ("gz_truncated", "train-images-idx3-ubyte.gz", gzip.compress(_GOOD)[:500],
-     "not a complete gzip file (Compressed file ended before the end-of-stream marker was reached)"),
-    ("gz_not_gzip", "train-images-idx3-ubyte.gz", b"plain bytes", "not a complete gzip file (Not a gzipped file"),
+    (
+        "empty",
+        "train-images-idx3-ubyte",
+        b"",
+        "not an IDX file: 0 bytes, shorter than its 4-byte magic number",
+    ),
+    (
+        "garbage",
+        "train-images-idx3-ubyte",
+        b"hello, this is not an IDX file",
+        "not an IDX file of unsigned bytes with 3 dimension(s): magic number 0x68656c6c, expected 0x00000803",
+    ),
+    (
+        "labels_as_images",
+        "train-images-idx3-ubyte",
+        idx_bytes(np.zeros(20, np.uint8)),
+        "not an IDX file of unsigned bytes with 3 dimension(s): magic number 0x00000801, expected 0x00000803",
+    ),
+    (
+        "cut_header",
+        "train-images-idx3-ubyte",
+        _GOOD[:10],
+        "truncated: 10 bytes, shorter than the 16-byte header",
+    ),
+    (
+        "truncated",
+        "train-images-idx3-ubyte",
+        _GOOD[:1000],
+        "truncated: header says 20 images of 28x28, file holds 1000 bytes (expected 15696)",
+    ),
+    (
+        "too_long",
+        "train-images-idx3-ubyte",
+        _GOOD + b"\0" * 5,
+        "too long: header says 20 images of 28x28, file holds 15701 bytes (expected 15696)",
+    ),
+    (
+        "wrong_size",
+        "train-images-idx3-ubyte",
+        idx_bytes(np.zeros((20, 32, 32), np.uint8)),
+        "images are 32x32, expected 28x28",
+    ),
+    (
+        "no_images",
+        "train-images-idx3-ubyte",
+        idx_bytes(np.zeros((0, 28, 28), np.uint8)),
+        "holds no images",
+    ),
+    (
+        "label_range",
+        "train-labels-idx1-ubyte",
+        idx_bytes(np.array([0] * 17 + [10, 3, 11], np.uint8)),
+        "labels must be in 0..9: 2 out of range, the first 10",
+    ),
+    (
+        "label_count",
+        "train-labels-idx1-ubyte",
+        idx_bytes(np.zeros(19, np.uint8)),
+        "holds 19 labels, but ",
+    ),
+    (
+        "gz_truncated",
+        "train-images-idx3-ubyte.gz",
+        gzip.compress(_GOOD)[:500],
+        "not a complete gzip file (Compressed file ended before the end-of-stream marker was reached)",
+    ),
+    (
+        "gz_not_gzip",
+        "train-images-idx3-ubyte.gz",
+        b"plain bytes",
+        "not a complete gzip file (Not a gzipped file",
+    ),
     ("gz_corrupted", "train-images-idx3-ubyte.gz", _gzip_corrupted(), "not a complete gzip file"),
-    ("gz_short_content", "train-images-idx3-ubyte.gz", gzip.compress(_GOOD[:1000]),
-     "truncated: header says 20 images of 28x28, file holds 1000 bytes (expected 15696) once decompressed"),
-]  # fmt: skip
+    (
+        "gz_short_content",
+        "train-images-idx3-ubyte.gz",
+        gzip.compress(_GOOD[:1000]),
+        "truncated: header says 20 images of 28x28, file holds 1000 bytes (expected 15696) once decompressed",
+    ),
+]
 
 
 @pytest.fixture(params=IDX_CASES, ids=[case[0] for case in IDX_CASES])
@@ -176,7 +245,9 @@ def garbage_mnist(request: pytest.FixtureRequest, tmp_data_root: Path) -> tuple[
     return tmp_data_root, raw / file, problem
 
 
-def test_garbage_idx_file_is_a_config_error_naming_it(garbage_mnist: tuple[Path, Path, str]) -> None:
+def test_garbage_idx_file_is_a_config_error_naming_it(
+    garbage_mnist: tuple[Path, Path, str],
+) -> None:
     root, path, problem = garbage_mnist
     message = _load_fails("mnist", root)
     assert f"{path}: {problem}" in message
@@ -184,36 +255,77 @@ def test_garbage_idx_file_is_a_config_error_naming_it(garbage_mnist: tuple[Path,
 
 
 def _cifar_batch(data: Any = None, labels: Any = None, **extra: Any) -> dict[str, Any]:
-    batch = {"data": np.zeros((4, 3072), np.uint8) if data is None else data, "labels": labels or [0, 1, 2, 3]}
+    batch = {
+        "data": np.zeros((4, 3072), np.uint8) if data is None else data,
+        "labels": labels or [0, 1, 2, 3],
+    }
     return {**batch, **extra}
 
 
 _GOOD_BATCH = pickle.dumps(_cifar_batch(), protocol=2)
 
 CIFAR_CASES: list[tuple[str, Callable[[Path], None], str]] = [
-    ("garbage", lambda p: p.write_bytes(b"this is not a pickle"),
-     "not a CIFAR batch (a Python pickle): UnpicklingError: "),
-    ("empty", lambda p: p.write_bytes(b""), "not a CIFAR batch (a Python pickle): EOFError: Ran out of input"),
-    ("truncated", lambda p: p.write_bytes(_GOOD_BATCH[: len(_GOOD_BATCH) // 2]),
-     "not a CIFAR batch (a Python pickle): "),
-    ("a_list", lambda p: write_pickle(p, [1, 2, 3]), "not a CIFAR batch: holds a list, expected a dict"),
-    ("no_data", lambda p: write_pickle(p, {"labels": [0]}), "not a CIFAR batch: no 'data' entry (it has: labels)"),
-    ("float_data", lambda p: write_pickle(p, _cifar_batch(np.zeros((4, 3072)))),
-     "'data' is a float64 array of shape (4, 3072), expected a uint8 array of shape (N, 3072)"),
-    ("wrong_shape", lambda p: write_pickle(p, _cifar_batch(np.zeros((4, 1000), np.uint8))),
-     "'data' is a uint8 array of shape (4, 1000), expected a uint8 array of shape (N, 3072)"),
-    ("data_is_a_str", lambda p: write_pickle(p, _cifar_batch("pixels")),
-     "'data' is a str, expected a uint8 array of shape (N, 3072)"),
-    ("label_count", lambda p: write_pickle(p, _cifar_batch(labels=[0, 1, 2])),
-     "'labels' holds 3 labels, but 'data' holds 4 images"),
-    ("label_range", lambda p: write_pickle(p, _cifar_batch(labels=[0, 1, 10, 3])),
-     "'labels' must be in 0..9: 1 out of range, the first 10"),
-    ("label_strings", lambda p: write_pickle(p, _cifar_batch(labels=["cat", "dog", "cat", "dog"])),
-     "'labels' must be a list of integers, one per image"),
-]  # fmt: skip
+    (
+        "garbage",
+        lambda p: p.write_bytes(b"this is not a pickle"),
+        "not a CIFAR batch (a Python pickle): UnpicklingError: ",
+    ),
+    (
+        "empty",
+        lambda p: p.write_bytes(b""),
+        "not a CIFAR batch (a Python pickle): EOFError: Ran out of input",
+    ),
+    (
+        "truncated",
+        lambda p: p.write_bytes(_GOOD_BATCH[: len(_GOOD_BATCH) // 2]),
+        "not a CIFAR batch (a Python pickle): ",
+    ),
+    (
+        "a_list",
+        lambda p: write_pickle(p, [1, 2, 3]),
+        "not a CIFAR batch: holds a list, expected a dict",
+    ),
+    (
+        "no_data",
+        lambda p: write_pickle(p, {"labels": [0]}),
+        "not a CIFAR batch: no 'data' entry (it has: labels)",
+    ),
+    (
+        "float_data",
+        lambda p: write_pickle(p, _cifar_batch(np.zeros((4, 3072)))),
+        "'data' is a float64 array of shape (4, 3072), expected a uint8 array of shape (N, 3072)",
+    ),
+    (
+        "wrong_shape",
+        lambda p: write_pickle(p, _cifar_batch(np.zeros((4, 1000), np.uint8))),
+        "'data' is a uint8 array of shape (4, 1000), expected a uint8 array of shape (N, 3072)",
+    ),
+    (
+        "data_is_a_str",
+        lambda p: write_pickle(p, _cifar_batch("pixels")),
+        "'data' is a str, expected a uint8 array of shape (N, 3072)",
+    ),
+    (
+        "label_count",
+        lambda p: write_pickle(p, _cifar_batch(labels=[0, 1, 2])),
+        "'labels' holds 3 labels, but 'data' holds 4 images",
+    ),
+    (
+        "label_range",
+        lambda p: write_pickle(p, _cifar_batch(labels=[0, 1, 10, 3])),
+        "'labels' must be in 0..9: 1 out of range, the first 10",
+    ),
+    (
+        "label_strings",
+        lambda p: write_pickle(p, _cifar_batch(labels=["cat", "dog", "cat", "dog"])),
+        "'labels' must be a list of integers, one per image",
+    ),
+]
 
 
-@pytest.mark.parametrize(("case", "write", "problem"), CIFAR_CASES, ids=[case[0] for case in CIFAR_CASES])
+@pytest.mark.parametrize(
+    ("case", "write", "problem"), CIFAR_CASES, ids=[case[0] for case in CIFAR_CASES]
+)
 def test_garbage_cifar_batch_is_a_config_error_naming_it(
     tmp_data_root: Path, case: str, write: Callable[[Path], None], problem: str
 ) -> None:
@@ -228,9 +340,14 @@ def test_cifar100_needs_its_fine_labels(tmp_data_root: Path) -> None:
     folder = tmp_data_root / "cifar-100-python"
     folder.mkdir()
     for name in ("train", "test"):
-        write_pickle(folder / name, {"data": np.zeros((2, 3072), np.uint8), "coarse_labels": [0, 1]})
+        write_pickle(
+            folder / name, {"data": np.zeros((2, 3072), np.uint8), "coarse_labels": [0, 1]}
+        )
     message = _load_fails("cifar100", tmp_data_root)
-    assert f"{folder / 'train'}: not a CIFAR batch: no 'fine_labels' entry (it has: coarse_labels, data)" in message
+    assert (
+        f"{folder / 'train'}: not a CIFAR batch: no 'fine_labels' entry (it has: coarse_labels, data)"
+        in message
+    )
 
 
 def test_bad_data_file_names_the_path() -> None:
@@ -263,7 +380,9 @@ def test_missing_cifar_batches_are_listed(tmp_data_root: Path) -> None:
 
 
 def test_fashion_mnist_reads_debian_layout_in_place(tmp_data_root: Path) -> None:
-    x_train, y_train, x_test, y_test = write_mnist(tmp_data_root, n_train=30, n_test=12, seed=4, gz=True)
+    x_train, y_train, x_test, y_test = write_mnist(
+        tmp_data_root, n_train=30, n_test=12, seed=4, gz=True
+    )
     before = sorted(p.name for p in tmp_data_root.iterdir())
     data = load_dataset("fashion_mnist", str(tmp_data_root), val_fraction=0.0)
     assert data.info.name == "fashion_mnist" and data.sizes() == {"train": 30, "val": 0, "test": 12}
@@ -271,7 +390,11 @@ def test_fashion_mnist_reads_debian_layout_in_place(tmp_data_root: Path) -> None
     assert np.array_equal(data.x_test[:, 0].numpy(), x_test)
     assert data.y_train.tolist() == y_train.tolist() and data.y_test.tolist() == y_test.tolist()
     # read in place: nothing copied, extracted or locked beside the files
-    assert sorted(p.name for p in tmp_data_root.iterdir()) == before == sorted(f + ".gz" for f in MNIST_FILES)
+    assert (
+        sorted(p.name for p in tmp_data_root.iterdir())
+        == before
+        == sorted(f + ".gz" for f in MNIST_FILES)
+    )
 
 
 def test_fashion_mnist_reads_gzipped_files_in_torchvision_layout(tmp_data_root: Path) -> None:
@@ -280,11 +403,16 @@ def test_fashion_mnist_reads_gzipped_files_in_torchvision_layout(tmp_data_root: 
     assert np.array_equal(data.x_train[:, 0].numpy(), x_train)
 
 
-def test_fashion_mnist_not_found_names_both_layouts_and_the_debian_package(tmp_data_root: Path) -> None:
+def test_fashion_mnist_not_found_names_both_layouts_and_the_debian_package(
+    tmp_data_root: Path,
+) -> None:
     message = _load_fails("fashion_mnist", tmp_data_root)
     assert "FashionMNIST/raw/train-images-idx3-ubyte" in message
     assert "or the same files directly in the data root (Debian's layout)" in message
-    assert f"apt-get install {DEBIAN_FASHION_MNIST_PACKAGE}" in message and DEBIAN_FASHION_MNIST_ROOT in message
+    assert (
+        f"apt-get install {DEBIAN_FASHION_MNIST_PACKAGE}" in message
+        and DEBIAN_FASHION_MNIST_ROOT in message
+    )
     assert "--download" in message
 
 
@@ -329,7 +457,10 @@ def test_svhn_mat_files_round_trip(tmp_data_root: Path) -> None:
         labels = rng.integers(1, 11, n)
         labels[0] = 10  # SVHN's label of the digit 0
         # the files hold X as (H, W, C, N) and y as (N, 1)
-        savemat(tmp_data_root / f"{name}_32x32.mat", {"X": images.transpose(2, 3, 1, 0), "y": labels[:, None]})
+        savemat(
+            tmp_data_root / f"{name}_32x32.mat",
+            {"X": images.transpose(2, 3, 1, 0), "y": labels[:, None]},
+        )
         parts[name] = images, labels
     data = load_dataset("svhn", str(tmp_data_root), val_fraction=0.0)
     assert np.array_equal(data.x_train.numpy(), parts["train"][0])
@@ -342,25 +473,34 @@ def test_garbage_svhn_file_is_a_config_error(tmp_data_root: Path) -> None:
     from scipy.io import savemat
 
     (tmp_data_root / "train_32x32.mat").write_bytes(b"not a MATLAB file")
-    savemat(tmp_data_root / "test_32x32.mat", {"X": np.zeros((32, 32, 3, 2), np.uint8), "y": np.array([[1], [11]])})
+    savemat(
+        tmp_data_root / "test_32x32.mat",
+        {"X": np.zeros((32, 32, 3, 2), np.uint8), "y": np.array([[1], [11]])},
+    )
     message = _load_fails("svhn", tmp_data_root)
     assert f"{tmp_data_root / 'train_32x32.mat'}: not a MATLAB v5 file of SVHN" in message
     (tmp_data_root / "train_32x32.mat").write_bytes((tmp_data_root / "test_32x32.mat").read_bytes())
     message = _load_fails("svhn", tmp_data_root)
-    assert "'y' (10 stands for the digit 0) must be in 1..10: 1 out of range, the first 11" in message
+    assert (
+        "'y' (10 stands for the digit 0) must be in 1..10: 1 out of range, the first 11" in message
+    )
 
 
 # --- downloads only when asked --------------------------------------------------------------------
 
 
-def _with_download(monkeypatch: pytest.MonkeyPatch, name: str, download: Callable[[str], None]) -> list[str]:
+def _with_download(
+    monkeypatch: pytest.MonkeyPatch, name: str, download: Callable[[str], None]
+) -> list[str]:
     calls: list[str] = []
 
     def recorded(root: str) -> None:
         calls.append(root)
         download(root)
 
-    monkeypatch.setitem(data_files.SOURCES, name, dataclasses.replace(data_files.SOURCES[name], download=recorded))
+    monkeypatch.setitem(
+        data_files.SOURCES, name, dataclasses.replace(data_files.SOURCES[name], download=recorded)
+    )
     return calls
 
 
@@ -381,7 +521,9 @@ def test_no_download_unless_asked(tmp_data_root: Path, monkeypatch: pytest.Monke
     assert calls == [] and list(tmp_data_root.iterdir()) == []
 
 
-def test_failed_download_is_a_config_error(tmp_data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_download_is_a_config_error(
+    tmp_data_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def offline(root: str) -> None:
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz: no network")
 

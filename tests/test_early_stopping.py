@@ -9,8 +9,8 @@ import pytest
 from test_results import write_fixture_experiment
 
 from taso_tune.results.experiment import load_experiment
-from taso_tune.studies.early_stopping import asha_rungs, compare, to_markdown, true_scores
-from taso_tune.studies.early_stopping_page import write_comparison_page
+from taso_tune.results.studies.early_stopping import asha_rungs, compare, to_markdown, true_scores
+from taso_tune.results.studies.early_stopping_page import write_comparison_page
 
 
 @pytest.fixture
@@ -64,10 +64,13 @@ def test_regret_and_epochs_of_a_method_that_stopped_the_best_configuration(full)
 
 
 def test_regret_interval_resamples_seeds_by_hand(full) -> None:
-    from taso_tune.studies.early_stopping import regret_interval
+    from taso_tune.results.studies.early_stopping import regret_interval
 
     trials = full.trials
-    kept = trials[trials["config_id"].isin(["taso_alpha=10_beta=0.5", "adagrad_lr=0.05"]) & (trials["seed"] < 2)]
+    kept = trials[
+        trials["config_id"].isin(["taso_alpha=10_beta=0.5", "adagrad_lr=0.05"])
+        & (trials["seed"] < 2)
+    ]
     two = replace(full, trials=kept)
     # seeds 0, 1: taso (0.90, 0.92), adagrad (0.70, 0.75): every resample keeps taso best by >= 15 points
     low, high = regret_interval(two, "adagrad_lr=0.05")
@@ -76,7 +79,9 @@ def test_regret_interval_resamples_seeds_by_hand(full) -> None:
 
 
 def test_comparison_page_is_written_with_its_plotly(full, tmp_path: Path) -> None:
-    page = write_comparison_page(compare(full, {"asha": full}, asha_rung_epochs=[1]), str(tmp_path / "out" / "cmp.html"))
+    page = write_comparison_page(
+        compare(full, {"asha": full}, asha_rung_epochs=[1]), str(tmp_path / "out" / "cmp.html")
+    )
     html = Path(page).read_text()
     assert "Epochs and regret" in html and 'src="plotly.min.js"' in html
     assert (tmp_path / "out" / "plotly.min.js").stat().st_size > 1_000_000

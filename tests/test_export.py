@@ -37,8 +37,13 @@ def test_export_is_stable_sorted_and_atomic(experiment, tmp_path: Path) -> None:
     a, b = yaml.safe_load(first.read_text()), yaml.safe_load(second.read_text())
     assert a["provenance"].pop("exported") != b["provenance"].pop("exported")
     assert a == b
-    differing = [pair for pair in zip(first.read_text().splitlines(), second.read_text().splitlines(), strict=True)
-                 if pair[0] != pair[1]]  # fmt: skip
+    differing = [
+        pair
+        for pair in zip(
+            first.read_text().splitlines(), second.read_text().splitlines(), strict=True
+        )
+        if pair[0] != pair[1]
+    ]
     assert len(differing) == 1 and "exported" in differing[0][0]
     assert list(a["optimizers"]) == sorted(a["optimizers"])
     assert all(list(e["hparams"]) == sorted(e["hparams"]) for e in a["optimizers"].values())
@@ -51,16 +56,31 @@ def test_export_content_follows_the_selection(experiment) -> None:
     assert on_val["provenance"]["selected_on"] == "val_acc" and on_val["provenance"]["epochs"] == 3
     taso = on_val["optimizers"]["taso"]
     assert taso["config_id"] == "taso_alpha=10_beta=0.5"
-    assert taso["hparams"] == {"alpha": 10.0, "beta": 0.5, "lr": 0.05, "momentum": 0.9, "nesterov": False,
-                               "weight_decay": 0.0001}  # fmt: skip
-    assert taso["val_acc"] == {"mean": pytest.approx(0.91), "std": pytest.approx(0.01414213562373095),
-                               "ci95": [pytest.approx(0.782938), pytest.approx(1.037062)], "n": 2, "planned": 2,
-                               "complete": 2, "diverged": 0}  # fmt: skip
+    assert taso["hparams"] == {
+        "alpha": 10.0,
+        "beta": 0.5,
+        "lr": 0.05,
+        "momentum": 0.9,
+        "nesterov": False,
+        "weight_decay": 0.0001,
+    }
+    assert taso["val_acc"] == {
+        "mean": pytest.approx(0.91),
+        "std": pytest.approx(0.01414213562373095),
+        "ci95": [pytest.approx(0.782938), pytest.approx(1.037062)],
+        "n": 2,
+        "planned": 2,
+        "complete": 2,
+        "diverged": 0,
+    }
     assert taso["verdict"] == "best" and on_val["optimizers"]["adagrad"]["verdict"] == "tie"
     assert on_val["optimizers"]["adagrad"]["val_acc"]["diverged"] == 1
     assert on_val["optimizers"]["adagrad"]["val_acc"]["complete"] == 3
     provenance = on_val["provenance"]
-    assert provenance["scheduler"] == "asha (per seed: biased baseline)" and provenance["planned_seeds"] == 2
+    assert (
+        provenance["scheduler"] == "asha (per seed: biased baseline)"
+        and provenance["planned_seeds"] == 2
+    )
     assert provenance["seeds"] == [0, 1, 2, 3] and provenance["seeds_diverged"] == 1
     assert provenance["configurations"] == {"total": 4, "compared": 2, "not_compared": 2}
     assert provenance["seeds_stopped_early"] == 1
@@ -81,7 +101,9 @@ def test_one_seed_exports_a_null_std_not_zero(experiment, tmp_path: Path) -> Non
     assert stat["n"] == 1 and stat["std"] is None and stat["ci95"] is None
 
 
-def test_cli_export_writes_and_prints_a_table(experiment, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_export_writes_and_prints_a_table(
+    experiment, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["export", experiment.path]) == 0
     out = capsys.readouterr().out
     path = Path(experiment.path) / "defaults.yaml"
@@ -90,13 +112,29 @@ def test_cli_export_writes_and_prints_a_table(experiment, capsys: pytest.Capture
 
 
 def _dry_run(defaults: Path, capsys: pytest.CaptureFixture[str], epochs: int = 2) -> str:
-    code = main(["sweep", "--defaults", str(defaults), "--model", "lenet5", "--dataset", "digits",
-                 "--epochs", str(epochs), "--seeds", "2", "--dry-run"])  # fmt: skip
+    code = main(
+        [
+            "sweep",
+            "--defaults",
+            str(defaults),
+            "--model",
+            "lenet5",
+            "--dataset",
+            "digits",
+            "--epochs",
+            str(epochs),
+            "--seeds",
+            "2",
+            "--dry-run",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     return capsys.readouterr().out
 
 
-def test_round_trip_dry_run_one_configuration_per_optimizer(experiment, tmp_path: Path, capsys) -> None:
+def test_round_trip_dry_run_one_configuration_per_optimizer(
+    experiment, tmp_path: Path, capsys
+) -> None:
     out = tmp_path / "exported.yaml"
     export_defaults(experiment, str(out))
     text = _dry_run(out, capsys)
@@ -110,8 +148,14 @@ def test_round_trip_dry_run_one_configuration_per_optimizer(experiment, tmp_path
 def test_paper_defaults_file(capsys: pytest.CaptureFixture[str]) -> None:
     document = load_defaults(str(PAPER_DEFAULTS))
     assert document["provenance"]["selected_on"] == "test_acc"
-    assert document["optimizers"]["taso"]["hparams"] == {"alpha": 25, "beta": 0.7, "lr": 0.05, "momentum": 0.9,
-                                                         "nesterov": False, "weight_decay": 0.0001}  # fmt: skip
+    assert document["optimizers"]["taso"]["hparams"] == {
+        "alpha": 25,
+        "beta": 0.7,
+        "lr": 0.05,
+        "momentum": 0.9,
+        "nesterov": False,
+        "weight_decay": 0.0001,
+    }
     assert document["optimizers"]["taso"]["test_acc"] == {"mean": 0.9198, "std": 0.0019, "n": 5}
     text = _dry_run(PAPER_DEFAULTS, capsys, epochs=3)
     assert "4 configurations; seeds [0, 1], 2 per trial = 4 trials, up to 24 seed-epochs" in text
@@ -119,9 +163,18 @@ def test_paper_defaults_file(capsys: pytest.CaptureFixture[str]) -> None:
 
 MALFORMED = {
     "bad-yaml": ("format: taso-tune-defaults/1\noptimizers: [unclosed\n", "not valid YAML"),
-    "format": ("format: taso-tune-defaults/0\noptimizers: {taso: {hparams: {lr: 0.05}}}\n", "format:"),
-    "optimizer": (f"format: {FORMAT}\noptimizers: {{tasso: {{hparams: {{lr: 0.05}}}}}}\n", "optimizers.tasso:"),
-    "hparam": (f"format: {FORMAT}\noptimizers: {{taso: {{hparams: {{lr: -1}}}}}}\n", "optimizers.taso.hparams.lr:"),
+    "format": (
+        "format: taso-tune-defaults/0\noptimizers: {taso: {hparams: {lr: 0.05}}}\n",
+        "format:",
+    ),
+    "optimizer": (
+        f"format: {FORMAT}\noptimizers: {{tasso: {{hparams: {{lr: 0.05}}}}}}\n",
+        "optimizers.tasso:",
+    ),
+    "hparam": (
+        f"format: {FORMAT}\noptimizers: {{taso: {{hparams: {{lr: -1}}}}}}\n",
+        "optimizers.taso.hparams.lr:",
+    ),
 }
 
 
@@ -130,7 +183,9 @@ def test_malformed_defaults_exit_2_naming_file_and_field(case: str, tmp_path: Pa
     text, field = MALFORMED[case]
     path = tmp_path / f"{case}.yaml"
     path.write_text(text)
-    code = main(["sweep", "--defaults", str(path), "--model", "lenet5", "--dataset", "digits", "--dry-run"])
+    code = main(
+        ["sweep", "--defaults", str(path), "--model", "lenet5", "--dataset", "digits", "--dry-run"]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert len(err.strip().splitlines()) == 1
@@ -148,14 +203,33 @@ def test_defaults_without_model_exit_2(tmp_path: Path, capsys: pytest.CaptureFix
 def test_defaults_sweep_runs_end_to_end(experiment, tmp_path: Path, capsys, monkeypatch) -> None:
     import ray
 
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)  # a local Ray of its own, never a shared cluster
+    monkeypatch.delenv(
+        "RAY_ADDRESS", raising=False
+    )  # a local Ray of its own, never a shared cluster
 
     out = tmp_path / "exported.yaml"
     export_defaults(experiment, str(out))
     storage = tmp_path / "runs"
     try:
-        code = main(["sweep", "--defaults", str(out), "--model", "lenet5", "--dataset", "digits",
-                     "--epochs", "2", "--seeds", "1", "--max-concurrent", "2", "--storage", str(storage)])  # fmt: skip
+        code = main(
+            [
+                "sweep",
+                "--defaults",
+                str(out),
+                "--model",
+                "lenet5",
+                "--dataset",
+                "digits",
+                "--epochs",
+                "2",
+                "--seeds",
+                "1",
+                "--max-concurrent",
+                "2",
+                "--storage",
+                str(storage),
+            ]
+        )
     finally:
         ray.shutdown()
     assert code == 0, capsys.readouterr().err[-2000:]

@@ -19,7 +19,7 @@ from sweep_helpers import result_records, shutdown_ray, trial_dirs, write_space
 from taso_tune.cli import main
 from taso_tune.results.experiment import load_experiment
 from taso_tune.spaces import load_space
-from taso_tune.tuning import run_sweep
+from taso_tune.sweep import run_sweep
 
 EPOCHS = 12
 
@@ -49,14 +49,22 @@ def _kill_tree(proc: subprocess.Popen) -> None:
 @pytest.mark.ray
 def test_sigkilled_sweep_resumes_without_retraining_finished_trials(tmp_path: Path) -> None:
     lrs = [0.01, 0.02, 0.03, 0.05, 0.07]
-    space = write_space(tmp_path / "space.yaml", [{"optimizer": "taso", "lr": {"grid": lrs}}],
-                        name="killed", train={"epochs": EPOCHS}, seeds=2, max_concurrent=2)  # fmt: skip
+    space = write_space(
+        tmp_path / "space.yaml",
+        [{"optimizer": "taso", "lr": {"grid": lrs}}],
+        name="killed",
+        train={"epochs": EPOCHS},
+        seeds=2,
+        max_concurrent=2,
+    )
     storage = tmp_path / "runs"
     experiment = storage / "killed"
     proc = subprocess.Popen(
         [sys.executable, "-m", "taso_tune.cli", "sweep", str(space), "--storage", str(storage)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
@@ -82,21 +90,29 @@ def test_sigkilled_sweep_resumes_without_retraining_finished_trials(tmp_path: Pa
         shutdown_ray()
 
     trials = load_experiment(str(experiment)).trials
-    assert len(trials) == 2 * len(lrs)  # a row per seed; one trial holds both seeds of a configuration
+    assert len(trials) == 2 * len(
+        lrs
+    )  # a row per seed; one trial holds both seeds of a configuration
     assert (trials["status"] == "complete").all(), trials[["trial_name", "status", "epochs_run"]]
     for d in trial_dirs(experiment):
         records = result_records(d)
         epochs = [r["epoch"] for r in records]
         if d.name in finished_before:
-            assert len(records) == before[d.name], f"{d.name} finished before the kill but trained again"
+            assert len(records) == before[d.name], (
+                f"{d.name} finished before the kill but trained again"
+            )
         elif d.name in before:
             # continued from its last checkpoint: at most the epoch in flight is repeated
             assert len(epochs) <= EPOCHS + 1 and sorted(set(epochs)) == list(range(1, EPOCHS + 1))
-            restored = [r for r in records if r["iterations_since_restore"] < r["training_iteration"]]
+            restored = [
+                r for r in records if r["iterations_since_restore"] < r["training_iteration"]
+            ]
             if restored:  # every seed came back from the checkpoint, one epoch after another
                 for seed in ("0", "1"):
                     seen = [r["per_seed"][seed]["epoch"] for r in records]
-                    assert all(b <= a + 1 for a, b in zip(seen, seen[1:], strict=False))  # no epoch skipped
+                    assert all(
+                        b <= a + 1 for a, b in zip(seen, seen[1:], strict=False)
+                    )  # no epoch skipped
                     assert sorted(set(seen)) == list(range(1, EPOCHS + 1))
                     assert restored[0]["per_seed"][seed]["epoch"] == restored[0]["epoch"]
 
@@ -119,21 +135,32 @@ def three_node_cluster():
 def test_multi_node_sweep_survives_a_dead_worker_node(tmp_path: Path, three_node_cluster) -> None:
     cluster, workers = three_node_cluster
     victim = workers[0]
-    space = write_space(tmp_path / "space.yaml",
-                        [{"optimizer": "taso", "lr": {"grid": [0.01, 0.02, 0.05, 0.1, 0.2, 0.3]}}],
-                        name="nodes", train={"epochs": 20}, max_failures=3)  # fmt: skip
+    space = write_space(
+        tmp_path / "space.yaml",
+        [{"optimizer": "taso", "lr": {"grid": [0.01, 0.02, 0.05, 0.1, 0.2, 0.3]}}],
+        name="nodes",
+        train={"epochs": 20},
+        max_failures=3,
+    )
     storage = tmp_path / "runs"
     experiment = storage / "nodes"
     outcome: dict = {}
-    runner = threading.Thread(target=lambda: outcome.setdefault(
-        "result", run_sweep(load_space(str(space)), str(storage), address=cluster.address)))
+    runner = threading.Thread(
+        target=lambda: outcome.setdefault(
+            "result", run_sweep(load_space(str(space)), str(storage), address=cluster.address)
+        )
+    )
     runner.start()
     on_victim: set[str] = set()
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and runner.is_alive():
         for d in trial_dirs(experiment) if experiment.exists() else []:
             records = result_records(d)
-            if len(records) >= 3 and not _complete(d) and records[-1].get("node_id") == victim.node_id:
+            if (
+                len(records) >= 3
+                and not _complete(d)
+                and records[-1].get("node_id") == victim.node_id
+            ):
                 on_victim.add(d.name)
         if on_victim:
             cluster.remove_node(victim)

@@ -20,10 +20,10 @@ import ray
 from sweep_helpers import result_records, shutdown_ray, trial_dirs, write_space
 
 from taso_tune.cli import main
-from taso_tune.names import INTERRUPTED_FILE, LOCK_FILE
+from taso_tune.core.records import INTERRUPTED_FILE, LOCK_FILE
+from taso_tune.experiment.state import finished_trials
 from taso_tune.results.experiment import load_experiment
-from taso_tune.tuning.state import finished_trials
-from taso_tune.tuning.trainable import _quiet_shutdown
+from taso_tune.sweep.trainable import _quiet_shutdown
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "search_spaces" / "quickstart.yaml"
@@ -43,14 +43,32 @@ def _taso_tune(args: list[str], folder: Path, label: str) -> subprocess.Popen:
     Ctrl-C does), output to files: Ray's progress table would fill a pipe."""
     out, err = (open(folder / f"{label}.{kind}", "w") for kind in ("out", "err"))  # noqa: SIM115
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "taso_tune.cli", *args], stdout=out, stderr=err, env=env,
-                            cwd=folder, start_new_session=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "taso_tune.cli", *args],
+        stdout=out,
+        stderr=err,
+        env=env,
+        cwd=folder,
+        start_new_session=True,
+    )
 
 
 def _start_sweep(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
     storage = tmp_path / "runs"
-    proc = _taso_tune(["sweep", str(QUICKSTART), "--storage", str(storage), "--epochs", str(EPOCHS), "--seeds", "1"],
-                      tmp_path, "sweep")  # fmt: skip
+    proc = _taso_tune(
+        [
+            "sweep",
+            str(QUICKSTART),
+            "--storage",
+            str(storage),
+            "--epochs",
+            str(EPOCHS),
+            "--seeds",
+            "1",
+        ],
+        tmp_path,
+        "sweep",
+    )
     return proc, storage / "quickstart"
 
 
@@ -73,21 +91,34 @@ def _finished_lines(experiment: Path) -> dict[str, int]:
     return {d.name: len(result_records(d)) for d in trial_dirs(experiment) if d.name in done}
 
 
-def _check_stopped(proc: subprocess.Popen, tmp_path: Path, experiment: Path, sig: signal.Signals) -> dict[str, int]:
+def _check_stopped(
+    proc: subprocess.Popen, tmp_path: Path, experiment: Path, sig: signal.Signals
+) -> dict[str, int]:
     """The interrupted sweep's exit, its last line, the flag it left; the finished trials' records."""
     assert proc.wait(timeout=120) == 128 + sig
     err = (tmp_path / "sweep.err").read_text()
     out = (tmp_path / "sweep.out").read_text()
-    for noise in ("Traceback", "Tuner.restore", "Stack trace", "core dumped", "SystemExit",
-                  "Token authentication is enabled"):
+    for noise in (
+        "Traceback",
+        "Tuner.restore",
+        "Stack trace",
+        "core dumped",
+        "SystemExit",
+        "Token authentication is enabled",
+    ):
         assert noise not in err + out, noise
     finished = finished_trials(str(experiment))
     assert 1 <= finished < PLANNED
     assert err.strip().splitlines()[-1] == (
         f"taso-tune sweep: stopped by {sig.name}: {finished} of {PLANNED} planned trials finished; continue "
-        f"with `taso-tune resume {experiment}` (partial report: `taso-tune report {experiment}`)")
+        f"with `taso-tune resume {experiment}` (partial report: `taso-tune report {experiment}`)"
+    )
     record = json.loads((experiment / INTERRUPTED_FILE).read_text())
-    assert (record["signal"], record["planned_trials"], record["finished_trials"]) == (sig.name, PLANNED, finished)
+    assert (record["signal"], record["planned_trials"], record["finished_trials"]) == (
+        sig.name,
+        PLANNED,
+        finished,
+    )
     assert not (experiment / LOCK_FILE).exists()
     assert not (experiment / "report.html").exists() and not (experiment / "defaults.yaml").exists()
     before = _finished_lines(experiment)
@@ -100,12 +131,16 @@ def _check_resumed(experiment: Path, before: dict[str, int]) -> None:
     assert len(trials) == PLANNED
     assert trials["status"].isin(FINISHED).all(), trials[["trial_name", "status", "epochs_run"]]
     after = {d.name: len(result_records(d)) for d in trial_dirs(experiment)}
-    assert {name: after[name] for name in before} == before, "a trial finished before the interrupt trained again"
+    assert {name: after[name] for name in before} == before, (
+        "a trial finished before the interrupt trained again"
+    )
     assert not (experiment / INTERRUPTED_FILE).exists() and not (experiment / LOCK_FILE).exists()
 
 
 @pytest.mark.ray
-def test_ctrl_c_stops_a_sweep_cleanly_and_resume_finishes_it(tmp_path: Path, ray_cleanup, capsys) -> None:
+def test_ctrl_c_stops_a_sweep_cleanly_and_resume_finishes_it(
+    tmp_path: Path, ray_cleanup, capsys
+) -> None:
     proc, experiment = _start_sweep(tmp_path)
     try:
         _wait_for_a_finished_trial(proc, experiment)
@@ -127,7 +162,9 @@ def test_ctrl_c_stops_a_sweep_cleanly_and_resume_finishes_it(tmp_path: Path, ray
 
     shutdown_ray()
     assert main(["resume", str(experiment), "--no-report"]) == 0
-    assert f"{experiment}: all {PLANNED} trials finished; nothing to resume" in capsys.readouterr().out
+    assert (
+        f"{experiment}: all {PLANNED} trials finished; nothing to resume" in capsys.readouterr().out
+    )
     assert not ray.is_initialized()  # nothing was started
     _check_resumed(experiment, before)
 
@@ -147,13 +184,18 @@ def test_sigterm_stops_a_sweep_and_a_second_resume_is_refused(tmp_path: Path, ca
     try:
         deadline = time.monotonic() + 120
         while not (experiment / LOCK_FILE).exists():
-            assert time.monotonic() < deadline and first.poll() is None, "the first resume never took the lock"
+            assert time.monotonic() < deadline and first.poll() is None, (
+                "the first resume never took the lock"
+            )
             time.sleep(0.1)
         capsys.readouterr()
         assert main(["resume", str(experiment)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1, err
-        assert f"taso-tune resume: error: experiment: is in use by `taso-tune resume` (pid {first.pid} on" in err[0]
+        assert (
+            f"taso-tune resume: error: experiment: is in use by `taso-tune resume` (pid {first.pid} on"
+            in err[0]
+        )
         assert first.wait(timeout=300) == 0, (tmp_path / "resume.err").read_text()[-3000:]
     finally:
         if first.poll() is None:
@@ -163,7 +205,9 @@ def test_sigterm_stops_a_sweep_and_a_second_resume_is_refused(tmp_path: Path, ca
 
 
 @pytest.mark.ray
-def test_trials_no_node_can_run_are_refused_before_any_starts(tmp_path: Path, ray_cleanup, capsys) -> None:
+def test_trials_no_node_can_run_are_refused_before_any_starts(
+    tmp_path: Path, ray_cleanup, capsys
+) -> None:
     space = write_space(tmp_path / "space.yaml", [{"optimizer": "taso"}], resources={"cpus": 512})
     storage = tmp_path / "runs"
     start = time.monotonic()
@@ -171,8 +215,10 @@ def test_trials_no_node_can_run_are_refused_before_any_starts(tmp_path: Path, ra
     assert time.monotonic() - start < 120
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
-    assert err[0].startswith("taso-tune sweep: error: resources.cpus: per trial, more CPUs than any node of this "
-                             "Ray cluster has (the largest has ")  # fmt: skip
+    assert err[0].startswith(
+        "taso-tune sweep: error: resources.cpus: per trial, more CPUs than any node of this "
+        "Ray cluster has (the largest has "
+    )
     assert "(got 512.0)" in err[0]
     assert not storage.exists()
 

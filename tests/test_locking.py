@@ -19,14 +19,19 @@ from sweep_helpers import write_space
 from test_results import write_fixture_experiment
 
 from taso_tune.cli import main
-from taso_tune.errors import ConfigError
-from taso_tune.names import INTERRUPTED_FILE, LOCK_FILE, SPACE_FILE
+from taso_tune.core.errors import ConfigError
+from taso_tune.core.records import INTERRUPTED_FILE, LOCK_FILE, SPACE_FILE
+from taso_tune.experiment.lock import ExperimentLock, Holder, is_stale, only_own_lock
+from taso_tune.experiment.state import (
+    all_finished,
+    finished_trials,
+    trial_statuses,
+    write_interrupted,
+)
+from taso_tune.experiment.trust import check_trusted_folder
 from taso_tune.results.experiment import load_experiment
 from taso_tune.results.report_tables import partial_banner_html
 from taso_tune.spaces import load_space
-from taso_tune.tuning.lock import ExperimentLock, Holder, is_stale, only_own_lock
-from taso_tune.tuning.state import all_finished, finished_trials, trial_statuses, write_interrupted
-from taso_tune.tuning.trust import check_trusted_folder
 
 
 def _dead_pid() -> int:
@@ -38,8 +43,17 @@ def _dead_pid() -> int:
 def _write_lock(folder: Path, host: str, pid: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_FILE
-    path.write_text(json.dumps({"host": host, "pid": pid, "started": "2026-01-01T00:00:00+00:00",
-                                "command": "sweep", "token": "theirs"}))  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {
+                "host": host,
+                "pid": pid,
+                "started": "2026-01-01T00:00:00+00:00",
+                "command": "sweep",
+                "token": "theirs",
+            }
+        )
+    )
     return path
 
 
@@ -48,12 +62,19 @@ def test_the_lock_is_exclusive_and_names_its_holder(tmp_path: Path) -> None:
     first = ExperimentLock(str(experiment), "sweep")
     first.acquire()
     held = json.loads((experiment / LOCK_FILE).read_text())
-    assert (held["host"], held["pid"], held["command"]) == (socket.gethostname(), os.getpid(), "sweep")
+    assert (held["host"], held["pid"], held["command"]) == (
+        socket.gethostname(),
+        os.getpid(),
+        "sweep",
+    )
     assert only_own_lock(str(experiment))
     with pytest.raises(ConfigError) as caught:
         ExperimentLock(str(experiment), "resume").acquire()
     message = str(caught.value)
-    assert f"is in use by `taso-tune sweep` (pid {os.getpid()} on {socket.gethostname()}, since" in message
+    assert (
+        f"is in use by `taso-tune sweep` (pid {os.getpid()} on {socket.gethostname()}, since"
+        in message
+    )
     assert str(experiment / LOCK_FILE) in message
     first.release()
     assert not (experiment / LOCK_FILE).exists()
@@ -68,7 +89,9 @@ def test_a_dead_holders_lock_on_this_host_is_taken_over(tmp_path: Path) -> None:
     assert is_stale(Holder.parse((experiment / LOCK_FILE).read_text()))
     with ExperimentLock(str(experiment), "resume") as lock:
         assert json.loads((experiment / LOCK_FILE).read_text())["token"] == lock.me.token
-    assert sorted(p.name for p in experiment.iterdir()) == []  # the stale lock is gone, no copy left aside
+    assert (
+        sorted(p.name for p in experiment.iterdir()) == []
+    )  # the stale lock is gone, no copy left aside
 
 
 @pytest.mark.parametrize("holder", ["live process here", "another host", "half-written"])
@@ -81,7 +104,9 @@ def test_a_lock_that_may_be_live_is_refused_and_kept(tmp_path: Path, holder: str
             (experiment / LOCK_FILE).write_text("")
         else:
             host = socket.gethostname() if holder == "live process here" else "elsewhere.example"
-            _write_lock(experiment, host, sleeper.pid if holder == "live process here" else _dead_pid())
+            _write_lock(
+                experiment, host, sleeper.pid if holder == "live process here" else _dead_pid()
+            )
         before = (experiment / LOCK_FILE).read_text()
         with pytest.raises(ConfigError, match="is in use by") as caught:
             ExperimentLock(str(experiment), "resume").acquire()
@@ -97,7 +122,9 @@ def test_release_never_removes_another_drivers_lock(tmp_path: Path) -> None:
     experiment = tmp_path / "exp"
     lock = ExperimentLock(str(experiment), "sweep")
     lock.acquire()
-    _write_lock(experiment, "elsewhere.example", 1)  # replaced behind its back (someone deleted ours)
+    _write_lock(
+        experiment, "elsewhere.example", 1
+    )  # replaced behind its back (someone deleted ours)
     lock.release()
     assert json.loads((experiment / LOCK_FILE).read_text())["host"] == "elsewhere.example"
 
@@ -151,9 +178,18 @@ def _experiment_with_crafted_state(tmp_path: Path) -> tuple[Path, Path]:
     return experiment, marker
 
 
-@pytest.mark.parametrize("case", ["group-writable folder", "world-writable tuner.pkl", "linked tuner.pkl",
-                                  "someone else's tuner.pkl"])  # fmt: skip
-def test_resume_refuses_a_folder_others_could_have_written(tmp_path: Path, capsys, case: str) -> None:
+@pytest.mark.parametrize(
+    "case",
+    [
+        "group-writable folder",
+        "world-writable tuner.pkl",
+        "linked tuner.pkl",
+        "someone else's tuner.pkl",
+    ],
+)
+def test_resume_refuses_a_folder_others_could_have_written(
+    tmp_path: Path, capsys, case: str
+) -> None:
     experiment, marker = _experiment_with_crafted_state(tmp_path)
     pkl = experiment / "tuner.pkl"
     if case == "group-writable folder":
@@ -183,7 +219,9 @@ def test_resume_refuses_a_folder_others_could_have_written(tmp_path: Path, capsy
 def test_a_private_folder_is_trusted(tmp_path: Path) -> None:
     experiment, marker = _experiment_with_crafted_state(tmp_path)
     (experiment / "rung-0-3ep").mkdir(mode=0o755)
-    check_trusted_folder(str(experiment))  # passes: the crafted file would run, which docs/reliability.md says
+    check_trusted_folder(
+        str(experiment)
+    )  # passes: the crafted file would run, which docs/reliability.md says
     (experiment / "rung-0-3ep" / "tuner.pkl").write_bytes(b"")
     (experiment / "rung-0-3ep" / "tuner.pkl").chmod(0o664)
     with pytest.raises(ConfigError, match=r"rung-0-3ep/tuner.pkl is writable by group"):
@@ -199,11 +237,17 @@ def test_progress_is_read_from_tunes_state(tmp_path: Path) -> None:
     assert sorted(trial_statuses(str(experiment))) == ["ERROR"] + ["TERMINATED"] * 10
     assert finished_trials(str(experiment)) == 10
     assert trial_statuses(str(tmp_path / "missing")) is None
-    spec = load_space(str(write_space(tmp_path / "space.yaml", [{"optimizer": "taso", "lr": {"grid": [0.1] * 1}}])))
+    spec = load_space(
+        str(
+            write_space(tmp_path / "space.yaml", [{"optimizer": "taso", "lr": {"grid": [0.1] * 1}}])
+        )
+    )
     assert not all_finished(str(experiment), spec, 11)  # one trial errored: resume retries it
     state = experiment / "experiment_state-2026-01-01_00-00-00.json"
     data = json.loads(state.read_text())
-    data["trial_data"] = [[json.dumps({**json.loads(t), "status": "TERMINATED"}), r] for t, r in data["trial_data"]]
+    data["trial_data"] = [
+        [json.dumps({**json.loads(t), "status": "TERMINATED"}), r] for t, r in data["trial_data"]
+    ]
     state.write_text(json.dumps(data))
     assert all_finished(str(experiment), spec, 11)
     assert not all_finished(str(experiment), spec, 12)  # a planned trial Tune has not made yet
@@ -232,15 +276,31 @@ def test_a_trial_whose_last_report_is_its_end_counts_as_finished(tmp_path: Path)
     _set_tune_status(experiment, {complete: "RUNNING", diverged: "PENDING"})
     assert finished_trials(str(experiment)) == 10  # their records say they ended
     assert sorted(trial_statuses(str(experiment))).count("TERMINATED") == 8
-    finished = load_experiment(str(experiment)).trials["status"].isin(["complete", "stopped-early", "diverged"])
+    finished = (
+        load_experiment(str(experiment))
+        .trials["status"]
+        .isin(["complete", "stopped-early", "diverged"])
+    )
     assert finished.sum() == 10
-    _set_tune_status(experiment, {stopped: "RUNNING"})  # its records stop short of the planned epochs
+    _set_tune_status(
+        experiment, {stopped: "RUNNING"}
+    )  # its records stop short of the planned epochs
     assert finished_trials(str(experiment)) == 9
     assert not load_experiment(str(experiment)).trials["status"].eq("stopped-early").any()
-    result = next(d for d in experiment.iterdir() if d.is_dir() and complete in d.name) / "result.json"
-    result.write_text(result.read_text() + '{"trial_id": "' + complete + '", "epo')  # a line cut short
+    result = (
+        next(d for d in experiment.iterdir() if d.is_dir() and complete in d.name) / "result.json"
+    )
+    result.write_text(
+        result.read_text() + '{"trial_id": "' + complete + '", "epo'
+    )  # a line cut short
     assert finished_trials(str(experiment)) == 9  # read from the last whole line
-    assert load_experiment(str(experiment)).trials["status"].isin(["complete", "stopped-early", "diverged"]).sum() == 9
+    assert (
+        load_experiment(str(experiment))
+        .trials["status"]
+        .isin(["complete", "stopped-early", "diverged"])
+        .sum()
+        == 9
+    )
     assert finished_trials(str(tmp_path / "missing")) == 0
     result.write_text("{oops\n" + result.read_text())  # damage before the last line is an error
     with pytest.raises(ConfigError, match=r"result.json: line 1: is not JSON"):
@@ -252,7 +312,11 @@ def test_the_report_of_an_interrupted_sweep_says_it_is_partial(tmp_path: Path) -
     assert partial_banner_html(load_experiment(str(experiment))) == ""
     write_interrupted(str(experiment), 15, planned=24, finished=3)
     record = json.loads((experiment / INTERRUPTED_FILE).read_text())
-    assert (record["signal"], record["planned_trials"], record["finished_trials"]) == ("SIGTERM", 24, 3)
+    assert (record["signal"], record["planned_trials"], record["finished_trials"]) == (
+        "SIGTERM",
+        24,
+        3,
+    )
     banner = partial_banner_html(load_experiment(str(experiment)))
     # the fixture's trials: 8 complete, 1 stopped early, 1 diverged are finished; 1 errored is not
     assert "<b>Partial results.</b> The sweep was stopped by SIGTERM (" in banner
@@ -263,11 +327,15 @@ def test_the_report_of_an_interrupted_sweep_says_it_is_partial(tmp_path: Path) -
     html = out.read_text()
     assert html.index('id="partial"') < html.index('<section id="provenance">')
     (experiment / INTERRUPTED_FILE).write_text("{not json")
-    assert "stopped by a signal: 10 trials finished" in partial_banner_html(load_experiment(str(experiment)))
+    assert "stopped by a signal: 10 trials finished" in partial_banner_html(
+        load_experiment(str(experiment))
+    )
 
 
 @pytest.mark.parametrize("case", ["garbage space file", "binary space file", "garbage Tune state"])
-def test_resume_of_a_damaged_folder_is_one_line_and_starts_nothing(tmp_path: Path, capsys, case: str) -> None:
+def test_resume_of_a_damaged_folder_is_one_line_and_starts_nothing(
+    tmp_path: Path, capsys, case: str
+) -> None:
     experiment, marker = _experiment_with_crafted_state(tmp_path)
     if case == "garbage space file":
         (experiment / SPACE_FILE).write_text("blocks: [unclosed\n")

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 import taso_tune
-from taso_tune.errors import ConfigError
-from taso_tune.lr_scheduler import TASO, ScheduledLR
-from taso_tune.schedules import SCHEDULES, get_schedule, taso_lr
+from taso_tune.core.errors import ConfigError
+from taso_tune.schedules.lr_scheduler import TASO, ScheduledLR
+from taso_tune.schedules.maths import SCHEDULES, get_schedule, taso_lr
 
 ALL_SCHEDULES = sorted(SCHEDULES)
 
@@ -97,7 +97,9 @@ def test_state_dict_round_trip_continues_the_same_curve(
         _advance(resumed_opt, resumed)
     assert got == expected[stop:]
     assert (resumed.total_epochs, resumed.steps_per_epoch, resumed.granularity) == (
-        total, steps_per_epoch, "epoch" if steps_per_epoch is None else "step"
+        total,
+        steps_per_epoch,
+        "epoch" if steps_per_epoch is None else "step",
     )
 
 
@@ -163,20 +165,38 @@ def test_per_step_mode_evaluates_the_schedule_at_every_update(name: str) -> None
 # step (p = 0, 0.2, ..., 1). TASO: Eq. (1) at u/U; cosine (1 + cos(pi p)) / 2; linear 1 - p; step
 # 0.1 ** (milestones 0.5, 0.75 passed); wsd: one decay update at the end, no warmup (rounds to 0).
 ADAPTER_GOLDEN: list[tuple[str, int | None, list[float]]] = [
-    ("taso", None, [1.0499869928715335, 1.0433071490757151, 0.27270013882530885, 0.0505527786369236]),
-    ("taso", 3, [1.0499983804058308, 1.0498955467677858, 1.0433071490757151, 0.7470592839654073,
-                 0.08444519566621117, 0.0505527786369236]),
+    (
+        "taso",
+        None,
+        [1.0499869928715335, 1.0433071490757151, 0.27270013882530885, 0.0505527786369236],
+    ),
+    (
+        "taso",
+        3,
+        [
+            1.0499983804058308,
+            1.0498955467677858,
+            1.0433071490757151,
+            0.7470592839654073,
+            0.08444519566621117,
+            0.0505527786369236,
+        ],
+    ),
     ("constant", None, [1.0, 1.0, 1.0, 1.0]),
     ("constant", 3, [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]),
     ("cosine", None, [1.0, 0.75, 0.25, 0.0]),
-    ("cosine", 3, [1.0, 0.9045084971874737, 0.6545084971874737, 0.3454915028125263, 0.09549150281252629, 0.0]),
+    (
+        "cosine",
+        3,
+        [1.0, 0.9045084971874737, 0.6545084971874737, 0.3454915028125263, 0.09549150281252629, 0.0],
+    ),
     ("linear", None, [1.0, 2 / 3, 1 / 3, 0.0]),
     ("linear", 3, [1.0, 0.8, 0.6, 0.4, 0.2, 0.0]),
     ("step", None, [1.0, 1.0, 0.1, 0.01]),
     ("step", 3, [1.0, 1.0, 1.0, 0.1, 0.01, 0.01]),
     ("wsd", None, [1.0, 1.0, 1.0, 0.0]),
     ("wsd", 3, [1.0, 1.0, 1.0, 1.0, 1.0, 0.0]),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("name", "steps_per_epoch", "expected"), ADAPTER_GOLDEN)
@@ -202,7 +222,9 @@ GRANULARITY_PLANS = [(epochs, None) for epochs in (1, 2, 3)] + [
 
 @pytest.mark.parametrize(("epochs", "steps_per_epoch"), GRANULARITY_PLANS, ids=lambda v: str(v))
 @pytest.mark.parametrize("name", sorted(DEFAULT_FINALS))
-def test_last_update_of_the_plan_is_at_lr_final(name: str, epochs: int, steps_per_epoch: int | None) -> None:
+def test_last_update_of_the_plan_is_at_lr_final(
+    name: str, epochs: int, steps_per_epoch: int | None
+) -> None:
     optimizer = _optimizer(0.05)
     scheduler = ScheduledLR(optimizer, name, epochs, steps_per_epoch=steps_per_epoch)
     updates = scheduler.total_updates

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from taso_tune.errors import ConfigError
-from taso_tune.models import MODELS, build_model, count_parameters
+from taso_tune.core.errors import ConfigError
+from taso_tune.training.models import MODELS, build_model, count_parameters
 
 ALL_MODELS = sorted(MODELS)
 GEOMETRIES = [(1, 28, 10), (3, 32, 10), (3, 32, 100)]  # (channels, image size, classes)
@@ -34,7 +34,9 @@ def test_output_shape(name: str, channels: int, size: int, classes: int) -> None
         ("lenet5", 1, 28, 10, 61.7e3),
     ],
 )
-def test_parameter_counts(name: str, channels: int, size: int, classes: int, expected: float) -> None:
+def test_parameter_counts(
+    name: str, channels: int, size: int, classes: int, expected: float
+) -> None:
     model = build_model(name, in_channels=channels, image_size=size, num_classes=classes)
     assert count_parameters(model) == pytest.approx(expected, rel=0.01)
 

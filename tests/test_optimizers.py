@@ -8,10 +8,15 @@ from typing import Any
 import pytest
 import torch
 
-from taso_tune.errors import ConfigError
-from taso_tune.lr_scheduler import TASO, ScheduledLR
-from taso_tune.optimizers import OPTIMIZERS, build_optimizer, resolve_granularity, resolve_hparams
-from taso_tune.schedules import get_schedule
+from taso_tune.core.errors import ConfigError
+from taso_tune.schedules.lr_scheduler import TASO, ScheduledLR
+from taso_tune.schedules.maths import get_schedule
+from taso_tune.training.optimizers import (
+    OPTIMIZERS,
+    build_optimizer,
+    resolve_granularity,
+    resolve_hparams,
+)
 
 ALL_RECIPES = sorted(OPTIMIZERS)
 NON_FINITE = [math.inf, -math.inf, math.nan]
@@ -25,7 +30,9 @@ def _tiny_model() -> torch.nn.Module:
 @pytest.mark.parametrize("name", ALL_RECIPES)
 def test_every_recipe_builds_and_one_step_changes_parameters(name: str) -> None:
     model = _tiny_model()
-    optimizer, scheduler = build_optimizer(name, model.parameters(), total_epochs=10, steps_per_epoch=4)
+    optimizer, scheduler = build_optimizer(
+        name, model.parameters(), total_epochs=10, steps_per_epoch=4
+    )
     recipe = OPTIMIZERS[name]
     assert type(optimizer) is getattr(torch.optim, recipe.torch_class)
     assert isinstance(scheduler, ScheduledLR)
@@ -44,7 +51,9 @@ def test_every_recipe_builds_and_one_step_changes_parameters(name: str) -> None:
 @pytest.mark.parametrize("name", ALL_RECIPES)
 def test_every_recipe_starts_at_its_default_lr_on_its_schedule(name: str) -> None:
     recipe = OPTIMIZERS[name]
-    optimizer, scheduler = build_optimizer(name, _tiny_model().parameters(), total_epochs=10, steps_per_epoch=4)
+    optimizer, scheduler = build_optimizer(
+        name, _tiny_model().parameters(), total_epochs=10, steps_per_epoch=4
+    )
     hp = resolve_hparams(name)
     params = {k: hp[k] for k in recipe.schedule_fields}
     updates = 40 if recipe.granularity == "step" else 10  # 10 epochs x 4 steps, or 10 epochs
@@ -133,17 +142,27 @@ def test_overrides_reach_the_torch_optimizer_and_schedule() -> None:
 def test_sgd_step_milestones_accept_lists() -> None:
     hp = resolve_hparams("sgd_step", {"milestones": [0.3, 0.6], "gamma": 0.5})
     assert hp["milestones"] == (0.3, 0.6)
-    _, scheduler = build_optimizer("sgd_step", _tiny_model().parameters(), 10, hp, steps_per_epoch=3)
+    _, scheduler = build_optimizer(
+        "sgd_step", _tiny_model().parameters(), 10, hp, steps_per_epoch=3
+    )
     assert scheduler.params == {"milestones": (0.3, 0.6), "gamma": 0.5}
 
 
 # TASO follows the paper (Eq. (1) at k = 1..k_t: per epoch); constant-lr recipes have nothing to
 # update; the annealing baselines update every step so a short plan still ends at lr_final.
 GRANULARITIES = {
-    "taso": "epoch", "sgd": "epoch", "adam": "epoch", "amsgrad": "epoch", "rmsprop": "epoch",
-    "adagrad": "epoch", "sgd_cosine": "step", "sgd_linear": "step", "sgd_step": "step", "sgd_wsd": "step",
+    "taso": "epoch",
+    "sgd": "epoch",
+    "adam": "epoch",
+    "amsgrad": "epoch",
+    "rmsprop": "epoch",
+    "adagrad": "epoch",
+    "sgd_cosine": "step",
+    "sgd_linear": "step",
+    "sgd_step": "step",
+    "sgd_wsd": "step",
     "adamw_cosine": "step",
-}  # fmt: skip
+}
 
 
 def test_every_recipe_records_its_default_granularity() -> None:
@@ -152,8 +171,12 @@ def test_every_recipe_records_its_default_granularity() -> None:
 
 @pytest.mark.parametrize("name", ALL_RECIPES)
 @pytest.mark.parametrize("granularity", ["auto", "epoch", "step"])
-def test_granularity_auto_is_the_recipes_own_and_the_others_force_it(name: str, granularity: str) -> None:
-    _, scheduler = build_optimizer(name, _tiny_model().parameters(), 10, steps_per_epoch=5, granularity=granularity)
+def test_granularity_auto_is_the_recipes_own_and_the_others_force_it(
+    name: str, granularity: str
+) -> None:
+    _, scheduler = build_optimizer(
+        name, _tiny_model().parameters(), 10, steps_per_epoch=5, granularity=granularity
+    )
     want = GRANULARITIES[name] if granularity == "auto" else granularity
     assert resolve_granularity(name, granularity) == want
     assert scheduler.granularity == want
@@ -162,11 +185,17 @@ def test_granularity_auto_is_the_recipes_own_and_the_others_force_it(name: str, 
 
 
 def test_per_step_schedule_needs_the_steps_per_epoch() -> None:
-    _, scheduler = build_optimizer("taso", _tiny_model().parameters(), 10, steps_per_epoch=5, granularity="step")
-    assert scheduler.current_epoch() == pytest.approx(0.2)  # update 1 of 50 is a fifth of an epoch in
+    _, scheduler = build_optimizer(
+        "taso", _tiny_model().parameters(), 10, steps_per_epoch=5, granularity="step"
+    )
+    assert scheduler.current_epoch() == pytest.approx(
+        0.2
+    )  # update 1 of 50 is a fifth of an epoch in
     with pytest.raises(ConfigError, match="steps_per_epoch"):
         build_optimizer("sgd_cosine", _tiny_model().parameters(), 10)
-    _, per_epoch = build_optimizer("sgd_cosine", _tiny_model().parameters(), 10, granularity="epoch")
+    _, per_epoch = build_optimizer(
+        "sgd_cosine", _tiny_model().parameters(), 10, granularity="epoch"
+    )
     assert per_epoch.granularity == "epoch"
     with pytest.raises(ConfigError, match="steps_per_epoch"):
         build_optimizer("sgd_cosine", _tiny_model().parameters(), 10, steps_per_epoch=0)

@@ -33,18 +33,24 @@ from ray_head import Cluster, Prometheus, prometheus_for, ray_head
 from sweep_helpers import result_records, trial_dirs
 
 from taso_tune.cli import main
-from taso_tune.tuning.live_metrics import GAUGES as LIVE_GAUGES
+from taso_tune.sweep.observe.live_metrics import GAUGES as LIVE_GAUGES
 
 REPO = Path(__file__).resolve().parents[1]
 #: Ray exports user metrics under its ``ray`` namespace: a Gauge named x is scraped as ray_x.
 GAUGES = tuple(f"ray_{name}" for name in LIVE_GAUGES)
 GRAFANA = REPO / "dashboards" / "grafana" / "taso_tune_trials.json"
 TINY_SPACE = {
-    "name": "dashboard", "description": "two trials of two epochs, for the dashboard tests",
+    "name": "dashboard",
+    "description": "two trials of two epochs, for the dashboard tests",
     "train": {"model": "lenet5", "dataset": "digits", "epochs": 2, "batch_size": 64},
-    "metric": "val_acc", "seeds": 1, "resources": {"cpus": 1}, "scheduler": "none", "search": "grid",
-    "max_concurrent": 2, "blocks": [{"optimizer": "taso", "lr": {"grid": [0.05, 0.1]}}],
-}  # fmt: skip
+    "metric": "val_acc",
+    "seeds": 1,
+    "resources": {"cpus": 1},
+    "scheduler": "none",
+    "search": "grid",
+    "max_concurrent": 2,
+    "blocks": [{"optimizer": "taso", "lr": {"grid": [0.05, 0.1]}}],
+}
 TRIAL_NAMES = {"taso_lr=0.05", "taso_lr=0.1"}  # the config ids: optimizer and varied settings
 
 
@@ -74,12 +80,20 @@ def prometheus(cluster: Cluster) -> Iterator[Prometheus | None]:
 def _working_dir(cluster: Cluster, name: str, space: dict) -> Path:
     """A user's project folder: the package and a space file (what `submit` uploads)."""
     work = Path(cluster.folder, name)
-    shutil.copytree(REPO / "taso_tune", work / "taso_tune", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "taso_tune", work / "taso_tune", ignore=shutil.ignore_patterns("__pycache__")
+    )
     (work / "tiny.yaml").write_text(yaml.safe_dump(space))
     return work
 
 
-def _wait(cluster: Cluster, job_id: str, timeout: float = 240, until=("SUCCEEDED", "FAILED", "STOPPED"), each=None) -> str:
+def _wait(
+    cluster: Cluster,
+    job_id: str,
+    timeout: float = 240,
+    until=("SUCCEEDED", "FAILED", "STOPPED"),
+    each=None,
+) -> str:
     deadline = time.monotonic() + timeout
     status = "PENDING"
     while time.monotonic() < deadline:
@@ -95,7 +109,11 @@ def _wait(cluster: Cluster, job_id: str, timeout: float = 240, until=("SUCCEEDED
 def _metric_names(port: int) -> set[str]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
-    return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line.startswith("ray_taso_tune_")}
+    return {
+        line.split("{")[0].split(" ")[0]
+        for line in text.splitlines()
+        if line.startswith("ray_taso_tune_")
+    }
 
 
 @dataclass
@@ -118,8 +136,20 @@ def sweep(cluster: Cluster, prometheus: Prometheus | None) -> Sweep:
     """The tiny sweep, submitted through the CLI with --token-file and run to its end."""
     work = _working_dir(cluster, "work", TINY_SPACE)
     storage = Path(cluster.folder, "runs")
-    code, out = run_cli("submit", str(work / "tiny.yaml"), "--address", cluster.url, "--token-file", cluster.token_file,
-                        "--working-dir", str(work), "--storage", str(storage), "--name", "inspect")  # fmt: skip
+    code, out = run_cli(
+        "submit",
+        str(work / "tiny.yaml"),
+        "--address",
+        cluster.url,
+        "--token-file",
+        cluster.token_file,
+        "--working-dir",
+        str(work),
+        "--storage",
+        str(storage),
+        "--name",
+        "inspect",
+    )
     assert code == 0, out
     job_id = _job_id(out)
     seen: set[str] = set()
@@ -134,17 +164,28 @@ def test_dashboard_needs_the_token_and_listens_on_loopback_only(cluster: Cluster
     status, text = cluster.request("/api/jobs/")
     assert status == 401 and "Missing authentication token" in text
     assert cluster.request("/api/jobs/", headers={"Authorization": "Bearer wrong"})[0] == 403
-    assert cluster.request("/api/v0/actors", headers={"Authorization": f"Bearer {cluster.token}"})[0] == 200
+    assert (
+        cluster.request("/api/v0/actors", headers={"Authorization": f"Bearer {cluster.token}"})[0]
+        == 200
+    )
     # the header proxies and KubeRay use
-    assert cluster.request("/api/jobs/", headers={"X-Ray-Authorization": f"Bearer {cluster.token}"})[0] == 200
-    listening = {c.laddr.ip for c in psutil.net_connections("tcp")
-                 if c.status == psutil.CONN_LISTEN and c.laddr.port == cluster.dashboard_port}  # fmt: skip
+    assert (
+        cluster.request("/api/jobs/", headers={"X-Ray-Authorization": f"Bearer {cluster.token}"})[0]
+        == 200
+    )
+    listening = {
+        c.laddr.ip
+        for c in psutil.net_connections("tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == cluster.dashboard_port
+    }
     assert listening == {"127.0.0.1"}
 
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_a_missing_or_wrong_token_is_one_line_and_exit_2(cluster: Cluster, tmp_path: Path, monkeypatch, capsys) -> None:
+def test_a_missing_or_wrong_token_is_one_line_and_exit_2(
+    cluster: Cluster, tmp_path: Path, monkeypatch, capsys
+) -> None:
     for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ray/auth_token
@@ -157,7 +198,11 @@ def test_a_missing_or_wrong_token_is_one_line_and_exit_2(cluster: Cluster, tmp_p
     wrong.write_text("not-the-token\n")
     assert main(["jobs", "--address", cluster.url, "--token-file", str(wrong)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"token: the token was refused by {cluster.url}" in err and str(wrong) in err
+    assert (
+        err.count("\n") == 1
+        and f"token: the token was refused by {cluster.url}" in err
+        and str(wrong) in err
+    )
     assert "not-the-token" not in err
     monkeypatch.setenv("RAY_AUTH_TOKEN", "also-wrong")
     assert main(["logs", "raysubmit_none", "--address", cluster.url]) == 2
@@ -167,17 +212,28 @@ def test_a_missing_or_wrong_token_is_one_line_and_exit_2(cluster: Cluster, tmp_p
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_a_submitted_sweep_is_a_job_whose_trial_actors_carry_the_trial_names(cluster: Cluster, sweep: Sweep) -> None:
+def test_a_submitted_sweep_is_a_job_whose_trial_actors_carry_the_trial_names(
+    cluster: Cluster, sweep: Sweep
+) -> None:
     assert sweep.status == "SUCCEEDED", sweep.logs[-3000:]
     experiment = str(sweep.experiment)
-    for line in (f"experiment  {experiment}", f"dashboard   {cluster.url}/#/jobs/{sweep.job_id}",
-                 f"follow      taso-tune logs {sweep.job_id} --follow --address {cluster.url}",
-                 f"stop        taso-tune stop {sweep.job_id} --address {cluster.url}"):  # fmt: skip
+    for line in (
+        f"experiment  {experiment}",
+        f"dashboard   {cluster.url}/#/jobs/{sweep.job_id}",
+        f"follow      taso-tune logs {sweep.job_id} --follow --address {cluster.url}",
+        f"stop        taso-tune stop {sweep.job_id} --address {cluster.url}",
+    ):
         assert line in sweep.submit_output
     assert cluster.token not in sweep.submit_output
     job = cluster.api(f"/api/jobs/{sweep.job_id}")
-    assert job["metadata"] == {"taso_tune": "sweep", "space_file": "tiny.yaml", "experiment": experiment}
-    assert job["entrypoint"].startswith("python -m taso_tune.cli sweep tiny.yaml --name inspect --storage ")
+    assert job["metadata"] == {
+        "taso_tune": "sweep",
+        "space_file": "tiny.yaml",
+        "experiment": experiment,
+    }
+    assert job["entrypoint"].startswith(
+        "python -m taso_tune.cli sweep tiny.yaml --name inspect --storage "
+    )
     # the dashboard's HTTP API, with the token
     actors = cluster.api("/api/v0/actors?limit=1000&detail=true")["data"]["result"]["result"]
     trials = [a for a in actors if a["class_name"] == "TrialActor"]
@@ -187,21 +243,31 @@ def test_a_submitted_sweep_is_a_job_whose_trial_actors_carry_the_trial_names(clu
     from ray.util.state import StateApiClient
     from ray.util.state.common import ListApiOptions, StateResource
 
-    client = StateApiClient(address=cluster.url, headers={"Authorization": f"Bearer {cluster.token}"})
+    client = StateApiClient(
+        address=cluster.url, headers={"Authorization": f"Bearer {cluster.token}"}
+    )
     options = ListApiOptions(filters=[("class_name", "=", "TrialActor")], detail=True, limit=100)
     listed = client.list(StateResource.ACTORS, options=options, raise_on_missing_output=True)
     assert {a.repr_name for a in listed} == TRIAL_NAMES and {a.state for a in listed} == {"DEAD"}
     # each trial's output carries its name as the log prefix
     for name in TRIAL_NAMES:
-        assert re.search(rf"\({re.escape(name)} pid=\d+\).* seeds \[0\]: 0 of 2 epochs done, training on cpu", sweep.logs)
+        assert re.search(
+            rf"\({re.escape(name)} pid=\d+\).* seeds \[0\]: 0 of 2 epochs done, training on cpu",
+            sweep.logs,
+        )
     assert set(GAUGES) <= sweep.gauges_seen, sorted(sweep.gauges_seen)
 
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_the_logs_have_progress_lines_and_jobs_lists_the_sweep(cluster: Cluster, sweep: Sweep, monkeypatch) -> None:
+def test_the_logs_have_progress_lines_and_jobs_lists_the_sweep(
+    cluster: Cluster, sweep: Sweep, monkeypatch
+) -> None:
     for name in TRIAL_NAMES:
-        assert re.search(rf"trial {re.escape(name)} complete, 2/2 epochs: val_acc \d\.\d{{4}} over 1 seed\n", sweep.logs)
+        assert re.search(
+            rf"trial {re.escape(name)} complete, 2/2 epochs: val_acc \d\.\d{{4}} over 1 seed\n",
+            sweep.logs,
+        )
     assert re.search(r"progress: 2/2 trials done, 4/4 trial-epochs, \d+s elapsed, done", sweep.logs)
     assert f"tensorboard: tensorboard --logdir {sweep.experiment}" in sweep.logs
     assert "best configuration per optimizer" in sweep.logs
@@ -209,7 +275,10 @@ def test_the_logs_have_progress_lines_and_jobs_lists_the_sweep(cluster: Cluster,
     code, listing = run_cli("jobs", "--address", cluster.url)
     assert code == 0
     row = next(line for line in listing.splitlines() if line.startswith(sweep.job_id))
-    best = max((result_records(d)[-1]["val_acc"], result_records(d)[-1]["config_id"]) for d in trial_dirs(sweep.experiment))
+    best = max(
+        (result_records(d)[-1]["val_acc"], result_records(d)[-1]["config_id"])
+        for d in trial_dirs(sweep.experiment)
+    )
     assert row.split()[1:4] == ["SUCCEEDED", str(sweep.experiment), "val_acc"]
     assert row.endswith(f"val_acc {best[0]:.2%} ({best[1]})")
     code, logs = run_cli("logs", sweep.job_id, "--address", cluster.url)
@@ -220,27 +289,50 @@ def test_the_logs_have_progress_lines_and_jobs_lists_the_sweep(cluster: Cluster,
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_reused_actors_are_named_after_the_experiment_and_log_under_each_trial(cluster: Cluster, sweep: Sweep) -> None:
+def test_reused_actors_are_named_after_the_experiment_and_log_under_each_trial(
+    cluster: Cluster, sweep: Sweep
+) -> None:
     """``--reuse-actors true``: one actor runs both trials one after another; the Actors view names
     it after the experiment (a trial's name would be wrong for the next trial), and each trial's log
     lines carry that trial's name."""
     space = {**TINY_SPACE, "max_concurrent": 1}
     work = _working_dir(cluster, "work-reused", space)
-    code, out = run_cli("submit", str(work / "tiny.yaml"), "--address", cluster.url, "--token-file", cluster.token_file,
-                        "--working-dir", str(work), "--storage", str(Path(cluster.folder, "runs")),
-                        "--name", "reused", "--reuse-actors", "true")  # fmt: skip
+    code, out = run_cli(
+        "submit",
+        str(work / "tiny.yaml"),
+        "--address",
+        cluster.url,
+        "--token-file",
+        cluster.token_file,
+        "--working-dir",
+        str(work),
+        "--storage",
+        str(Path(cluster.folder, "runs")),
+        "--name",
+        "reused",
+        "--reuse-actors",
+        "true",
+    )
     assert code == 0, out
     job_id = _job_id(out)
     assert _wait(cluster, job_id) == "SUCCEEDED"
     logs = cluster.api(f"/api/jobs/{job_id}/logs")["logs"]
     assert "--reuse-actors True" in cluster.api(f"/api/jobs/{job_id}")["entrypoint"]
     actors = cluster.api("/api/v0/actors?limit=1000&detail=true")["data"]["result"]["result"]
-    job_actors = [a for a in actors if a["class_name"] == "TrialActor" and a["job_id"] != "" and
-                  a["repr_name"] == "reused (trials one after another)"]  # fmt: skip
+    job_actors = [
+        a
+        for a in actors
+        if a["class_name"] == "TrialActor"
+        and a["job_id"] != ""
+        and a["repr_name"] == "reused (trials one after another)"
+    ]
     assert len(job_actors) == 1, [a["repr_name"] for a in actors if a["class_name"] == "TrialActor"]
     pids = set()
     for name in TRIAL_NAMES:
-        found = re.search(rf"\({re.escape(name)} pid=(\d+)\).* seeds \[0\]: 0 of 2 epochs done, training on cpu", logs)
+        found = re.search(
+            rf"\({re.escape(name)} pid=(\d+)\).* seeds \[0\]: 0 of 2 epochs done, training on cpu",
+            logs,
+        )
         assert found, logs[-3000:]
         pids.add(found.group(1))
     assert len(pids) == 1  # the same process ran both trials
@@ -250,24 +342,39 @@ def test_reused_actors_are_named_after_the_experiment_and_log_under_each_trial(c
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_prometheus_answers_every_grafana_panel(sweep: Sweep, prometheus: Prometheus | None) -> None:
+def test_prometheus_answers_every_grafana_panel(
+    sweep: Sweep, prometheus: Prometheus | None
+) -> None:
     if prometheus is None:
-        pytest.skip("Debian's prometheus is not installed (`make test` installs it when root: apt-get install prometheus)")
+        pytest.skip(
+            "Debian's prometheus is not installed (`make test` installs it when root: apt-get install prometheus)"
+        )
     assert sweep.status == "SUCCEEDED"
     dashboard = json.loads(GRAFANA.read_text())
     exported = set(GAUGES)
     for panel in dashboard["panels"]:
         for target in panel["targets"]:
             expr = target["expr"]
-            assert set(re.findall(r"\bray_[a-z_]+", expr)) <= exported, expr  # only metrics we export
-            query = expr.replace("$experiment", "inspect").replace("$optimizer", ".*").replace("$hold", "5m")
+            assert set(re.findall(r"\bray_[a-z_]+", expr)) <= exported, (
+                expr
+            )  # only metrics we export
+            query = (
+                expr.replace("$experiment", "inspect")
+                .replace("$optimizer", ".*")
+                .replace("$hold", "5m")
+            )
             series = _poll(prometheus, query)
             assert {s["metric"]["trial"] for s in series} == TRIAL_NAMES, (panel["title"], series)
             assert {s["metric"]["experiment"] for s in series} == {"inspect"}
-    epochs = {s["metric"]["trial"]: float(s["value"][1]) for s in _poll(prometheus, 'last_over_time(ray_taso_tune_epoch{experiment="inspect"}[5m])')}
+    epochs = {
+        s["metric"]["trial"]: float(s["value"][1])
+        for s in _poll(prometheus, 'last_over_time(ray_taso_tune_epoch{experiment="inspect"}[5m])')
+    }
     assert epochs == {name: 2.0 for name in TRIAL_NAMES}
     # the template variables' label_values(...) queries
-    with urllib.request.urlopen(f"{prometheus.url}/api/v1/label/experiment/values?match[]=ray_taso_tune_epoch") as r:
+    with urllib.request.urlopen(
+        f"{prometheus.url}/api/v1/label/experiment/values?match[]=ray_taso_tune_epoch"
+    ) as r:
         assert "inspect" in json.loads(r.read())["data"]
 
 
@@ -297,18 +404,42 @@ def test_tensorboard_reads_hparams_and_epoch_scalars(sweep: Sweep) -> None:
         for metric in ("val_acc", "test_acc", "train_loss", "lr", "epoch"):
             scalars = events.Scalars(f"ray/tune/{metric}")
             assert [s.step for s in scalars] == [1, 2]
-            assert [s.value for s in scalars] == pytest.approx([r[metric] for r in records], rel=1e-6)
+            assert [s.value for s in scalars] == pytest.approx(
+                [r[metric] for r in records], rel=1e-6
+            )
         assert "ray/tune/per_seed/0/val_acc" in events.Tags()["scalars"]
-        assert not {"ray/tune/config_id", "ray/tune/batch_size"} & set(events.Tags()["scalars"])  # labels are hparams
+        assert not {"ray/tune/config_id", "ray/tune/batch_size"} & set(
+            events.Tags()["scalars"]
+        )  # labels are hparams
         content = events.PluginTagToContent("hparams")
-        start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
-        hparams = {k: v.string_value or v.number_value or v.bool_value for k, v in start.hparams.items()}
+        start = plugin_data_pb2.HParamsPluginData.FromString(
+            content["_hparams_/session_start_info"]
+        ).session_start_info
+        hparams = {
+            k: v.string_value or v.number_value or v.bool_value for k, v in start.hparams.items()
+        }
         lr = records[-1]["hp"]["lr"]
-        assert hparams == {"optimizer": "taso", "config_id": f"taso_lr={lr}", "seeds": "0", "n_seeds": 1.0,
-                           "model": "lenet5", "dataset": "digits", "batch_size": 64.0, "lr": lr, "alpha": 25.0,
-                           "beta": 0.7, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0001}  # fmt: skip
-        experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
-        assert {"ray/tune/val_acc", "ray/tune/test_acc", "ray/tune/epoch"} <= {m.name.tag for m in experiment.metric_infos}
+        assert hparams == {
+            "optimizer": "taso",
+            "config_id": f"taso_lr={lr}",
+            "seeds": "0",
+            "n_seeds": 1.0,
+            "model": "lenet5",
+            "dataset": "digits",
+            "batch_size": 64.0,
+            "lr": lr,
+            "alpha": 25.0,
+            "beta": 0.7,
+            "momentum": 0.9,
+            "nesterov": False,
+            "weight_decay": 0.0001,
+        }
+        experiment = plugin_data_pb2.HParamsPluginData.FromString(
+            content["_hparams_/experiment"]
+        ).experiment
+        assert {"ray/tune/val_acc", "ray/tune/test_acc", "ray/tune/epoch"} <= {
+            m.name.tag for m in experiment.metric_infos
+        }
 
 
 STOP_SPACE = {**TINY_SPACE, "train": {**TINY_SPACE["train"], "epochs": 20}, "checkpoint_every": 1}
@@ -317,33 +448,59 @@ STOP_SPACE = {**TINY_SPACE, "train": {**TINY_SPACE["train"], "epochs": 20}, "che
 def _wait_for_epochs(experiment: Path, alive, timeout: float = 180) -> None:
     """Until both trials have reported two epochs (``alive()`` says the sweep still runs)."""
     deadline = time.monotonic() + timeout
-    while not (len(_trials(experiment)) == 2 and all(len(result_records(d)) >= 2 for d in _trials(experiment))):
+    while not (
+        len(_trials(experiment)) == 2
+        and all(len(result_records(d)) >= 2 for d in _trials(experiment))
+    ):
         assert time.monotonic() < deadline and alive()
         time.sleep(0.5)
 
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_stop_ends_the_job_cleanly_and_resume_finishes_it(cluster: Cluster, sweep: Sweep, monkeypatch) -> None:
+def test_stop_ends_the_job_cleanly_and_resume_finishes_it(
+    cluster: Cluster, sweep: Sweep, monkeypatch
+) -> None:
     monkeypatch.setenv("RAY_AUTH_TOKEN", cluster.token)
     work = _working_dir(cluster, "work-stop", STOP_SPACE)
     storage = Path(cluster.folder, "runs")
-    code, out = run_cli("submit", str(work / "tiny.yaml"), "--address", cluster.url, "--working-dir", str(work),
-                        "--storage", str(storage), "--name", "stopped")  # fmt: skip
+    code, out = run_cli(
+        "submit",
+        str(work / "tiny.yaml"),
+        "--address",
+        cluster.url,
+        "--working-dir",
+        str(work),
+        "--storage",
+        str(storage),
+        "--name",
+        "stopped",
+    )
     assert code == 0, out
     job_id, experiment = _job_id(out), storage / "stopped"
-    _wait_for_epochs(experiment, lambda: cluster.api(f"/api/jobs/{job_id}")["status"] in ("PENDING", "RUNNING"))
+    _wait_for_epochs(
+        experiment, lambda: cluster.api(f"/api/jobs/{job_id}")["status"] in ("PENDING", "RUNNING")
+    )
     code, stopped = run_cli("stop", job_id, "--address", cluster.url)
     assert code == 0 and f"job {job_id}: STOPPED" in stopped, stopped
-    assert f"continue it with: taso-tune submit --resume {experiment} --address {cluster.url}" in stopped
+    assert (
+        f"continue it with: taso-tune submit --resume {experiment} --address {cluster.url}"
+        in stopped
+    )
     # the driver ended on SIGTERM within Ray's grace period, not by the SIGKILL that follows it
-    supervisor = Path(cluster.temp_dir, "session_latest", "logs", "jobs", f"supervisor-{job_id}.log").read_text()
+    supervisor = Path(
+        cluster.temp_dir, "session_latest", "logs", "jobs", f"supervisor-{job_id}.log"
+    ).read_text()
     assert "has been terminated gracefully with SIGTERM" in supervisor, supervisor[-2000:]
     assert all(result_records(d)[-1]["epoch"] < 20 for d in _trials(experiment))
-    code, out = run_cli("submit", "--resume", str(experiment), "--address", cluster.url, "--working-dir", str(work))
+    code, out = run_cli(
+        "submit", "--resume", str(experiment), "--address", cluster.url, "--working-dir", str(work)
+    )
     assert code == 0, out
     resumed = _job_id(out)
-    assert _wait(cluster, resumed) == "SUCCEEDED", cluster.api(f"/api/jobs/{resumed}/logs")["logs"][-3000:]
+    assert _wait(cluster, resumed) == "SUCCEEDED", cluster.api(f"/api/jobs/{resumed}/logs")["logs"][
+        -3000:
+    ]
     logs = cluster.api(f"/api/jobs/{resumed}/logs")["logs"]
     assert "best configuration per optimizer" in logs
     assert re.search(r"progress: 2/2 trials done, 40/40 trial-epochs, \d+s elapsed, done", logs)
@@ -355,18 +512,37 @@ def test_stop_ends_the_job_cleanly_and_resume_finishes_it(cluster: Cluster, swee
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_sigterm_to_the_driver_exits_143_with_the_sweep_resumable(cluster: Cluster, sweep: Sweep, tmp_path: Path) -> None:
+def test_sigterm_to_the_driver_exits_143_with_the_sweep_resumable(
+    cluster: Cluster, sweep: Sweep, tmp_path: Path
+) -> None:
     """What `ray job stop` does to a sweep's driver (SIGTERM to its process group), done directly so
     the driver's exit status can be read (Ray does not record it for a stopped job)."""
     space = tmp_path / "tiny.yaml"
     space.write_text(yaml.safe_dump(STOP_SPACE))
     experiment = tmp_path / "runs" / "sigterm"
     gcs = Path(cluster.temp_dir, "ray_current_cluster").read_text().strip()
-    env = {**os.environ, "RAY_ADDRESS": gcs, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": cluster.token,
-           "PYTHONPATH": str(REPO)}  # fmt: skip
-    command = [sys.executable, "-m", "taso_tune.cli", "sweep", str(space), "--storage", str(tmp_path / "runs"), "--name", "sigterm"]
+    env = {
+        **os.environ,
+        "RAY_ADDRESS": gcs,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": cluster.token,
+        "PYTHONPATH": str(REPO),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "taso_tune.cli",
+        "sweep",
+        str(space),
+        "--storage",
+        str(tmp_path / "runs"),
+        "--name",
+        "sigterm",
+    ]
     with open(tmp_path / "driver.log", "w") as log:
-        driver = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        driver = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         _wait_for_epochs(experiment, lambda: driver.poll() is None)
         os.killpg(driver.pid, signal.SIGTERM)
@@ -388,15 +564,20 @@ def test_grafana_dashboard_has_a_panel_per_gauge() -> None:
     dashboard = json.loads(GRAFANA.read_text())
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
     assert {"datasource", "experiment", "optimizer"} <= set(variables)
-    assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    assert (
+        variables["datasource"]["type"] == "datasource"
+        and variables["datasource"]["query"] == "prometheus"
+    )
     exprs = {}
     for panel in dashboard["panels"]:
         assert panel["datasource"]["uid"] == "${datasource}"
         for target in panel["targets"]:
-            assert 'experiment=~"$experiment"' in target["expr"] and 'optimizer=~"$optimizer"' in target["expr"]
+            assert (
+                'experiment=~"$experiment"' in target["expr"]
+                and 'optimizer=~"$optimizer"' in target["expr"]
+            )
             assert target["legendFormat"] == "{{trial}}"
             exprs[target["expr"].split("ray_")[1].split("{")[0]] = panel
     assert sorted(exprs) == sorted(LIVE_GAUGES)  # one panel per live gauge, by its exported name
     scale = exprs["taso_tune_lr"]["fieldConfig"]["defaults"]["custom"]["scaleDistribution"]
     assert scale == {"type": "log", "log": 10}
-

@@ -28,13 +28,33 @@ from taso_tune.results.report import (
     write_report,
 )
 
-SECTIONS = ("provenance", "selection", "status", "best", "learning-curves", "learning-rates", "results",
-            "alpha-beta", "parallel-coordinates", "early-stopping")  # fmt: skip
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  # parcoords draws with WebGL: allow the software renderer for this local, trusted file
-                  "--enable-unsafe-swiftshader",
-                  "--virtual-time-budget=5000", "--enable-logging=stderr", "--v=0")  # fmt: skip
+SECTIONS = (
+    "provenance",
+    "selection",
+    "status",
+    "best",
+    "learning-curves",
+    "learning-rates",
+    "results",
+    "alpha-beta",
+    "parallel-coordinates",
+    "early-stopping",
+)
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    # parcoords draws with WebGL: allow the software renderer for this local, trusted file
+    "--enable-unsafe-swiftshader",
+    "--virtual-time-budget=5000",
+    "--enable-logging=stderr",
+    "--v=0",
+)
 #: Put first in <head>: records console.error calls and uncaught errors on <html data-console-errors>,
 #: because this Chromium logs every console level as INFO:CONSOLE.
 ERROR_HOOK = """<script>(function () { var seen = [];
@@ -70,8 +90,14 @@ def test_report_has_every_section(experiment: Experiment, complete: Experiment) 
     assert "<h3>taso</h3>" in html and "<h3>adagrad</h3>" in html
     assert "<th>alpha</th><th>beta</th><th>seeds n/planned</th>" in html
     assert "<b>91.00 ± 1.41 (n=2)<br>[78.29, 103.71]</b>" in html  # taso alpha 10: val 0.90, 0.92
-    assert "<b>58.75 ± 32.76 (n=4)" in html  # adagrad lr 0.05: 0.70, 0.75, 0.80 and a diverged seed at 0.10
-    assert "diverged 1/4" in html and "not compared: 2 of 3 seeds" in html and "not compared: 1 of 2 seeds" in html
+    assert (
+        "<b>58.75 ± 32.76 (n=4)" in html
+    )  # adagrad lr 0.05: 0.70, 0.75, 0.80 and a diverged seed at 0.10
+    assert (
+        "diverged 1/4" in html
+        and "not compared: 2 of 3 seeds" in html
+        and "not compared: 1 of 2 seeds" in html
+    )
     assert "± 0.00" not in html and "tie with best" in html
     # one seed: no std and no interval, shown as "—" (a table's empty cell is NaN, never printed)
     assert "± — (n=1)<br>—" in html and not re.search(r"± (?!—)\S+ \(n=1\)", html)
@@ -94,11 +120,18 @@ def test_learning_curves_are_mean_and_std_over_complete_seeds(experiment: Experi
     assert curve.loc[3, "std"] == pytest.approx(0.01414213562373095)
     assert curve.loc[1, "mean"] == pytest.approx(0.71)
     assert (curve["n"] == 2).all()
-    stopped_excluded = seed_curve(experiment, "taso_alpha=25_beta=0.7", "val_acc").set_index("epoch")
-    assert stopped_excluded.loc[1, "n"] == 2 and stopped_excluded.loc[1, "mean"] == pytest.approx(0.67)
+    stopped_excluded = seed_curve(experiment, "taso_alpha=25_beta=0.7", "val_acc").set_index(
+        "epoch"
+    )
+    assert stopped_excluded.loc[1, "n"] == 2 and stopped_excluded.loc[1, "mean"] == pytest.approx(
+        0.67
+    )
     fig = learning_curves(experiment, "val")
     lines = [t for t in fig.data if t.showlegend]
-    assert sorted(t.name for t in lines) == ["adagrad_lr=0.05 (n=4/4)", "taso_alpha=10_beta=0.5 (n=2/2)"]
+    assert sorted(t.name for t in lines) == [
+        "adagrad_lr=0.05 (n=4/4)",
+        "taso_alpha=10_beta=0.5 (n=2/2)",
+    ]
     assert len(fig.data) == 2 * 2 * 4  # (band + line) x 2 optimizers x 4 panels
 
 
@@ -113,11 +146,15 @@ def test_parallel_coordinates_axes(complete: Experiment) -> None:
     dims = parallel_coordinates(complete, "val").data[0].dimensions
     labels = [d.label for d in dims]
     assert labels == ["optimizer", "lr (log)", "alpha", "beta", "val_acc mean (%)"]
-    assert sorted(dims[1].values) == pytest.approx([-1.30103] * 3, abs=1e-4)  # adagrad lr 0.01 not compared
+    assert sorted(dims[1].values) == pytest.approx(
+        [-1.30103] * 3, abs=1e-4
+    )  # adagrad lr 0.01 not compared
     assert "n/a" in dims[2].ticktext  # adagrad has no alpha
 
 
-def test_alpha_beta_heatmap_only_when_both_vary(experiment: Experiment, complete: Experiment) -> None:
+def test_alpha_beta_heatmap_only_when_both_vary(
+    experiment: Experiment, complete: Experiment
+) -> None:
     assert alpha_beta_heatmap(experiment, "val") is None  # alpha 25 is missing a seed: not compared
     fig = alpha_beta_heatmap(complete, "val")
     assert fig is not None
@@ -133,19 +170,30 @@ def test_early_stopping_view(experiment: Experiment, tmp_path: Path) -> None:
     fig = early_stopping(experiment)
     stopped = {t.name: (list(t.x), list(t.y), list(t.base)) for t in fig.data if t.xaxis == "x2"}
     # x: the epoch each trial stopped after; trials stopping after the same epoch stack (base)
-    assert stopped == {"diverged": (["2"], [1], [0]), "errored": (["1"], [1], [0]), "stopped-early": (["1"], [1], [1])}
+    assert stopped == {
+        "diverged": (["2"], [1], [0]),
+        "errored": (["1"], [1], [0]),
+        "stopped-early": (["1"], [1], [1]),
+    }
     budget = early_stopping(load_experiment(str(write_budget_sh_experiment(tmp_path))))
     rungs = [t for t in budget.data if t.xaxis == "x2"][0]
     assert list(rungs.x) == ["rung 0: 1 epochs", "rung 1: 3 epochs"] and list(rungs.y) == [2, 1]
 
 
-def test_write_report_directory_mode_is_small_and_atomic(experiment: Experiment, tmp_path: Path) -> None:
+def test_write_report_directory_mode_is_small_and_atomic(
+    experiment: Experiment, tmp_path: Path
+) -> None:
     out = tmp_path / "site" / "report.html"
     assert write_report(experiment, str(out), plotlyjs="directory") == str(out)
     html = out.read_text()
-    assert f'src="{PLOTLYJS_FILE}"' in html and (out.parent / PLOTLYJS_FILE).stat().st_size > 1_000_000
+    assert (
+        f'src="{PLOTLYJS_FILE}"' in html and (out.parent / PLOTLYJS_FILE).stat().st_size > 1_000_000
+    )
     assert out.stat().st_size < 300_000
-    assert sorted(p.name for p in out.parent.iterdir()) == [PLOTLYJS_FILE, "report.html"]  # no temp file
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        PLOTLYJS_FILE,
+        "report.html",
+    ]  # no temp file
     inline = tmp_path / "inline.html"
     write_report(experiment, str(inline))
     assert inline.stat().st_size > 3_000_000  # plotly.js embedded: one self-contained file
@@ -167,7 +215,9 @@ def test_cli_report_and_errors(experiment: Experiment, capsys: pytest.CaptureFix
 def _chromium() -> str:
     path = shutil.which("chromium")
     if path is None:
-        pytest.fail("chromium is not installed: run `make browser` (Debian package `chromium`) to run the browser test")
+        pytest.fail(
+            "chromium is not installed: run `make browser` (Debian package `chromium`) to run the browser test"
+        )
     return path
 
 
@@ -181,10 +231,19 @@ def test_report_draws_in_headless_chromium(complete: Experiment, tmp_path: Path)
     page.write_text(out.read_text().replace("<head>", "<head>\n" + ERROR_HOOK, 1))
     screenshot = tmp_path / "report.png"
     run = subprocess.run(
-        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
-         f"--screenshot={screenshot}", "--window-size=1400,3000", page.as_uri()],
-        capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
+        [
+            chromium,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            f"--screenshot={screenshot}",
+            "--window-size=1400,3000",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     dom, log = run.stdout, run.stderr
     assert run.returncode == 0, log[-2000:]
     assert dom.count('class="plot-container plotly"') == figures, "a figure did not draw"
@@ -193,17 +252,21 @@ def test_report_draws_in_headless_chromium(complete: Experiment, tmp_path: Path)
     assert "data-console-errors" not in html_tag, html_tag
     console = [line for line in log.splitlines() if "CONSOLE" in line]
     assert not [line for line in console if "Uncaught" in line or "ERROR:CONSOLE" in line], console
-    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 20_000
+    assert (
+        screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 20_000
+    )
 
 
 def test_report_renders_before_any_trial_completes(experiment: Experiment) -> None:
     running = experiment.trials.assign(status="unfinished")
     html = render_report(Experiment(experiment.path, experiment.space, running, experiment.epochs))
     assert "No configuration has all its planned seeds finished yet." in html
-    assert "no configuration has all its planned seeds finished yet" in html  # the learning-curve placeholder
+    assert (
+        "no configuration has all its planned seeds finished yet" in html
+    )  # the learning-curve placeholder
     assert '<section id="alpha-beta">' not in html and '<section id="early-stopping">' in html
 
 
 def test_report_layer_imports_no_ray() -> None:
-    code = "import sys, taso_tune.results.report, taso_tune.commands.report_cmd; assert 'ray' not in sys.modules"
+    code = "import sys, taso_tune.results.report, taso_tune.cli.report; assert 'ray' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

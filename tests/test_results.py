@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from taso_tune.errors import ConfigError
-from taso_tune.names import METRICS, SPACE_FILE
+from taso_tune.core.errors import ConfigError
+from taso_tune.core.records import METRICS, SPACE_FILE
 from taso_tune.results.aggregate import (
     aggregate,
     best_per_optimizer,
@@ -26,7 +26,7 @@ from taso_tune.results.aggregate import (
 )
 from taso_tune.results.experiment import load_experiment
 from taso_tune.results.summary import format_summary
-from taso_tune.seed_stats import format_interval, format_mean_std
+from taso_tune.stats.seeds import format_interval, format_mean_std
 
 PLANNED = 3
 TASO_HP = {"lr": 0.05, "momentum": 0.9, "nesterov": False, "weight_decay": 1e-4, "lr_final": None}
@@ -34,19 +34,118 @@ ADAGRAD_HP = {"lr_decay": 0.0, "eps": 1e-10, "weight_decay": 0.0}
 #: Final metrics (val_acc, test_acc, val_loss, test_loss) of each trial; train_* follow from them.
 TRIALS = [
     # config_id, optimizer, hp, seed, epochs run, Ray Tune status, final metrics, how it ended
-    ("taso_alpha=10_beta=0.5", "taso", {**TASO_HP, "alpha": 10.0, "beta": 0.5}, 0, 3, "TERMINATED", (0.90, 0.80, 0.30, 0.50), "complete"),
-    ("taso_alpha=10_beta=0.5", "taso", {**TASO_HP, "alpha": 10.0, "beta": 0.5}, 1, 3, "TERMINATED", (0.92, 0.84, 0.26, 0.46), "complete"),
-    ("taso_alpha=25_beta=0.7", "taso", {**TASO_HP, "alpha": 25.0, "beta": 0.7}, 0, 3, "TERMINATED", (0.88, 0.86, 0.34, 0.40), "complete"),
-    ("taso_alpha=25_beta=0.7", "taso", {**TASO_HP, "alpha": 25.0, "beta": 0.7}, 1, 3, "TERMINATED", (0.86, 0.88, 0.38, 0.36), "complete"),
+    (
+        "taso_alpha=10_beta=0.5",
+        "taso",
+        {**TASO_HP, "alpha": 10.0, "beta": 0.5},
+        0,
+        3,
+        "TERMINATED",
+        (0.90, 0.80, 0.30, 0.50),
+        "complete",
+    ),
+    (
+        "taso_alpha=10_beta=0.5",
+        "taso",
+        {**TASO_HP, "alpha": 10.0, "beta": 0.5},
+        1,
+        3,
+        "TERMINATED",
+        (0.92, 0.84, 0.26, 0.46),
+        "complete",
+    ),
+    (
+        "taso_alpha=25_beta=0.7",
+        "taso",
+        {**TASO_HP, "alpha": 25.0, "beta": 0.7},
+        0,
+        3,
+        "TERMINATED",
+        (0.88, 0.86, 0.34, 0.40),
+        "complete",
+    ),
+    (
+        "taso_alpha=25_beta=0.7",
+        "taso",
+        {**TASO_HP, "alpha": 25.0, "beta": 0.7},
+        1,
+        3,
+        "TERMINATED",
+        (0.86, 0.88, 0.38, 0.36),
+        "complete",
+    ),
     # stopped by ASHA after epoch 1; its (high) numbers must not enter any aggregate
-    ("taso_alpha=25_beta=0.7", "taso", {**TASO_HP, "alpha": 25.0, "beta": 0.7}, 2, 1, "TERMINATED", (0.99, 0.99, 0.01, 0.01), "stopped"),
-    ("adagrad_lr=0.05", "adagrad", {**ADAGRAD_HP, "lr": 0.05}, 0, 3, "TERMINATED", (0.70, 0.72, 0.90, 0.88), "complete"),
-    ("adagrad_lr=0.05", "adagrad", {**ADAGRAD_HP, "lr": 0.05}, 1, 3, "TERMINATED", (0.75, 0.74, 0.80, 0.82), "complete"),
-    ("adagrad_lr=0.05", "adagrad", {**ADAGRAD_HP, "lr": 0.05}, 2, 3, "TERMINATED", (0.80, 0.79, 0.70, 0.71), "complete"),
-    ("adagrad_lr=0.05", "adagrad", {**ADAGRAD_HP, "lr": 0.05}, 3, 2, "TERMINATED", (0.10, 0.10, 9.00, 9.00), "diverged"),
-    ("adagrad_lr=0.01", "adagrad", {**ADAGRAD_HP, "lr": 0.01}, 0, 3, "TERMINATED", (0.60, 0.62, 1.10, 1.05), "complete"),
-    ("adagrad_lr=0.01", "adagrad", {**ADAGRAD_HP, "lr": 0.01}, 1, 1, "ERROR", (0.20, 0.20, 2.00, 2.00), "errored"),
-]  # fmt: skip
+    (
+        "taso_alpha=25_beta=0.7",
+        "taso",
+        {**TASO_HP, "alpha": 25.0, "beta": 0.7},
+        2,
+        1,
+        "TERMINATED",
+        (0.99, 0.99, 0.01, 0.01),
+        "stopped",
+    ),
+    (
+        "adagrad_lr=0.05",
+        "adagrad",
+        {**ADAGRAD_HP, "lr": 0.05},
+        0,
+        3,
+        "TERMINATED",
+        (0.70, 0.72, 0.90, 0.88),
+        "complete",
+    ),
+    (
+        "adagrad_lr=0.05",
+        "adagrad",
+        {**ADAGRAD_HP, "lr": 0.05},
+        1,
+        3,
+        "TERMINATED",
+        (0.75, 0.74, 0.80, 0.82),
+        "complete",
+    ),
+    (
+        "adagrad_lr=0.05",
+        "adagrad",
+        {**ADAGRAD_HP, "lr": 0.05},
+        2,
+        3,
+        "TERMINATED",
+        (0.80, 0.79, 0.70, 0.71),
+        "complete",
+    ),
+    (
+        "adagrad_lr=0.05",
+        "adagrad",
+        {**ADAGRAD_HP, "lr": 0.05},
+        3,
+        2,
+        "TERMINATED",
+        (0.10, 0.10, 9.00, 9.00),
+        "diverged",
+    ),
+    (
+        "adagrad_lr=0.01",
+        "adagrad",
+        {**ADAGRAD_HP, "lr": 0.01},
+        0,
+        3,
+        "TERMINATED",
+        (0.60, 0.62, 1.10, 1.05),
+        "complete",
+    ),
+    (
+        "adagrad_lr=0.01",
+        "adagrad",
+        {**ADAGRAD_HP, "lr": 0.01},
+        1,
+        1,
+        "ERROR",
+        (0.20, 0.20, 2.00, 2.00),
+        "errored",
+    ),
+]
 
 
 def _records(index: int, spec: tuple) -> list[dict]:
@@ -57,26 +156,56 @@ def _records(index: int, spec: tuple) -> list[dict]:
     for epoch in range(1, epochs_run + 1):
         behind = epochs_run - epoch  # earlier epochs: a little worse than the last one
         last = epoch == epochs_run
-        status = {"complete": "complete", "diverged": "diverged"}.get(ending, "running") if last else "running"
+        status = (
+            {"complete": "complete", "diverged": "diverged"}.get(ending, "running")
+            if last
+            else "running"
+        )
         own = {
-            "epoch": epoch, "total_epochs": PLANNED, "lr": hp["lr"] * (1 - 0.25 * (epoch - 1)),
-            "train_loss": math.nan if ending == "diverged" and last else val_loss - 0.1 + 0.1 * behind,
+            "epoch": epoch,
+            "total_epochs": PLANNED,
+            "lr": hp["lr"] * (1 - 0.25 * (epoch - 1)),
+            "train_loss": math.nan
+            if ending == "diverged" and last
+            else val_loss - 0.1 + 0.1 * behind,
             "train_acc": val_acc + 0.02 - 0.1 * behind,
-            "val_loss": val_loss + 0.1 * behind, "val_acc": val_acc - 0.1 * behind,
-            "test_loss": test_loss + 0.1 * behind, "test_acc": test_acc - 0.1 * behind,
-            "epoch_seconds": 1.5, "images_per_second": 1000.0, "status": status,
+            "val_loss": val_loss + 0.1 * behind,
+            "val_acc": val_acc - 0.1 * behind,
+            "test_loss": test_loss + 0.1 * behind,
+            "test_acc": test_acc - 0.1 * behind,
+            "epoch_seconds": 1.5,
+            "images_per_second": 1000.0,
+            "status": status,
         }
         # a trial of one seed (seeds_per_trial: 1) reports its seed's numbers as the means
-        records.append({
-            **own, "per_seed": {str(seed): own}, "seeds_diverged": int(status == "diverged"),
-            "config_id": config_id, "optimizer": optimizer, "seeds": [seed], "planned_epochs": PLANNED,
-            "model": "lenet5", "dataset": "digits", "batch_size": 64, "num_classes": 10,
-            "split_sizes": {"train": 1293, "val": 144, "test": 360}, "hp": hp,
-            "diverged": ending == "diverged" and last,
-            "done": last, "training_iteration": epoch, "trial_id": trial_id, "time_total_s": 1.5 * epoch,
-            "node_ip": f"10.0.0.{1 + index % 2}", "hostname": "node", "pid": 100 + index,
-            "config": {"trial": {"config_id": config_id, "optimizer": optimizer, "seeds": [seed]}},
-        })  # fmt: skip
+        records.append(
+            {
+                **own,
+                "per_seed": {str(seed): own},
+                "seeds_diverged": int(status == "diverged"),
+                "config_id": config_id,
+                "optimizer": optimizer,
+                "seeds": [seed],
+                "planned_epochs": PLANNED,
+                "model": "lenet5",
+                "dataset": "digits",
+                "batch_size": 64,
+                "num_classes": 10,
+                "split_sizes": {"train": 1293, "val": 144, "test": 360},
+                "hp": hp,
+                "diverged": ending == "diverged" and last,
+                "done": last,
+                "training_iteration": epoch,
+                "trial_id": trial_id,
+                "time_total_s": 1.5 * epoch,
+                "node_ip": f"10.0.0.{1 + index % 2}",
+                "hostname": "node",
+                "pid": 100 + index,
+                "config": {
+                    "trial": {"config_id": config_id, "optimizer": optimizer, "seeds": [seed]}
+                },
+            }
+        )
     return records
 
 
@@ -95,10 +224,19 @@ def write_fixture_experiment(root: Path, name: str = "fixture") -> Path:
         if spec[7] == "errored":
             (folder / "error.txt").write_text("RuntimeError: CUDA out of memory (fixture)\n")
         trial_data.append([json.dumps({"trial_id": trial_id, "status": spec[5]}), json.dumps({})])
-    (path / "experiment_state-2026-01-01_00-00-00.json").write_text(json.dumps({"trial_data": trial_data}))
-    space = {"name": name, "description": "hand-written fixture", "train": {"model": "lenet5", "dataset": "digits",
-             "epochs": PLANNED}, "metric": "val_acc", "mode": "max", "seeds": 2, "seeds_per_trial": 1,
-             "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 3, "per_seed": True}}  # fmt: skip
+    (path / "experiment_state-2026-01-01_00-00-00.json").write_text(
+        json.dumps({"trial_data": trial_data})
+    )
+    space = {
+        "name": name,
+        "description": "hand-written fixture",
+        "train": {"model": "lenet5", "dataset": "digits", "epochs": PLANNED},
+        "metric": "val_acc",
+        "mode": "max",
+        "seeds": 2,
+        "seeds_per_trial": 1,
+        "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 3, "per_seed": True},
+    }
     (path / SPACE_FILE).write_text(yaml.safe_dump(space))
     return path
 
@@ -130,22 +268,42 @@ def test_trials_and_epochs_frames(experiment) -> None:
 
 def test_aggregate_follows_the_one_statistics_rule(experiment) -> None:
     agg = aggregate(experiment.final_trials, experiment.planned_seeds)
-    assert list(agg["config_id"]) == ["adagrad_lr=0.01", "adagrad_lr=0.05", "taso_alpha=10_beta=0.5", "taso_alpha=25_beta=0.7"]
+    assert list(agg["config_id"]) == [
+        "adagrad_lr=0.01",
+        "adagrad_lr=0.05",
+        "taso_alpha=10_beta=0.5",
+        "taso_alpha=25_beta=0.7",
+    ]
     taso_a = _row(agg, "taso_alpha=10_beta=0.5")  # 2 of 2 planned seeds complete
-    assert (taso_a["n"], taso_a["planned"], taso_a["comparable"], taso_a["status"]) == (2, 2, True, "")
+    assert (taso_a["n"], taso_a["planned"], taso_a["comparable"], taso_a["status"]) == (
+        2,
+        2,
+        True,
+        "",
+    )
     assert taso_a["val_acc_mean"] == pytest.approx(0.91)
     assert taso_a["val_acc_std"] == pytest.approx(0.01414213562373095)  # sqrt(2 * 0.01**2 / 1)
     # t_{0.975, 1} = 12.706205; half width 12.706205 * 0.0141421 / sqrt(2) = 0.127062
-    assert (taso_a["val_acc_ci_low"], taso_a["val_acc_ci_high"]) == (pytest.approx(0.782938), pytest.approx(1.037062))
+    assert (taso_a["val_acc_ci_low"], taso_a["val_acc_ci_high"]) == (
+        pytest.approx(0.782938),
+        pytest.approx(1.037062),
+    )
     assert taso_a["test_acc_mean"] == pytest.approx(0.82)
     assert taso_a["val_loss_mean"] == pytest.approx(0.28)
 
 
 def test_a_diverged_seed_counts_at_chance_level(experiment) -> None:
     adagrad = _row(aggregate(experiment.final_trials, experiment.planned_seeds), "adagrad_lr=0.05")
-    assert (adagrad["n"], adagrad["planned"], adagrad["diverged"], adagrad["comparable"]) == (4, 4, 1, True)
+    assert (adagrad["n"], adagrad["planned"], adagrad["diverged"], adagrad["comparable"]) == (
+        4,
+        4,
+        1,
+        True,
+    )
     assert adagrad["status"] == "diverged 1/4"
-    assert adagrad["val_acc_mean"] == pytest.approx((0.70 + 0.75 + 0.80 + 0.10) / 4)  # 1 / 10 classes
+    assert adagrad["val_acc_mean"] == pytest.approx(
+        (0.70 + 0.75 + 0.80 + 0.10) / 4
+    )  # 1 / 10 classes
     assert adagrad["val_acc_std"] == pytest.approx(0.327554, abs=1e-6)  # sqrt(0.321875 / 3)
     # a loss: the worst complete value of the sweep (adagrad_lr=0.01's 1.10)
     assert adagrad["val_loss_mean"] == pytest.approx((0.90 + 0.80 + 0.70 + 1.10) / 4)
@@ -176,12 +334,25 @@ def test_best_per_optimizer_ranks_only_comparable_configurations(experiment) -> 
 
 
 def test_a_configuration_with_diverged_seeds_is_not_picked_over_a_stable_one() -> None:
-    rows = [{"config_id": cid, "optimizer": "sgd", "seed": seed, "model": "lenet5", "dataset": "digits",
-             "planned_epochs": 3, "num_classes": 10, "status": status, "trial_id": f"{cid}-{seed}",
-             **{m: value for m in METRICS}}
-            for cid, ends in (("spiky", [("complete", 0.99), ("diverged", 0.0), ("diverged", 0.0)]),
-                              ("stable", [("complete", 0.98)] * 3))
-            for seed, (status, value) in enumerate(ends)]  # fmt: skip
+    rows = [
+        {
+            "config_id": cid,
+            "optimizer": "sgd",
+            "seed": seed,
+            "model": "lenet5",
+            "dataset": "digits",
+            "planned_epochs": 3,
+            "num_classes": 10,
+            "status": status,
+            "trial_id": f"{cid}-{seed}",
+            **{m: value for m in METRICS},
+        }
+        for cid, ends in (
+            ("spiky", [("complete", 0.99), ("diverged", 0.0), ("diverged", 0.0)]),
+            ("stable", [("complete", 0.98)] * 3),
+        )
+        for seed, (status, value) in enumerate(ends)
+    ]
     agg = aggregate(pd.DataFrame(rows), planned=3)
     assert _row(agg, "spiky")["val_acc_mean"] == pytest.approx((0.99 + 0.1 + 0.1) / 3)
     assert best_per_optimizer(agg)["config_id"].tolist() == ["stable"]
@@ -225,8 +396,10 @@ def write_budget_sh_experiment(root: Path) -> Path:
     rung 1 (3 epochs, the survivor), each a Tune run in its own folder."""
     path = root / "bsh"
     path.mkdir()
-    rung_trials = {0: [(c, o, h, s, 1, "TERMINATED", f, "complete") for c, o, h, s, _, _, f, e in TRIALS[:4]],
-                   1: [spec for spec in TRIALS[:2]]}  # fmt: skip
+    rung_trials = {
+        0: [(c, o, h, s, 1, "TERMINATED", f, "complete") for c, o, h, s, _, _, f, e in TRIALS[:4]],
+        1: [spec for spec in TRIALS[:2]],
+    }
     for rung, specs in rung_trials.items():
         folder = path / f"rung-{rung}-{1 if rung == 0 else PLANNED}ep"
         folder.mkdir()

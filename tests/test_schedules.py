@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from taso_tune.errors import ConfigError
-from taso_tune.schedules import (
+from taso_tune.core.errors import ConfigError
+from taso_tune.schedules.maths import (
     SCHEDULES,
     check_schedule_params,
     check_taso_params,
@@ -89,24 +89,56 @@ def test_taso_golden_alpha10_beta05() -> None:
 #   A: decay round(0.2 * 3 = 0.6) = 1 update, warmup round(0.15) = 0 -> 1, 1, 1, 0
 #   B: decay round(0.2 * 5 = 1.0) = 1 update, warmup round(0.25) = 0 -> 1, 1, 1, 1, 1, 0
 GOLDEN_PLANS: list[tuple[str, int, list[float]]] = [
-    ("taso", 4, [1.049986992871533524, 1.0433071490757151444, 0.272700138825308853, 0.050552778636923599516]),
-    ("taso", 6, [1.0499983804058307769, 1.0498955467677857685, 1.0433071490757151444, 0.74705928396540727928,
-                 0.084445195666211173098, 0.050552778636923599516]),
+    (
+        "taso",
+        4,
+        [
+            1.049986992871533524,
+            1.0433071490757151444,
+            0.272700138825308853,
+            0.050552778636923599516,
+        ],
+    ),
+    (
+        "taso",
+        6,
+        [
+            1.0499983804058307769,
+            1.0498955467677857685,
+            1.0433071490757151444,
+            0.74705928396540727928,
+            0.084445195666211173098,
+            0.050552778636923599516,
+        ],
+    ),
     ("constant", 4, [1.0, 1.0, 1.0, 1.0]),
     ("constant", 6, [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]),
     ("cosine", 4, [1.0, 0.75, 0.25, 0.0]),
-    ("cosine", 6, [1.0, 0.90450849718747371, 0.65450849718747371, 0.34549150281252629, 0.095491502812526288, 0.0]),
+    (
+        "cosine",
+        6,
+        [
+            1.0,
+            0.90450849718747371,
+            0.65450849718747371,
+            0.34549150281252629,
+            0.095491502812526288,
+            0.0,
+        ],
+    ),
     ("linear", 4, [1.0, 2 / 3, 1 / 3, 0.0]),
     ("linear", 6, [1.0, 0.8, 0.6, 0.4, 0.2, 0.0]),
     ("step", 4, [1.0, 1.0, 0.1, 0.01]),
     ("step", 6, [1.0, 1.0, 1.0, 0.1, 0.01, 0.01]),
     ("wsd", 4, [1.0, 1.0, 1.0, 0.0]),
     ("wsd", 6, [1.0, 1.0, 1.0, 1.0, 1.0, 0.0]),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("name", "total", "expected"), GOLDEN_PLANS)
-def test_every_schedule_golden_values_on_small_plans(name: str, total: int, expected: list[float]) -> None:
+def test_every_schedule_golden_values_on_small_plans(
+    name: str, total: int, expected: list[float]
+) -> None:
     fn = get_schedule(name)
     got = [fn(u, total, lr_initial=1.0) for u in range(1, total + 1)]
     assert got == pytest.approx(expected, rel=1e-12, abs=1e-15)
@@ -136,7 +168,13 @@ OTHER_GOLDEN = [
     ("linear", 6, {"lr_final": 0.02}, 6, 0.02),
     # step over U = 101 (p = (u - 1) / 100): milestones (0.3, 0.6), gamma 0.5
     ("step", 101, {"milestones": (0.3, 0.6), "gamma": 0.5}, 30, 0.1),  # p = 0.29
-    ("step", 101, {"milestones": (0.3, 0.6), "gamma": 0.5}, 31, 0.05),  # p = 0.30, the milestone itself
+    (
+        "step",
+        101,
+        {"milestones": (0.3, 0.6), "gamma": 0.5},
+        31,
+        0.05,
+    ),  # p = 0.30, the milestone itself
     ("step", 101, {"milestones": (0.3, 0.6), "gamma": 0.5}, 61, 0.025),
     ("step", 101, {"milestones": (0.3, 0.6), "gamma": 0.5}, 101, 0.025),
     # wsd over U = 6 (5 intervals), warmup 0.25, decay 0.5, lr_final 0.01:
@@ -179,9 +217,16 @@ def test_wsd_of_three_epochs_decays_and_of_one_update_trains_at_lr_initial() -> 
 
 
 @pytest.mark.parametrize("total", range(2, 40))
-@pytest.mark.parametrize(("warmup", "decay"), [(0.05, 0.2), (0.0, 0.01), (0.5, 0.5), (0.3, 0.7), (0.9, 0.1)])
-def test_wsd_always_decays_to_lr_final_and_reaches_its_peak(total: int, warmup: float, decay: float) -> None:
-    lrs = [wsd_lr(u, total, lr_initial=1.0, lr_final=0.1, warmup=warmup, decay=decay) for u in range(1, total + 1)]
+@pytest.mark.parametrize(
+    ("warmup", "decay"), [(0.05, 0.2), (0.0, 0.01), (0.5, 0.5), (0.3, 0.7), (0.9, 0.1)]
+)
+def test_wsd_always_decays_to_lr_final_and_reaches_its_peak(
+    total: int, warmup: float, decay: float
+) -> None:
+    lrs = [
+        wsd_lr(u, total, lr_initial=1.0, lr_final=0.1, warmup=warmup, decay=decay)
+        for u in range(1, total + 1)
+    ]
     assert lrs[-1] == 0.1  # exactly lr_final
     assert lrs[-2] > 0.1  # the decay holds at least the last update: it ends there, from above
     assert 1.0 in lrs  # the plateau keeps at least one update at lr_initial
@@ -192,8 +237,14 @@ def test_wsd_always_decays_to_lr_final_and_reaches_its_peak(total: int, warmup: 
 
 def test_wsd_without_warmup_over_the_whole_plan_is_linear() -> None:
     for total in (2, 3, 10):
-        wsd = [wsd_lr(u, total, lr_initial=0.1, lr_final=0.01, warmup=0.0, decay=1.0) for u in range(1, total + 1)]
-        linear = [get_schedule("linear")(u, total, lr_initial=0.1, lr_final=0.01) for u in range(1, total + 1)]
+        wsd = [
+            wsd_lr(u, total, lr_initial=0.1, lr_final=0.01, warmup=0.0, decay=1.0)
+            for u in range(1, total + 1)
+        ]
+        linear = [
+            get_schedule("linear")(u, total, lr_initial=0.1, lr_final=0.01)
+            for u in range(1, total + 1)
+        ]
         assert wsd == pytest.approx(linear, rel=1e-12)
 
 
@@ -247,7 +298,9 @@ def _curve(name: str, total: int) -> list[float]:
 
 @pytest.mark.parametrize("name", ALL_SCHEDULES)
 @pytest.mark.parametrize("total", [1, 2, 7, 100, 300])
-def test_every_schedule_is_finite_and_positive_before_its_last_update(name: str, total: int) -> None:
+def test_every_schedule_is_finite_and_positive_before_its_last_update(
+    name: str, total: int
+) -> None:
     lrs = _curve(name, total)
     assert all(math.isfinite(lr) and lr >= 0 for lr in lrs)
     assert all(lr > 0 for lr in lrs[:-1])  # only the last update may reach a lr_final of 0
@@ -391,7 +444,8 @@ def test_messages_say_finite_for_non_finite_values() -> None:
 
 @pytest.mark.parametrize("name", ALL_SCHEDULES)
 @pytest.mark.parametrize(
-    ("field", "value"), [("lr_initial", 0.0), ("lr_initial", math.inf), ("total_updates", 0), ("update", math.nan)]
+    ("field", "value"),
+    [("lr_initial", 0.0), ("lr_initial", math.inf), ("total_updates", 0), ("update", math.nan)],
 )
 def test_every_schedule_rejects_bad_common_fields(name: str, field: str, value: float) -> None:
     kwargs: dict[str, Any] = {"lr_initial": 0.1, "total_updates": 10, "update": 1, field: value}
@@ -403,7 +457,11 @@ def test_every_schedule_rejects_bad_common_fields(name: str, field: str, value: 
 @pytest.mark.parametrize(
     ("name", "field", "value"),
     [
-        *((name, "lr_final", v) for name in ("cosine", "linear", "wsd") for v in (-0.1, 0.1, 0.2, *NON_FINITE)),
+        *(
+            (name, "lr_final", v)
+            for name in ("cosine", "linear", "wsd")
+            for v in (-0.1, 0.1, 0.2, *NON_FINITE)
+        ),
         ("step", "gamma", 0.0),
         ("step", "gamma", -0.5),
         ("step", "gamma", 1.5),
@@ -440,7 +498,13 @@ def test_wsd_warmup_and_decay_together_must_fit_the_plan() -> None:
 
 @pytest.mark.parametrize(
     ("alpha", "beta", "field"),
-    [(0, 0.7, "alpha"), (math.inf, 0.7, "alpha"), (25, 0, "beta"), (25, 1, "beta"), (25, math.nan, "beta")],
+    [
+        (0, 0.7, "alpha"),
+        (math.inf, 0.7, "alpha"),
+        (25, 0, "beta"),
+        (25, 1, "beta"),
+        (25, math.nan, "beta"),
+    ],
 )
 def test_check_taso_params_rejects_bad_values(alpha: float, beta: float, field: str) -> None:
     with pytest.raises(ConfigError, match=field):
@@ -492,5 +556,5 @@ def test_no_heuristic_warning_for_conforming_pairs(alpha: float, beta: float) ->
 
 
 def test_schedule_maths_imports_no_torch() -> None:
-    code = "import sys, taso_tune, taso_tune.schedules; assert 'torch' not in sys.modules"
+    code = "import sys, taso_tune, taso_tune.schedules.maths; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

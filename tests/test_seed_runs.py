@@ -8,11 +8,19 @@ from dataclasses import replace
 
 import pytest
 
-from taso_tune.seed_runs import SeedRuns, chance_scores, epoch_summary
-from taso_tune.train import TrainConfig, fit
+from taso_tune.training.run import TrainConfig, fit
+from taso_tune.training.seeds import SeedRuns, chance_scores, epoch_summary
 
-CONFIG = TrainConfig(model="lenet5", dataset="digits", optimizer="taso", epochs=3, batch_size=64,
-                     train_limit=400, device="cpu", threads=1)  # fmt: skip
+CONFIG = TrainConfig(
+    model="lenet5",
+    dataset="digits",
+    optimizer="taso",
+    epochs=3,
+    batch_size=64,
+    train_limit=400,
+    device="cpu",
+    threads=1,
+)
 SEEDS = (0, 1, 2)
 
 
@@ -22,7 +30,7 @@ def _metrics(record: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def data():
-    from taso_tune.data import load_dataset
+    from taso_tune.training.data.sets import load_dataset
 
     return load_dataset("digits", train_limit=400)
 
@@ -50,7 +58,9 @@ def test_resume_from_a_state_dict_is_exact(data) -> None:
         assert {s: _metrics(r) for s, r in got.items()} == {s: _metrics(r) for s, r in want.items()}
 
 
-def test_one_diverging_seed_stops_alone_and_scores_chance(data, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_diverging_seed_stops_alone_and_scores_chance(
+    data, monkeypatch: pytest.MonkeyPatch
+) -> None:
     runs = SeedRuns(CONFIG, SEEDS, data)
     victim = runs.runs[1]
     real_step = victim.step_epoch
@@ -75,13 +85,28 @@ def test_one_diverging_seed_stops_alone_and_scores_chance(data, monkeypatch: pyt
 
 
 def _record(epoch: int, val_acc: float, val_loss: float, status: str = "running") -> dict:
-    return {"epoch": epoch, "total_epochs": 4, "lr": 0.05, "val_acc": val_acc, "val_loss": val_loss,
-            "test_acc": val_acc, "test_loss": val_loss, "train_acc": val_acc, "train_loss": val_loss,
-            "epoch_seconds": 1.0, "images_per_second": 1.0, "status": status}  # fmt: skip
+    return {
+        "epoch": epoch,
+        "total_epochs": 4,
+        "lr": 0.05,
+        "val_acc": val_acc,
+        "val_loss": val_loss,
+        "test_acc": val_acc,
+        "test_loss": val_loss,
+        "train_acc": val_acc,
+        "train_loss": val_loss,
+        "epoch_seconds": 1.0,
+        "images_per_second": 1.0,
+        "status": status,
+    }
 
 
 def test_epoch_summary_by_hand() -> None:
-    records = {0: _record(2, 0.90, 0.30), 1: _record(2, 0.80, 0.50), 2: _record(1, 0.0, math.nan, "diverged")}
+    records = {
+        0: _record(2, 0.90, 0.30),
+        1: _record(2, 0.80, 0.50),
+        2: _record(1, 0.0, math.nan, "diverged"),
+    }
     summary = epoch_summary(records, num_classes=10)
     # val_acc: 0.90, 0.80 and the diverged seed at 1/10: mean 0.6, std sqrt(((.3)^2+(.2)^2+(.5)^2)/2)
     assert summary["val_acc"] == pytest.approx(0.6)
@@ -96,7 +121,7 @@ def test_epoch_summary_by_hand() -> None:
 
 
 def test_seeds_must_be_distinct(data) -> None:
-    from taso_tune.errors import ConfigError
+    from taso_tune.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="seeds"):
         SeedRuns(CONFIG, (1, 1), data)

@@ -13,9 +13,9 @@ import math
 import numpy as np
 import pytest
 
-from taso_tune.errors import ConfigError
-from taso_tune.paired_stats import bootstrap_interval, holm, paired_difference, paired_verdict
-from taso_tune.seed_stats import (
+from taso_tune.core.errors import ConfigError
+from taso_tune.stats.paired import bootstrap_interval, holm, paired_difference, paired_verdict
+from taso_tune.stats.seeds import (
     Interval,
     SeedSummary,
     chance_level,

@@ -17,18 +17,33 @@ from sweep_helpers import result_records, trial_dirs, write_space
 
 from taso_tune.cli import main
 from taso_tune.results.experiment import load_experiment
-from taso_tune.seed_runs import epoch_summary
 from taso_tune.spaces import load_space_dict
-from taso_tune.tuning.schedulers import build_scheduler
+from taso_tune.sweep.schedulers import build_scheduler
+from taso_tune.training.seeds import epoch_summary
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.ray
-def test_quickstart_under_asha_ranks_only_configurations_with_all_seeds(tmp_path: Path, ray_cleanup, capsys) -> None:
+def test_quickstart_under_asha_ranks_only_configurations_with_all_seeds(
+    tmp_path: Path, ray_cleanup, capsys
+) -> None:
     storage = tmp_path / "runs"
-    assert main(["sweep", str(REPO / "search_spaces/quickstart.yaml"), "--storage", str(storage),
-                 "--epochs", "4", "--name", "q"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "sweep",
+                str(REPO / "search_spaces/quickstart.yaml"),
+                "--storage",
+                str(storage),
+                "--epochs",
+                "4",
+                "--name",
+                "q",
+            ]
+        )
+        == 0
+    )
     experiment = storage / "q"
     dirs = trial_dirs(experiment)
     assert len(dirs) == 13  # one trial per configuration, not per seed
@@ -44,30 +59,54 @@ def test_quickstart_under_asha_ranks_only_configurations_with_all_seeds(tmp_path
     assert (trials["status"] == "stopped-early").any(), "ASHA stopped no configuration"
     agg = loaded.aggregated
     ranked = agg[agg["comparable"].astype(bool)]
-    assert (ranked["n"] == 3).all() and (agg.loc[~agg["comparable"].astype(bool), "status"] != "").all()
+    assert (ranked["n"] == 3).all() and (
+        agg.loc[~agg["comparable"].astype(bool), "status"] != ""
+    ).all()
     assert set(loaded.best()["config_id"]) <= set(ranked["config_id"])
     out = capsys.readouterr().out
     assert "n=3/3 seeds" in out and "how to read these numbers" in out
     report = (experiment / "report.html").read_text()
     for text in (out, report):  # one seed never shows a std, let alone 0
-        assert not re.search(r"± (?!—)\S+ \(n=1\)", text) and not re.search(r"± nan|\[nan|nan\]", text)
+        assert not re.search(r"± (?!—)\S+ \(n=1\)", text) and not re.search(
+            r"± nan|\[nan|nan\]", text
+        )
     assert "(n=3)" in report
 
 
 #: Per-seed validation accuracy of four scripted configurations, the same at every epoch. "a" has the
 #: best mean (0.7) but the worst single seed (0.3).
-SCRIPT = {"b": (0.62, 0.62, 0.62), "c": (0.60, 0.60, 0.60), "d": (0.55, 0.55, 0.55), "a": (0.9, 0.9, 0.3)}
+SCRIPT = {
+    "b": (0.62, 0.62, 0.62),
+    "c": (0.60, 0.60, 0.60),
+    "d": (0.55, 0.55, 0.55),
+    "a": (0.9, 0.9, 0.3),
+}
 
 
 def _scripted(config: dict) -> None:
     values = SCRIPT[config["trial"]["config_id"]]
     seeds = config["trial"]["seeds"]
     for epoch in range(1, 5):
-        records = {s: {"epoch": epoch, "total_epochs": 4, "lr": 0.1, "val_acc": values[s], "val_loss": 1 - values[s],
-                       "test_acc": values[s], "test_loss": 1 - values[s], "train_acc": values[s],
-                       "train_loss": 1 - values[s], "epoch_seconds": 0.0, "images_per_second": 0.0,
-                       "status": "running" if epoch < 4 else "complete"} for s in seeds}  # fmt: skip
-        tune.report({**epoch_summary(records, num_classes=10), "config_id": config["trial"]["config_id"]})
+        records = {
+            s: {
+                "epoch": epoch,
+                "total_epochs": 4,
+                "lr": 0.1,
+                "val_acc": values[s],
+                "val_loss": 1 - values[s],
+                "test_acc": values[s],
+                "test_loss": 1 - values[s],
+                "train_acc": values[s],
+                "train_loss": 1 - values[s],
+                "epoch_seconds": 0.0,
+                "images_per_second": 0.0,
+                "status": "running" if epoch < 4 else "complete",
+            }
+            for s in seeds
+        }
+        tune.report(
+            {**epoch_summary(records, num_classes=10), "config_id": config["trial"]["config_id"]}
+        )
 
 
 # the workers import this module's functions by value: tests/ is not on their path
@@ -76,18 +115,30 @@ ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 def _asha_epochs(tmp_path: Path, per_seed: bool) -> dict[str, int]:
     """Epochs each trial ran under our ASHA (grace 1, eta 2, 4 epochs), trials one at a time in order."""
-    spec = load_space_dict({"name": "scripted", "train": {"epochs": 4}, "seeds": 3, "blocks": [{"optimizer": "sgd"}],
-                            "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2}})  # fmt: skip
+    spec = load_space_dict(
+        {
+            "name": "scripted",
+            "train": {"epochs": 4},
+            "seeds": 3,
+            "blocks": [{"optimizer": "sgd"}],
+            "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
+        }
+    )
     groups = [(s,) for s in range(3)] if per_seed else [(0, 1, 2)]
     trials = [{"config_id": cid, "seeds": list(g)} for cid in SCRIPT for g in groups]
     tuner = tune.Tuner(
         _scripted,
         param_space={"trial": tune.grid_search(trials)},
-        tune_config=tune.TuneConfig(metric="val_acc", mode="max", scheduler=build_scheduler(spec), max_concurrent_trials=1),
+        tune_config=tune.TuneConfig(
+            metric="val_acc", mode="max", scheduler=build_scheduler(spec), max_concurrent_trials=1
+        ),
         run_config=tune.RunConfig(name="scripted", storage_path=str(tmp_path), verbose=0),
-    )  # fmt: skip
+    )
     results = tuner.fit()
-    return {f"{r.config['trial']['config_id']}{r.config['trial']['seeds']}": r.metrics["epoch"] for r in results}
+    return {
+        f"{r.config['trial']['config_id']}{r.config['trial']['seeds']}": r.metrics["epoch"]
+        for r in results
+    }
 
 
 @pytest.mark.ray
@@ -102,8 +153,13 @@ def test_asha_judges_a_configuration_by_its_mean_over_seeds(tmp_path: Path, ray_
 @pytest.mark.ray
 def test_one_diverging_seed_does_not_stop_its_siblings(tmp_path: Path, ray_cleanup) -> None:
     # SGD at lr 1 on LeNet5/digits: seed 2 blows up in its first epoch, seeds 0, 1 and 3 train on
-    space = write_space(tmp_path / "space.yaml", [{"optimizer": "sgd", "lr": 1.0, "momentum": 0.9}],
-                        name="spiky", train={"epochs": 3}, seeds=4)  # fmt: skip
+    space = write_space(
+        tmp_path / "space.yaml",
+        [{"optimizer": "sgd", "lr": 1.0, "momentum": 0.9}],
+        name="spiky",
+        train={"epochs": 3},
+        seeds=4,
+    )
     assert main(["sweep", str(space), "--storage", str(tmp_path / "runs")]) == 0
     loaded = load_experiment(str(tmp_path / "runs" / "spiky"))
     trials = loaded.trials.set_index("seed")

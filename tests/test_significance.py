@@ -14,7 +14,7 @@ from scipy import stats
 from test_report import CHROMIUM_FLAGS, ERROR_HOOK, _chromium
 from test_results import write_fixture_experiment
 
-from taso_tune.errors import ConfigError
+from taso_tune.core.errors import ConfigError
 from taso_tune.results.experiment import Experiment, load_experiment
 from taso_tune.results.export import defaults_from_experiment
 from taso_tune.results.report import render_report, report_figures, write_report
@@ -26,7 +26,11 @@ CASE = {
     "taso_a": ("taso", [0.95, 0.95, 0.95, 0.95], [0.90, 0.92, 0.94, 0.96]),
     "adam_b": ("adam", [0.85, 0.85, 0.85, 0.85], [0.80, 0.83, 0.85, 0.88]),
     "adagrad_c": ("adagrad", [0.90, None, 0.90, 0.90], [0.91, None, 0.95, 0.97]),
-    "adagrad_worse": ("adagrad", [0.50, 0.50, 0.50, 0.50], [0.99, 0.99, 0.99, 0.99]),  # not its family's pick
+    "adagrad_worse": (
+        "adagrad",
+        [0.50, 0.50, 0.50, 0.50],
+        [0.99, 0.99, 0.99, 0.99],
+    ),  # not its family's pick
 }
 T_975_DF3 = 3.182446305284263  # Student t, 97.5% quantile, 3 degrees of freedom (tables)
 
@@ -39,23 +43,39 @@ def case(tmp_path: Path) -> Experiment:
     rows = []
     for config_id, (optimizer, val, test) in CASE.items():
         for seed, v, t in zip(SEEDS, val, test, strict=True):
-            rows.append({**template, "trial_id": f"{config_id}_{seed}", "config_id": config_id, "optimizer": optimizer,
-                         "seed": seed, "status": "diverged" if v is None else "complete",
-                         "val_acc": math.nan if v is None else v, "test_acc": math.nan if t is None else t})  # fmt: skip
+            rows.append(
+                {
+                    **template,
+                    "trial_id": f"{config_id}_{seed}",
+                    "config_id": config_id,
+                    "optimizer": optimizer,
+                    "seed": seed,
+                    "status": "diverged" if v is None else "complete",
+                    "val_acc": math.nan if v is None else v,
+                    "test_acc": math.nan if t is None else t,
+                }
+            )
     space = {**fixture.space, "seeds": len(SEEDS), "seeds_per_trial": "all", "scheduler": "none"}
     return Experiment(fixture.path, space, pd.DataFrame(rows), fixture.epochs.iloc[0:0])
 
 
 def test_values_match_the_hand_computed_case(case: Experiment) -> None:
     table = paired_comparisons(case).set_index("optimizer")
-    assert list(table.index) == ["taso", "adam", "adagrad"]  # by mean val_acc: .95, .85, .70 (a seed at chance, .10)
+    assert list(table.index) == [
+        "taso",
+        "adam",
+        "adagrad",
+    ]  # by mean val_acc: .95, .85, .70 (a seed at chance, .10)
     assert table.loc["taso", "verdict"] == "reference" and pd.isna(table.loc["taso", "difference"])
     # adam - taso per seed: -0.10, -0.09, -0.09, -0.08: mean -0.09, std sqrt(0.0002 / 3)
     adam = table.loc["adam"]
     std = math.sqrt(0.0002 / 3)
     half = T_975_DF3 * std / 2
     assert adam["difference"] == pytest.approx(-0.09)
-    assert (adam["ci_low"], adam["ci_high"]) == (pytest.approx(-0.09 - half), pytest.approx(-0.09 + half))
+    assert (adam["ci_low"], adam["ci_high"]) == (
+        pytest.approx(-0.09 - half),
+        pytest.approx(-0.09 + half),
+    )
     t_adam = -0.09 / (std / 2)
     assert adam["p_value"] == pytest.approx(2 * stats.t.sf(abs(t_adam), 3))
     # adagrad's pick: its diverged seed 1 scores chance level, 0.10, against taso's 0.92
@@ -90,7 +110,9 @@ def test_table_and_forest_plot_in_the_report(case: Experiment) -> None:
 def test_export_carries_the_paired_interval(case: Experiment) -> None:
     optimizers = defaults_from_experiment(case)["optimizers"]
     adam = optimizers["adam"]["versus_best"]
-    assert adam["metric"] == "test_acc" and adam["against"] == "taso_a" and adam["verdict"] == "worse"
+    assert (
+        adam["metric"] == "test_acc" and adam["against"] == "taso_a" and adam["verdict"] == "worse"
+    )
     assert adam["difference"] == pytest.approx(-0.09) and len(adam["ci95"]) == 2
     assert adam["ci95"][0] == pytest.approx(-0.09 - T_975_DF3 * math.sqrt(0.0002 / 3) / 2)
     assert optimizers["taso"]["versus_best"] == {"metric": "test_acc", "reference": True}
@@ -112,9 +134,13 @@ def test_nothing_to_compare_with_one_family_or_one_seed(case: Experiment, tmp_pa
 def test_unpaired_seeds_are_not_tested(case: Experiment) -> None:
     trials = case.trials.copy()
     trials.loc[trials["optimizer"] == "adam", "seed"] += 10  # adam ran on other seeds
-    table = paired_comparisons(Experiment(case.path, case.space, trials, case.epochs)).set_index("optimizer")
+    table = paired_comparisons(Experiment(case.path, case.space, trials, case.epochs)).set_index(
+        "optimizer"
+    )
     assert table.loc["adam", "verdict"] == "not paired" and pd.isna(table.loc["adam", "p_holm"])
-    assert table.loc["adagrad", "p_holm"] == pytest.approx(table.loc["adagrad", "p_value"])  # one test: no correction
+    assert table.loc["adagrad", "p_holm"] == pytest.approx(
+        table.loc["adagrad", "p_value"]
+    )  # one test: no correction
 
 
 def test_forest_plot_draws_in_headless_chromium(case: Experiment, tmp_path: Path) -> None:
@@ -124,11 +150,19 @@ def test_forest_plot_draws_in_headless_chromium(case: Experiment, tmp_path: Path
     page = tmp_path / "checked.html"
     page.write_text(out.read_text().replace("<head>", "<head>\n" + ERROR_HOOK, 1))
     run = subprocess.run(
-        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
+        [
+            chromium,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
-    section = run.stdout[run.stdout.index('id="significance"'):]
+    section = run.stdout[run.stdout.index('id="significance"') :]
     section = section[: section.index("</section>")]
     assert 'class="plot-container plotly"' in section, "the forest plot did not draw"
     assert "errorbar" in section or "errorbars" in section

@@ -13,13 +13,13 @@ import torch
 from sweep_helpers import result_records, trial_dirs, write_space
 
 from taso_tune.cli import main
-from taso_tune.data import load_dataset
-from taso_tune.errors import ConfigError
-from taso_tune.seed_runs import SeedRuns
+from taso_tune.core.errors import ConfigError
 from taso_tune.spaces import load_space
-from taso_tune.stacked_runs import StackedRuns, resolve_packing
-from taso_tune.train import TrainConfig
-from taso_tune.tuning.trainable import checkpoint_due
+from taso_tune.sweep.trainable import checkpoint_due
+from taso_tune.training.data.sets import load_dataset
+from taso_tune.training.run import TrainConfig
+from taso_tune.training.seeds import SeedRuns
+from taso_tune.training.stacked import StackedRuns, resolve_packing
 
 SEEDS = [0, 1, 2]
 METRIC_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
@@ -54,7 +54,14 @@ def float64():
 
 
 def lenet(epochs: int = 3, **hparams) -> TrainConfig:
-    return TrainConfig(model="lenet5", dataset="digits", optimizer="taso", epochs=epochs, threads=1, hparams=hparams)
+    return TrainConfig(
+        model="lenet5",
+        dataset="digits",
+        optimizer="taso",
+        epochs=epochs,
+        threads=1,
+        hparams=hparams,
+    )
 
 
 def _same(a: dict, b: dict, rel: float = 1e-9) -> None:
@@ -77,26 +84,43 @@ def test_lenet5_seeds_give_the_numbers_of_separate_runs(digits, float64) -> None
 
 
 @pytest.mark.parametrize("model", ["resnet18", "vgg19"])
-def test_batchnorm_models_at_tiny_size_and_their_running_statistics_per_seed(model: str, float64) -> None:
+def test_batchnorm_models_at_tiny_size_and_their_running_statistics_per_seed(
+    model: str, float64
+) -> None:
     """Tiny: 16 training images (one step an epoch), 4 validation and 16 test images, in float64
     (the full-size networks at 28x28 in float64 cost about a minute a model on two cores)."""
     data = load_dataset("synthetic", train_limit=20, val_fraction=0.2)
     data = replace(data, x_test=data.x_test[:16], y_test=data.y_test[:16])
-    config = TrainConfig(model=model, dataset="synthetic", optimizer="taso", epochs=2, batch_size=16, threads=1,
-                         train_limit=20, val_fraction=0.2, hparams={"lr": 0.002})  # fmt: skip
+    config = TrainConfig(
+        model=model,
+        dataset="synthetic",
+        optimizer="taso",
+        epochs=2,
+        batch_size=16,
+        threads=1,
+        train_limit=20,
+        val_fraction=0.2,
+        hparams={"lr": 0.002},
+    )
     separate, stacked = SeedRuns(config, [0, 1], data), StackedRuns(config, [0, 1], data)
     for _ in range(2):
         a, b = separate.step_epoch(), stacked.step_epoch()
         for seed in (0, 1):
             _same(a[seed], b[seed])  # measured: 1e-15 relative
     for i, seed in enumerate((0, 1)):
-        for name, value in separate.runs[seed].module.named_buffers():  # every BatchNorm, every seed
+        for name, value in separate.runs[
+            seed
+        ].module.named_buffers():  # every BatchNorm, every seed
             if value.is_floating_point():
                 torch.testing.assert_close(stacked.buffers[name][i], value, rtol=1e-9, atol=1e-12)
             else:
-                assert int(stacked.buffers[name][i]) == int(value) == 2  # 1 step x 2 epochs, per seed
+                assert (
+                    int(stacked.buffers[name][i]) == int(value) == 2
+                )  # 1 step x 2 epochs, per seed
     first = next(n for n in stacked.buffers if n.endswith("running_mean"))
-    assert not torch.allclose(stacked.buffers[first][0], stacked.buffers[first][1])  # each seed its own
+    assert not torch.allclose(
+        stacked.buffers[first][0], stacked.buffers[first][1]
+    )  # each seed its own
 
 
 def test_resume_is_exact(digits) -> None:
@@ -112,7 +136,9 @@ def test_resume_is_exact(digits) -> None:
     for epoch in (1, 2):
         got = resumed.step_epoch()
         for seed in SEEDS:
-            assert {k: got[seed][k] for k in METRIC_KEYS} == {k: expected[epoch][seed][k] for k in METRIC_KEYS}
+            assert {k: got[seed][k] for k in METRIC_KEYS} == {
+                k: expected[epoch][seed][k] for k in METRIC_KEYS
+            }
 
 
 def test_a_checkpoint_of_another_packing_is_refused(digits) -> None:
@@ -134,18 +160,28 @@ def test_one_diverging_seed_leaves_the_others_as_they_were(digits) -> None:
             tensor[1].fill_(float("inf"))
     for epoch in (2, 3):
         a, b = clean.step_epoch(), broken.step_epoch()
-        assert b[1]["status"] == "diverged" and b[1]["epoch"] == 2  # stopped at the epoch it diverged
+        assert (
+            b[1]["status"] == "diverged" and b[1]["epoch"] == 2
+        )  # stopped at the epoch it diverged
         assert not math.isfinite(b[1]["train_loss"]) or b[1]["train_loss"] > 1e4
         for seed in (0, 2):
-            assert {k: a[seed][k] for k in METRIC_KEYS} == {k: b[seed][k] for k in METRIC_KEYS}, epoch
+            assert {k: a[seed][k] for k in METRIC_KEYS} == {k: b[seed][k] for k in METRIC_KEYS}, (
+                epoch
+            )
         assert broken.status == ("running" if epoch < 3 else "complete")
     assert broken.statuses == {0: "complete", 1: "diverged", 2: "complete"}
 
 
 def test_packing_resolution_and_bad_values() -> None:
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert resolve_packing("auto", cpu, 3) == "separate" and resolve_packing("auto", cuda, 3) == "stacked"
-    assert resolve_packing("stacked", cpu, 3) == "stacked" and resolve_packing("stacked", cpu, 1) == "separate"
+    assert (
+        resolve_packing("auto", cpu, 3) == "separate"
+        and resolve_packing("auto", cuda, 3) == "stacked"
+    )
+    assert (
+        resolve_packing("stacked", cpu, 3) == "stacked"
+        and resolve_packing("stacked", cpu, 1) == "separate"
+    )
     assert resolve_packing("separate", cuda, 3) == "separate"
     with pytest.raises(ConfigError, match="choose from|auto"):
         resolve_packing("packed", cpu, 3)
@@ -161,9 +197,16 @@ def test_checkpoint_rule_on_epochs_and_time() -> None:
     assert checkpoint_due(7, 5, 0.0, 60.0, last=True)  # the last epoch's is always written
 
 
-def test_space_and_flag_validate_the_packing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = write_space(tmp_path / "s.yaml", [{"optimizer": "taso"}], seeds=2, seed_packing="stacked",
-                       checkpoint_min_seconds=5)  # fmt: skip
+def test_space_and_flag_validate_the_packing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_space(
+        tmp_path / "s.yaml",
+        [{"optimizer": "taso"}],
+        seeds=2,
+        seed_packing="stacked",
+        checkpoint_min_seconds=5,
+    )
     spec = load_space(str(path))
     assert spec.seed_packing == "stacked" and spec.checkpoint_min_seconds == 5
     assert spec.to_dict()["seed_packing"] == "stacked"
@@ -181,24 +224,50 @@ def test_space_and_flag_validate_the_packing(tmp_path: Path, capsys: pytest.Capt
 
 @pytest.mark.ray
 def test_a_sweep_with_stacked_seeds_on_real_ray(tmp_path: Path, ray_cleanup, capsys) -> None:
-    path = write_space(tmp_path / "s.yaml", [{"optimizer": "taso", "lr": {"grid": [0.02, 0.05]}}], seeds=2,
-                       train={"epochs": 2}, max_concurrent=2)  # fmt: skip
+    path = write_space(
+        tmp_path / "s.yaml",
+        [{"optimizer": "taso", "lr": {"grid": [0.02, 0.05]}}],
+        seeds=2,
+        train={"epochs": 2},
+        max_concurrent=2,
+    )
     storage = tmp_path / "runs"
-    assert main(["sweep", str(path), "--storage", str(storage), "--name", "st", "--seed-packing", "stacked",
-                 "--no-report"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "sweep",
+                str(path),
+                "--storage",
+                str(storage),
+                "--name",
+                "st",
+                "--seed-packing",
+                "stacked",
+                "--no-report",
+            ]
+        )
+        == 0
+    )
     dirs = trial_dirs(storage / "st")
     assert len(dirs) == 2
     for d in dirs:
         records = result_records(d)
-        assert [r["epoch"] for r in records] == [1, 2] and set(records[-1]["per_seed"]) == {"0", "1"}
+        assert [r["epoch"] for r in records] == [1, 2] and set(records[-1]["per_seed"]) == {
+            "0",
+            "1",
+        }
         per_seed = records[-1]["per_seed"].values()
         assert all(r["status"] == "complete" for r in per_seed)
         # stacked: one step for both seeds, so they report one shared time (separate runs time their own)
         assert len({r["epoch_seconds"] for r in per_seed}) == 1
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "amsgrad", "adamw_cosine", "rmsprop", "adagrad", "sgd_cosine"])
-def test_one_optimizer_step_over_the_stack_is_each_seeds_step(digits, float64, optimizer: str) -> None:
+@pytest.mark.parametrize(
+    "optimizer", ["adam", "amsgrad", "adamw_cosine", "rmsprop", "adagrad", "sgd_cosine"]
+)
+def test_one_optimizer_step_over_the_stack_is_each_seeds_step(
+    digits, float64, optimizer: str
+) -> None:
     """Every recipe's optimizer is elementwise (none clips or scales by a norm), per-step schedules
     included, so one step over the stack is each seed's own step, at each optimizer's defaults.
     (In float32 Adagrad's first step, g / (|g| + 1e-10), turns a rounding-sized gradient into a

@@ -8,7 +8,7 @@ import pytest
 from sweep_helpers import result_records, trial_dirs, write_space
 
 from taso_tune.cli import main
-from taso_tune.names import SPACE_FILE
+from taso_tune.core.records import SPACE_FILE
 from taso_tune.results.experiment import load_experiment
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,8 +17,18 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.ray
 def test_quickstart_end_to_end(tmp_path: Path, ray_cleanup, capsys) -> None:
     storage = tmp_path / "runs"
-    rc = main(["sweep", str(REPO / "search_spaces/quickstart.yaml"), "--storage", str(storage),
-               "--epochs", "6", "--seeds", "1"])  # fmt: skip
+    rc = main(
+        [
+            "sweep",
+            str(REPO / "search_spaces/quickstart.yaml"),
+            "--storage",
+            str(storage),
+            "--epochs",
+            "6",
+            "--seeds",
+            "1",
+        ]
+    )
     assert rc == 0
     experiment = storage / "quickstart"
     assert (experiment / SPACE_FILE).exists()
@@ -27,9 +37,13 @@ def test_quickstart_end_to_end(tmp_path: Path, ray_cleanup, capsys) -> None:
     for d in dirs:
         records = result_records(d)
         assert records and records[0]["epoch"] == 1
-        assert {"lr", "train_loss", "val_acc", "test_acc", "config_id", "optimizer"} <= records[-1].keys()
+        assert {"lr", "train_loss", "val_acc", "test_acc", "config_id", "optimizer"} <= records[
+            -1
+        ].keys()
     trials = load_experiment(str(experiment)).trials
-    assert (trials["status"] == "stopped-early").sum() >= 1, "ASHA stopped no trial before the last epoch"
+    assert (trials["status"] == "stopped-early").sum() >= 1, (
+        "ASHA stopped no trial before the last epoch"
+    )
     assert (trials.loc[trials["status"] == "stopped-early", "epochs_run"] < 6).all()
     assert (trials["status"] == "complete").sum() >= 1
     assert set(trials["status"]) <= {"complete", "stopped-early"}
@@ -39,7 +53,9 @@ def test_quickstart_end_to_end(tmp_path: Path, ray_cleanup, capsys) -> None:
 
 
 @pytest.mark.ray
-def test_diverging_configuration_is_marked_and_the_sweep_goes_on(tmp_path: Path, ray_cleanup) -> None:
+def test_diverging_configuration_is_marked_and_the_sweep_goes_on(
+    tmp_path: Path, ray_cleanup
+) -> None:
     space = write_space(
         tmp_path / "space.yaml",
         [{"optimizer": "sgd", "lr": 2, "momentum": 0.9}, {"optimizer": "taso", "lr": 0.05}],
@@ -83,15 +99,24 @@ BAD_SPACES = {
     "empty grid": ({"blocks": [{"optimizer": "adam", "lr": {"grid": []}}]}, "lr"),
     "zero seeds": ({"seeds": 0}, "seeds"),
     "unknown model": ({"train": {"model": "alexnet"}}, "model"),
-    "missing data root": ({"train": {"dataset": "mnist", "data_root": "/no/such/folder"}}, "data_root"),
+    "missing data root": (
+        {"train": {"dataset": "mnist", "data_root": "/no/such/folder"}},
+        "data_root",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD_SPACES))
 def test_bad_space_files_exit_2_and_start_nothing(tmp_path: Path, capsys, case: str) -> None:
     changes, field = BAD_SPACES[case]
-    blocks = changes.pop("blocks", [{"optimizer": "taso"}]) if "blocks" in changes else [{"optimizer": "taso"}]
-    space = write_space(tmp_path / "bad.yaml", blocks, **{k: v for k, v in changes.items() if k != "blocks"})
+    blocks = (
+        changes.pop("blocks", [{"optimizer": "taso"}])
+        if "blocks" in changes
+        else [{"optimizer": "taso"}]
+    )
+    space = write_space(
+        tmp_path / "bad.yaml", blocks, **{k: v for k, v in changes.items() if k != "blocks"}
+    )
     storage = tmp_path / "runs"
     assert main(["sweep", str(space), "--storage", str(storage)]) == 2
     err = capsys.readouterr().err
@@ -107,7 +132,10 @@ BAD_FLAGS = {
     "negative cpus": (["sweep", "{space}", "--cpus-per-trial", "-1"], "cpus"),
     "negative gpus": (["sweep", "{space}", "--gpus-per-trial", "-0.5"], "gpus"),
     "zero max concurrent": (["sweep", "{space}", "--max-concurrent", "0"], "--max-concurrent"),
-    "grace period past epochs": (["sweep", "{space}", "--scheduler", "asha", "--epochs", "1"], "grace_period"),
+    "grace period past epochs": (
+        ["sweep", "{space}", "--scheduler", "asha", "--epochs", "1"],
+        "grace_period",
+    ),
     "space and defaults together": (["sweep", "{space}", "--defaults", "{space}"], "FILE"),
     "model without defaults": (["sweep", "{space}", "--model", "vgg19"], "--model"),
     "resume of a missing folder": (["resume", "{tmp}/nothing-here"], "EXPERIMENT"),
@@ -117,7 +145,9 @@ BAD_FLAGS = {
 @pytest.mark.parametrize("case", sorted(BAD_FLAGS))
 def test_bad_flags_exit_2_and_start_nothing(tmp_path: Path, capsys, case: str) -> None:
     argv, field = BAD_FLAGS[case]
-    space = write_space(tmp_path / "ok.yaml", [{"optimizer": "taso"}], scheduler={"type": "asha", "grace_period": 1})
+    space = write_space(
+        tmp_path / "ok.yaml", [{"optimizer": "taso"}], scheduler={"type": "asha", "grace_period": 1}
+    )
     storage = tmp_path / "runs"
     argv = [a.format(tmp=tmp_path, space=space) for a in argv]
     if argv[0] == "sweep":
@@ -138,7 +168,18 @@ def test_existing_experiment_is_refused(tmp_path: Path, capsys) -> None:
 
 def test_dry_run_lists_trials_and_starts_nothing(tmp_path: Path, capsys) -> None:
     storage = tmp_path / "runs"
-    assert main(["sweep", str(REPO / "search_spaces/quickstart.yaml"), "--dry-run", "--storage", str(storage)]) == 0
+    assert (
+        main(
+            [
+                "sweep",
+                str(REPO / "search_spaces/quickstart.yaml"),
+                "--dry-run",
+                "--storage",
+                str(storage),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "13 configurations; seeds [0, 1, 2], 3 per trial = 13 trials" in out
     assert "taso_lr=0.05_beta=0.7" in out

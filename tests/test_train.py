@@ -11,20 +11,36 @@ import pytest
 import torch
 import yaml
 
-from taso_tune.data import ImageData
-from taso_tune.errors import ConfigError
-from taso_tune.schedules import taso_lr
-from taso_tune.train import Run, TrainConfig, fit
+from taso_tune.core.errors import ConfigError
+from taso_tune.schedules.maths import taso_lr
+from taso_tune.training.data.sets import ImageData
+from taso_tune.training.run import Run, TrainConfig, fit
 
 TIMING_KEYS = {"epoch_seconds", "images_per_second"}
 RECORD_KEYS = {
-    "epoch", "total_epochs", "lr", "train_loss", "train_acc", "val_loss", "val_acc",
-    "test_loss", "test_acc", "epoch_seconds", "images_per_second", "status",
-}  # fmt: skip
+    "epoch",
+    "total_epochs",
+    "lr",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "test_loss",
+    "test_acc",
+    "epoch_seconds",
+    "images_per_second",
+    "status",
+}
 
 
 def _config(**overrides: Any) -> TrainConfig:
-    base: dict[str, Any] = {"model": "lenet5", "dataset": "digits", "epochs": 3, "device": "cpu", "threads": 1}
+    base: dict[str, Any] = {
+        "model": "lenet5",
+        "dataset": "digits",
+        "epochs": 3,
+        "device": "cpu",
+        "threads": 1,
+    }
     return TrainConfig(**{**base, **overrides})
 
 
@@ -83,8 +99,12 @@ def test_config_is_frozen_and_resolves_hparams() -> None:
     [
         TrainConfig(),
         TrainConfig(optimizer="sgd_step", hparams={"milestones": [0.3, 0.6], "gamma": 0.5}, seed=4),
-        TrainConfig(optimizer="rmsprop", hparams={"centered": True}, val_fraction=0.0, train_limit=100),
-        TrainConfig(optimizer="taso", hparams={"lr_final": 0.001, "beta": 0.5}, schedule_granularity="step"),
+        TrainConfig(
+            optimizer="rmsprop", hparams={"centered": True}, val_fraction=0.0, train_limit=100
+        ),
+        TrainConfig(
+            optimizer="taso", hparams={"lr_final": 0.001, "beta": 0.5}, schedule_granularity="step"
+        ),
     ],
 )
 def test_flat_round_trip(config: TrainConfig) -> None:
@@ -181,7 +201,9 @@ def test_resume_with_per_step_schedule(digits_data: ImageData) -> None:
     steps = len(stopped.train_batches)
     # per step, the lr in force at the first step of epoch e is update (e - 1) * steps + 1 of 2 * steps
     assert first["lr"] == pytest.approx(taso_lr(1, 2 * steps, lr_initial=0.05), rel=1e-12)
-    assert second[0]["lr"] == pytest.approx(taso_lr(steps + 1, 2 * steps, lr_initial=0.05), rel=1e-12)
+    assert second[0]["lr"] == pytest.approx(
+        taso_lr(steps + 1, 2 * steps, lr_initial=0.05), rel=1e-12
+    )
 
 
 def test_a_baseline_recipe_updates_its_lr_every_step_by_default(digits_data: ImageData) -> None:
@@ -195,7 +217,9 @@ def test_a_baseline_recipe_updates_its_lr_every_step_by_default(digits_data: Ima
     assert run.scheduler.current_update() == 21
     assert run.current_lr() == pytest.approx(0.024358974358974, rel=1e-12)
     # per epoch (asked for) the second epoch would be the plan's last update, at lr_final 0
-    per_epoch = Run(_config(optimizer="sgd_linear", epochs=2, schedule_granularity="epoch"), digits_data)
+    per_epoch = Run(
+        _config(optimizer="sgd_linear", epochs=2, schedule_granularity="epoch"), digits_data
+    )
     per_epoch.step_epoch()
     assert per_epoch.scheduler.granularity == "epoch" and per_epoch.current_lr() == 0.0
     # TASO keeps the paper's once-per-epoch update: after epoch 1 the lr is Eq. (1) at k = 2 of 2
@@ -206,11 +230,19 @@ def test_a_baseline_recipe_updates_its_lr_every_step_by_default(digits_data: Ima
 
 
 def test_last_step_of_a_baseline_plan_runs_at_lr_final() -> None:
-    config = _config(optimizer="sgd_cosine", epochs=1, hparams={"lr_final": 0.001}, train_limit=320, val_fraction=0.0)
+    config = _config(
+        optimizer="sgd_cosine",
+        epochs=1,
+        hparams={"lr_final": 0.001},
+        train_limit=320,
+        val_fraction=0.0,
+    )
     run = Run(config)  # loads digits itself, so train_limit applies
     lrs: list[float] = []
     # the lr each optimizer step uses, read just before the step
-    run.optimizer.register_step_pre_hook(lambda optimizer, *_: lrs.append(optimizer.param_groups[0]["lr"]))
+    run.optimizer.register_step_pre_hook(
+        lambda optimizer, *_: lrs.append(optimizer.param_groups[0]["lr"])
+    )
     run.step_epoch()
     # 320 images // 64 = 5 steps, p = 0, 1/4, 1/2, 3/4, 1: 0.001 + 0.049 (1 + cos(pi p)) / 2 with
     # cos(pi/4) = 0.70710678: 0.05, 0.001 + 0.049 * 0.85355339, 0.0255, 0.001 + 0.049 * 0.14644661, 0.001

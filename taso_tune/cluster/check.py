@@ -15,7 +15,7 @@ node-type rules). Then taso-tune's rules:
   ``GPU`` >= 1; the head declares ``CPU: 0`` and ``GPU: 0`` (it runs the Tune driver and the
   autoscaler, never a trial); ``head_node_type`` names one of ``available_node_types``.
 * Storage: the head's ``ray start`` command sets ``TASO_TUNE_STORAGE=LOCATION`` (Ray Jobs inherit
-  it), and LOCATION is shared storage for the cluster's size (:func:`taso_tune.storage.require_shared_storage`).
+  it), and LOCATION is shared storage for the cluster's size (:func:`taso_tune.core.storage.require_shared_storage`).
 * Security: no ``--dashboard-host`` other than localhost; no security-group rule opens 6379, 8265
   or 10001 to 0.0.0.0/0 or ::/0; every ``ray start`` runs with ``RAY_AUTH_MODE=token``, nothing
   sets another mode, and ``file_mounts`` copies the token to ``~/.ray/auth_token`` on every node.
@@ -47,12 +47,12 @@ def check_cluster_file(path: str) -> list[str]:
         return [f"{path}: cannot read: {err}"]
     except UnicodeDecodeError:
         return [f"{path}: cannot read: not a text (UTF-8) file"]
-    if any(isinstance(d, dict) and str(d.get("apiVersion", "")).startswith("ray.io/") for d in docs):
+    if any(
+        isinstance(d, dict) and str(d.get("apiVersion", "")).startswith("ray.io/") for d in docs
+    ):
         found = check_kuberay(docs)
     elif len(docs) == 1 and isinstance(docs[0], dict) and "apiVersion" not in docs[0]:
         found = check_launcher(docs[0])
     else:
         found = [("", None, NOT_A_CLUSTER_FILE)]
     return [line(path, key, value, text) for key, value, text in found]
-
-

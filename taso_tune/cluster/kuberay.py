@@ -19,8 +19,8 @@ from taso_tune.cluster.rules import (
     ray_version,
     storage_problem,
 )
+from taso_tune.core.storage import STORAGE_ENV
 from taso_tune.spaces.values import is_int
-from taso_tune.storage import STORAGE_ENV
 
 
 def check_kuberay(docs: list[Any]) -> list[Problem]:
@@ -39,11 +39,21 @@ def check_kuberay(docs: list[Any]) -> list[Problem]:
         elif not api.startswith("ray.io/"):
             continue
         elif api != "ray.io/v1" or kind not in ("RayCluster", "RayJob"):
-            problems.append((key_path(at, "kind"), f"{api} {kind}", "taso-tune checks ray.io/v1 RayCluster and RayJob"))
+            problems.append(
+                (
+                    key_path(at, "kind"),
+                    f"{api} {kind}",
+                    "taso-tune checks ray.io/v1 RayCluster and RayJob",
+                )
+            )
         elif kind == "RayCluster":
-            problems += _check_ray_cluster_spec(doc.get("spec"), key_path(at, "spec"), entrypoint=None)
+            problems += _check_ray_cluster_spec(
+                doc.get("spec"), key_path(at, "spec"), entrypoint=None
+            )
         elif "clusterSelector" in spec:  # runs on a RayCluster that its own manifest describes
-            problems += _check_entrypoint(spec.get("entrypoint"), key_path(at, "spec", "entrypoint"), num_nodes=2)
+            problems += _check_entrypoint(
+                spec.get("entrypoint"), key_path(at, "spec", "entrypoint"), num_nodes=2
+            )
         else:
             entrypoint = (spec.get("entrypoint"), key_path(at, "spec", "entrypoint"))
             cluster_at = key_path(at, "spec", "rayClusterSpec")
@@ -52,13 +62,21 @@ def check_kuberay(docs: list[Any]) -> list[Problem]:
     return problems
 
 
-def _check_ray_cluster_spec(spec: Any, at: str, entrypoint: tuple[Any, str] | None) -> list[Problem]:
+def _check_ray_cluster_spec(
+    spec: Any, at: str, entrypoint: tuple[Any, str] | None
+) -> list[Problem]:
     if not isinstance(spec, dict):
         return [(at, spec, "must be a RayCluster spec with headGroupSpec and workerGroupSpecs")]
     version = ray_version()
     problems: list[Problem] = []
     if str(spec.get("rayVersion")) != version:
-        problems.append((key_path(at, "rayVersion"), spec.get("rayVersion"), f"must be {version}, the Ray taso-tune runs"))
+        problems.append(
+            (
+                key_path(at, "rayVersion"),
+                spec.get("rayVersion"),
+                f"must be {version}, the Ray taso-tune runs",
+            )
+        )
     mode = (spec.get("authOptions") or {}).get("mode")
     if mode != "token":
         problems.append((key_path(at, "authOptions", "mode"), mode, TOKEN_MODE))
@@ -69,12 +87,16 @@ def _check_ray_cluster_spec(spec: Any, at: str, entrypoint: tuple[Any, str] | No
     else:
         problems += _check_group(head, key_path(at, "headGroupSpec"), version)
         if head.get("serviceType") in ("LoadBalancer", "NodePort"):
-            problems.append((key_path(at, "headGroupSpec", "serviceType"), head["serviceType"], OUTSIDE_K8S))
+            problems.append(
+                (key_path(at, "headGroupSpec", "serviceType"), head["serviceType"], OUTSIDE_K8S)
+            )
         if head.get("enableIngress"):
             problems.append((key_path(at, "headGroupSpec", "enableIngress"), True, OUTSIDE_K8S))
     groups = spec.get("workerGroupSpecs")
     if not isinstance(groups, list) or not groups:
-        return problems + [(key_path(at, "workerGroupSpecs"), groups, "must list at least one worker group")]
+        return problems + [
+            (key_path(at, "workerGroupSpecs"), groups, "must list at least one worker group")
+        ]
     max_workers = 0
     for i, group in enumerate(groups):
         where = key_path(at, "workerGroupSpecs", i)
@@ -95,8 +117,12 @@ def _check_ray_cluster_spec(spec: Any, at: str, entrypoint: tuple[Any, str] | No
         return problems + _check_entrypoint(entrypoint[0], entrypoint[1], num_nodes)
     storage = _container_env(head).get(STORAGE_ENV)
     if storage is None:
-        return problems + [(key_path(at, "headGroupSpec"), None, f"the head container {STORAGE_UNSET}")]
-    return problems + storage_problem(key_path(at, "headGroupSpec", "env", STORAGE_ENV), storage, num_nodes)
+        return problems + [
+            (key_path(at, "headGroupSpec"), None, f"the head container {STORAGE_UNSET}")
+        ]
+    return problems + storage_problem(
+        key_path(at, "headGroupSpec", "env", STORAGE_ENV), storage, num_nodes
+    )
 
 
 def _containers(group: dict[str, Any]) -> list[Any]:
@@ -117,13 +143,23 @@ def _check_group(group: dict[str, Any], at: str, version: str) -> list[Problem]:
         params = {}
     for name, value in params.items():
         if not isinstance(value, str):
-            problems.append((key_path(at, "rayStartParams", name), value, "must be a string (KubeRay's CRD says so)"))
+            problems.append(
+                (
+                    key_path(at, "rayStartParams", name),
+                    value,
+                    "must be a string (KubeRay's CRD says so)",
+                )
+            )
     host = params.get("dashboard-host")
     if host is not None and str(host) not in LOCAL_HOSTS:
-        problems.append((key_path(at, "rayStartParams", "dashboard-host"), host, DASHBOARD_HOST_K8S))
+        problems.append(
+            (key_path(at, "rayStartParams", "dashboard-host"), host, DASHBOARD_HOST_K8S)
+        )
     containers = _containers(group)
     if not containers:
-        return problems + [(key_path(at, "template", "spec", "containers"), None, "must list the Ray container")]
+        return problems + [
+            (key_path(at, "template", "spec", "containers"), None, "must list the Ray container")
+        ]
     for j, container in enumerate(containers):
         where = key_path(at, "template", "spec", "containers", j)
         image = container.get("image") if isinstance(container, dict) else None
@@ -132,14 +168,26 @@ def _check_group(group: dict[str, Any], at: str, version: str) -> list[Problem]:
             continue
         tag = image.rsplit("/", 1)[-1].partition(":")[2].partition("@")[0]
         if tag != version and not tag.startswith(version + "-"):
-            problems.append((key_path(where, "image"), image, f"the tag must pin Ray {version} (e.g. {version}-py311-gpu)"))
+            problems.append(
+                (
+                    key_path(where, "image"),
+                    image,
+                    f"the tag must pin Ray {version} (e.g. {version}-py311-gpu)",
+                )
+            )
         resources = container.get("resources") or {}
         for kind in ("limits", "requests"):
             gpus = (resources.get(kind) or {}).get("nvidia.com/gpu")
             if gpus is None:
                 continue
             if not (is_int(gpus) or (isinstance(gpus, str) and gpus.isdigit())):
-                problems.append((key_path(where, "resources", kind, "nvidia.com/gpu"), gpus, "must be a whole number"))
+                problems.append(
+                    (
+                        key_path(where, "resources", kind, "nvidia.com/gpu"),
+                        gpus,
+                        "must be a whole number",
+                    )
+                )
     return problems
 
 

@@ -74,7 +74,11 @@ def _ray_checks(config: dict[str, Any]) -> tuple[dict | None, dict | None, list[
         try:
             filled = fillout_defaults(copy.deepcopy(config))
         except NotImplementedError as err:
-            return None, None, [("provider.type", provider["type"], f"Ray's cluster launcher: {err}")]
+            return (
+                None,
+                None,
+                [("provider.type", provider["type"], f"Ray's cluster launcher: {err}")],
+            )
         try:
             prepared = prepare_config(copy.deepcopy(config))
             validate_config(prepared)
@@ -82,7 +86,11 @@ def _ray_checks(config: dict[str, Any]) -> tuple[dict | None, dict | None, list[
             return filled, None, [schema_problem(err)]
         except Exception as err:  # ValueError, RuntimeError, AssertionError, click's exceptions
             named = re.match(r"`(\w+)`", str(err))
-            return filled, None, [(named.group(1) if named else "", None, f"Ray's config check: {err}")]
+            return (
+                filled,
+                None,
+                [(named.group(1) if named else "", None, f"Ray's config check: {err}")],
+            )
     return filled, prepared, []
 
 
@@ -113,7 +121,9 @@ def _check_node_types(config: dict[str, Any]) -> list[Problem]:
     head = config.get("head_node_type")
     problems: list[Problem] = []
     if head not in types:
-        problems.append(("head_node_type", head, f"must be one of available_node_types ({', '.join(types)})"))
+        problems.append(
+            ("head_node_type", head, f"must be one of available_node_types ({', '.join(types)})")
+        )
         head = None  # which type is a worker is unknown, so only the integer rule applies
     for name, node in types.items():
         resources = node.get("resources") if isinstance(node, dict) else None
@@ -127,13 +137,17 @@ def _check_node_types(config: dict[str, Any]) -> list[Problem]:
         if name == head:
             for resource in ("CPU", "GPU"):
                 if resources.get(resource) != 0:
-                    problems.append((key_path(at, resource), resources.get(resource), HEAD_OFFERS_NOTHING))
+                    problems.append(
+                        (key_path(at, resource), resources.get(resource), HEAD_OFFERS_NOTHING)
+                    )
         elif head is None:
             continue
         elif gpus is None:
             problems.append((key_path(at, "GPU"), None, WORKER_GPUS_UNKNOWN))
         elif is_int(gpus) and gpus < 1:
-            problems.append((key_path(at, "GPU"), gpus, "a worker node type must offer at least 1 GPU"))
+            problems.append(
+                (key_path(at, "GPU"), gpus, "a worker node type must offer at least 1 GPU")
+            )
     return problems
 
 
@@ -154,11 +168,25 @@ def _check_ray_pinned(config: dict[str, Any], filled: dict[str, Any]) -> list[Pr
                     if pin.startswith("==") and pin[2:].strip() == version:
                         pinned = True
                         continue
-                    how = "unpinned" if not pin else "from a URL" if pin[0] == "@" else pin.replace(" ", "")
+                    how = (
+                        "unpinned"
+                        if not pin
+                        else "from a URL"
+                        if pin[0] == "@"
+                        else pin.replace(" ", "")
+                    )
                     why = f"installs Ray {how}; pin pip install {want}, the version taso-tune runs"
-                    problems.append((key_path(field, i), command, why + _from_defaults(config, field)))
+                    problems.append(
+                        (key_path(field, i), command, why + _from_defaults(config, field))
+                    )
     if not pinned and not problems:
-        problems.append(("setup_commands", filled.get("setup_commands"), f"must pip install {want} on every node"))
+        problems.append(
+            (
+                "setup_commands",
+                filled.get("setup_commands"),
+                f"must pip install {want} on every node",
+            )
+        )
     return problems
 
 
@@ -172,17 +200,27 @@ def _check_start_commands(
         for i, command in enumerate(filled.get(field) or []):
             for host in DASHBOARD_HOST.findall(command):
                 if host not in LOCAL_HOSTS:
-                    problems.append((key_path(field, i), command, f"--dashboard-host={host} {DASHBOARD_EXPOSED}{note}"))
+                    problems.append(
+                        (
+                            key_path(field, i),
+                            command,
+                            f"--dashboard-host={host} {DASHBOARD_EXPOSED}{note}",
+                        )
+                    )
             if not RAY_START.search(command):
                 continue
             if "RAY_AUTH_MODE=token" not in command:
-                problems.append((key_path(field, i), command, f"must start Ray with RAY_AUTH_MODE=token{note}"))
+                problems.append(
+                    (key_path(field, i), command, f"must start Ray with RAY_AUTH_MODE=token{note}")
+                )
             if field == "head_start_ray_commands":
                 for storage in STORAGE_ASSIGN.findall(command):
                     storage_found = True
                     problems += storage_problem(key_path(field, i), storage, num_nodes)
     if not storage_found:
-        problems.append(("head_start_ray_commands", None, f"the `ray start --head` command {STORAGE_UNSET}"))
+        problems.append(
+            ("head_start_ray_commands", None, f"the `ray start --head` command {STORAGE_UNSET}")
+        )
     return problems
 
 
@@ -190,7 +228,13 @@ def _check_token_mount(filled: dict[str, Any]) -> list[Problem]:
     mounts = filled.get("file_mounts") or {}
     if any(os.path.normpath(remote).endswith("/.ray/auth_token") for remote in mounts):
         return []
-    return [("file_mounts", mounts, f'must copy the Ray token to every node: "{TOKEN_PATH}": "{TOKEN_PATH}"')]
+    return [
+        (
+            "file_mounts",
+            mounts,
+            f'must copy the Ray token to every node: "{TOKEN_PATH}": "{TOKEN_PATH}"',
+        )
+    ]
 
 
 def _covers_ray_port(rule: dict[str, Any]) -> int | None:
@@ -208,8 +252,12 @@ def _check_security_group(filled: dict[str, Any]) -> list[Problem]:
     for i, rule in enumerate(rules):
         if not isinstance(rule, dict):
             continue
-        world = [r.get("CidrIp") for r in rule.get("IpRanges", []) if r.get("CidrIp") == "0.0.0.0/0"]
-        world += [r.get("CidrIpv6") for r in rule.get("Ipv6Ranges", []) if r.get("CidrIpv6") == "::/0"]
+        world = [
+            r.get("CidrIp") for r in rule.get("IpRanges", []) if r.get("CidrIp") == "0.0.0.0/0"
+        ]
+        world += [
+            r.get("CidrIpv6") for r in rule.get("Ipv6Ranges", []) if r.get("CidrIpv6") == "::/0"
+        ]
         port = _covers_ray_port(rule)
         if world and port is not None:
             at = key_path("provider", "security_group", "IpPermissions", i)

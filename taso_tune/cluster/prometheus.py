@@ -22,7 +22,9 @@ DISCOVERY_FILE = "prom_metrics_service_discovery.json"
 DEFAULT_RAY_TEMP_DIR = "/tmp/ray"
 DEFAULT_PORT = 9090
 DEFAULT_SCRAPE_INTERVAL = "5s"
-INSTALL_HINT = "install Debian's package: apt-get install prometheus (`make metrics` does when root)"
+INSTALL_HINT = (
+    "install Debian's package: apt-get install prometheus (`make metrics` does when root)"
+)
 
 
 def discovery_file(ray_temp_dir: str = DEFAULT_RAY_TEMP_DIR) -> str:
@@ -44,15 +46,24 @@ def prometheus_config(discovery: str, scrape_interval: str = DEFAULT_SCRAPE_INTE
     )
 
 
-def prometheus_command(config_file: str, data_dir: str, port: int = DEFAULT_PORT,
-                       binary: str = "prometheus") -> list[str]:  # fmt: skip
+def prometheus_command(
+    config_file: str, data_dir: str, port: int = DEFAULT_PORT, binary: str = "prometheus"
+) -> list[str]:
     """The command line of a Prometheus serving on 127.0.0.1:``port`` only."""
-    return [binary, f"--config.file={config_file}", f"--storage.tsdb.path={data_dir}",
-            f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=15d"]  # fmt: skip
+    return [
+        binary,
+        f"--config.file={config_file}",
+        f"--storage.tsdb.path={data_dir}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--storage.tsdb.retention.time=15d",
+    ]
 
 
-def write_config(folder: str, ray_temp_dir: str = DEFAULT_RAY_TEMP_DIR,
-                 scrape_interval: str = DEFAULT_SCRAPE_INTERVAL) -> str:  # fmt: skip
+def write_config(
+    folder: str,
+    ray_temp_dir: str = DEFAULT_RAY_TEMP_DIR,
+    scrape_interval: str = DEFAULT_SCRAPE_INTERVAL,
+) -> str:
     """Write ``prometheus.yml`` into ``folder`` (created) and return its path."""
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, "prometheus.yml")
@@ -62,12 +73,24 @@ def write_config(folder: str, ray_temp_dir: str = DEFAULT_RAY_TEMP_DIR,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m taso_tune.cluster.prometheus",
-                                     description="Run Prometheus on 127.0.0.1, scraping the Ray cluster "
-                                     "whose head uses --ray-temp-dir.")  # fmt: skip
-    parser.add_argument("--ray-temp-dir", default=DEFAULT_RAY_TEMP_DIR, help="the head's --temp-dir (default /tmp/ray)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="Prometheus's port (default 9090)")
-    parser.add_argument("--folder", default="runs/prometheus", help="config and data folder (default runs/prometheus)")
+    parser = argparse.ArgumentParser(
+        prog="python -m taso_tune.cluster.prometheus",
+        description="Run Prometheus on 127.0.0.1, scraping the Ray cluster "
+        "whose head uses --ray-temp-dir.",
+    )
+    parser.add_argument(
+        "--ray-temp-dir",
+        default=DEFAULT_RAY_TEMP_DIR,
+        help="the head's --temp-dir (default /tmp/ray)",
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="Prometheus's port (default 9090)"
+    )
+    parser.add_argument(
+        "--folder",
+        default="runs/prometheus",
+        help="config and data folder (default runs/prometheus)",
+    )
     parser.add_argument("--scrape-interval", default=DEFAULT_SCRAPE_INTERVAL)
     args = parser.parse_args(argv)
     binary = shutil.which("prometheus")
@@ -76,11 +99,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     discovery = discovery_file(args.ray_temp_dir)
     if not os.path.exists(discovery):
-        print(f"warning: {discovery} does not exist yet: start the head (`ray start --head`) and Prometheus "
-              "finds its nodes once Ray writes it", file=sys.stderr)  # fmt: skip
+        print(
+            f"warning: {discovery} does not exist yet: start the head (`ray start --head`) and Prometheus "
+            "finds its nodes once Ray writes it",
+            file=sys.stderr,
+        )
     config = write_config(args.folder, args.ray_temp_dir, args.scrape_interval)
     command = prometheus_command(config, os.path.join(args.folder, "data"), args.port, binary)
-    print(f"Prometheus on http://127.0.0.1:{args.port} scraping the nodes in {discovery} (Ctrl-C stops it)", flush=True)
+    print(
+        f"Prometheus on http://127.0.0.1:{args.port} scraping the nodes in {discovery} (Ctrl-C stops it)",
+        flush=True,
+    )
     os.execv(binary, command)
     return 0  # not reached: exec replaces this process
 

@@ -6,13 +6,18 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from taso_tune.errors import ConfigError
-from taso_tune.storage import STORAGE_ENV, require_shared_storage
+from taso_tune.core.errors import ConfigError
+from taso_tune.core.storage import STORAGE_ENV, require_shared_storage
 
 RAY_PORTS = (6379, 8265, 10001)  # GCS, dashboard / Jobs API, Ray Client
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 TOKEN_PATH = "~/.ray/auth_token"
-SETUP_FIELDS = ("initialization_commands", "setup_commands", "head_setup_commands", "worker_setup_commands")
+SETUP_FIELDS = (
+    "initialization_commands",
+    "setup_commands",
+    "head_setup_commands",
+    "worker_setup_commands",
+)
 
 RAY_START = re.compile(r"\bray\s+start\b")
 PIP_INSTALL = re.compile(r"\bpip3?\s+install\b(?P<args>[^;&|]*)")
@@ -29,16 +34,18 @@ Problem = tuple[str, Any, str]
 
 # What is wrong, said once.
 HEAD_OFFERS_NOTHING = "the head must offer 0 so that no trial lands on it (it runs the Tune driver and the autoscaler)"
-WORKER_GPUS_UNKNOWN = "a worker node type must declare its GPU count (Ray cannot detect it before the node exists)"
-DASHBOARD_EXPOSED = (
-    "exposes the dashboard and Jobs API; keep the default (127.0.0.1) and reach it with `ray dashboard CONFIG`"
+WORKER_GPUS_UNKNOWN = (
+    "a worker node type must declare its GPU count (Ray cannot detect it before the node exists)"
 )
+DASHBOARD_EXPOSED = "exposes the dashboard and Jobs API; keep the default (127.0.0.1) and reach it with `ray dashboard CONFIG`"
 AUTH_OFF = "token authentication must stay on"
 STORAGE_UNSET = f"must set {STORAGE_ENV}=LOCATION (the sweeps' --storage) so every Ray Job sees it"
 OPEN_PORT = "reach the cluster through `ray dashboard` (an SSH tunnel) instead"
 OUTSIDE_K8S = "exposes Ray outside Kubernetes; use a ClusterIP Service and kubectl port-forward"
 TOKEN_MODE = "must be token (KubeRay then makes a token Secret and sets RAY_AUTH_MODE on every pod)"
-DASHBOARD_HOST_K8S = "must not be set beyond localhost; the ClusterIP head Service and kubectl port-forward reach it"
+DASHBOARD_HOST_K8S = (
+    "must not be set beyond localhost; the ClusterIP head Service and kubectl port-forward reach it"
+)
 NOT_A_CLUSTER_FILE = "is neither a Ray cluster launcher config nor a KubeRay (ray.io/v1) manifest"
 SWEEP_ENTRYPOINT = "must run `taso-tune sweep SPACE.yaml --name NAME --storage LOCATION`"
 
@@ -97,7 +104,11 @@ def check_auth_mode(tree: Any, key: str = "") -> list[Problem]:
             if mode != "token":
                 problems.append((at, text, f"sets RAY_AUTH_MODE={mode}; {AUTH_OFF}"))
     for at, entry in walk(tree, key):  # env entries: {name: ..., value: ...}
-        if isinstance(entry, dict) and entry.get("name") == "RAY_AUTH_MODE" and entry.get("value", "token") != "token":
+        if (
+            isinstance(entry, dict)
+            and entry.get("name") == "RAY_AUTH_MODE"
+            and entry.get("value", "token") != "token"
+        ):
             problems.append((at, entry, f"sets RAY_AUTH_MODE={entry.get('value')}; {AUTH_OFF}"))
     return problems
 

@@ -5,7 +5,7 @@ the n of its planned seeds, each metric's mean, sample std (``None`` with n < 2,
 interval, a diverged seed scored at chance level (1 / classes for an accuracy; for a loss, the worst
 value the sweep saw), and whether it can be compared at all (every planned seed finished). Only
 comparable configurations are ranked or picked; ties are those whose interval overlaps the best's
-(:func:`taso_tune.seed_stats.rank`).
+(:func:`taso_tune.stats.seeds.rank`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from taso_tune.errors import ConfigError
-from taso_tune.names import METRICS
-from taso_tune.seed_stats import SeedSummary, chance_level, rank, status_text, summarize
+from taso_tune.core.errors import ConfigError
+from taso_tune.core.records import METRICS
+from taso_tune.stats.seeds import SeedSummary, chance_level, rank, status_text, summarize
 
 SelectOn = Literal["val", "test"]
 
@@ -50,13 +50,15 @@ def _chance(metric: str, group: pd.DataFrame, trials: pd.DataFrame) -> float:
     return chance_level("loss", worst_value=float(finite.max()) if len(finite) else 0.0)
 
 
-def aggregate(trials: pd.DataFrame, planned: int, mode: str = "max", metrics: Sequence[str] = METRICS) -> pd.DataFrame:
+def aggregate(
+    trials: pd.DataFrame, planned: int, mode: str = "max", metrics: Sequence[str] = METRICS
+) -> pd.DataFrame:
     """One row per configuration of ``trials`` (one row per seed) with ``planned`` seeds each.
 
     Columns: config_id, optimizer, model, dataset, epochs, the hp.* columns, planned, n, complete,
     diverged, stopped_early, comparable, status (e.g. "not compared: 3 of 5 seeds; diverged 1/3"),
     and per metric ``_mean``, ``_std``, ``_ci_low``, ``_ci_high`` (``None`` where undefined) and
-    ``_summary`` (the :class:`~taso_tune.seed_stats.SeedSummary`). ``mode`` is the sweep's (for
+    ``_summary`` (the :class:`~taso_tune.stats.seeds.SeedSummary`). ``mode`` is the sweep's (for
     reference only: accuracies are maximised, losses minimised).
     """
     if trials.empty:
@@ -64,28 +66,53 @@ def aggregate(trials: pd.DataFrame, planned: int, mode: str = "max", metrics: Se
     rows = []
     for config_id, group in trials.groupby("config_id", sort=True):
         first = group.iloc[0]
-        row: dict[str, Any] = {"config_id": config_id, "optimizer": first["optimizer"], "model": first["model"],
-                               "dataset": first["dataset"], "epochs": first["planned_epochs"]}  # fmt: skip
+        row: dict[str, Any] = {
+            "config_id": config_id,
+            "optimizer": first["optimizer"],
+            "model": first["model"],
+            "dataset": first["dataset"],
+            "epochs": first["planned_epochs"],
+        }
         row.update({c: first[c] for c in hyperparameter_columns(trials)})
         complete = group[group["status"] == "complete"]
         diverged = int((group["status"] == "diverged").sum())
         count = max(planned, len(group))
         for metric in metrics:
-            values = [v for v in pd.to_numeric(complete[metric], errors="coerce") if math.isfinite(v)]
-            summary = summarize(values, count, diverged=diverged + len(complete) - len(values),
-                                chance=_chance(metric, group, trials))  # fmt: skip
-            row.update({f"{metric}_mean": summary.mean, f"{metric}_std": summary.std,
-                        f"{metric}_ci_low": summary.ci_low, f"{metric}_ci_high": summary.ci_high,
-                        f"{metric}_summary": summary})  # fmt: skip
+            values = [
+                v for v in pd.to_numeric(complete[metric], errors="coerce") if math.isfinite(v)
+            ]
+            summary = summarize(
+                values,
+                count,
+                diverged=diverged + len(complete) - len(values),
+                chance=_chance(metric, group, trials),
+            )
+            row.update(
+                {
+                    f"{metric}_mean": summary.mean,
+                    f"{metric}_std": summary.std,
+                    f"{metric}_ci_low": summary.ci_low,
+                    f"{metric}_ci_high": summary.ci_high,
+                    f"{metric}_summary": summary,
+                }
+            )
         reference: SeedSummary = row[f"{metrics[0]}_summary"]
-        row.update(planned=count, n=reference.n, complete=len(complete), diverged=diverged,
-                   stopped_early=int((group["status"] == "stopped-early").sum()),
-                   comparable=reference.comparable, status=status_text(reference))  # fmt: skip
+        row.update(
+            planned=count,
+            n=reference.n,
+            complete=len(complete),
+            diverged=diverged,
+            stopped_early=int((group["status"] == "stopped-early").sum()),
+            comparable=reference.comparable,
+            status=status_text(reference),
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def with_verdicts(aggregated: pd.DataFrame, select_on: SelectOn = "val", by_optimizer: bool = False) -> pd.DataFrame:
+def with_verdicts(
+    aggregated: pd.DataFrame, select_on: SelectOn = "val", by_optimizer: bool = False
+) -> pd.DataFrame:
     """``aggregated`` with ``rank`` and ``verdict`` (best / tie / worse / not compared) on the
     selection metric, over all configurations or within each optimizer family."""
     column = f"{selection_metric(select_on)}_summary"

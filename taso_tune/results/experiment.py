@@ -7,7 +7,7 @@ local folder or a storage URI (through pyarrow's file systems).
 A trial holds every seed of one configuration (``per_seed`` in each report). Two frames: ``trials``
 (one row per seed of each trial: configuration, seed, status, final metrics, epochs run, node) and
 ``epochs`` (one row per seed and epoch: every metric the seed reported). Aggregation over seeds
-(:mod:`taso_tune.results.aggregate`) follows the one statistics rule of :mod:`taso_tune.seed_stats`.
+(:mod:`taso_tune.results.aggregate`) follows the one statistics rule of :mod:`taso_tune.stats.seeds`.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import pandas as pd
 import pyarrow.fs
 import yaml
 
-from taso_tune.errors import ConfigError
-from taso_tune.names import EPOCH_FIELDS, METRICS, SPACE_FILE, TrialStatus
+from taso_tune.core.errors import ConfigError
+from taso_tune.core.records import EPOCH_FIELDS, METRICS, SPACE_FILE, TrialStatus
+from taso_tune.core.storage import filesystem, read_text, result_records
 from taso_tune.results.aggregate import SelectOn, aggregate, best_per_optimizer
-from taso_tune.storage import filesystem, read_text, result_records
 
 EPOCH_COLUMNS = (*(f for f in EPOCH_FIELDS if f != "total_epochs"), "diverged")
 
@@ -85,7 +85,9 @@ class Experiment:
 def _trial_states(fs: pyarrow.fs.FileSystem, entries: list[pyarrow.fs.FileInfo]) -> dict[str, str]:
     """trial_id -> Ray Tune status (TERMINATED, ERROR, RUNNING, ...) from the newest experiment state
     among a Tune run folder's ``entries``."""
-    states = sorted(i.path for i in entries if posixpath.basename(i.path).startswith("experiment_state-"))
+    states = sorted(
+        i.path for i in entries if posixpath.basename(i.path).startswith("experiment_state-")
+    )
     if not states:
         return {}
     text = read_text(fs, states[-1])
@@ -96,7 +98,9 @@ def _trial_states(fs: pyarrow.fs.FileSystem, entries: list[pyarrow.fs.FileInfo])
     return out
 
 
-def _seed_status(records: list[dict], planned: int, tune_status: str, has_error: bool) -> TrialStatus:
+def _seed_status(
+    records: list[dict], planned: int, tune_status: str, has_error: bool
+) -> TrialStatus:
     """How one seed of a trial ended, from its own records and its trial's Ray Tune status."""
     last = records[-1] if records else {}
     if last.get("status") == "diverged":
@@ -133,12 +137,18 @@ def load_experiment(path: str) -> Experiment:
     for info in entries:
         name = posixpath.basename(info.path)
         if info.type == pyarrow.fs.FileType.Directory and name.startswith("rung-"):
-            runs.append((_list(fs, info.path), int(name.split("-")[1])))  # budget-sh: one Tune run per rung
+            runs.append(
+                (_list(fs, info.path), int(name.split("-")[1]))
+            )  # budget-sh: one Tune run per rung
     for run_entries, rung in runs:
         _read_trials(fs, run_entries, rung, trial_rows, epoch_rows)
     if not trial_rows:
         raise ConfigError("experiment", path, "contains no trial results yet")
-    trials = pd.DataFrame(trial_rows).sort_values(["config_id", "seed"], kind="stable").reset_index(drop=True)
+    trials = (
+        pd.DataFrame(trial_rows)
+        .sort_values(["config_id", "seed"], kind="stable")
+        .reset_index(drop=True)
+    )
     epochs = pd.DataFrame(epoch_rows).sort_values(["config_id", "seed", "epoch"], kind="stable")
     return Experiment(path, space, trials, epochs.reset_index(drop=True))
 
@@ -147,8 +157,13 @@ def _list(fs: pyarrow.fs.FileSystem, folder: str) -> list[pyarrow.fs.FileInfo]:
     return fs.get_file_info(pyarrow.fs.FileSelector(folder))
 
 
-def _read_trials(fs: pyarrow.fs.FileSystem, entries: list[pyarrow.fs.FileInfo], rung: int | None,
-                 trial_rows: list, epoch_rows: list) -> None:  # fmt: skip
+def _read_trials(
+    fs: pyarrow.fs.FileSystem,
+    entries: list[pyarrow.fs.FileInfo],
+    rung: int | None,
+    trial_rows: list,
+    epoch_rows: list,
+) -> None:
     """Read the trial folders among a Tune run folder's ``entries`` into the row lists: one trial row
     per seed of each trial, one epoch row per seed and epoch."""
     states = _trial_states(fs, entries)
@@ -165,14 +180,25 @@ def _read_trials(fs: pyarrow.fs.FileSystem, entries: list[pyarrow.fs.FileInfo], 
         has_error = read_text(fs, posixpath.join(info.path, "error.txt")) is not None
         for seed in last.get("seeds") or []:
             own = _seed_records(records, str(seed))
-            status = _seed_status(own, last.get("planned_epochs"), states.get(trial_id, ""), has_error)
-            row = _trial_row(posixpath.basename(info.path), last, own[-1] if own else {}, int(seed), status)
+            status = _seed_status(
+                own, last.get("planned_epochs"), states.get(trial_id, ""), has_error
+            )
+            row = _trial_row(
+                posixpath.basename(info.path), last, own[-1] if own else {}, int(seed), status
+            )
             trial_rows.append({**row, "rung": rung})
             for rec in own:
-                epoch_rows.append({"trial_id": trial_id, "rung": rung, "config_id": last.get("config_id"),
-                                   "optimizer": last.get("optimizer"), "seed": int(seed),
-                                   **{c: rec.get(c) for c in EPOCH_COLUMNS},
-                                   "diverged": rec.get("status") == "diverged"})  # fmt: skip
+                epoch_rows.append(
+                    {
+                        "trial_id": trial_id,
+                        "rung": rung,
+                        "config_id": last.get("config_id"),
+                        "optimizer": last.get("optimizer"),
+                        "seed": int(seed),
+                        **{c: rec.get(c) for c in EPOCH_COLUMNS},
+                        "diverged": rec.get("status") == "diverged",
+                    }
+                )
 
 
 def _trial_row(dirname: str, last: dict, own: dict, seed: int, status: TrialStatus) -> dict:
@@ -198,5 +224,10 @@ def _trial_row(dirname: str, last: dict, own: dict, seed: int, status: TrialStat
         "wall_seconds": last.get("time_total_s"),
     }
     row.update({m: own.get(m, math.nan) for m in METRICS})
-    row.update({f"hp.{k}": (tuple(v) if isinstance(v, list) else v) for k, v in (last.get("hp") or {}).items()})
+    row.update(
+        {
+            f"hp.{k}": (tuple(v) if isinstance(v, list) else v)
+            for k, v in (last.get("hp") or {}).items()
+        }
+    )
     return row

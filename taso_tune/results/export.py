@@ -34,13 +34,13 @@ from typing import Any
 import yaml
 
 from taso_tune import __version__
-from taso_tune.errors import ConfigError
-from taso_tune.optimizers import OPTIMIZERS, resolve_hparams
+from taso_tune.core.errors import ConfigError
+from taso_tune.core.storage import write_yaml_atomic
 from taso_tune.results.aggregate import SelectOn, hyperparameter_columns, present, selection_metric
 from taso_tune.results.experiment import Experiment
 from taso_tune.results.significance import COMPARED_METRIC, paired_comparisons
 from taso_tune.spaces import SpaceLoader, SweepSpec, load_space_dict
-from taso_tune.storage import write_yaml_atomic
+from taso_tune.training.optimizers import OPTIMIZERS, resolve_hparams
 
 FORMAT = "taso-tune-defaults/1"
 
@@ -55,15 +55,22 @@ def _plain(value: Any) -> Any:
 
 def _number(value: Any) -> float | None:
     value = _plain(value)
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+    return (
+        None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+    )
 
 
 def _stat(row: Mapping[str, Any], metric: str) -> dict[str, Any]:
     low, high = _number(row[f"{metric}_ci_low"]), _number(row[f"{metric}_ci_high"])
-    return {"mean": _number(row[f"{metric}_mean"]), "std": _number(row[f"{metric}_std"]),
-            "ci95": None if low is None or high is None else [low, high],
-            "n": int(row["n"]), "planned": int(row["planned"]), "complete": int(row["complete"]),
-            "diverged": int(row["diverged"])}  # fmt: skip
+    return {
+        "mean": _number(row[f"{metric}_mean"]),
+        "std": _number(row[f"{metric}_std"]),
+        "ci95": None if low is None or high is None else [low, high],
+        "n": int(row["n"]),
+        "planned": int(row["planned"]),
+        "complete": int(row["complete"]),
+        "diverged": int(row["diverged"]),
+    }
 
 
 def _versus_best(row: Mapping[str, Any] | None, reference: str) -> dict[str, Any] | None:
@@ -74,9 +81,15 @@ def _versus_best(row: Mapping[str, Any] | None, reference: str) -> dict[str, Any
     if row["verdict"] == "reference":
         return {"metric": COMPARED_METRIC, "reference": True}
     low, high = _number(row["ci_low"]), _number(row["ci_high"])
-    return {"metric": COMPARED_METRIC, "against": reference, "n": int(row["n"]),
-            "difference": _number(row["difference"]), "ci95": None if low is None or high is None else [low, high],
-            "p_holm": _number(row["p_holm"]), "verdict": row["verdict"]}  # fmt: skip
+    return {
+        "metric": COMPARED_METRIC,
+        "against": reference,
+        "n": int(row["n"]),
+        "difference": _number(row["difference"]),
+        "ci95": None if low is None or high is None else [low, high],
+        "p_holm": _number(row["p_holm"]),
+        "verdict": row["verdict"],
+    }
 
 
 def _provenance(experiment: Experiment, select_on: SelectOn) -> dict[str, Any]:
@@ -99,29 +112,41 @@ def _provenance(experiment: Experiment, select_on: SelectOn) -> dict[str, Any]:
         "scheduler": kind,
         "seeds": sorted(int(s) for s in experiment.trials["seed"].unique()),
         "planned_seeds": experiment.planned_seeds,
-        "configurations": {"total": len(agg), "compared": compared, "not_compared": len(agg) - compared},
+        "configurations": {
+            "total": len(agg),
+            "compared": compared,
+            "not_compared": len(agg) - compared,
+        },
         "seeds_stopped_early": int((trials["status"] == "stopped-early").sum()),
         "seeds_diverged": int((trials["status"] == "diverged").sum()),
-        "split_sizes": {split: _plain(first.get(f"{split}_size")) for split in ("train", "val", "test")},
+        "split_sizes": {
+            split: _plain(first.get(f"{split}_size")) for split in ("train", "val", "test")
+        },
         "statistics": STATISTICS_RULE,
     }
 
 
-STATISTICS_RULE = ("mean, sample std and 95% t interval over the planned seeds; a diverged seed at chance "
-                   "level; only configurations with every planned seed finished compared")
+STATISTICS_RULE = (
+    "mean, sample std and 95% t interval over the planned seeds; a diverged seed at chance "
+    "level; only configurations with every planned seed finished compared"
+)
 
 
 def defaults_from_experiment(experiment: Experiment, select_on: SelectOn = "val") -> dict[str, Any]:
     """The defaults document for ``experiment``: each optimizer's best comparable configuration."""
     best = experiment.best(select_on)
     if best.empty:
-        raise ConfigError("experiment", experiment.path, "has no configuration whose planned seeds all "
-                          "finished: nothing to export")  # fmt: skip
+        raise ConfigError(
+            "experiment",
+            experiment.path,
+            "has no configuration whose planned seeds all finished: nothing to export",
+        )
     optimizers: dict[str, Any] = {}
-    paired = {row["config_id"]: row for _, row in paired_comparisons(experiment, select_on).iterrows()}
+    paired = {
+        row["config_id"]: row for _, row in paired_comparisons(experiment, select_on).iterrows()
+    }
     for _, row in best.iterrows():
-        hps = {c[3:]: _plain(row[c]) for c in hyperparameter_columns(best)
-               if present(row[c])}  # fmt: skip
+        hps = {c[3:]: _plain(row[c]) for c in hyperparameter_columns(best) if present(row[c])}
         optimizers[row["optimizer"]] = {
             "config_id": row["config_id"],
             "hparams": dict(sorted(hps.items())),
@@ -137,7 +162,9 @@ def defaults_from_experiment(experiment: Experiment, select_on: SelectOn = "val"
     }
 
 
-def export_defaults(experiment: Experiment, out: str, select_on: SelectOn = "val") -> dict[str, Any]:
+def export_defaults(
+    experiment: Experiment, out: str, select_on: SelectOn = "val"
+) -> dict[str, Any]:
     """Write the defaults of ``experiment`` to ``out`` atomically and return them."""
     document = defaults_from_experiment(experiment, select_on)
     write_yaml_atomic(out, document)
@@ -153,22 +180,33 @@ def load_defaults(path: str) -> dict[str, Any]:
             # read as space files are: 5e-4 is a number, a key set twice is an error
             document = yaml.load(handle, Loader=SpaceLoader)  # noqa: S506 (a SafeLoader)
     except (UnicodeDecodeError, PermissionError) as err:
-        raise ConfigError("--defaults", path, f"cannot read the file ({type(err).__name__})") from None
+        raise ConfigError(
+            "--defaults", path, f"cannot read the file ({type(err).__name__})"
+        ) from None
     except ConfigError as err:
         raise err.in_file(path) from None
     except yaml.YAMLError as err:
-        raise ConfigError("yaml", str(getattr(err, "problem_mark", "")), "not valid YAML", file=path) from None
+        raise ConfigError(
+            "yaml", str(getattr(err, "problem_mark", "")), "not valid YAML", file=path
+        ) from None
     if not isinstance(document, dict):
         raise ConfigError("(top level)", document, "must be a mapping", file=path)
     if document.get("format") != FORMAT:
         raise ConfigError("format", document.get("format"), f"must be {FORMAT!r}", file=path)
     optimizers = document.get("optimizers")
     if not isinstance(optimizers, dict) or not optimizers:
-        raise ConfigError("optimizers", optimizers, "must be a non-empty mapping of optimizer -> settings", file=path)
+        raise ConfigError(
+            "optimizers",
+            optimizers,
+            "must be a non-empty mapping of optimizer -> settings",
+            file=path,
+        )
     for name, entry in optimizers.items():
         field = f"optimizers.{name}"
         if name not in OPTIMIZERS:
-            raise ConfigError(field, name, "unknown optimizer", file=path, choices=sorted(OPTIMIZERS))
+            raise ConfigError(
+                field, name, "unknown optimizer", file=path, choices=sorted(OPTIMIZERS)
+            )
         if not isinstance(entry, dict) or not isinstance(entry.get("hparams"), dict):
             raise ConfigError(f"{field}.hparams", entry, "must be a mapping of fields", file=path)
         try:
@@ -200,11 +238,15 @@ def defaults_space(
     chooses them by hand."""
     document = load_defaults(path)
     if not model or not dataset:
-        raise ConfigError("--model/--dataset", (model, dataset), "both are required with --defaults", file=path)
+        raise ConfigError(
+            "--model/--dataset", (model, dataset), "both are required with --defaults", file=path
+        )
     provenance = document.get("provenance") or {}
     planned = epochs or (provenance.get("epochs", 100) if isinstance(provenance, dict) else None)
     if isinstance(planned, bool) or not isinstance(planned, int) or planned < 1:
-        raise ConfigError("provenance.epochs", planned, "must be an integer >= 1 (or give --epochs)", file=path)
+        raise ConfigError(
+            "provenance.epochs", planned, "must be an integer >= 1 (or give --epochs)", file=path
+        )
     train: dict[str, Any] = {"model": model, "dataset": dataset, "epochs": planned}
     if data_root:
         train["data_root"] = data_root
@@ -212,12 +254,17 @@ def defaults_space(
         train["train_limit"] = train_limit
     if val_fraction is not None:
         train["val_fraction"] = val_fraction
-    blocks = [{"optimizer": name, **entry["hparams"]} for name, entry in document["optimizers"].items()]
+    blocks = [
+        {"optimizer": name, **entry["hparams"]} for name, entry in document["optimizers"].items()
+    ]
     space = {
         "name": f"defaults-{model}-{dataset}",
         "description": f"defaults from {path} applied without tuning",
         "train": train,
-        "seeds": {"count": seeds or 5, "start": _fresh_seed_start(provenance) if seed_start is None else seed_start},
+        "seeds": {
+            "count": seeds or 5,
+            "start": _fresh_seed_start(provenance) if seed_start is None else seed_start,
+        },
         "scheduler": "none",
         "blocks": blocks,
     }

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from taso_tune.errors import ConfigError
+from taso_tune.core.errors import ConfigError
+from taso_tune.core.storage import is_uri
 from taso_tune.results.experiment import Experiment, SelectOn
 from taso_tune.results.export import export_defaults
 from taso_tune.results.report import write_report
-from taso_tune.storage import is_uri
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,9 @@ def write_outputs(experiment: Experiment, select_on: SelectOn = "val") -> Output
     one in which no configuration ran to the end gets a report but no defaults.
     """
     if is_uri(experiment.path):
-        return Outputs(None, None, f"make the report with `taso-tune report {experiment.path} -o report.html`")
+        return Outputs(
+            None, None, f"make the report with `taso-tune report {experiment.path} -o report.html`"
+        )
     report = write_report(experiment, os.path.join(experiment.path, "report.html"), select_on)
     defaults = os.path.join(experiment.path, "defaults.yaml")
     try:

@@ -17,7 +17,8 @@ from typing import Any
 import pandas as pd
 
 from taso_tune import __version__
-from taso_tune.names import INTERRUPTED_FILE, TRIAL_STATUSES
+from taso_tune.core.records import INTERRUPTED_FILE, TRIAL_STATUSES
+from taso_tune.core.storage import read_experiment_file
 from taso_tune.results.aggregate import (
     SelectOn,
     hyperparameter_columns,
@@ -28,14 +29,21 @@ from taso_tune.results.aggregate import (
 )
 from taso_tune.results.experiment import Experiment
 from taso_tune.results.significance import significance_html
-from taso_tune.seed_stats import format_interval, format_mean_std
-from taso_tune.storage import read_experiment_file
+from taso_tune.stats.seeds import format_interval, format_mean_std
 
 #: Table columns after the hyperparameters: (metric, heading, scale, digits).
-METRIC_COLUMNS = (("val_acc", "validation accuracy (%)", 100.0, 2), ("val_loss", "validation loss", 1.0, 3),
-                  ("test_acc", "test accuracy (%)", 100.0, 2), ("test_loss", "test loss", 1.0, 3))  # fmt: skip
+METRIC_COLUMNS = (
+    ("val_acc", "validation accuracy (%)", 100.0, 2),
+    ("val_loss", "validation loss", 1.0, 3),
+    ("test_acc", "test accuracy (%)", 100.0, 2),
+    ("test_loss", "test loss", 1.0, 3),
+)
 STATUS_ORDER = TRIAL_STATUSES
-HP_LABELS = {"lr": "learning rate", "lr_final": "final learning rate", "weight_decay": "weight decay"}
+HP_LABELS = {
+    "lr": "learning rate",
+    "lr_final": "final learning rate",
+    "weight_decay": "weight decay",
+}
 SECTION_TITLES = {
     "learning-curves": "Learning curves",
     "significance": "Is the best really better? Paired comparisons over seeds",
@@ -69,13 +77,24 @@ def format_hparam(value: Any) -> str:
     return str(value)
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], classes: Sequence[str] = (), align: bool = True) -> str:
+def _table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    classes: Sequence[str] = (),
+    align: bool = True,
+) -> str:
     """An HTML table; cells are given as HTML (escape text before passing it)."""
-    head = f"<thead><tr>{''.join(f'<th>{h}</th>' for h in headers)}</tr></thead>" if any(headers) else ""
+    head = (
+        f"<thead><tr>{''.join(f'<th>{h}</th>' for h in headers)}</tr></thead>"
+        if any(headers)
+        else ""
+    )
     body = []
     for i, row in enumerate(rows):
         css = f' class="{classes[i]}"' if i < len(classes) and classes[i] else ""
-        cells = "".join(f'<td class="num">{c}</td>' if align and _numeric(c) else f"<td>{c}</td>" for c in row)
+        cells = "".join(
+            f'<td class="num">{c}</td>' if align and _numeric(c) else f"<td>{c}</td>" for c in row
+        )
         body.append(f"<tr{css}>{cells}</tr>")
     return f"<table>{head}<tbody>{''.join(body)}</tbody></table>"
 
@@ -95,7 +114,11 @@ def varied_hyperparameters(frame: pd.DataFrame) -> list[str]:
     """The ``hp.*`` columns that take more than one value within some optimizer family of
     ``frame`` (a field another family lacks does not count as varied)."""
     columns = hyperparameter_columns(frame)
-    return [c for c in columns if frame[c].map(format_hparam).groupby(frame["optimizer"]).nunique().max() > 1]
+    return [
+        c
+        for c in columns
+        if frame[c].map(format_hparam).groupby(frame["optimizer"]).nunique().max() > 1
+    ]
 
 
 def _metric_cells(row: Mapping[str, Any], bold: str | None = None) -> list[str]:
@@ -105,8 +128,14 @@ def _metric_cells(row: Mapping[str, Any], bold: str | None = None) -> list[str]:
         if mean is None or (isinstance(mean, float) and math.isnan(mean)):
             text = "–"
         else:
-            text = escape(format_mean_std(mean, row.get(f"{metric}_std"), int(row["n"]), scale, digits))
-            text += "<br>" + escape(format_interval(row.get(f"{metric}_ci_low"), row.get(f"{metric}_ci_high"), scale, digits))
+            text = escape(
+                format_mean_std(mean, row.get(f"{metric}_std"), int(row["n"]), scale, digits)
+            )
+            text += "<br>" + escape(
+                format_interval(
+                    row.get(f"{metric}_ci_low"), row.get(f"{metric}_ci_high"), scale, digits
+                )
+            )
         cells.append(f"<b>{text}</b>" if metric == bold and text != "–" else text)
     return cells
 
@@ -130,7 +159,10 @@ def results_tables_html(experiment: Experiment, select_on: SelectOn = "val") -> 
         for _, row in _by_values(rows, hps).iterrows():
             best = row["config_id"] in best_ids
             cells = [escape(format_hparam(row[c])) for c in hps] + [_seeds_cell(row)]
-            cells += _metric_cells(row, metric if best else None) + [escape(row["verdict"]), escape(row["status"])]
+            cells += _metric_cells(row, metric if best else None) + [
+                escape(row["verdict"]),
+                escape(row["status"]),
+            ]
             body.append(cells)
             classes.append("best" if best else "")
         parts.append(f"<h3>{escape(optimizer)}</h3>" + _table(headers, body, classes))
@@ -154,9 +186,17 @@ def best_table_html(experiment: Experiment, select_on: SelectOn = "val") -> str:
     headers += [h for _, h, _, _ in METRIC_COLUMNS] + ["verdict", "notes"]
     rows = []
     for i, row in best.iterrows():
-        hps = ", ".join(f"{c[3:]}={format_hparam(row[c])}" for c in _lr_first(hyperparameter_columns(best))
-                        if present(row[c]))  # fmt: skip
-        cells = [escape(row["optimizer"]), f"<code>{escape(row['config_id'])}</code>", escape(hps), _seeds_cell(row)]
+        hps = ", ".join(
+            f"{c[3:]}={format_hparam(row[c])}"
+            for c in _lr_first(hyperparameter_columns(best))
+            if present(row[c])
+        )
+        cells = [
+            escape(row["optimizer"]),
+            f"<code>{escape(row['config_id'])}</code>",
+            escape(hps),
+            _seeds_cell(row),
+        ]
         verdict = {"tie": "tie with best"}.get(row["verdict"], row["verdict"])
         cells += _metric_cells(row, selection_metric(select_on) if i == 0 else None)
         rows.append(cells + [escape(verdict), escape(row["status"])])
@@ -170,12 +210,16 @@ def _lr_first(columns: Sequence[str]) -> list[str]:
 def selection_note_html(select_on: SelectOn = "val") -> str:
     """Which split picked the best configurations, said plainly."""
     if select_on == "test":
-        return ('<p class="note"><b>Selected on test accuracy.</b> This is the paper\'s protocol: it tunes '
-                "on the test set, so the test accuracies of the selected configurations are optimistic "
-                "estimates, not held-out results.</p>")  # fmt: skip
-    return ('<p class="note"><b>Selected on validation accuracy</b> (the split held out of the training '
-            "set); test accuracy is reported, never used to choose. <code>--select-on test</code> "
-            "reproduces the paper's protocol, which tuned on the test set.</p>")  # fmt: skip
+        return (
+            '<p class="note"><b>Selected on test accuracy.</b> This is the paper\'s protocol: it tunes '
+            "on the test set, so the test accuracies of the selected configurations are optimistic "
+            "estimates, not held-out results.</p>"
+        )
+    return (
+        '<p class="note"><b>Selected on validation accuracy</b> (the split held out of the training '
+        "set); test accuracy is reported, never used to choose. <code>--select-on test</code> "
+        "reproduces the paper's protocol, which tuned on the test set.</p>"
+    )
 
 
 def status_table_html(experiment: Experiment) -> str:
@@ -183,7 +227,10 @@ def status_table_html(experiment: Experiment) -> str:
     counts = status_counts(experiment.trials)
     trials = experiment.trials
     run, planned = int(trials["epochs_run"].sum()), int(trials["planned_epochs"].sum())
-    headers = [escape(s) for s in STATUS_ORDER if s in counts] + ["all trials", "epochs run of planned"]
+    headers = [escape(s) for s in STATUS_ORDER if s in counts] + [
+        "all trials",
+        "epochs run of planned",
+    ]
     cells = [str(counts[s]) for s in STATUS_ORDER if s in counts]
     cells += [str(len(trials)), f"{run} of {planned} ({run / max(planned, 1):.0%})"]
     return _table(headers, [cells])
@@ -197,15 +244,36 @@ def provenance_html(experiment: Experiment) -> str:
         ("space", space.get("name", "–")),
         ("description", space.get("description", "–")),
         ("experiment", experiment.path),
-        ("model / data set", ", ".join(sorted({f"{m} / {d}" for m, d in zip(trials["model"], trials["dataset"], strict=True)}))),
-        ("planned epochs", ", ".join(str(int(e)) for e in sorted(trials["planned_epochs"].dropna().unique()))),
-        ("seeds per configuration", f"{experiment.planned_seeds}: {sorted(trials['seed'].unique().tolist())}"),
+        (
+            "model / data set",
+            ", ".join(
+                sorted(
+                    {f"{m} / {d}" for m, d in zip(trials["model"], trials["dataset"], strict=True)}
+                )
+            ),
+        ),
+        (
+            "planned epochs",
+            ", ".join(str(int(e)) for e in sorted(trials["planned_epochs"].dropna().unique())),
+        ),
+        (
+            "seeds per configuration",
+            f"{experiment.planned_seeds}: {sorted(trials['seed'].unique().tolist())}",
+        ),
         ("scheduler", scheduler.get("type", "–") if isinstance(scheduler, dict) else scheduler),
         ("sweep metric", f"{space.get('metric', '–')} ({space.get('mode', 'max')})"),
-        ("configurations / trials / seed runs", f"{trials['config_id'].nunique()} / {trials['trial_id'].nunique()} / {len(trials)}"),
-        ("report written", f"{_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC by taso-tune {__version__}"),
+        (
+            "configurations / trials / seed runs",
+            f"{trials['config_id'].nunique()} / {trials['trial_id'].nunique()} / {len(trials)}",
+        ),
+        (
+            "report written",
+            f"{_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC by taso-tune {__version__}",
+        ),
     ]
-    return _table(["", ""], [[f"<b>{escape(k)}</b>", escape(str(v))] for k, v in items], align=False)
+    return _table(
+        ["", ""], [[f"<b>{escape(k)}</b>", escape(str(v))] for k, v in items], align=False
+    )
 
 
 STATISTICS_NOTE = (
@@ -222,10 +290,12 @@ def per_seed_warning_html(experiment: Experiment) -> str:
     """The warning a per-seed ASHA sweep (the biased baseline) carries."""
     if not experiment.per_seed_stopping:
         return ""
-    return ('<p class="note"><b>Per-seed early stopping.</b> ASHA judged each seed on its own '
-            "(scheduler.per_seed), so the seeds that survived are the ones that looked best early: a "
-            "biased baseline kept for the early-stopping study. Configurations missing seeds are not "
-            "compared.</p>")  # fmt: skip
+    return (
+        '<p class="note"><b>Per-seed early stopping.</b> ASHA judged each seed on its own '
+        "(scheduler.per_seed), so the seeds that survived are the ones that looked best early: a "
+        "biased baseline kept for the early-stopping study. Configurations missing seeds are not "
+        "compared.</p>"
+    )
 
 
 def partial_banner_html(experiment: Experiment) -> str:
@@ -240,19 +310,28 @@ def partial_banner_html(experiment: Experiment) -> str:
     except ValueError:
         record = {}
     record = record if isinstance(record, dict) else {}
-    finished = int(experiment.trials["status"].isin(["complete", "stopped-early", "diverged"]).sum())
+    finished = int(
+        experiment.trials["status"].isin(["complete", "stopped-early", "diverged"]).sum()
+    )
     planned = record.get("planned_trials")
-    of = f" of {planned} planned" if isinstance(planned, int) and not isinstance(planned, bool) else ""
+    of = (
+        f" of {planned} planned"
+        if isinstance(planned, int) and not isinstance(planned, bool)
+        else ""
+    )
     when = f" ({escape(str(record['interrupted_at']))})" if record.get("interrupted_at") else ""
-    return (f'<p class="note" id="partial"><b>Partial results.</b> The sweep was stopped by '
-            f"{escape(str(record.get('signal', 'a signal')))}{when}: {finished}{of} trials finished. "
-            "Configurations with unfinished seeds are not compared yet; <code>taso-tune resume "
-            f"{escape(experiment.path)}</code> continues it.</p>")  # fmt: skip
+    return (
+        f'<p class="note" id="partial"><b>Partial results.</b> The sweep was stopped by '
+        f"{escape(str(record.get('signal', 'a signal')))}{when}: {finished}{of} trials finished. "
+        "Configurations with unfinished seeds are not compared yet; <code>taso-tune resume "
+        f"{escape(experiment.path)}</code> continues it.</p>"
+    )
 
 
 def render_page(experiment: Experiment, select_on: SelectOn, figures: Mapping[str, str]) -> str:
     """The whole HTML document: provenance, selection rule, status, the tables and ``figures``
     (section id -> figure HTML, plotly.js included by the first)."""
+
     def figure(key: str) -> str:
         if key not in figures:
             return ""
@@ -276,6 +355,9 @@ def render_page(experiment: Experiment, select_on: SelectOn, figures: Mapping[st
         figure("parallel-coordinates"),
         figure("early-stopping"),
     ]
-    return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
-            + "\n".join(part for part in body if part) + "\n</body>\n</html>\n")  # fmt: skip
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        + "\n".join(part for part in body if part)
+        + "\n</body>\n</html>\n"
+    )

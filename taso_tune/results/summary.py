@@ -11,7 +11,7 @@ from taso_tune.results.aggregate import (
     status_counts,
 )
 from taso_tune.results.experiment import Experiment
-from taso_tune.seed_stats import format_interval, format_mean_std
+from taso_tune.stats.seeds import format_interval, format_mean_std
 
 READING_NOTE = (
     "how to read these numbers: mean ± sample std over n of the planned seeds, percent; [a, b] is the\n"
@@ -23,15 +23,23 @@ READING_NOTE = (
 
 def _pick_lines(row, metric: str) -> list[str]:
     def stat(name: str) -> str:
-        return (f"{name} {format_mean_std(row[f'{name}_mean'], row[f'{name}_std'], row['n'])} "
-                f"{format_interval(row[f'{name}_ci_low'], row[f'{name}_ci_high'])}")  # fmt: skip
+        return (
+            f"{name} {format_mean_std(row[f'{name}_mean'], row[f'{name}_std'], row['n'])} "
+            f"{format_interval(row[f'{name}_ci_low'], row[f'{name}_ci_high'])}"
+        )
 
-    verdict = {"best": "best", "tie": "tie with best", "worse": "worse"}.get(row["verdict"], row["verdict"])
-    hps = ", ".join(f"{c[3:]}={row[c]}" for c in hyperparameter_columns(row.to_frame().T) if present(row[c]))
+    verdict = {"best": "best", "tie": "tie with best", "worse": "worse"}.get(
+        row["verdict"], row["verdict"]
+    )
+    hps = ", ".join(
+        f"{c[3:]}={row[c]}" for c in hyperparameter_columns(row.to_frame().T) if present(row[c])
+    )
     note = f"; {row['status']}" if row["status"] else ""
-    return [f"  {row['optimizer']:<13} {stat(metric)}  {stat('test_acc' if metric != 'test_acc' else 'val_acc')}",
-            f"  {'':<13} n={row['n']}/{row['planned']} seeds, {verdict}{note}  [{row['config_id']}]",
-            f"  {'':<13} {hps}"]  # fmt: skip
+    return [
+        f"  {row['optimizer']:<13} {stat(metric)}  {stat('test_acc' if metric != 'test_acc' else 'val_acc')}",
+        f"  {'':<13} n={row['n']}/{row['planned']} seeds, {verdict}{note}  [{row['config_id']}]",
+        f"  {'':<13} {hps}",
+    ]
 
 
 def _why_not(row) -> str:
@@ -58,21 +66,32 @@ def format_summary(experiment: Experiment, select_on: SelectOn = "val") -> str:
         f"({run / max(planned_epochs, 1):.0%})",
     ]
     if experiment.per_seed_stopping:
-        lines.append("warning: ASHA stopped seeds one by one (scheduler.per_seed): a biased baseline, whose "
-                     "configurations rarely keep all their seeds")  # fmt: skip
+        lines.append(
+            "warning: ASHA stopped seeds one by one (scheduler.per_seed): a biased baseline, whose "
+            "configurations rarely keep all their seeds"
+        )
     lines.append(f"best configuration per optimizer (selected on {metric}):")
-    for optimizer in [*best["optimizer"], *sorted(set(aggregated["optimizer"]) - set(best["optimizer"]))]:
+    for optimizer in [
+        *best["optimizer"],
+        *sorted(set(aggregated["optimizer"]) - set(best["optimizer"])),
+    ]:
         picked = best[best["optimizer"] == optimizer]
         if len(picked):
             lines += _pick_lines(picked.iloc[0], metric)
         else:
             rows = aggregated[aggregated["optimizer"] == optimizer]
-            lines.append(f"  {optimizer:<13} none compared: no configuration of {len(rows)} ran all "
-                         f"{experiment.planned_seeds} seeds to the end")  # fmt: skip
+            lines.append(
+                f"  {optimizer:<13} none compared: no configuration of {len(rows)} ran all "
+                f"{experiment.planned_seeds} seeds to the end"
+            )
     left = not_compared(aggregated)
     if len(left):
-        reasons = ", ".join(f"{v} {k}" for k, v in left.apply(_why_not, axis=1).value_counts().items())
-        lines.append(f"not compared: {len(left)} of {len(aggregated)} configurations ({reasons}); "
-                     "the report lists each")  # fmt: skip
+        reasons = ", ".join(
+            f"{v} {k}" for k, v in left.apply(_why_not, axis=1).value_counts().items()
+        )
+        lines.append(
+            f"not compared: {len(left)} of {len(aggregated)} configurations ({reasons}); "
+            "the report lists each"
+        )
     lines.append(READING_NOTE)
     return "\n".join(lines)

@@ -15,6 +15,20 @@ from taso_tune.spaces.validation import TRAIN_FIELDS
 from taso_tune.spaces.values import Value, parse_value
 from taso_tune.spaces.yaml_loader import SpaceLoader, read_yaml
 
-__all__ = ["TRAIN_FIELDS", "OptunaSpace", "Resources", "SchedulerSpec", "SearchSpec", "SpaceLoader", "SweepSpec",
-           "Value", "configurations", "load_space", "load_space_dict", "parse_value", "read_yaml",
-           "resolve_optuna_params", "with_overrides"]  # fmt: skip
+__all__ = [
+    "TRAIN_FIELDS",
+    "OptunaSpace",
+    "Resources",
+    "SchedulerSpec",
+    "SearchSpec",
+    "SpaceLoader",
+    "SweepSpec",
+    "Value",
+    "configurations",
+    "load_space",
+    "load_space_dict",
+    "parse_value",
+    "read_yaml",
+    "resolve_optuna_params",
+    "with_overrides",
+]

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from taso_tune.errors import ConfigError
-from taso_tune.spaces.progress import counted
+from taso_tune.core.errors import ConfigError
+from taso_tune.spaces.counting import counted
 from taso_tune.spaces.validation import TRAIN_FIELDS, Block
 from taso_tune.spaces.values import format_value, is_int
 
@@ -33,8 +33,13 @@ def configurations(spec: SweepSpec) -> list[dict[str, Any]]:
     nothing to draw) from a generator seeded with (``search.seed``, block index).
     """
     if spec.search.type == "optuna":
-        raise ConfigError("search.type", "optuna", "has no list of configurations: Optuna proposes "
-                          "them during the sweep (see optuna_space())", file=spec.source)  # fmt: skip
+        raise ConfigError(
+            "search.type",
+            "optuna",
+            "has no list of configurations: Optuna proposes "
+            "them during the sweep (see optuna_space())",
+            file=spec.source,
+        )
     rows: list[tuple[int, dict[str, Any]]] = []
     for i, block in enumerate(spec.blocks):
         gridded = [k for k, v in block.items() if v.kind == "grid"]
@@ -51,10 +56,14 @@ def configurations(spec: SweepSpec) -> list[dict[str, Any]]:
     ids = [config_id(spec.blocks[i], flat) for i, flat in rows]
     shared = Counter(ids)
     # blocks of one optimizer that differ in a fixed field (e.g. momentum) name that field too
-    ids = [config_id(spec.blocks[i], flat, with_fixed=True) if shared[cid] > 1 else cid
-           for (i, flat), cid in zip(rows, ids, strict=True)]  # fmt: skip
+    ids = [
+        config_id(spec.blocks[i], flat, with_fixed=True) if shared[cid] > 1 else cid
+        for (i, flat), cid in zip(rows, ids, strict=True)
+    ]
     ids = _unique_ids(list(zip((i for i, _ in rows), ids, strict=True)))
-    return [{**flat, "config_id": cid, "block": i} for (i, flat), cid in zip(rows, ids, strict=True)]
+    return [
+        {**flat, "config_id": cid, "block": i} for (i, flat), cid in zip(rows, ids, strict=True)
+    ]
 
 
 def count_configurations(blocks: Sequence[Block], num_samples: int = 1) -> int:
@@ -76,7 +85,9 @@ def count_trials(spec: SweepSpec) -> int:
     return count_configurations(spec.blocks, spec.search.num_samples) * spec.seeds
 
 
-def flat_config(train: Mapping[str, Any], block: Block, chosen: Mapping[str, Any]) -> dict[str, Any]:
+def flat_config(
+    train: Mapping[str, Any], block: Block, chosen: Mapping[str, Any]
+) -> dict[str, Any]:
     """``train`` with the block's fixed values and the ``chosen`` values of its varied fields."""
     values = {k: chosen[k] if v.varied else v.fixed for k, v in block.items()}
     return copy.deepcopy({**train, **values})
@@ -85,10 +96,15 @@ def flat_config(train: Mapping[str, Any], block: Block, chosen: Mapping[str, Any
 def config_id(block: Block, flat: Mapping[str, Any], with_fixed: bool = False) -> str:
     """``optimizer_field=value_...`` over the block's varied fields (and its fixed optimizer fields)."""
     parts = [format_value(flat["optimizer"])]
-    parts += [f"{k}={format_value(flat[k])}" for k, v in block.items() if v.varied and k != "optimizer"]
+    parts += [
+        f"{k}={format_value(flat[k])}" for k, v in block.items() if v.varied and k != "optimizer"
+    ]
     if with_fixed:
-        parts += [f"{k}={format_value(flat[k])}" for k, v in block.items()
-                  if not v.varied and k != "optimizer" and k not in TRAIN_FIELDS]  # fmt: skip
+        parts += [
+            f"{k}={format_value(flat[k])}"
+            for k, v in block.items()
+            if not v.varied and k != "optimizer" and k not in TRAIN_FIELDS
+        ]
     return "_".join(parts)
 
 
@@ -114,13 +130,19 @@ class OptunaSpace:
 
     def __init__(self, spec: SweepSpec) -> None:
         if spec.search.type != "optuna":
-            raise ConfigError("search.type", spec.search.type, "an Optuna space needs search: optuna",
-                              file=spec.source)  # fmt: skip
+            raise ConfigError(
+                "search.type",
+                spec.search.type,
+                "an Optuna space needs search: optuna",
+                file=spec.source,
+            )
         self.spec = spec
 
     def __call__(self, trial: Any) -> dict[str, Any]:
         blocks = self.spec.blocks
-        index = trial.suggest_categorical("block", list(range(len(blocks)))) if len(blocks) > 1 else 0
+        index = (
+            trial.suggest_categorical("block", list(range(len(blocks)))) if len(blocks) > 1 else 0
+        )
         constant: dict[str, Any] = dict(self.spec.train)
         for key, value in blocks[index].items():
             name = f"b{index}.{key}"
@@ -143,15 +165,22 @@ def resolve_optuna_params(spec: SweepSpec, params: Mapping[str, Any]) -> dict[st
     blocks = spec.blocks
     index = params.get("block", 0)
     if not is_int(index) or not 0 <= index < len(blocks):
-        raise ConfigError("block", index, "not a block of this space", choices=range(len(blocks)),
-                          file=spec.source)  # fmt: skip
+        raise ConfigError(
+            "block",
+            index,
+            "not a block of this space",
+            choices=range(len(blocks)),
+            file=spec.source,
+        )
     block = blocks[index]
     chosen = {}
     for key, value in block.items():
         if value.varied:
             name = f"b{index}.{key}"
             if name not in params:
-                raise ConfigError(name, None, "missing from the suggested parameters", file=spec.source)
+                raise ConfigError(
+                    name, None, "missing from the suggested parameters", file=spec.source
+                )
             chosen[key] = params[name]
     flat = flat_config(spec.train, block, chosen)
     cid = config_id(block, flat)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from taso_tune.errors import ConfigError
+from taso_tune.core.errors import ConfigError
 from taso_tune.spaces.sections import (
     SCHEDULER_KEYS,
     SEARCH_KEYS,
@@ -17,16 +17,36 @@ from taso_tune.spaces.spec import SweepSpec
 from taso_tune.spaces.values import require_keys
 from taso_tune.spaces.yaml_loader import read_yaml
 
-TOP_LEVEL_KEYS = ("name", "description", "train", "metric", "mode", "seeds", "seeds_per_trial", "resources",
-                  "scheduler", "search", "max_concurrent", "checkpoint_every", "checkpoint_min_seconds", "seed_packing",
-                  "reuse_actors", "max_failures", "max_trials",
-                  "blocks")  # fmt: skip
+TOP_LEVEL_KEYS = (
+    "name",
+    "description",
+    "train",
+    "metric",
+    "mode",
+    "seeds",
+    "seeds_per_trial",
+    "resources",
+    "scheduler",
+    "search",
+    "max_concurrent",
+    "checkpoint_every",
+    "checkpoint_min_seconds",
+    "seed_packing",
+    "reuse_actors",
+    "max_failures",
+    "max_trials",
+    "blocks",
+)
 
 
-def _section(data: Mapping[str, Any], key: str, kinds: Mapping[str, tuple[str, ...]], default: str) -> dict:
+def _section(
+    data: Mapping[str, Any], key: str, kinds: Mapping[str, tuple[str, ...]], default: str
+) -> dict:
     """The ``scheduler:`` or ``search:`` section as keyword arguments (a bare name is its type)."""
     raw = data.get(key, {"type": default})
-    if raw is None:  # `scheduler:` left empty means no early stopping; `search:` left empty, the default
+    if (
+        raw is None
+    ):  # `scheduler:` left empty means no early stopping; `search:` left empty, the default
         raw = {"type": "none" if key == "scheduler" else default}
     elif isinstance(raw, str):
         raw = {"type": raw}
@@ -40,8 +60,16 @@ def _section(data: Mapping[str, Any], key: str, kinds: Mapping[str, tuple[str, .
 
 
 #: Top-level keys passed to SweepSpec as they are.
-PLAIN_KEYS = ("seeds_per_trial", "max_concurrent", "checkpoint_every", "checkpoint_min_seconds", "seed_packing",
-              "reuse_actors", "max_failures", "max_trials")
+PLAIN_KEYS = (
+    "seeds_per_trial",
+    "max_concurrent",
+    "checkpoint_every",
+    "checkpoint_min_seconds",
+    "seed_packing",
+    "reuse_actors",
+    "max_failures",
+    "max_trials",
+)
 
 
 def _seeds(raw: Any) -> dict[str, Any]:
@@ -64,7 +92,9 @@ def load_space_dict(data: Mapping[str, Any], source: str | None = None) -> Sweep
     try:
         if not isinstance(data, Mapping):
             kind = "empty" if data is None else f"a {type(data).__name__}"
-            raise ConfigError("space", data, f"the top level must be a mapping of settings, not {kind}")
+            raise ConfigError(
+                "space", data, f"the top level must be a mapping of settings, not {kind}"
+            )
         require_keys("", data, TOP_LEVEL_KEYS, "a space file")
         for key in ("name", "blocks"):
             if key not in data:
@@ -74,7 +104,9 @@ def load_space_dict(data: Mapping[str, Any], source: str | None = None) -> Sweep
             raise ConfigError("resources", resources, "must be a mapping with cpus and gpus")
         require_keys("resources", resources, ("cpus", "gpus"), "resources")
         metric = data.get("metric", SweepSpec.metric)
-        mode = data.get("mode", "min" if isinstance(metric, str) and metric.endswith("_loss") else "max")
+        mode = data.get(
+            "mode", "min" if isinstance(metric, str) and metric.endswith("_loss") else "max"
+        )
         # keys the file leaves out take SweepSpec's defaults, written once there
         given = {key: data[key] for key in PLAIN_KEYS if key in data}
         return SweepSpec(
@@ -86,7 +118,9 @@ def load_space_dict(data: Mapping[str, Any], source: str | None = None) -> Sweep
             **(_seeds(data["seeds"]) if "seeds" in data else {}),
             metric=metric,
             mode=mode,
-            scheduler=SchedulerSpec(**_section(data, "scheduler", SCHEDULER_KEYS, SchedulerSpec.type)),
+            scheduler=SchedulerSpec(
+                **_section(data, "scheduler", SCHEDULER_KEYS, SchedulerSpec.type)
+            ),
             search=SearchSpec(**_section(data, "search", SEARCH_KEYS, SearchSpec.type)),
             resources=Resources(**resources),
             **given,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from taso_tune.errors import ConfigError
+from taso_tune.core.errors import ConfigError
 from taso_tune.spaces.loader import load_space_dict
 from taso_tune.spaces.sections import SCHEDULER_KEYS
 from taso_tune.spaces.spec import SweepSpec
@@ -31,16 +31,22 @@ def with_overrides(
     ``epochs`` applies to every block. An override that leaves the space invalid (``--epochs 2``
     under ASHA with ``grace_period: 3``) fails with a ConfigError naming the flag.
     """
-    steps = [(flag, value, own_field, apply) for flag, value, own_field, apply in (
-        ("--epochs", epochs, "train.epochs", _set_epochs), ("--seeds", seeds, "seeds", _set_seeds("count")),
-        ("--seed-start", seed_start, "seeds.start", _set_seeds("start")),
-        ("--scheduler", scheduler, "scheduler.type", _set_scheduler),
-        ("--max-concurrent", max_concurrent, "max_concurrent", _set_top("max_concurrent")),
-        ("--cpus-per-trial", cpus, "resources.cpus", _set_resource("cpus")),
-        ("--gpus-per-trial", gpus, "resources.gpus", _set_resource("gpus")), ("--name", name, "name", _set_top("name")),
-        ("--seed-packing", seed_packing, "seed_packing", _set_top("seed_packing")),
-        ("--reuse-actors", reuse_actors, "reuse_actors", _set_top("reuse_actors")),
-    ) if value is not None]  # fmt: skip
+    steps = [
+        (flag, value, own_field, apply)
+        for flag, value, own_field, apply in (
+            ("--epochs", epochs, "train.epochs", _set_epochs),
+            ("--seeds", seeds, "seeds", _set_seeds("count")),
+            ("--seed-start", seed_start, "seeds.start", _set_seeds("start")),
+            ("--scheduler", scheduler, "scheduler.type", _set_scheduler),
+            ("--max-concurrent", max_concurrent, "max_concurrent", _set_top("max_concurrent")),
+            ("--cpus-per-trial", cpus, "resources.cpus", _set_resource("cpus")),
+            ("--gpus-per-trial", gpus, "resources.gpus", _set_resource("gpus")),
+            ("--name", name, "name", _set_top("name")),
+            ("--seed-packing", seed_packing, "seed_packing", _set_top("seed_packing")),
+            ("--reuse-actors", reuse_actors, "reuse_actors", _set_top("reuse_actors")),
+        )
+        if value is not None
+    ]
 
     def load(changes: list) -> SweepSpec:
         data = spec.to_dict()
@@ -49,8 +55,11 @@ def with_overrides(
         return load_space_dict(data, source=spec.source)
 
     def blame(flag: str, value: Any, own_field: str, err: ConfigError) -> ConfigError:
-        problem = err.problem if err.field == own_field else (
-            f"leaves {err.field} = {err.value!r} invalid: {err.problem}")  # fmt: skip
+        problem = (
+            err.problem
+            if err.field == own_field
+            else (f"leaves {err.field} = {err.value!r} invalid: {err.problem}")
+        )
         return ConfigError(flag, value, problem, file=spec.source, choices=err.choices)
 
     try:
@@ -98,4 +107,7 @@ def _set_scheduler(data: dict[str, Any], kind: Any) -> None:
     current = data["scheduler"]
     if current["type"] != kind:
         kept = SCHEDULER_KEYS.get(kind, ("type",))
-        data["scheduler"] = {"type": kind, **{k: v for k, v in current.items() if k in kept and k != "type"}}
+        data["scheduler"] = {
+            "type": kind,
+            **{k: v for k, v in current.items() if k in kept and k != "type"},
+        }

@@ -6,15 +6,21 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from taso_tune.errors import ConfigError
+from taso_tune.core.errors import ConfigError
 from taso_tune.spaces.values import is_int, is_number, require_int
 
 SCHEDULER_TYPES = ("asha", "none", "budget-sh")
 SEARCH_TYPES = ("grid", "random", "optuna")
-SCHEDULER_KEYS = {"asha": ("type", "grace_period", "reduction_factor", "per_seed"), "none": ("type",),
-                   "budget-sh": ("type", "reduction_factor", "min_epochs")}  # fmt: skip
-SEARCH_KEYS = {"grid": ("type",), "random": ("type", "num_samples", "seed"),
-                "optuna": ("type", "num_samples", "seed")}  # fmt: skip
+SCHEDULER_KEYS = {
+    "asha": ("type", "grace_period", "reduction_factor", "per_seed"),
+    "none": ("type",),
+    "budget-sh": ("type", "reduction_factor", "min_epochs"),
+}
+SEARCH_KEYS = {
+    "grid": ("type",),
+    "random": ("type", "num_samples", "seed"),
+    "optuna": ("type", "num_samples", "seed"),
+}
 
 
 def _reset_unused(settings: Any, used: tuple[str, ...]) -> None:
@@ -43,10 +49,14 @@ class SchedulerSpec:
 
     def __post_init__(self) -> None:
         if self.type not in SCHEDULER_TYPES:
-            raise ConfigError("scheduler.type", self.type, "unknown scheduler", choices=SCHEDULER_TYPES)
+            raise ConfigError(
+                "scheduler.type", self.type, "unknown scheduler", choices=SCHEDULER_TYPES
+            )
         require_int("scheduler.grace_period", self.grace_period, 1)
         if not is_number(self.reduction_factor) or not self.reduction_factor > 1:
-            raise ConfigError("scheduler.reduction_factor", self.reduction_factor, "must be a number > 1")
+            raise ConfigError(
+                "scheduler.reduction_factor", self.reduction_factor, "must be a number > 1"
+            )
         object.__setattr__(self, "reduction_factor", float(self.reduction_factor))
         if self.min_epochs is not None:
             require_int("scheduler.min_epochs", self.min_epochs, 1)
@@ -80,8 +90,12 @@ class SchedulerSpec:
         return [*budgets, epochs]
 
     def to_dict(self) -> dict[str, Any]:
-        return {key: getattr(self, key) for key in SCHEDULER_KEYS[self.type]
-                if getattr(self, key, None) is not None and not (key == "per_seed" and not self.per_seed)}  # fmt: skip
+        return {
+            key: getattr(self, key)
+            for key in SCHEDULER_KEYS[self.type]
+            if getattr(self, key, None) is not None
+            and not (key == "per_seed" and not self.per_seed)
+        }
 
 
 @dataclass(frozen=True)
@@ -124,5 +138,3 @@ class Resources:
 
     def to_dict(self) -> dict[str, Any]:
         return {"cpus": self.cpus} if self.gpus is None else {"cpus": self.cpus, "gpus": self.gpus}
-
-

@@ -14,14 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from taso_tune.errors import ConfigError
-from taso_tune.names import METRICS, SEED_PACKINGS, SeedPacking
+from taso_tune.core.errors import ConfigError
+from taso_tune.core.records import METRICS, SEED_PACKINGS, SeedPacking
 from taso_tune.spaces.expansion import configurations, count_configurations
 from taso_tune.spaces.sections import Resources, SchedulerSpec, SearchSpec
 from taso_tune.spaces.spec_checks import check_scheduler, check_seeds
 from taso_tune.spaces.validation import Block, parse_blocks, validate_blocks, validate_train
 from taso_tune.spaces.values import require_int
-from taso_tune.train import TrainConfig
+from taso_tune.training.run import TrainConfig
 
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 #: The most trials a space may hold unless it (or ``--max-trials``) says otherwise: a larger grid is
@@ -70,19 +70,33 @@ class SweepSpec:
             raise
 
     def _validate(self) -> None:
-        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name) or self.name in (".", ".."):
-            raise ConfigError("name", self.name, "must be letters, digits, '_', '.' or '-' (not . or ..): "
-                              "the experiment's folder inside the storage")  # fmt: skip
+        if (
+            not isinstance(self.name, str)
+            or not _NAME.fullmatch(self.name)
+            or self.name in (".", "..")
+        ):
+            raise ConfigError(
+                "name",
+                self.name,
+                "must be letters, digits, '_', '.' or '-' (not . or ..): "
+                "the experiment's folder inside the storage",
+            )
         if not isinstance(self.description, str):
             raise ConfigError("description", self.description, "must be text")
         require_int("seeds", self.seeds, 1)
         check_seeds(self)
         require_int("checkpoint_every", self.checkpoint_every, 1)
         seconds = self.checkpoint_min_seconds
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < float("inf"):
+        if (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, (int, float))
+            or not 0 <= seconds < float("inf")
+        ):
             raise ConfigError("checkpoint_min_seconds", seconds, "must be a number of seconds >= 0")
         if self.seed_packing not in SEED_PACKINGS:
-            raise ConfigError("seed_packing", self.seed_packing, "unknown seed packing", choices=SEED_PACKINGS)
+            raise ConfigError(
+                "seed_packing", self.seed_packing, "unknown seed packing", choices=SEED_PACKINGS
+            )
         if not isinstance(self.reuse_actors, bool):
             raise ConfigError("reuse_actors", self.reuse_actors, "must be true or false")
         require_int("max_failures", self.max_failures, 0)
@@ -93,15 +107,28 @@ class SweepSpec:
             raise ConfigError("metric", self.metric, "unknown metric", choices=METRICS)
         expected = "min" if self.metric.endswith("_loss") else "max"
         if self.mode != expected:
-            raise ConfigError("mode", self.mode, f"contradicts metric {self.metric!r}, which is "
-                              f"{'minimised' if expected == 'min' else 'maximised'}", choices=[expected])  # fmt: skip
-        for name, kind in (("scheduler", SchedulerSpec), ("search", SearchSpec), ("resources", Resources)):
+            raise ConfigError(
+                "mode",
+                self.mode,
+                f"contradicts metric {self.metric!r}, which is "
+                f"{'minimised' if expected == 'min' else 'maximised'}",
+                choices=[expected],
+            )
+        for name, kind in (
+            ("scheduler", SchedulerSpec),
+            ("search", SearchSpec),
+            ("resources", Resources),
+        ):
             if not isinstance(getattr(self, name), kind):
                 raise ConfigError(name, getattr(self, name), f"must be a {kind.__name__}")
         object.__setattr__(self, "train", validate_train(self.train))
         blocks = parse_blocks(self.blocks, self.search.type)
-        self._check_size(blocks)  # before every configuration is checked, which takes long for huge grids
-        object.__setattr__(self, "blocks", validate_blocks(blocks, self.train, self.search.type, self.metric))
+        self._check_size(
+            blocks
+        )  # before every configuration is checked, which takes long for huge grids
+        object.__setattr__(
+            self, "blocks", validate_blocks(blocks, self.train, self.search.type, self.metric)
+        )
         check_scheduler(self)
 
     def _check_size(self, blocks: tuple[Block, ...]) -> None:
@@ -112,9 +139,13 @@ class SweepSpec:
             configs, what = count_configurations(blocks, self.search.num_samples), "configurations"
         trials = configs * self.seeds
         if trials > self.max_trials:
-            raise ConfigError("blocks", trials, f"the space makes {configs} {what} x {self.seeds} "
-                              f"seeds = {trials} training runs, more than the cap of {self.max_trials}: check the "
-                              f"grids, or raise the cap with --max-trials {trials} (max_trials: in the file)")  # fmt: skip
+            raise ConfigError(
+                "blocks",
+                trials,
+                f"the space makes {configs} {what} x {self.seeds} "
+                f"seeds = {trials} training runs, more than the cap of {self.max_trials}: check the "
+                f"grids, or raise the cap with --max-trials {trials} (max_trials: in the file)",
+            )
 
     @property
     def seed_values(self) -> tuple[int, ...]:
@@ -138,16 +169,26 @@ class SweepSpec:
 
     def trials(self) -> list[dict[str, Any]]:
         """:meth:`configurations` times :attr:`seed_values`, each with ``seed`` (config-major order)."""
-        return [{**config, "seed": seed} for config in self.configurations() for seed in self.seed_values]
+        return [
+            {**config, "seed": seed}
+            for config in self.configurations()
+            for seed in self.seed_values
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved space as plain YAML-able data; ``load_space_dict(to_dict())`` gives an equal spec."""
         data: dict[str, Any] = {"name": self.name}
         if self.description:
             data["description"] = self.description
-        data.update(train=copy.deepcopy(dict(self.train)), metric=self.metric, mode=self.mode, seeds=self._seeds_yaml(),
-                    resources=self.resources.to_dict(), scheduler=self.scheduler.to_dict(),
-                    search=self.search.to_dict())  # fmt: skip
+        data.update(
+            train=copy.deepcopy(dict(self.train)),
+            metric=self.metric,
+            mode=self.mode,
+            seeds=self._seeds_yaml(),
+            resources=self.resources.to_dict(),
+            scheduler=self.scheduler.to_dict(),
+            search=self.search.to_dict(),
+        )
         if self.seeds_per_trial != "all":
             data["seeds_per_trial"] = self.seeds_per_trial
         if self.max_concurrent is not None:
@@ -160,8 +201,11 @@ class SweepSpec:
             data["seed_packing"] = self.seed_packing
         if self.reuse_actors:
             data["reuse_actors"] = True
-        data.update(checkpoint_every=self.checkpoint_every, max_failures=self.max_failures,
-                    blocks=[{k: v.to_yaml() for k, v in block.items()} for block in self.blocks])  # fmt: skip
+        data.update(
+            checkpoint_every=self.checkpoint_every,
+            max_failures=self.max_failures,
+            blocks=[{k: v.to_yaml() for k, v in block.items()} for block in self.blocks],
+        )
         return data
 
     def _seeds_yaml(self) -> Any:

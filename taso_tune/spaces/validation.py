@@ -14,11 +14,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import fields
 from typing import Any
 
-from taso_tune.errors import ConfigError
-from taso_tune.optimizers import OPTIMIZERS
-from taso_tune.spaces.progress import counted
+from taso_tune.core.errors import ConfigError
+from taso_tune.spaces.counting import counted
 from taso_tune.spaces.values import Value, did_you_mean, is_number, parse_value, require_int
-from taso_tune.train import TrainConfig
+from taso_tune.training.optimizers import OPTIMIZERS
+from taso_tune.training.run import TrainConfig
 
 #: TrainConfig fields a space may set, in ``train:`` or in a block (seeds come from ``seeds:``).
 TRAIN_FIELDS: tuple[str, ...] = tuple(
@@ -39,11 +39,18 @@ def validate_train(train: Any) -> dict[str, Any]:
         if key == "optimizer":
             raise ConfigError("train.optimizer", value, "the optimizer is chosen in each block")
         if key not in TRAIN_FIELDS:
-            raise ConfigError(f"train.{key}", value, f"unknown training field{did_you_mean(key, TRAIN_FIELDS)}",
-                              choices=TRAIN_FIELDS)  # fmt: skip
+            raise ConfigError(
+                f"train.{key}",
+                value,
+                f"unknown training field{did_you_mean(key, TRAIN_FIELDS)}",
+                choices=TRAIN_FIELDS,
+            )
         if isinstance(value, Mapping):
-            raise ConfigError(f"train.{key}", dict(value), "train holds fixed values; put grids and "
-                              "distributions in a block")  # fmt: skip
+            raise ConfigError(
+                f"train.{key}",
+                dict(value),
+                "train holds fixed values; put grids and distributions in a block",
+            )
         check_train_value(f"train.{key}", key, value)
     return copy.deepcopy(dict(train))
 
@@ -52,14 +59,21 @@ def parse_blocks(blocks: Any, search: str) -> tuple[Block, ...]:
     """Each block's values parsed and checked one by one (blocks already parsed are kept)."""
     if not isinstance(blocks, (list, tuple)) or not blocks:
         raise ConfigError("blocks", blocks, "must be a non-empty list of blocks")
-    return tuple(block if _is_parsed(block) else _parse_block(i, block, search) for i, block in enumerate(blocks))
+    return tuple(
+        block if _is_parsed(block) else _parse_block(i, block, search)
+        for i, block in enumerate(blocks)
+    )
 
 
-def validate_blocks(blocks: Any, train: Mapping[str, Any], search: str, metric: str) -> tuple[Block, ...]:
+def validate_blocks(
+    blocks: Any, train: Mapping[str, Any], search: str, metric: str
+) -> tuple[Block, ...]:
     """Parse and check every block; every configuration it yields must build a TrainConfig."""
     parsed = parse_blocks(blocks, search)
     total = sum(count_points(block) for block in parsed)
-    points = ((i, block, flat) for i, block in enumerate(parsed) for flat in check_points(block, train))
+    points = (
+        (i, block, flat) for i, block in enumerate(parsed) for flat in check_points(block, train)
+    )
     for i, block, flat in counted(points, total, "checking the space's configurations"):
         _check_config(i, block, train, flat, metric)
     return parsed
@@ -72,7 +86,11 @@ def count_points(block: Block) -> int:
 
 
 def _is_parsed(block: Any) -> bool:
-    return isinstance(block, Mapping) and bool(block) and all(isinstance(v, Value) for v in block.values())
+    return (
+        isinstance(block, Mapping)
+        and bool(block)
+        and all(isinstance(v, Value) for v in block.values())
+    )
 
 
 def _parse_block(i: int, block: Any, search: str) -> Block:
@@ -80,15 +98,23 @@ def _parse_block(i: int, block: Any, search: str) -> Block:
     if not isinstance(block, Mapping):
         raise ConfigError(where, block, "a block is a mapping of field: value")
     if "optimizer" not in block:
-        raise ConfigError(f"{where}.optimizer", None, "every block names its optimizer",
-                          choices=sorted(OPTIMIZERS))  # fmt: skip
+        raise ConfigError(
+            f"{where}.optimizer",
+            None,
+            "every block names its optimizer",
+            choices=sorted(OPTIMIZERS),
+        )
     values = {key: parse_value(f"{where}.{key}", raw) for key, raw in block.items()}
     optimizer = values["optimizer"]
     if optimizer.is_distribution:
-        raise ConfigError(f"{where}.optimizer", optimizer.to_yaml(), "must be a name, a grid or a choice")
+        raise ConfigError(
+            f"{where}.optimizer", optimizer.to_yaml(), "must be a name, a grid or a choice"
+        )
     for name in optimizer.options:
         if not isinstance(name, str):
-            raise ConfigError(f"{where}.optimizer", name, "must be an optimizer name", choices=sorted(OPTIMIZERS))
+            raise ConfigError(
+                f"{where}.optimizer", name, "must be an optimizer name", choices=sorted(OPTIMIZERS)
+            )
         OPTIMIZERS.get_or_fail(name, f"{where}.optimizer")
     for key, value in values.items():
         path = f"{where}.{key}"
@@ -98,18 +124,29 @@ def _parse_block(i: int, block: Any, search: str) -> Block:
             for name in optimizer.options:
                 if key not in OPTIMIZERS[name].defaults:
                     valid = [*sorted(OPTIMIZERS[name].defaults), *TRAIN_FIELDS]
-                    raise ConfigError(path, value.to_yaml(), f"not a field of optimizer {name!r} nor a "
-                                      f"training field{did_you_mean(key, valid)}", choices=valid)  # fmt: skip
+                    raise ConfigError(
+                        path,
+                        value.to_yaml(),
+                        f"not a field of optimizer {name!r} nor a "
+                        f"training field{did_you_mean(key, valid)}",
+                        choices=valid,
+                    )
         _check_value_kind(path, key, value, search)
     return values
 
 
 def _check_value_kind(path: str, key: str, value: Value, search: str) -> None:
     if search == "grid" and value.kind not in ("fixed", "grid"):
-        raise ConfigError(path, value.to_yaml(), f"a {value.kind} needs search: random or optuna "
-                          "(search: grid takes fixed values and grids)")  # fmt: skip
+        raise ConfigError(
+            path,
+            value.to_yaml(),
+            f"a {value.kind} needs search: random or optuna "
+            "(search: grid takes fixed values and grids)",
+        )
     if value.is_distribution and key in TRAIN_FIELDS and key != "val_fraction":
-        raise ConfigError(path, value.to_yaml(), "a distribution gives floats; use a grid or a choice")
+        raise ConfigError(
+            path, value.to_yaml(), "a distribution gives floats; use a grid or a choice"
+        )
     if search == "optuna" and value.kind in ("grid", "choice"):
         for option in value.options:
             if option is not None and not isinstance(option, (bool, int, float, str)):
@@ -131,21 +168,27 @@ def check_points(block: Block, train: Mapping[str, Any]) -> Iterator[dict[str, A
             yield {**train, **point}
 
 
-def _check_config(i: int, block: Block, train: Mapping[str, Any], flat: Mapping[str, Any], metric: str) -> None:
+def _check_config(
+    i: int, block: Block, train: Mapping[str, Any], flat: Mapping[str, Any], metric: str
+) -> None:
     def prefix(key: str) -> str:
         return f"blocks[{i}]" if key in block or key not in train else "train"
 
     if metric.startswith("val_") and not flat.get("val_fraction", TrainConfig.val_fraction) > 0:
-        raise ConfigError(f"{prefix('val_fraction')}.val_fraction", flat.get("val_fraction"),
-                          f"metric {metric!r} needs a validation split (val_fraction > 0)")  # fmt: skip
+        raise ConfigError(
+            f"{prefix('val_fraction')}.val_fraction",
+            flat.get("val_fraction"),
+            f"metric {metric!r} needs a validation split (val_fraction > 0)",
+        )
     values = dict(flat)
     if values.get("device") == "cuda":
         values["device"] = "cpu"  # the machine that loads the space need not have the GPU
     try:
         TrainConfig.from_flat(values)
     except ConfigError as err:
-        raise ConfigError(f"{prefix(err.field)}.{err.field}", err.value, err.problem,
-                          choices=err.choices) from None  # fmt: skip
+        raise ConfigError(
+            f"{prefix(err.field)}.{err.field}", err.value, err.problem, choices=err.choices
+        ) from None
 
 
 def check_train_value(path: str, key: str, value: Any) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from taso_tune.errors import ConfigError
+from taso_tune.core.errors import ConfigError
 
 ValueKind = Literal["fixed", "grid", "choice", "uniform", "loguniform"]
 VALUE_KINDS: tuple[str, ...] = ("grid", "choice", "uniform", "loguniform")
@@ -80,8 +80,12 @@ def parse_value(field: str, raw: Any) -> Value:
         return Value("fixed", (_plain(raw),))
     if len(raw) != 1 or next(iter(raw)) not in VALUE_KINDS:
         keys = ", ".join(map(str, raw)) or "nothing"
-        raise ConfigError(field, dict(raw), f"a value mapping holds exactly one of its kinds (found {keys})",
-                          choices=VALUE_KINDS)  # fmt: skip
+        raise ConfigError(
+            field,
+            dict(raw),
+            f"a value mapping holds exactly one of its kinds (found {keys})",
+            choices=VALUE_KINDS,
+        )
     kind, items = next(iter(raw.items()))
     where = f"{field}.{kind}"
     if not isinstance(items, (list, tuple)) or not items:
@@ -89,7 +93,9 @@ def parse_value(field: str, raw: Any) -> Value:
     if kind in ("grid", "choice"):
         for item in items:
             if isinstance(item, Mapping):
-                raise ConfigError(where, item, "grid and choice options are plain values, not mappings")
+                raise ConfigError(
+                    where, item, "grid and choice options are plain values, not mappings"
+                )
         return Value(kind, tuple(_plain(v) for v in items))
     if len(items) != 2 or not all(is_number(v) for v in items):
         raise ConfigError(where, items, "must be [low, high], two numbers")
@@ -126,8 +132,12 @@ def require_int(field_name: str, value: Any, lowest: int) -> None:
 def require_keys(section: str, data: Mapping[str, Any], valid: tuple[str, ...], what: str) -> None:
     for key, value in data.items():
         if key not in valid:
-            raise ConfigError(f"{section}.{key}" if section else str(key), value,
-                              f"unknown key in {what}{did_you_mean(key, valid)}", choices=valid)  # fmt: skip
+            raise ConfigError(
+                f"{section}.{key}" if section else str(key),
+                value,
+                f"unknown key in {what}{did_you_mean(key, valid)}",
+                choices=valid,
+            )
 
 
 def did_you_mean(name: Any, valid: Iterable[str]) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from taso_tune.errors import ConfigError
+from taso_tune.core.errors import ConfigError
 
 
 class SpaceLoader(yaml.SafeLoader):
@@ -71,5 +71,3 @@ def _syntax_error(path: str, text: str, err: yaml.YAMLError) -> ConfigError:
         return ConfigError("yaml", None, f"not valid YAML: {problem}", file=path)
     snippet = lines[mark.line].strip() if mark.line < len(lines) else ""
     return ConfigError(f"line {mark.line + 1}", snippet, f"not valid YAML: {problem}", file=path)
-
-

@@ -1,0 +1,232 @@
+"""``taso-tune submit``, ``jobs``, ``logs`` and ``stop``: sweeps as Ray Jobs on a cluster's dashboard."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import posixpath
+import sys
+import time
+
+from taso_tune.cli.help_format import HelpFormatter
+from taso_tune.cli.sweep import (
+    DEFAULT_STORAGE,
+    OVERRIDE_FLAGS,
+    add_override_flags,
+    resolve_spec,
+)
+from taso_tune.core.errors import ConfigError
+from taso_tune.core.storage import is_uri
+
+
+def _add_cluster_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--address",
+        help="the Ray dashboard (default: RAY_API_SERVER_ADDRESS, else http://127.0.0.1:8265)",
+    )
+    p.add_argument(
+        "--token-file",
+        help="file holding the cluster's auth token (default: RAY_AUTH_TOKEN, "
+        "RAY_AUTH_TOKEN_PATH, else ~/.ray/auth_token)",
+    )
+
+
+def add_submit_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "submit",
+        help="run a sweep on a Ray cluster as a Ray Job",
+        description=(
+            "Check a search-space file here, then submit `taso-tune sweep FILE` as a Ray Job: the working "
+            "directory is uploaded and the job runs in it on the cluster. Prints the job id, its "
+            "dashboard page and the commands to follow, stop and resume it. With --resume EXPERIMENT, "
+            "submits `taso-tune resume EXPERIMENT` instead."
+        ),
+        formatter_class=HelpFormatter,
+    )
+    p.add_argument(
+        "space", nargs="?", metavar="FILE", help="search-space YAML, inside the working directory"
+    )
+    p.add_argument("--resume", metavar="EXPERIMENT", help="continue this stopped sweep instead")
+    _add_cluster_flags(p)
+    p.add_argument("--name", help="experiment name (default: the space's name and the time)")
+    p.add_argument(
+        "--storage",
+        default=DEFAULT_STORAGE,
+        help="results root on the cluster: a shared mount or a URI (a relative path is made absolute here)",
+    )
+    p.add_argument(
+        "--working-dir", default=".", help="the folder uploaded for the job (default: .)"
+    )
+    p.add_argument(
+        "--python", default="python", help="the cluster's Python that has taso-tune's dependencies"
+    )
+    add_override_flags(
+        p
+    )  # the sweep's own, checked here and passed on to `taso-tune sweep` in the job
+    p.add_argument(
+        "--scheduler", choices=["asha", "none", "budget-sh"], help="as for `taso-tune sweep`"
+    )
+    p.add_argument("--no-report", action="store_true", help="as for `taso-tune sweep`")
+    p.set_defaults(handler=run_submit)
+
+
+def add_jobs_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "jobs",
+        help="list the sweeps submitted to a Ray cluster",
+        description="List the cluster's sweep jobs, newest first: status, experiment and "
+        "the best mean so far of each.",
+    )
+    _add_cluster_flags(p)
+    p.set_defaults(handler=run_jobs)
+    p = sub.add_parser("logs", help="print (or follow) a sweep job's output")
+    p.add_argument("job", metavar="JOB", help="the job id `taso-tune submit` printed")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
+    _add_cluster_flags(p)
+    p.set_defaults(handler=run_logs)
+    p = sub.add_parser(
+        "stop",
+        help="stop a sweep job; its state is saved for `taso-tune resume`",
+        description="Stop a sweep job: Ray sends its driver SIGTERM, the driver stops the "
+        "trials and saves the sweep's state, and the job ends as STOPPED.",
+    )
+    p.add_argument("job", metavar="JOB")
+    p.add_argument(
+        "--wait", type=float, default=60, help="seconds to wait for the job to end (default 60)"
+    )
+    _add_cluster_flags(p)
+    p.set_defaults(handler=run_stop)
+
+
+def _jobs(args: argparse.Namespace):
+    from taso_tune.sweep.jobs import SweepJobs
+
+    return SweepJobs(args.address, args.token_file)
+
+
+def _cluster_flags(args: argparse.Namespace) -> str:
+    flags = f" --address {args.address}" if args.address else ""
+    return flags + (f" --token-file {args.token_file}" if args.token_file else "")
+
+
+def _sweep_args(args: argparse.Namespace) -> tuple[str, str, list[str]]:
+    """(space file relative to the working dir, experiment path, `taso-tune sweep` flags)."""
+    spec = resolve_spec(
+        argparse.Namespace(
+            **{**vars(args), "defaults": None, "model": None, "dataset": None, "data_root": None}
+        )
+    )
+    name = args.name or f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    storage = args.storage if is_uri(args.storage) else os.path.abspath(args.storage)
+    space = os.path.relpath(os.path.abspath(args.space), os.path.abspath(args.working_dir))
+    if space.startswith(".."):
+        raise ConfigError(
+            "FILE",
+            args.space,
+            f"must be inside the working directory {args.working_dir} "
+            "(only that folder is uploaded); pass --working-dir",
+        )
+    flags = ["--name", name, "--storage", storage]
+    for flag in (*(f for f, _, _ in OVERRIDE_FLAGS), "--scheduler"):
+        value = getattr(args, flag[2:].replace("-", "_"))
+        if value is not None:
+            flags += [flag, str(value)]
+    return space, posixpath.join(storage, name), flags + (["--no-report"] if args.no_report else [])
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    if bool(args.space) == bool(args.resume):
+        raise ConfigError(
+            "FILE",
+            args.space or args.resume,
+            "give a space file or --resume EXPERIMENT, one of them",
+        )
+    if not os.path.isdir(args.working_dir):
+        raise ConfigError("--working-dir", args.working_dir, "no such folder")
+    if args.resume:
+        experiment, space, command = args.resume, "", ["resume", args.resume]
+    else:
+        space, experiment, flags = _sweep_args(args)
+        command = ["sweep", space, *flags]
+    jobs = _jobs(args)
+    job_id = jobs.submit(
+        command,
+        experiment=experiment,
+        space_file=space,
+        working_dir=args.working_dir,
+        python=args.python,
+    )
+    more = _cluster_flags(args)
+    print(f"submitted job {job_id}")
+    print(f"  experiment  {experiment}")
+    print(f"  dashboard   {jobs.dashboard_url(job_id)}")
+    print(f"  follow      taso-tune logs {job_id} --follow{more}")
+    print(f"  list        taso-tune jobs{more}")
+    print(f"  stop        taso-tune stop {job_id}{more}")
+    print(f"  resume      taso-tune submit --resume {experiment}{more}")
+    return 0
+
+
+def best_so_far(experiment: str) -> str:
+    """The best configuration mean of the experiment's metric so far, as text ('-' when none yet or
+    the folder cannot be read from here)."""
+    from taso_tune.results.experiment import load_experiment
+
+    try:
+        exp = load_experiment(experiment)
+    except (ConfigError, OSError):
+        return "-"
+    metric, mode = exp.space.get("metric", "val_acc"), exp.space.get("mode", "max")
+    means = exp.trials.groupby("config_id")[metric].mean().dropna()
+    if means.empty:
+        return "-"
+    config_id = means.idxmax() if mode == "max" else means.idxmin()
+    value = means[config_id]
+    shown = f"{value:.2%}" if metric.endswith("_acc") else f"{value:.4g}"
+    return f"{metric} {shown} ({config_id})"
+
+
+def run_jobs(args: argparse.Namespace) -> int:
+    sweeps = _jobs(args).sweeps()
+    if not sweeps:
+        print("no sweep jobs on this cluster (submit one with `taso-tune submit FILE`)")
+        return 0
+    width = max(len("EXPERIMENT"), *(len(job.experiment) for job in sweeps))
+    print(f"{'JOB':<28}  {'STATUS':<9}  {'EXPERIMENT':<{width}}  BEST SO FAR")
+    for job in sweeps:
+        print(
+            f"{job.job_id:<28}  {job.status:<9}  {job.experiment:<{width}}  {best_so_far(job.experiment)}"
+        )
+    return 0
+
+
+def run_logs(args: argparse.Namespace) -> int:
+    jobs = _jobs(args)
+    if not args.follow:
+        sys.stdout.write(jobs.logs(args.job))
+        return 0
+    for chunk in jobs.follow(args.job):
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+    return 0
+
+
+def run_stop(args: argparse.Namespace) -> int:
+    from taso_tune.sweep.jobs import TERMINAL_STATES
+
+    jobs = _jobs(args)
+    job = jobs.sweep(args.job)
+    if not jobs.stop(args.job):
+        print(f"job {args.job} had already ended: {job.status}")
+        return 0
+    deadline = time.monotonic() + args.wait
+    while job.status not in TERMINAL_STATES and time.monotonic() < deadline:
+        time.sleep(1)
+        job = jobs.sweep(args.job)
+    exit_code = (
+        "" if job.driver_exit_code is None else f", driver exit status {job.driver_exit_code}"
+    )
+    print(f"job {args.job}: {job.status}{exit_code}")
+    if job.experiment:
+        print(f"continue it with: taso-tune submit --resume {job.experiment}{_cluster_flags(args)}")
+    return 0 if job.status in TERMINAL_STATES else 1

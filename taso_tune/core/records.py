@@ -1,0 +1,92 @@
+"""The data contract between the layers: the epoch record the training loop yields, the labels a
+trial reports beside it, the status words, and the files taso-tune writes into an experiment folder.
+
+Every column list (results frames, report tables, progress table, Prometheus gauges) derives from
+:class:`EpochRecord` and :class:`TrialLabels`, so a new metric is added in one place. Imports no
+torch and no ray: every layer may read it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NotRequired, TypedDict
+
+#: A training run's state after an epoch.
+RunStatus = Literal["running", "complete", "diverged"]
+#: How a trial trains its seeds: as one stacked model, one after another each epoch, or by device
+#: (``auto``: stacked on CUDA, separate on the CPU).
+SeedPacking = Literal["auto", "stacked", "separate"]
+SEED_PACKINGS: tuple[str, ...] = ("auto", "stacked", "separate")
+#: How a seed of a configuration ended, as the results layer reads it.
+TrialStatus = Literal["complete", "stopped-early", "diverged", "errored", "unfinished"]
+TRIAL_STATUSES: tuple[str, ...] = TrialStatus.__args__
+
+
+class EpochRecord(TypedDict):
+    """One epoch of one training run (:meth:`taso_tune.training.run.Run.step_epoch`)."""
+
+    epoch: int  # epochs done, 1-based
+    total_epochs: int  # the planned length the schedule was built for
+    lr: float  # in force during the epoch
+    val_acc: NotRequired[float]  # only with a validation split
+    val_loss: NotRequired[float]
+    test_acc: float
+    test_loss: float
+    train_acc: float
+    train_loss: float  # mean over the epoch's batches
+    epoch_seconds: float  # training and evaluation
+    images_per_second: float  # training throughput
+    status: RunStatus
+
+
+class TrialLabels(TypedDict):
+    """Who reported an epoch: the configuration, its seeds and where it ran (reported every epoch).
+
+    A trial trains every seed of one configuration (or one seed with ``seeds_per_trial: 1``); beside
+    the labels it reports each metric's mean over the seeds, ``<metric>_std``, ``seeds_diverged`` and
+    every seed's own :class:`EpochRecord` under ``per_seed`` (keyed by the seed as text).
+    """
+
+    config_id: str
+    optimizer: str
+    seeds: list[int]
+    planned_epochs: int
+    model: str
+    dataset: str
+    batch_size: int
+    num_classes: int
+    split_sizes: dict[str, int]  # images in train / val / test
+    node_id: str
+    hp: dict[str, Any]  # the optimizer's resolved fields, recipe defaults included
+    diverged: bool  # every seed diverged: the trial ended
+
+
+EPOCH_FIELDS: tuple[str, ...] = tuple(EpochRecord.__annotations__)
+LABEL_FIELDS: tuple[str, ...] = tuple(TrialLabels.__annotations__)
+#: The metrics every epoch record carries, and that a sweep may optimise.
+METRICS: tuple[str, ...] = tuple(k for k in EPOCH_FIELDS if k.endswith(("_acc", "_loss")))
+#: One line on each epoch field, for gauges and documentation.
+FIELD_DESCRIPTIONS: dict[str, str] = {
+    "epoch": "Epochs the trial has completed",
+    "total_epochs": "Planned epochs of the run",
+    "lr": "Learning rate in force during the trial's latest epoch",
+    "val_acc": "Validation accuracy of the trial's latest epoch",
+    "val_loss": "Validation loss of the trial's latest epoch",
+    "test_acc": "Test accuracy of the trial's latest epoch",
+    "test_loss": "Test loss of the trial's latest epoch",
+    "train_acc": "Training accuracy of the trial's latest epoch",
+    "train_loss": "Mean training loss of the trial's latest epoch",
+    "epoch_seconds": "Seconds of the latest epoch, evaluation included",
+    "images_per_second": "Training throughput of the latest epoch",
+    "status": "running, complete or diverged",
+}
+
+#: The resolved search space, written beside the results when a sweep starts.
+SPACE_FILE = "taso_tune_space.yaml"
+#: Inside each checkpoint: the whole training run (model, optimizer, schedule, RNG, epoch).
+STATE_FILE = "run_state.pt"
+#: Budget-aware successive halving keeps its rung bookkeeping here.
+BUDGET_SH_FILE = "taso_tune_budget_sh.json"
+#: Who drives the experiment now (host, pid, start time): one sweep or resume at a time.
+LOCK_FILE = "taso_tune.lock"
+#: Written when a signal stopped the sweep (signal, time, planned trials); removed when it completes.
+INTERRUPTED_FILE = "taso_tune_interrupted.json"

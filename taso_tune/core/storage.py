@@ -1,0 +1,309 @@
+"""Where taso-tune writes: atomic local files, and the files of an experiment folder on a local
+disk, an NFS mount or a storage URI (via pyarrow).
+
+A reader never sees a half-written results, config or export file. Shared by the Ray layer (which
+writes the space file and the budget-sh bookkeeping) and the results layer (which reads what the
+trials reported); imports neither.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import tempfile
+import threading
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
+
+import pyarrow.fs
+import yaml
+
+from taso_tune.core.errors import ConfigError
+
+#: Storage that every node of a cluster sees: bucket URI schemes, and mount points of shared file systems.
+SHARED_URI_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "az", "hdfs")
+SHARED_PATH_PREFIXES = ("/mnt/", "/nfs/")
+#: Set to 1 to vouch that a local-looking path is the same shared mount on every node.
+SHARED_STORAGE_ENV = "TASO_TUNE_SHARED_STORAGE"
+#: The results root used when ``--storage`` is not given (set on cluster heads).
+STORAGE_ENV = "TASO_TUNE_STORAGE"
+#: Seconds a storage URI's file system gets to answer before the sweep gives up on it.
+STORAGE_TIMEOUT_ENV = "TASO_TUNE_STORAGE_TIMEOUT"
+DEFAULT_STORAGE_TIMEOUT_S = 20.0
+
+T = TypeVar("T")
+
+
+def is_uri(path: str) -> bool:
+    """Whether ``path`` is a storage URI (``s3://bucket/x``) rather than a local path."""
+    return "://" in str(path)
+
+
+def resolve(path: str) -> str:
+    """A storage URI as given; a local path made absolute (``~`` expanded), as Ray Tune needs it."""
+    if is_uri(path):
+        return path
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def filesystem(path: str) -> tuple[pyarrow.fs.FileSystem, str]:
+    """The pyarrow file system of a local path or a URI, and the path inside it."""
+    if is_uri(path):
+        return pyarrow.fs.FileSystem.from_uri(path)
+    return pyarrow.fs.LocalFileSystem(), str(path)
+
+
+def exists(path: str) -> bool:
+    """Whether anything (file or folder) is at ``path``."""
+    fs, inner = filesystem(path)
+    return fs.get_file_info(inner).type != pyarrow.fs.FileType.NotFound
+
+
+def read_text(fs: pyarrow.fs.FileSystem, path: str) -> str | None:
+    """The text of the file at ``path`` in ``fs``, or ``None`` when there is no such file."""
+    if fs.get_file_info(path).type != pyarrow.fs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as handle:
+        return handle.read().decode()
+
+
+def read_experiment_file(experiment: str, name: str) -> str | None:
+    """The text of ``EXPERIMENT/name``, or ``None`` when it is missing."""
+    fs, root = filesystem(experiment)
+    return read_text(fs, posixpath.join(root.rstrip("/"), name))
+
+
+def write_experiment_file(experiment: str, name: str, text: str) -> None:
+    """Write ``EXPERIMENT/name`` atomically: a temporary file beside it, then a move."""
+    fs, root = filesystem(experiment)
+    root = root.rstrip("/")
+    fs.create_dir(root, recursive=True)
+    tmp, final = f"{root}/.{name}.tmp", f"{root}/{name}"
+    with fs.open_output_stream(tmp) as handle:
+        handle.write(text.encode())
+    fs.move(tmp, final)
+
+
+def delete_experiment_file(experiment: str, name: str) -> None:
+    """Remove ``EXPERIMENT/name`` if it is there."""
+    fs, root = filesystem(experiment)
+    path = posixpath.join(root.rstrip("/"), name)
+    if fs.get_file_info(path).type == pyarrow.fs.FileType.File:
+        fs.delete_file(path)
+
+
+def remove_if_only(experiment: str, names: tuple[str, ...]) -> bool:
+    """Delete the folder ``experiment`` when it holds nothing but files named in ``names`` (what a
+    sweep writes before its first trial); ``False``, touching nothing, when it holds anything else."""
+    fs, root = filesystem(experiment)
+    root = root.rstrip("/")
+    if fs.get_file_info(root).type != pyarrow.fs.FileType.Directory:
+        return False
+    entries = fs.get_file_info(pyarrow.fs.FileSelector(root))
+    if any(
+        posixpath.basename(e.path) not in names or e.type != pyarrow.fs.FileType.File
+        for e in entries
+    ):
+        return False
+    fs.delete_dir(root)
+    return True
+
+
+def result_records(text: str, path: str) -> list[dict]:
+    """The epoch records of a trial's ``result.json`` (its ``text``, read from ``path``), each epoch
+    once, in order. A last line cut short (a driver killed while writing it) is left out; a bad line
+    before it is a ConfigError."""
+    by_epoch: dict[int, dict] = {}
+    lines = [line for line in text.splitlines() if line.strip()]
+    for number, line in enumerate(lines, 1):
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            if number == len(lines):
+                break
+            raise ConfigError(
+                f"line {number}",
+                line[:40],
+                "is not JSON; the trial's results are damaged",
+                file=path,
+            ) from None
+        if isinstance(rec, dict) and "epoch" in rec:
+            by_epoch[int(rec["epoch"])] = rec  # a resumed trial may repeat the epoch in flight
+    return [by_epoch[k] for k in sorted(by_epoch)]
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message, short enough for a one-line error."""
+    text = str(err).strip().splitlines()
+    line = text[0] if text else type(err).__name__
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
+def call_with_timeout(fn: Callable[[], T], seconds: float) -> T:
+    """``fn()`` in a daemon thread; ``TimeoutError`` when it has not returned after ``seconds``
+    (a bucket that does not answer retries for minutes: the caller reports it instead of hanging)."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = fn()
+        except BaseException as err:  # handed to the caller's thread
+            outcome["error"] = err
+
+    thread = threading.Thread(target=target, daemon=True, name="taso-tune-storage-probe")
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise TimeoutError(f"no answer within {seconds:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def storage_timeout() -> float:
+    """:data:`STORAGE_TIMEOUT_ENV` in seconds, else :data:`DEFAULT_STORAGE_TIMEOUT_S`."""
+    raw = os.environ.get(STORAGE_TIMEOUT_ENV)
+    try:
+        value = float(raw) if raw else DEFAULT_STORAGE_TIMEOUT_S
+    except ValueError:
+        raise ConfigError(STORAGE_TIMEOUT_ENV, raw, "must be a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise ConfigError(STORAGE_TIMEOUT_ENV, raw, "must be a number of seconds > 0")
+    return value
+
+
+def check_writable(path: str, field: str, kind: Literal["folder", "file"]) -> None:
+    """Refuse, before anything starts, a place where taso-tune could not write a ``kind``.
+
+    Local paths: a file where a folder is wanted (or the reverse), a path under a file, and a folder
+    that cannot be written (found by making and removing a temporary entry in the nearest existing
+    folder: permission bits say nothing for root, ACLs or NFS root squashing). URIs: a file system
+    that cannot be reached within :func:`storage_timeout` seconds, or a file where a folder is
+    wanted; whether a bucket takes writes is known only when the experiment's lock is written.
+
+    Raises:
+        ConfigError: on ``field``, naming the path and what is wrong with it.
+    """
+    if is_uri(path):
+        _check_uri(path, field, kind)
+        return
+    target = resolve(path)
+    if os.path.isdir(target) and kind == "file":
+        raise ConfigError(field, path, "is a folder, not a file")
+    if os.path.lexists(target) and not os.path.isdir(target) and kind == "folder":
+        raise ConfigError(field, path, "is a file, not a folder")
+    nearest = target if kind == "folder" and os.path.isdir(target) else os.path.dirname(target)
+    while not os.path.lexists(nearest):
+        nearest = os.path.dirname(nearest)
+    if not os.path.isdir(nearest):
+        raise ConfigError(field, path, f"is under {nearest}, which is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".taso-tune-probe-", dir=nearest))
+    except OSError as err:
+        raise ConfigError(
+            field, path, f"cannot write in {nearest} ({err.strerror or first_line(err)})"
+        ) from None
+
+
+def _check_uri(uri: str, field: str, kind: str) -> None:
+    seconds = storage_timeout()
+
+    def probe() -> pyarrow.fs.FileType:
+        fs, inner = filesystem(uri)
+        return fs.get_file_info(inner).type
+
+    try:
+        found = call_with_timeout(probe, seconds)
+    except TimeoutError:
+        raise ConfigError(
+            field,
+            uri,
+            f"storage did not answer within {seconds:g} s (unreachable, or "
+            f"no credentials; set {STORAGE_TIMEOUT_ENV} to wait longer)",
+        ) from None
+    except (
+        Exception
+    ) as err:  # pyarrow raises OSError and ArrowInvalid subclasses, and its own types
+        raise ConfigError(field, uri, f"cannot reach this storage: {first_line(err)}") from None
+    if kind == "folder" and found == pyarrow.fs.FileType.File:
+        raise ConfigError(field, uri, "is a file, not a folder")
+    if kind == "file" and found == pyarrow.fs.FileType.Directory:
+        raise ConfigError(field, uri, "is a folder, not a file")
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(
+        fd, 0o666 & ~umask
+    )  # mkstemp makes 0600 files; results are for everyone who may read them
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_yaml_atomic(path: str, data: Any) -> None:
+    """Dump ``data`` as YAML (keys in the order given) atomically."""
+    write_text_atomic(path, yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
+
+
+def require_shared_storage(storage: str | None, num_nodes: int) -> None:
+    """Refuse storage that the nodes of a ``num_nodes``-node cluster do not all see.
+
+    One node: anything goes (``None`` means the default local folder). More nodes: each trial
+    writes its results where it runs, so ``storage`` must be a bucket URI (``s3://``, ``gs://``,
+    ``gcs://``, ``abfs://``, ``abfss://``, ``az://``, ``hdfs://``) or an absolute path on a mount
+    every node shares: under ``/mnt/`` or ``/nfs/``, or anywhere when ``TASO_TUNE_SHARED_STORAGE=1``
+    is set (you vouch that the path is the same shared mount on every node).
+
+    Raises:
+        ConfigError: on field ``storage``, saying why the location is refused.
+    """
+    if num_nodes <= 1:
+        return
+    where = f"a sweep over {num_nodes} nodes"
+    if not storage:
+        raise ConfigError(
+            "storage",
+            storage,
+            f"{where} needs --storage on shared storage (a bucket URI such as s3://BUCKET/PATH, or "
+            f"a path under {' or '.join(SHARED_PATH_PREFIXES)} mounted on every node): without it "
+            "each node keeps its trials' results on its own disk, where the driver cannot "
+            "checkpoint, resume or report them",
+        )
+    scheme, sep, _ = storage.partition("://")
+    if sep and scheme != "file":
+        if scheme.lower() in SHARED_URI_SCHEMES:
+            return
+        raise ConfigError(
+            "storage",
+            storage,
+            f"{where} needs a bucket URI of a known scheme",
+            choices=[f"{s}://" for s in SHARED_URI_SCHEMES],
+        )
+    path = storage[len("file://") :] if sep else storage
+    if os.environ.get(SHARED_STORAGE_ENV) == "1":
+        return
+    normal = os.path.normpath(path)
+    if os.path.isabs(normal) and any((normal + "/").startswith(p) for p in SHARED_PATH_PREFIXES):
+        return
+    raise ConfigError(
+        "storage",
+        storage,
+        f"{where} cannot use a node-local path: every node would write its trials to its own disk, "
+        "so results would be scattered and the sweep could not be resumed or reported; use a "
+        f"bucket URI (s3://, gs://, ...) or a shared mount under {' or '.join(SHARED_PATH_PREFIXES)}, "
+        f"or set {SHARED_STORAGE_ENV}=1 if this path is the same shared mount on every node",
+    )

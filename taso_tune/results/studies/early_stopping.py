@@ -1,0 +1,230 @@
+"""Measure what early stopping costs in answer quality: the full sweep against ASHA (a configuration
+judged by its mean over seeds), per-seed ASHA (the biased baseline), and budget-aware SH.
+
+The ground truth is a sweep with every trial run to the end (no early stopping). For each early-
+stopping method run on the same space this computes, from saved results only:
+
+- epochs consumed, and their share of the full sweep's;
+- the configuration it picks (the best comparable one: every planned seed finished, by the one
+  statistics rule) and its regret: the true final mean validation accuracy of the truly best
+  configuration minus that of the pick, both read from the full sweep (accuracy points), with a 95%
+  bootstrap interval that resamples the seeds;
+- how well each rung ranks configurations: Spearman correlation between what the method actually saw
+  at the rung (ASHA: the mean of the seeds that reached epoch r in its own run; budget-sh: complete
+  runs of r epochs) and the final ranking; not given for fewer than 5 configurations;
+- which of the true top-5 configurations the method dropped before the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from taso_tune.results.experiment import Experiment
+
+METRIC = "val_acc"
+
+
+@dataclass
+class Comparison:
+    """The frames of an early-stopping comparison (see the module docstring)."""
+
+    summary: pd.DataFrame
+    rank_correlation: pd.DataFrame
+    top5: pd.DataFrame
+
+
+#: Fewer configurations than this make a rank correlation meaningless.
+MIN_CORRELATED = 5
+
+
+def true_scores(full: Experiment) -> pd.Series:
+    """Final mean validation accuracy per configuration in the full sweep (diverged seeds at chance
+    level), best first."""
+    agg = full.aggregated.set_index("config_id")
+    return agg[f"{METRIC}_mean"].astype(float).sort_values(ascending=False, kind="stable")
+
+
+def _pick(experiment: Experiment) -> str | None:
+    best = experiment.best("val")
+    return str(best.iloc[0]["config_id"]) if len(best) else None
+
+
+def _seed_matrix(full: Experiment) -> pd.DataFrame:
+    """Final validation accuracy per configuration (rows) and seed (columns), diverged at chance."""
+    trials = full.trials
+    chance = 1.0 / trials["num_classes"].astype(float)
+    values = trials[METRIC].where(trials["status"] != "diverged", chance)
+    return pd.DataFrame(
+        {"config_id": trials["config_id"], "seed": trials["seed"], "v": values}
+    ).pivot(index="config_id", columns="seed", values="v")
+
+
+def regret_interval(
+    full: Experiment, pick: str | None, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """95% bootstrap interval of the pick's regret (points), resampling the seeds of the full sweep
+    (the same seeds for every configuration: each resample keeps the pairing)."""
+    matrix = _seed_matrix(full).dropna()
+    if pick is None or pick not in matrix.index or matrix.shape[1] < 2:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    values = matrix.to_numpy()
+    row = list(matrix.index).index(pick)
+    draws = rng.integers(0, values.shape[1], size=(resamples, values.shape[1]))
+    means = values[:, draws].mean(axis=2)  # configurations x resamples
+    regrets = 100 * (means.max(axis=0) - means[row])
+    low, high = np.percentile(regrets, [2.5, 97.5])
+    return (float(low), float(high))
+
+
+def asha_rungs(grace_period: int, reduction_factor: float, max_t: int) -> list[int]:
+    """The epochs at which ASHA (one bracket) compares trials: grace * eta^k below max_t."""
+    rungs, r = [], float(grace_period)
+    while r < max_t:
+        rungs.append(int(r))
+        r *= reduction_factor
+    return rungs
+
+
+def _spearman(a: pd.Series, b: pd.Series) -> float:
+    joined = pd.concat([a, b], axis=1, join="inner").dropna()
+    if len(joined) < MIN_CORRELATED:
+        return float("nan")
+    return float(joined.iloc[:, 0].rank().corr(joined.iloc[:, 1].rank()))
+
+
+def _asha_correlations(
+    method: str, asha: Experiment, truth: pd.Series, rungs: list[int]
+) -> list[dict]:
+    """What ASHA saw at each rung of its own run: the mean over the seeds that reached the epoch."""
+    rows = []
+    for epoch in rungs:
+        at = asha.epochs[asha.epochs["epoch"] == epoch].groupby("config_id")[METRIC].mean()
+        rows.append(
+            {
+                "method": method,
+                "rung_epochs": epoch,
+                "configs": len(at),
+                "spearman": _spearman(at, truth),
+            }
+        )
+    return rows
+
+
+def _budget_sh_correlations(bsh: Experiment, truth: pd.Series) -> list[dict]:
+    rows = []
+    for _rung, trials in bsh.trials.groupby("rung"):
+        done = trials[trials["status"] == "complete"]
+        scores = done.groupby("config_id")[METRIC].mean()
+        rows.append(
+            {
+                "method": "budget-sh",
+                "rung_epochs": int(trials["planned_epochs"].max()),
+                "configs": trials["config_id"].nunique(),
+                "spearman": _spearman(scores, truth),
+            }
+        )
+    return rows
+
+
+def _top5_fate(truth: pd.Series, full: Experiment, methods: dict[str, Experiment]) -> pd.DataFrame:
+    top = list(truth.index[:5])
+    optimizer = full.trials.drop_duplicates("config_id").set_index("config_id")["optimizer"]
+    bsh = methods.get("budget-sh")
+    rows = []
+    for config_id in top:
+        row = {
+            "config_id": config_id,
+            "optimizer": optimizer[config_id],
+            "true_val_acc": truth[config_id],
+        }
+        for method in ("asha", "asha-per-seed"):
+            if method in methods:
+                trials = methods[method].trials[methods[method].trials["config_id"] == config_id]
+                stopped = int((trials["status"] == "stopped-early").sum())
+                row[f"{method}_seeds_stopped"] = f"{stopped}/{len(trials)}"
+        if bsh is not None:
+            reached = bsh.trials.loc[bsh.trials["config_id"] == config_id, "planned_epochs"]
+            final = int(bsh.trials["planned_epochs"].max())
+            last = int(reached.max()) if len(reached) else 0
+            row["budget_sh_dropped_after"] = (
+                "kept to the end" if last == final else f"{last}-epoch rung"
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def compare(
+    full: Experiment,
+    methods: dict[str, Experiment],
+    *,
+    asha_rung_epochs: list[int] | None = None,
+) -> Comparison:
+    """Compare early-stopping runs (``{"asha": ..., "asha-per-seed": ..., "budget-sh": ...}``, any
+    subset) against the full sweep ``full`` on the same space."""
+    truth = true_scores(full)
+    full_epochs = int(full.trials["epochs_run"].sum())
+    test = full.aggregated.set_index("config_id")["test_acc_mean"]
+    rows, correlations = [], []
+    for method, experiment in {"full": full, **methods}.items():
+        pick = _pick(experiment)
+        epochs = int(experiment.trials["epochs_run"].sum())
+        low, high = regret_interval(full, pick)
+        rows.append(
+            {
+                "method": method,
+                "epochs": epochs,
+                "share_of_full": epochs / full_epochs,
+                "pick": pick or "none compared",
+                "pick_true_val_acc": truth.get(pick, float("nan")),
+                "regret_points": 100 * (truth.iloc[0] - truth.get(pick, float("nan"))),
+                "regret_95ci": f"[{low:.2f}, {high:.2f}]" if low == low else "n/a",
+                "pick_test_acc": test.get(pick, float("nan")),
+            }
+        )
+    for method in ("asha", "asha-per-seed"):
+        if method in methods and asha_rung_epochs:
+            correlations += _asha_correlations(method, methods[method], truth, asha_rung_epochs)
+    if "budget-sh" in methods:
+        correlations += _budget_sh_correlations(methods["budget-sh"], truth)
+    return Comparison(
+        pd.DataFrame(rows), pd.DataFrame(correlations), _top5_fate(truth, full, methods)
+    )
+
+
+def _markdown(frame: pd.DataFrame, floats: dict[str, str]) -> str:
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, row in frame.iterrows():
+        cells = [
+            (format(row[c], floats[c]) if row[c] == row[c] else "—")
+            if c in floats and row[c] is not None
+            else str(row[c])
+            for c in cols
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def to_markdown(comparison: Comparison) -> str:
+    """The three tables as Markdown (for docs/early-stopping.md)."""
+    summary = _markdown(
+        comparison.summary,
+        {
+            "share_of_full": ".0%",
+            "pick_true_val_acc": ".4f",
+            "regret_points": ".2f",
+            "pick_test_acc": ".4f",
+        },
+    )
+    corr = _markdown(comparison.rank_correlation, {"spearman": ".2f"}).replace(
+        "| — |", "| n/a (< 5 configurations) |"
+    )
+    top5 = _markdown(comparison.top5, {"true_val_acc": ".4f"})
+    return (
+        f"### Epochs and regret\n\n{summary}\n\n### Rank correlation of each rung with the final ranking\n\n"
+        f"{corr}\n\n### The true top-5 configurations: what early stopping did to them\n\n{top5}\n"
+    )

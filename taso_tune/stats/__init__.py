@@ -1,0 +1,1 @@
+"""Statistics over seeds: summaries and intervals (``seeds``) and paired comparisons (``paired``)."""

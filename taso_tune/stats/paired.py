@@ -1,0 +1,166 @@
+"""Paired comparisons of configurations trained on the same seeds: the difference of means with its
+t interval and paired t-test, Holm's correction across comparisons, a verdict at a level, and a
+bootstrap interval over seeds for any statistic. The one-configuration rule is in ``seed_stats``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy import stats
+
+from taso_tune.core.errors import ConfigError
+from taso_tune.stats.seeds import (
+    DEFAULT_CONFIDENCE,
+    Interval,
+    Mode,
+    check_confidence,
+    check_count,
+    check_mode,
+    finite_array,
+    t_interval,
+)
+
+PairedVerdict = Literal["better", "worse", "tie"]
+#: Significance level of :func:`paired_verdict`.
+DEFAULT_LEVEL = 0.05
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Mean of the per-seed differences ``a - b`` with its t interval and paired t-test p-value."""
+
+    n: int
+    mean: float
+    std: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    confidence: float
+
+
+def _pair(
+    a: Sequence[float] | Mapping[Hashable, float], b: Sequence[float] | Mapping[Hashable, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    if isinstance(a, Mapping) != isinstance(b, Mapping):
+        raise ConfigError(
+            "b",
+            type(b).__name__,
+            "pair a mapping with a mapping (seed -> value), or a sequence with a sequence",
+        )
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        if set(a) != set(b):
+            unpaired = sorted(map(repr, set(a) ^ set(b)))
+            raise ConfigError(
+                "seeds", unpaired, "the two configurations were not run over the same seeds"
+            )
+        seeds = list(a)
+        a, b = [a[s] for s in seeds], [b[s] for s in seeds]
+    x, y = finite_array(a, "a"), finite_array(b, "b")
+    if len(x) != len(y):
+        raise ConfigError(
+            "seeds",
+            (len(x), len(y)),
+            "paired samples need one value per seed on both sides, in the same seed order",
+        )
+    if len(x) < 2:
+        raise ConfigError("n", len(x), "a paired comparison needs at least 2 seeds")
+    return x, y
+
+
+def paired_difference(
+    a: Sequence[float] | Mapping[Hashable, float],
+    b: Sequence[float] | Mapping[Hashable, float],
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> PairedDifference:
+    """Compare two configurations run over the same seeds: the mean of ``a - b`` seed by seed, its t
+    interval (df = n - 1) and the two-sided paired t-test p-value (``scipy.stats.ttest_rel``).
+
+    ``a`` and ``b`` are sequences in the same seed order, or mappings seed -> value (paired by
+    seed). Score diverged seeds at chance level before pairing, as :func:`summarize` does.
+    """
+    confidence = check_confidence(confidence)
+    x, y = _pair(a, b)
+    differences = x - y
+    n = len(differences)
+    mean = float(differences.mean())
+    std = float(differences.std(ddof=1))
+    low, high = t_interval(mean, std, n, confidence)
+    if std == 0.0:
+        # the t statistic is 0/0 or ±inf: identical differences of 0 are no evidence of a
+        # difference (p = 1); identical non-zero ones are scipy's limit t -> ±inf (p = 0)
+        p_value = 1.0 if mean == 0.0 else 0.0
+    else:
+        p_value = float(stats.ttest_rel(x, y).pvalue)
+    return PairedDifference(n, mean, std, low, high, p_value, confidence)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm–Bonferroni step-down adjusted p-values, in the order given.
+
+    Sorted ascending, the i-th smallest of m p-values (1-based) becomes ``(m - i + 1) · p``, made
+    monotone by a running maximum and capped at 1. Controls the family-wise error rate under any
+    dependence. (scipy's ``false_discovery_control`` does Benjamini–Hochberg, not Holm.)
+    """
+    p = np.asarray(p_values, dtype=float)
+    if p.ndim != 1 or not np.all((p >= 0.0) & (p <= 1.0)):
+        raise ConfigError(
+            "p_values", p_values, "must be a flat sequence of probabilities in [0, 1]"
+        )
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    stepped = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    adjusted = np.empty(m)
+    adjusted[order] = stepped
+    return [float(v) for v in adjusted]
+
+
+def paired_verdict(
+    adjusted_p: float, difference: float, *, mode: Mode, level: float = DEFAULT_LEVEL
+) -> PairedVerdict:
+    """ "better" / "worse" for ``a`` against ``b`` when ``adjusted_p < level``, else "tie".
+
+    ``difference`` is the mean of ``a - b`` (:attr:`PairedDifference.mean`); its sign means better
+    for ``mode="max"`` when positive, for ``mode="min"`` when negative. A NaN p-value is a tie.
+    """
+    mode = check_mode(mode)
+    level = check_confidence(level, "level")
+    if not (adjusted_p < level) or difference == 0.0:
+        return "tie"
+    a_higher = difference > 0.0
+    return "better" if a_higher == (mode == "max") else "worse"
+
+
+def bootstrap_interval(
+    values: Sequence[float],
+    statistic: Callable[..., float] = np.mean,
+    confidence: float = DEFAULT_CONFIDENCE,
+    resamples: int = 9999,
+    seed: int = 0,
+) -> Interval:
+    """Percentile-bootstrap interval of ``statistic`` over seeds, resampling the seeds with
+    replacement (``scipy.stats.bootstrap``); the same ``seed`` gives the same interval.
+
+    ``statistic`` takes an array (and may take ``axis=``, as numpy reductions do, to run vectorised).
+    With few seeds the percentile interval is too narrow; prefer :func:`summarize`'s t interval for
+    a mean and keep this for statistics without one (median, a quantile, a ratio).
+    """
+    confidence = check_confidence(confidence)
+    resamples = check_count(resamples, "resamples", 1)
+    sample = finite_array(values, "values")
+    if len(sample) < 2:
+        raise ConfigError("values", values, "a bootstrap needs at least 2 seeds")
+    result = stats.bootstrap(
+        (sample,),
+        statistic,
+        n_resamples=resamples,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return Interval(float(result.confidence_interval.low), float(result.confidence_interval.high))
+
+
+# --- formatting ---------------------------------------------------------------------------------

@@ -1,0 +1,338 @@
+"""The one statistics rule for results over seeds: summarise, rank, compare, format.
+
+A configuration (one optimizer and its hyperparameters) is trained with ``planned`` seeds. Each seed
+ends *complete* (a final metric value), *diverged* (training blew up) or *missing* (still running,
+errored, or stopped early by a scheduler). Every table, report, export and successive-halving rung
+asks this module the same questions, so they all give the same, honestly uncertain, answer:
+
+* :func:`summarize` scores a diverged seed at chance level (:func:`chance_level`) and counts it, and
+  gives the mean, the sample std (``ddof=1``) and a Student-t confidence interval of the mean. With
+  fewer than two seeds std and interval are ``None`` (shown as "—", exported as null), never 0.
+* :func:`rank` ranks only the configurations whose planned seeds all finished; the others are listed
+  as "not compared: k of n seeds" and are never the pick. Configurations whose interval overlaps the
+  best's are marked tied with it.
+* :mod:`taso_tune.stats.paired` compares two configurations run over the same seeds.
+* :func:`format_mean_std`, :func:`format_interval` and :func:`status_text` are the one way every
+  output writes these numbers.
+
+Pure: the standard library, numpy and scipy only (plus the project's error type), no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+import numpy as np
+from scipy import stats
+
+from taso_tune.core.errors import ConfigError
+
+Mode = Literal["max", "min"]
+MetricKind = Literal["accuracy", "loss"]
+Verdict = Literal["best", "tie", "worse", "not compared"]
+
+MODES: tuple[Mode, ...] = ("max", "min")
+METRIC_KINDS: tuple[MetricKind, ...] = ("accuracy", "loss")
+DEFAULT_CONFIDENCE = 0.95
+#: Shown where a number does not exist (std or interval with n < 2, mean with n = 0).
+MISSING_TEXT = "—"
+
+__all__ = [
+    "DEFAULT_CONFIDENCE",
+    "METRIC_KINDS",
+    "MISSING_TEXT",
+    "MODES",
+    "Interval",
+    "MetricKind",
+    "Mode",
+    "RankedRow",
+    "SeedSummary",
+    "Verdict",
+    "chance_level",
+    "format_interval",
+    "format_mean_std",
+    "pick",
+    "rank",
+    "status_text",
+    "summarize",
+    "t_interval",
+]
+
+
+class Interval(NamedTuple):
+    """A closed interval ``[low, high]``."""
+
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    """One configuration's result over its seeds.
+
+    ``n = complete + diverged`` seeds enter the statistics (diverged ones at chance level);
+    ``missing = planned - n`` do not. ``mean`` is ``None`` when ``n == 0``; ``std``, ``ci_low`` and
+    ``ci_high`` are ``None`` when ``n < 2``. ``comparable`` is true only when every planned seed
+    finished, which is what :func:`rank` requires. ``dataclasses.asdict`` of it is the export record
+    (``None`` becomes JSON null).
+    """
+
+    planned: int
+    complete: int
+    diverged: int
+    missing: int
+    n: int
+    mean: float | None
+    std: float | None
+    ci_low: float | None
+    ci_high: float | None
+    confidence: float
+    comparable: bool
+
+    @property
+    def interval(self) -> Interval | None:
+        """The confidence interval of the mean, or ``None`` when ``n < 2``."""
+        if self.ci_low is None or self.ci_high is None:
+            return None
+        return Interval(self.ci_low, self.ci_high)
+
+
+@dataclass(frozen=True)
+class RankedRow:
+    """One row of :func:`rank`: ``rank`` is 1-based, ``None`` for a configuration not compared.
+
+    ``verdict``: "best" (rank 1), "tie" (cannot be told apart from the best), "worse" (interval
+    entirely on the wrong side of the best's) or "not compared" (not all planned seeds finished).
+    """
+
+    config_id: str
+    rank: int | None
+    summary: SeedSummary
+    verdict: Verdict
+
+    @property
+    def status(self) -> str:
+        """The row's status text (see :func:`status_text`)."""
+        return status_text(self.summary)
+
+
+# --- checks -------------------------------------------------------------------------------------
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def check_mode(mode: str) -> Mode:
+    if mode not in MODES:
+        raise ConfigError("mode", mode, "unknown ranking mode", choices=MODES)
+    return mode  # type: ignore[return-value]
+
+
+def check_confidence(confidence: float, field: str = "confidence") -> float:
+    if not is_number(confidence) or not (0.0 < confidence < 1.0):
+        raise ConfigError(field, confidence, "must be a number strictly between 0 and 1")
+    return float(confidence)
+
+
+def check_count(value: int, field: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(field, value, f"must be an integer >= {minimum}")
+    return int(value)
+
+
+def finite_array(values: Sequence[float], field: str) -> np.ndarray:
+    array = np.asarray(values, dtype=float)
+    if array.ndim != 1:
+        raise ConfigError(field, values, "must be a flat sequence of numbers, one per seed")
+    if not np.all(np.isfinite(array)):
+        # a NaN or inf metric is a blown-up run: the caller must count it as diverged, or it would
+        # poison every mean it enters
+        raise ConfigError(
+            field, values, "contains a NaN or infinite value; count such a seed as diverged"
+        )
+    return array
+
+
+# --- one configuration --------------------------------------------------------------------------
+
+
+def chance_level(
+    kind: MetricKind, *, num_classes: int | None = None, worst_value: float | None = None
+) -> float:
+    """The score a diverged seed gets: what a model that learned nothing would reach.
+
+    For an ``"accuracy"`` metric ``1 / num_classes`` of the data set; for a ``"loss"`` metric the
+    worst (largest) value the sweep saw, which only the caller knows (``worst_value``).
+    """
+    if kind == "accuracy":
+        if num_classes is None:
+            raise ConfigError(
+                "num_classes", None, "an accuracy metric needs the data set's number of classes"
+            )
+        return 1.0 / check_count(num_classes, "num_classes", 2)
+    if kind == "loss":
+        if not is_number(worst_value) or not math.isfinite(worst_value):
+            raise ConfigError(
+                "worst_value",
+                worst_value,
+                "a loss metric needs the worst finite loss the sweep saw",
+            )
+        return float(worst_value)
+    raise ConfigError("kind", kind, "unknown metric kind", choices=METRIC_KINDS)
+
+
+def t_interval(mean: float, std: float, n: int, confidence: float = DEFAULT_CONFIDENCE) -> Interval:
+    """``mean ± t_{(1+confidence)/2, n-1} · std / √n``: the interval of a mean of ``n >= 2`` values."""
+    n = check_count(n, "n", 2)
+    confidence = check_confidence(confidence)
+    half = float(stats.t.ppf((1.0 + confidence) / 2.0, n - 1)) * std / math.sqrt(n)
+    return Interval(mean - half, mean + half)
+
+
+def summarize(
+    values: Sequence[float],
+    planned: int,
+    *,
+    diverged: int = 0,
+    chance: float | None = None,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> SeedSummary:
+    """Summarise one configuration over its seeds.
+
+    ``values`` are the final metric values of the complete seeds; ``diverged`` seeds are scored as
+    ``chance`` (see :func:`chance_level`; required when ``diverged > 0``) and counted in ``n``, so a
+    configuration that blows up on some seeds pays for it instead of looking better on the survivors.
+    The remaining ``planned - len(values) - diverged`` seeds are missing: they do not enter the
+    numbers and make the summary not comparable.
+    """
+    planned = check_count(planned, "planned", 1)
+    diverged = check_count(diverged, "diverged", 0)
+    confidence = check_confidence(confidence)
+    complete_values = finite_array(values, "values")
+    complete = len(complete_values)
+    missing = planned - complete - diverged
+    if missing < 0:
+        raise ConfigError(
+            "planned",
+            planned,
+            f"fewer than the {complete} complete + {diverged} diverged seeds given",
+        )
+    if diverged:
+        if not is_number(chance) or not math.isfinite(chance):
+            raise ConfigError("chance", chance, "diverged seeds need a finite chance-level score")
+        scores = np.concatenate([complete_values, np.full(diverged, float(chance))])
+    else:
+        scores = complete_values
+    n = len(scores)
+    mean = float(scores.mean()) if n else None
+    std = ci_low = ci_high = None
+    if n >= 2:
+        std = float(scores.std(ddof=1))
+        ci_low, ci_high = t_interval(mean, std, n, confidence)
+    return SeedSummary(
+        planned=planned,
+        complete=complete,
+        diverged=diverged,
+        missing=missing,
+        n=n,
+        mean=mean,
+        std=std,
+        ci_low=ci_low,
+        ci_high=ci_high,
+        confidence=confidence,
+        comparable=missing == 0,
+    )
+
+
+# --- ranking ------------------------------------------------------------------------------------
+
+
+def _overlaps(a: Interval | None, b: Interval | None) -> bool:
+    # without an interval (n = 1) nothing shows the two apart, so they count as overlapping
+    if a is None or b is None:
+        return True
+    return a.low <= b.high and b.low <= a.high
+
+
+def rank(summaries: Mapping[str, SeedSummary], mode: Mode) -> list[RankedRow]:
+    """Rank configurations by mean, ``mode="max"`` (accuracy) or ``"min"`` (loss).
+
+    Only comparable summaries (every planned seed finished) are ranked, 1, 2, ... by mean, equal
+    means in config-id order. Rank 1 is "best"; a ranked configuration whose interval overlaps the
+    best's (or where either has none, n = 1) is "tie", the others "worse". Overlapping intervals are
+    a deliberately cautious test: "tie" means "not shown to differ", never "equal". Configurations
+    not comparable follow in config-id order with ``rank=None`` and verdict "not compared"; none is
+    ever dropped.
+    """
+    mode = check_mode(mode)
+    ranked = sorted(
+        ((config_id, s) for config_id, s in summaries.items() if s.comparable),
+        # comparable summaries have n = planned >= 1, so a mean
+        key=lambda item: (-item[1].mean if mode == "max" else item[1].mean, item[0]),
+    )
+    confidences = {s.confidence for _, s in ranked}
+    if len(confidences) > 1:
+        raise ConfigError(
+            "confidence",
+            sorted(confidences),
+            "summaries ranked together must share one confidence level",
+        )
+    rows: list[RankedRow] = []
+    best_interval = ranked[0][1].interval if ranked else None
+    for position, (config_id, summary) in enumerate(ranked, start=1):
+        if position == 1:
+            verdict: Verdict = "best"
+        elif _overlaps(summary.interval, best_interval):
+            verdict = "tie"
+        else:
+            verdict = "worse"
+        rows.append(RankedRow(config_id, position, summary, verdict))
+    for config_id in sorted(c for c, s in summaries.items() if not s.comparable):
+        rows.append(RankedRow(config_id, None, summaries[config_id], "not compared"))
+    return rows
+
+
+def pick(rows: Sequence[RankedRow]) -> RankedRow | None:
+    """The best row of :func:`rank`, or ``None`` when no configuration could be compared."""
+    return next((row for row in rows if row.verdict == "best"), None)
+
+
+# --- paired comparisons -------------------------------------------------------------------------
+
+
+def _number(value: float | None, scale: float, digits: int) -> str:
+    """A value as text; none (``None``, or NaN as a table's empty cell holds it) is ``"—"``."""
+    return MISSING_TEXT if value is None or math.isnan(value) else f"{value * scale:.{digits}f}"
+
+
+def format_mean_std(
+    mean: float | None, std: float | None, n: int, scale: float = 100.0, digits: int = 2
+) -> str:
+    """``"97.62 ± 0.80 (n=5)"``; ``"98.60 ± — (n=1)"`` without a std. ``scale=100`` prints a
+    fraction as percent; pass ``scale=1`` for a loss."""
+    return f"{_number(mean, scale, digits)} ± {_number(std, scale, digits)} (n={n})"
+
+
+def format_interval(
+    low: float | None, high: float | None, scale: float = 100.0, digits: int = 2
+) -> str:
+    """``"[96.63, 98.61]"``, or ``"—"`` when there is no interval (n < 2)."""
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
+        return MISSING_TEXT
+    return f"[{_number(low, scale, digits)}, {_number(high, scale, digits)}]"
+
+
+def status_text(summary: SeedSummary) -> str:
+    """What a row says beside its numbers: ``"not compared: 3 of 5 seeds"`` when seeds are
+    missing, ``"diverged 1/5"`` when some diverged (out of the n in the mean), joined by ``"; "``;
+    empty for a row with every planned seed complete."""
+    parts = []
+    if not summary.comparable:
+        parts.append(f"not compared: {summary.n} of {summary.planned} seeds")
+    if summary.diverged:
+        parts.append(f"diverged {summary.diverged}/{summary.n}")
+    return "; ".join(parts)

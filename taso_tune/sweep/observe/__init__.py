@@ -1,0 +1,1 @@
+"""What a running sweep shows: the progress table, TensorBoard summaries and live Prometheus metrics."""

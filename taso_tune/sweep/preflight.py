@@ -1,0 +1,183 @@
+"""What the driver checks on the Ray side before a trial starts, each failure one line:
+
+- the cluster at ``--address`` answers (Ray itself retries an unreachable address for minutes);
+- every trial fits on some node: on a cluster of fixed size a trial asking for more CPUs or GPUs
+  than any node has would wait forever; where an autoscaler may add nodes it says what it waits for;
+- Ray's token file stays private (Ray writes ``~/.ray/auth_token`` readable by everyone).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import stat
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import ray
+
+from taso_tune.core.errors import ConfigError
+from taso_tune.core.storage import first_line
+
+#: Seconds to wait for ``--address`` to accept a connection.
+CONNECT_TIMEOUT_ENV = "TASO_TUNE_CONNECT_TIMEOUT"
+DEFAULT_CONNECT_TIMEOUT_S = 15.0
+#: Ray's default ports: the GCS of ``host:port`` addresses, the Ray Client server of ``ray://``.
+_DEFAULT_PORTS = {"": 6379, "ray": 10001}
+_TOKEN_LOGGER = "ray._private.authentication.authentication_token_setup"
+
+
+def cluster_address(address: str | None) -> str | None:
+    """``address``, else ``RAY_ADDRESS``; ``None`` means a local Ray started by this driver."""
+    return address or os.environ.get("RAY_ADDRESS") or None
+
+
+def _connect_timeout() -> float:
+    raw = os.environ.get(CONNECT_TIMEOUT_ENV)
+    try:
+        seconds = float(raw) if raw else DEFAULT_CONNECT_TIMEOUT_S
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise ConfigError(CONNECT_TIMEOUT_ENV, raw, "must be a number of seconds > 0")
+    return seconds
+
+
+def probe_address(address: str) -> None:
+    """Fail within :data:`CONNECT_TIMEOUT_ENV` seconds when nothing listens at ``address``
+    (``host:port`` or ``ray://host:port``; ``auto`` is left to Ray, which resolves it locally)."""
+    if address in ("auto", "local"):
+        return
+    scheme, sep, _ = address.partition("://")
+    parts = urlsplit(address if sep else f"//{address}")
+    try:
+        host, port = parts.hostname, parts.port or _DEFAULT_PORTS.get(scheme if sep else "")
+    except ValueError:
+        host, port = None, None
+    if not host or port is None:
+        raise ConfigError("--address", address, "must be HOST:PORT or ray://HOST:PORT")
+    seconds = _connect_timeout()
+    try:
+        socket.create_connection((host, port), timeout=seconds).close()
+    except TimeoutError:
+        raise ConfigError(
+            "--address",
+            address,
+            f"no Ray cluster answered at {host}:{port} within {seconds:g} s "
+            f"(set {CONNECT_TIMEOUT_ENV} to wait longer)",
+        ) from None
+    except OSError as err:
+        raise ConfigError(
+            "--address",
+            address,
+            f"no Ray cluster at {host}:{port} ({err.strerror or first_line(err)})",
+        ) from None
+
+
+def _token_available() -> bool:
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return True
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    return Path(path).is_file() if path else (Path.home() / ".ray" / "auth_token").is_file()
+
+
+def private_token_file() -> None:
+    """Make Ray's default token file ``~/.ray/auth_token`` readable by its owner alone (0600):
+    anyone who reads it can run code on the cluster."""
+    path = Path.home() / ".ray" / "auth_token"
+    try:
+        info = path.stat()
+        if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+            path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    except OSError:
+        pass
+
+
+def connect(address: str | None) -> None:
+    """Join the cluster at ``address`` (or ``RAY_ADDRESS``), else start a local Ray."""
+    if ray.is_initialized():
+        return
+    address = cluster_address(address)
+    if address:
+        probe_address(address)
+    if address is None or _token_available():
+        # Ray then turns token authentication on (a local Ray always does) and warns that it did, on
+        # every run; the warning that it is off, where no token exists, is left to be seen
+        logging.getLogger(_TOKEN_LOGGER).setLevel(logging.ERROR)
+    try:
+        ray.init(
+            address=address,
+            include_dashboard=None,
+            log_to_driver=True,
+            configure_logging=True,
+            logging_level="WARNING",
+        )
+    except (ConnectionError, TimeoutError) as err:
+        raise ConfigError(
+            "--address", address, f"cannot connect to Ray: {first_line(err)}"
+        ) from None
+    except ray.exceptions.AuthenticationError as err:
+        raise ConfigError(
+            "--address", address, f"Ray refused the connection: {first_line(err)}"
+        ) from None
+    private_token_file()
+
+
+def disconnect() -> None:
+    """Leave Ray once a sweep has ended, before its summary is printed: the driver stops forwarding
+    the workers' output, so what workers print as they are shut down (a ``SystemExit: 1`` traceback
+    from their SIGTERM handler) never follows the summary of a sweep that went well."""
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def may_autoscale(address: str | None) -> bool:
+    """Whether the cluster may grow: an existing cluster (we cannot tell a fixed one from one with
+    an autoscaler, except that Ray's autoscaler reports node types with no maximum or room to grow);
+    a local Ray started by this driver never does."""
+    if address is None:
+        return False
+    try:
+        config = ray._private.state.state.get_cluster_config()
+    except Exception:  # a private Ray API: if it moves, assume the cluster may grow
+        return True
+    if config is None or not config.node_group_configs:
+        return True
+    return any(group.max_count != 0 for group in config.node_group_configs)
+
+
+def check_trial_fits(resources: Mapping[str, float], address: str | None) -> None:
+    """Refuse trials no node can run (``resources``: ``cpu`` and ``gpu`` per trial), before any starts.
+
+    On a cluster of fixed size that is an error on ``resources.cpus`` or ``resources.gpus``; where
+    the cluster may autoscale, a warning says what the trials wait for.
+    """
+    needed = {"CPU": float(resources.get("cpu", 0.0)), "GPU": float(resources.get("gpu", 0.0))}
+    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+    if any(all(node.get(k, 0.0) >= v for k, v in needed.items()) for node in nodes):
+        return
+    largest = max(nodes, key=lambda n: (n.get("GPU", 0.0), n.get("CPU", 0.0)), default={})
+    have = f"{largest.get('CPU', 0.0):g} CPUs and {largest.get('GPU', 0.0):g} GPUs"
+    short = [
+        k for k in ("CPU", "GPU") if not any(node.get(k, 0.0) >= needed[k] for node in nodes)
+    ] or ["CPU"]
+    field = {"CPU": "resources.cpus", "GPU": "resources.gpus"}[short[0]]
+    if may_autoscale(address):
+        print(
+            f"warning: each trial needs {needed['CPU']:g} CPUs and {needed['GPU']:g} GPUs on one node and no "
+            f"node has them now (the largest has {have}): the trials wait until the autoscaler adds such "
+            f"a node; if this cluster does not grow, stop with Ctrl-C and lower {field}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
+    raise ConfigError(
+        field,
+        needed[short[0]],
+        f"per trial, more {short[0]}s than any node of this Ray cluster has "
+        f"(the largest has {have}): the trials would wait forever; lower it "
+        f"(--{short[0].lower()}s-per-trial)",
+    )

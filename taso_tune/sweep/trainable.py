@@ -1,0 +1,203 @@
+"""The Ray Tune trainable around :class:`taso_tune.training.seeds.SeedRuns`.
+
+One trial = one configuration with all its seeds, trained side by side (or one seed, with
+``seeds_per_trial: 1``). Each epoch it calls ``tune.report`` with each metric's mean over the seeds
+(what ASHA or Optuna judge), its std, and every seed's record; every ``checkpoint_every`` epochs (and
+at the last one) the report carries a checkpoint of every seed's whole run (model, optimizer,
+schedule, RNG, epoch), so a restarted trial continues exactly where it stopped. A seed whose loss
+blows up stops and is scored at chance level; the trial ends when every seed has finished or
+diverged (ASHA does not stop a trial that reports NaN, so none is reported for a diverged seed).
+
+:func:`train_trial` is the whole trial; :class:`TrialActor` is the actor Ray Tune runs it in (Tune's
+function-trainable runner, as ``tune.with_parameters`` would build for the function) with one
+difference: its ``repr`` is the trial name (or, with ``reuse_actors``, the Tune run's), which Ray
+shows as the actor's name in the dashboard's Actors view and as the prefix of its log lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import ray
+import torch
+from ray import tune
+from ray._private.ray_constants import (
+    LOG_PREFIX_ACTOR_NAME,  # Ray's log-monitor protocol (ray pinned to 2.60)
+)
+from ray.train._internal.session import get_session
+from ray.tune.result import RESULT_DUPLICATE
+from ray.tune.trainable.function_trainable import FunctionTrainable
+
+from taso_tune.core.records import STATE_FILE, TrialLabels
+from taso_tune.sweep.observe import live_metrics
+from taso_tune.sweep.trials import TrialSource
+from taso_tune.training.data.sets import ImageData
+from taso_tune.training.run import TrainConfig, resolve_device
+from taso_tune.training.seeds import SeedRuns, epoch_summary
+from taso_tune.training.stacked import StackedRuns, resolve_packing
+
+#: Keys of a trial's flat config that describe it but are not training fields.
+LABEL_KEYS = ("config_id", "block", "seeds")
+
+DataKey = tuple[str, str | None, float, int | None]
+
+
+def data_key(flat: Mapping[str, Any]) -> DataKey:
+    """What identifies the data a configuration trains on (several configurations share it)."""
+    return (
+        flat.get("dataset", TrainConfig.dataset),
+        flat.get("data_root"),
+        float(flat.get("val_fraction", TrainConfig.val_fraction)),
+        flat.get("train_limit"),
+    )
+
+
+def train_config_of(flat: Mapping[str, Any], cpus: float, device: str = "auto") -> TrainConfig:
+    """The :class:`TrainConfig` of a trial; torch threads follow the trial's CPU resources and the
+    device its GPU resources (a trial given no GPU never touches one)."""
+    values = {k: v for k, v in flat.items() if k not in LABEL_KEYS}
+    values.setdefault("threads", max(1, int(cpus)))
+    if values.get("device", "auto") == "auto":
+        values["device"] = device
+    return TrainConfig.from_flat(values)
+
+
+def _quiet_shutdown(unraisable: Any, default: Any = sys.__unraisablehook__) -> None:
+    """``sys.unraisablehook`` of a trial's worker: Ray's SIGTERM handler shuts a worker down by raising
+    ``SystemExit``; when the signal lands in code that cannot raise (a weakref callback, a
+    finalizer), Python would print it as an ignored exception with a traceback, which the driver
+    then shows amid the sweep's output. That one case is dropped; anything else is printed."""
+    if not isinstance(unraisable.exc_value, SystemExit):
+        default(unraisable)
+
+
+def _load_state(checkpoint: tune.Checkpoint | None) -> dict[str, Any] | None:
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as folder:
+        return torch.load(os.path.join(folder, STATE_FILE), map_location="cpu", weights_only=True)
+
+
+def train_trial(
+    config: dict[str, Any],
+    *,
+    datasets: Mapping[DataKey, ImageData],
+    experiment: str,
+    checkpoint_every: int = 1,
+    checkpoint_min_seconds: float = 0.0,
+    seed_packing: str = "auto",
+    cpus: float = 1.0,
+    device: str = "auto",
+    source: TrialSource,
+) -> None:
+    """Ray Tune function trainable: train every seed of one configuration, report each epoch."""
+    # Ray logs a line for every persisted checkpoint; at one checkpoint an epoch that drowns the output
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
+    sys.unraisablehook = _quiet_shutdown
+    flat = source.flat_config(config)
+    train_config = train_config_of(flat, cpus, device)
+    data = datasets[data_key(flat)]
+    packing = resolve_packing(seed_packing, resolve_device(train_config.device), len(flat["seeds"]))
+    runs_class = StackedRuns if packing == "stacked" else SeedRuns
+    runs = runs_class(train_config, flat["seeds"], data, _load_state(tune.get_checkpoint()))
+    labels = trial_labels(flat, train_config, data)
+    # one line at the start, under the trial's name in the logs (a resumed trial says where it resumes)
+    print(
+        f"seeds {list(flat['seeds'])}: {runs.epoch} of {train_config.epochs} epochs done, training on "
+        f"{train_config.device}, seeds {packing}",
+        flush=True,
+    )
+    saved_at = time.monotonic()
+    gauges = live_metrics.TrialGauges(
+        experiment, tune.get_context().get_trial_name(), train_config.optimizer
+    )
+    while runs.status == "running":
+        records = runs.step_epoch()
+        metrics = {
+            **epoch_summary(records, runs.num_classes),
+            **labels,
+            "diverged": runs.status == "diverged",
+        }
+        gauges.update(metrics)
+        now = time.monotonic()
+        if checkpoint_due(
+            runs.epoch,
+            checkpoint_every,
+            now - saved_at,
+            checkpoint_min_seconds,
+            last=runs.status != "running",
+        ):
+            with tempfile.TemporaryDirectory() as folder:
+                torch.save(runs.state_dict(), os.path.join(folder, STATE_FILE))
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+            saved_at = now
+        else:
+            tune.report(metrics)
+
+
+def checkpoint_due(
+    epoch: int, every: int, age_seconds: float, min_seconds: float, *, last: bool
+) -> bool:
+    """Whether the report of ``epoch`` carries a checkpoint: always after the last epoch; otherwise
+    every ``every`` epochs, unless the previous checkpoint is younger than ``min_seconds`` (short
+    epochs then checkpoint about every ``min_seconds``, and a resumed trial loses at most that much)."""
+    if last:
+        return True
+    return epoch % every == 0 and age_seconds >= min_seconds
+
+
+def trial_labels(flat: Mapping[str, Any], config: TrainConfig, data: ImageData) -> TrialLabels:
+    """Who the trial is: its configuration, seeds, data and node (reported with every epoch)."""
+    return {
+        "config_id": flat.get("config_id", ""),
+        "optimizer": config.optimizer,
+        "seeds": [int(s) for s in flat["seeds"]],
+        "planned_epochs": config.epochs,
+        "model": config.model,
+        "dataset": config.dataset,
+        "batch_size": config.batch_size,
+        "num_classes": data.info.num_classes,
+        "split_sizes": data.sizes(),
+        "node_id": ray.get_runtime_context().get_node_id(),
+        # the resolved optimizer fields (recipe defaults included), for results and export
+        "hp": {k: list(v) if isinstance(v, tuple) else v for k, v in config.hparams.items()},
+        "diverged": False,
+    }
+
+
+class TrialActor(FunctionTrainable):
+    """The actor of one trial: runs :func:`train_trial` with the sweep's parameters.
+
+    Ray reads an actor's ``repr`` once, when the actor is created, for its name in the dashboard and
+    its log prefix. By default the sweep does not reuse actors between trials (``reuse_actors:
+    false``), so every actor is named after the one trial it runs. With ``reuse_actors: true`` one
+    actor runs trial after trial: it is named after the experiment (a trial's name would be wrong
+    for the next), and it tells Ray's log monitor each trial's name as the trial starts (the line
+    Ray itself writes at an actor's start), so log lines carry the trial they come from.
+    """
+
+    _name = "train_trial"
+
+    def setup(self, config: dict[str, Any], **params: Any) -> None:
+        # ``params``: what ``tune.with_parameters`` fetched from the object store (the data sets, ...)
+        self._reused = bool(params.pop("reuse_actors", False))
+        self._params = params
+        super().setup(config)
+
+    def _trainable_func(self, config: dict[str, Any]) -> None:
+        if self._reused:
+            for stream in (sys.stdout, sys.stderr):
+                print(f"{LOG_PREFIX_ACTOR_NAME}{self.trial_name}", file=stream, flush=True)
+        train_trial(config, **self._params)
+        get_session().report({RESULT_DUPLICATE: True})  # Tune's marker of a function that returned
+
+    def __repr__(self) -> str:
+        if getattr(self, "_reused", False):
+            return f"{self._params.get('experiment', 'sweep')} (trials one after another)"
+        return self.trial_name

@@ -1,0 +1,1 @@
+"""The framework-free training layer: models, optimizers, data, one seed's run, and a trial's seeds."""

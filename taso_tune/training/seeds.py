@@ -1,0 +1,146 @@
+"""All seeds of one configuration trained side by side, epoch by epoch: what one Ray trial runs.
+
+The seeds share every hyperparameter and the data; each has its own initialisation, data order and
+RNG (:class:`~taso_tune.training.run.Run` keeps its own), so seed ``s`` here gives the same numbers as a
+run of that seed alone. A seed that diverges stops; the others go on. :func:`epoch_summary` is what
+a scheduler judges: the mean over seeds at the same epoch, a diverged seed scored at chance level
+(the rule of :mod:`taso_tune.stats.seeds`), so a configuration continues or stops as a whole.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from taso_tune.core.errors import ConfigError
+from taso_tune.core.records import METRICS, EpochRecord, RunStatus
+from taso_tune.stats.seeds import chance_level, summarize
+from taso_tune.training.data.sets import ImageData, load_dataset
+from taso_tune.training.run import Run, TrainConfig
+
+
+class SeedRuns:
+    """The runs of ``config`` for each of ``seeds`` (``config.seed`` is ignored).
+
+    ``state_dict()`` holds every seed's whole run; ``SeedRuns(config, seeds, data, state)`` continues
+    each exactly where it stopped.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        seeds: Sequence[int],
+        data: ImageData | None = None,
+        state: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ConfigError("seeds", list(seeds), "must be a non-empty list of distinct seeds")
+        if data is None:
+            data = load_dataset(
+                config.dataset,
+                config.data_root,
+                download=config.download,
+                val_fraction=config.val_fraction,
+                train_limit=config.train_limit,
+            )
+        self.config, self.seeds, self.data = config, tuple(seeds), data
+        runs_state = (state or {}).get("runs", {})
+        self.runs = {
+            seed: Run(replace(config, seed=seed), data, runs_state.get(str(seed)))
+            for seed in self.seeds
+        }
+        #: each seed's latest record (a diverged seed keeps its last one)
+        self.last: dict[int, EpochRecord] = {
+            int(k): v for k, v in (state or {}).get("last", {}).items()
+        }
+
+    @property
+    def status(self) -> RunStatus:
+        return runs_status(run.status for run in self.runs.values())
+
+    @property
+    def epoch(self) -> int:
+        """Epochs done by the seeds still training (or the most any seed did)."""
+        return max(run.epoch for run in self.runs.values())
+
+    @property
+    def num_classes(self) -> int:
+        return self.data.info.num_classes
+
+    def step_epoch(self) -> dict[int, EpochRecord]:
+        """Train the next epoch of every running seed; every seed's latest record, by seed."""
+        if self.status != "running":
+            raise RuntimeError(f"runs are {self.status}; nothing left to train")
+        for seed, run in self.runs.items():
+            if run.status == "running":
+                self.last[seed] = run.step_epoch()
+        return {seed: self.last[seed] for seed in self.seeds}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "runs": {str(seed): run.state_dict() for seed, run in self.runs.items()},
+            "last": {str(seed): dict(record) for seed, record in self.last.items()},
+        }
+
+
+def runs_status(statuses: Iterable[RunStatus]) -> RunStatus:
+    """The status of a configuration's seeds together: running while any seed trains; diverged when
+    every seed diverged; else complete."""
+    seen = set(statuses)
+    if "running" in seen:
+        return "running"
+    return "diverged" if seen == {"diverged"} else "complete"
+
+
+def chance_scores(records: Mapping[int, EpochRecord], num_classes: int) -> dict[str, float]:
+    """What a diverged seed scores on each metric: 1 / classes for an accuracy; for a loss, the worst
+    finite loss of this epoch's other seeds or the loss of a uniform guess, ln(classes), if higher."""
+    scores = {}
+    for metric in METRICS:
+        if metric.endswith("_acc"):
+            scores[metric] = chance_level("accuracy", num_classes=num_classes)
+        else:
+            seen = [
+                float(r[metric])
+                for r in records.values()
+                if r["status"] != "diverged" and metric in r and math.isfinite(float(r[metric]))
+            ]
+            scores[metric] = chance_level("loss", worst_value=max([math.log(num_classes), *seen]))
+    return scores
+
+
+def epoch_summary(records: Mapping[int, EpochRecord], num_classes: int) -> dict[str, Any]:
+    """The trial's report for an epoch: each metric's mean over the seeds (``<metric>``) and, with two
+    or more seeds, its std (``<metric>_std``); diverged seeds scored by :func:`chance_scores`; the
+    epoch, the lr, how many seeds diverged, and every seed's own record under ``per_seed``."""
+    running = [r for r in records.values() if r["status"] != "diverged"]
+    diverged = len(records) - len(running)
+    chance = chance_scores(records, num_classes)
+    summary: dict[str, Any] = {
+        "epoch": max(int(r["epoch"]) for r in records.values()),
+        "lr": float(running[0]["lr"]) if running else math.nan,
+    }
+    for metric in METRICS:
+        if not all(metric in r for r in records.values()):
+            continue  # no validation split
+        values = [float(r[metric]) for r in running]
+        finite = [v for v in values if math.isfinite(v)]
+        stats = summarize(
+            finite,
+            len(records),
+            diverged=diverged + len(values) - len(finite),
+            chance=chance[metric],
+        )
+        summary[metric] = stats.mean
+        if stats.std is not None:
+            summary[f"{metric}_std"] = stats.std
+    if running:  # the trial's time on the epoch, and its seeds' mean throughput
+        summary["epoch_seconds"] = sum(float(r["epoch_seconds"]) for r in running)
+        summary["images_per_second"] = sum(float(r["images_per_second"]) for r in running) / len(
+            running
+        )
+    summary["seeds_diverged"] = diverged
+    summary["per_seed"] = {str(seed): dict(record) for seed, record in records.items()}
+    return summary
