@@ -60,8 +60,42 @@ class TrialLabels(TypedDict):
     diverged: bool  # every seed diverged: the trial ended
 
 
+class EpochSummary(TypedDict):
+    """A configuration's epoch over its seeds (:func:`taso_tune.training.seeds.epoch_summary`).
+
+    Each metric is the mean over the seeds, a diverged seed scored at chance level; ``<metric>_std``
+    is there only with two or more seeds. ``per_seed`` holds every seed's own record, keyed by the
+    seed as text.
+    """
+
+    epoch: int
+    lr: float
+    train_loss: float
+    train_acc: float
+    test_loss: float
+    test_acc: float
+    val_loss: NotRequired[float]
+    val_acc: NotRequired[float]
+    train_loss_std: NotRequired[float]
+    train_acc_std: NotRequired[float]
+    test_loss_std: NotRequired[float]
+    test_acc_std: NotRequired[float]
+    val_loss_std: NotRequired[float]
+    val_acc_std: NotRequired[float]
+    epoch_seconds: NotRequired[float]  # the seeds' time on the epoch, added up
+    images_per_second: NotRequired[float]  # the seeds' mean training throughput
+    seeds_diverged: int
+    per_seed: dict[str, EpochRecord]
+
+
+class TrialReport(EpochSummary, TrialLabels):
+    """What a trial reports each epoch: its epoch summary and its labels. Tune writes one a line to
+    the trial's ``result.json``, beside Tune's own keys (``training_iteration``, ``trial_id``, ...)."""
+
+
 EPOCH_FIELDS: tuple[str, ...] = tuple(EpochRecord.__annotations__)
 LABEL_FIELDS: tuple[str, ...] = tuple(TrialLabels.__annotations__)
+SUMMARY_FIELDS: tuple[str, ...] = tuple(EpochSummary.__annotations__)
 #: The metrics every epoch record carries, and that a sweep may optimise.
 METRICS: tuple[str, ...] = tuple(k for k in EPOCH_FIELDS if k.endswith(("_acc", "_loss")))
 #: One line on each epoch field, for gauges and documentation.

@@ -34,7 +34,7 @@ from ray.train._internal.session import get_session
 from ray.tune.result import RESULT_DUPLICATE
 from ray.tune.trainable.function_trainable import FunctionTrainable
 
-from taso_tune.core.records import STATE_FILE, TrialLabels
+from taso_tune.core.records import STATE_FILE, TrialLabels, TrialReport
 from taso_tune.sweep.observe import live_metrics
 from taso_tune.sweep.trials import TrialSource
 from taso_tune.training.data.sets import ImageData
@@ -119,7 +119,7 @@ def train_trial(
     )
     while runs.status == "running":
         records = runs.step_epoch()
-        metrics = {
+        metrics: TrialReport = {
             **epoch_summary(records, runs.num_classes),
             **labels,
             "diverged": runs.status == "diverged",

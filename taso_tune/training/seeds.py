@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from taso_tune.core.errors import ConfigError
-from taso_tune.core.records import METRICS, EpochRecord, RunStatus
+from taso_tune.core.records import METRICS, EpochRecord, EpochSummary, RunStatus
 from taso_tune.stats.seeds import chance_level, summarize
 from taso_tune.training.data.sets import ImageData, load_dataset
 from taso_tune.training.run import Run, TrainConfig
@@ -111,14 +111,14 @@ def chance_scores(records: Mapping[int, EpochRecord], num_classes: int) -> dict[
     return scores
 
 
-def epoch_summary(records: Mapping[int, EpochRecord], num_classes: int) -> dict[str, Any]:
+def epoch_summary(records: Mapping[int, EpochRecord], num_classes: int) -> EpochSummary:
     """The trial's report for an epoch: each metric's mean over the seeds (``<metric>``) and, with two
     or more seeds, its std (``<metric>_std``); diverged seeds scored by :func:`chance_scores`; the
     epoch, the lr, how many seeds diverged, and every seed's own record under ``per_seed``."""
     running = [r for r in records.values() if r["status"] != "diverged"]
     diverged = len(records) - len(running)
     chance = chance_scores(records, num_classes)
-    summary: dict[str, Any] = {
+    summary: EpochSummary = {  # type: ignore[typeddict-item]  (the metrics follow)
         "epoch": max(int(r["epoch"]) for r in records.values()),
         "lr": float(running[0]["lr"]) if running else math.nan,
     }
