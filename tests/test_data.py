@@ -39,7 +39,7 @@ def _hashes(x: torch.Tensor, y: torch.Tensor) -> list[str]:
 
 
 def test_registry_names() -> None:
-    assert set(DATASETS) == {"digits", "synthetic", *TORCHVISION_SETS}
+    assert set(DATASETS) == {"digits", "synthetic", "imagefolder", *TORCHVISION_SETS}
 
 
 def test_digits_sizes_dtype_and_layout(digits_data: ImageData) -> None:

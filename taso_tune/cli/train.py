@@ -44,6 +44,11 @@ def parse_assignments(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def _file_part(name: str) -> str:
+    """A model or data set name as one folder-name part (``torchvision/resnet18``, ``pkg.mod:f``)."""
+    return name.replace("/", "-").replace(":", "-")
+
+
 def _default(name: str) -> Any:
     """A TrainConfig field's default: the one place the training defaults are written."""
     return {f.name: f.default for f in fields(TrainConfig)}[name]
@@ -56,8 +61,18 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         description="Train one model/dataset/optimizer and write DIR/metrics.csv and DIR/config.yaml.",
         formatter_class=HelpFormatter,
     )
-    p.add_argument("--model", default=_default("model"), help=" | ".join(sorted(MODELS)))
-    p.add_argument("--dataset", default=_default("dataset"), help=" | ".join(sorted(DATASETS)))
+    p.add_argument(
+        "--model",
+        default=_default("model"),
+        help=" | ".join(
+            [*sorted(MODELS), "torchvision/NAME", "timm/NAME", "package.module:callable"]
+        ),
+    )
+    p.add_argument(
+        "--dataset",
+        default=_default("dataset"),
+        help=" | ".join([*sorted(DATASETS), "package.module:callable"]),
+    )
     p.add_argument(
         "--optimizer",
         default=_default("optimizer"),
@@ -88,6 +103,17 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         help="share of the training set held out for validation",
     )
     p.add_argument("--train-limit", type=int, help="use only the first N training images")
+    p.add_argument(
+        "--image-size",
+        type=int,
+        help="imagefolder: resize every image to this side (default: the first image's size)",
+    )
+    p.add_argument(
+        "--data-memory-gb",
+        type=float,
+        help="imagefolder: refuse a folder whose images need more memory than this "
+        "(default: a quarter of the machine's memory)",
+    )
     p.add_argument("--device", default=_default("device"), choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -122,7 +148,8 @@ def run_train(args: argparse.Namespace) -> int:
     config = TrainConfig(**{k: v for k, v in vars(args).items() if k in own}, hparams=hparams)
     out = args.out or os.path.join(
         "runs",
-        f"train-{config.model}-{config.dataset}-{config.optimizer}-{time.strftime('%Y%m%d-%H%M%S')}",
+        f"train-{_file_part(config.model)}-{_file_part(config.dataset)}-{config.optimizer}-"
+        f"{time.strftime('%Y%m%d-%H%M%S')}",
     )
     if is_uri(out):
         raise ConfigError("--out", out, "must be a local folder (train writes its files locally)")
@@ -137,6 +164,8 @@ def run_train(args: argparse.Namespace) -> int:
         f"{sizes['test']} test images) with {config.optimizer} for {config.epochs} epochs on {run.device}",
         flush=True,
     )
+    for note in run.model_notes:
+        print(f"{config.model}: {note}", flush=True)
     epoch_bar.attach(run, sys.stdout)  # a bar for long epochs on a terminal; plain lines otherwise
     start = time.perf_counter()
     records = train_run_to_folder(run, out, _print_epoch)

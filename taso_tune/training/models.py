@@ -1,7 +1,22 @@
-"""The paper's models (LeNet5, VGG19, ResNet18), built for any input channels, image size and class count.
+"""Models by name: the paper's (LeNet5, VGG19, ResNet18), torchvision's and timm's, or the user's own.
 
-VGG19 and ResNet18 follow the CIFAR variants the authors used (kuangliu pytorch-cifar style): VGG19 with
-BatchNorm and a single Linear(512, classes) head, no dropout; ResNet18 with a 3x3 stem and no max-pool.
+A model name is one of:
+
+- ``lenet5``, ``vgg19``, ``resnet18``: the paper's models. VGG19 and ResNet18 follow the CIFAR
+  variants the authors used (kuangliu pytorch-cifar style): VGG19 with BatchNorm and a single
+  Linear(512, classes) head, no dropout; ResNet18 with a 3x3 stem and no max-pool.
+- ``torchvision/NAME``: a classification model of torchvision's registry, built with
+  ``torchvision.models.get_model(NAME, weights=None, num_classes=...)``. Its stem is adapted to the
+  data (:func:`adapt_stem`): the first convolution takes the data's channels, and on images under
+  64 pixels it keeps the full resolution (stride 1); a model whose pooling cannot take the image at
+  all gets the images upsampled in front of it. Each change is said once by the driver and in the
+  trial's log.
+- ``timm/NAME``: a timm model, ``timm.create_model(NAME, pretrained=False, num_classes=...,
+  in_chans=...)``, with the same upsampling rule; timm is the optional extra ``taso-tune[timm]``.
+- ``package.module:callable``: the user's factory, called as ``callable(num_classes=...,
+  in_channels=..., image_size=...)`` and returning an ``nn.Module``.
+
+No weights are downloaded: every model starts from its random initialisation.
 """
 
 from __future__ import annotations
@@ -12,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from taso_tune.core.errors import Registry
+from taso_tune.core.errors import ConfigError, Registry
+from taso_tune.training.user_code import error_line, import_callable, is_import_spec
 
 
 class LeNet5(nn.Module):
@@ -146,12 +162,219 @@ class ResNet18(nn.Module):
 ModelFactory = Callable[..., nn.Module]
 
 MODELS: Registry = Registry("model", {"lenet5": LeNet5, "vgg19": VGG19, "resnet18": ResNet18})
+TORCHVISION_PREFIX = "torchvision/"
+TIMM_PREFIX = "timm/"
+#: Images under this size keep their full resolution through a torchvision stem (stride 1).
+SMALL_IMAGE = 64
+#: Sizes tried, smallest first, when a model's pooling cannot take the data's images.
+UPSAMPLE_SIZES = (32, 64, 96, 128, 160, 224)
+MODEL_FORMS = "a built-in name, torchvision/NAME, timm/NAME or package.module:callable"
 
 
-def build_model(name: str, *, in_channels: int, image_size: int, num_classes: int) -> nn.Module:
-    """Build the registered model ``name``; unknown names fail with the list of valid ones."""
-    factory = MODELS.get_or_fail(name, "model")
-    return factory(in_channels=in_channels, image_size=image_size, num_classes=num_classes)
+def _torchvision_names() -> list[str]:
+    import torchvision.models
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def _timm(field: str, name: str):
+    try:
+        import timm
+    except ImportError as err:
+        raise ConfigError(
+            field, name, "timm models need the timm extra: pip install 'taso-tune[timm]'"
+        ) from err
+    return timm
+
+
+def check_model_name(name: object, field: str = "model") -> None:
+    """Fail on a model name no builder takes, without importing the user's code."""
+    if not isinstance(name, str):
+        raise ConfigError(field, name, f"must be {MODEL_FORMS}")
+    if name in MODELS or is_import_spec(name):
+        return
+    if name.startswith(TORCHVISION_PREFIX):
+        arch = name.removeprefix(TORCHVISION_PREFIX)
+        names = _torchvision_names()
+        if arch not in names:
+            close = [n for n in names if arch and (arch in n or n in arch)][:8]
+            hint = f"; close: {', '.join(close)}" if close else ""
+            raise ConfigError(
+                field,
+                name,
+                f"torchvision has no classification model {arch!r}{hint} "
+                "(torchvision.models.list_models() lists them)",
+            )
+        return
+    if name.startswith(TIMM_PREFIX):
+        arch = name.removeprefix(TIMM_PREFIX)
+        timm = _timm(field, name)
+        if not timm.is_model(arch):
+            close = timm.list_models(f"*{arch}*")[:8] if arch else []
+            hint = f"; close: {', '.join(close)}" if close else ""
+            raise ConfigError(field, name, f"timm has no model {arch!r}{hint}")
+        return
+    raise ConfigError(field, name, f"unknown model (use {MODEL_FORMS})", choices=sorted(MODELS))
+
+
+def _first_conv(model: nn.Module) -> tuple[str, nn.Conv2d] | None:
+    for path, module in model.named_modules():
+        if isinstance(module, nn.Conv2d):
+            return path, module
+    return None
+
+
+def _set_submodule(model: nn.Module, path: str, new: nn.Module) -> None:
+    parent_path, _, attribute = path.rpartition(".")
+    parent = model.get_submodule(parent_path) if parent_path else model
+    setattr(parent, attribute, new)
+
+
+def adapt_stem(model: nn.Module, *, in_channels: int, image_size: int) -> list[str]:
+    """Fit a torchvision model's first convolution to the data; what changed, in words.
+
+    The convolution is rebuilt (same kernel, padding and width) to take ``in_channels``, and with
+    stride 1 when the images are under :data:`SMALL_IMAGE` pixels, so a 28-pixel image is not cut
+    to 14 before the first block (as the CIFAR variants of these networks do).
+    """
+    found = _first_conv(model)
+    if found is None:
+        return []
+    path, conv = found
+    small = image_size < SMALL_IMAGE and conv.stride != (1, 1)
+    if conv.in_channels == in_channels and not small:
+        return []
+    if conv.groups != 1:
+        return []  # a grouped stem cannot change its input channels by itself
+    notes = []
+    if conv.in_channels != in_channels:
+        notes.append(
+            f"first convolution ({path}) takes {in_channels} channel(s), not {conv.in_channels}"
+        )
+    if small:
+        notes.append(
+            f"first convolution ({path}) has stride 1, not {conv.stride[0]}, "
+            f"for {image_size}-pixel images"
+        )
+    _set_submodule(
+        model,
+        path,
+        nn.Conv2d(
+            in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            stride=1 if small else conv.stride,
+            padding=conv.padding,
+            dilation=conv.dilation,
+            bias=conv.bias is not None,
+        ),
+    )
+    return notes
+
+
+def _takes(model: nn.Module, in_channels: int, size: int) -> bool:
+    """Whether ``model`` runs on a batch of ``size``-pixel images (evaluated: no state changes)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, in_channels, size, size))
+        return True
+    except RuntimeError:
+        return False
+    finally:
+        model.train(was_training)
+
+
+def _upsample_if_needed(
+    model: nn.Module, *, in_channels: int, image_size: int
+) -> tuple[nn.Module, list[str]]:
+    if _takes(model, in_channels, image_size):
+        return model, []
+    for size in UPSAMPLE_SIZES:
+        if size > image_size and _takes(model, in_channels, size):
+            upsample = nn.Upsample(size=(size, size), mode="bilinear", align_corners=False)
+            note = f"images upsampled from {image_size} to {size} pixels (its pooling needs {size})"
+            return nn.Sequential(upsample, model), [note]
+    return model, []  # the probe in check_model reports the error
+
+
+def build_model_with_notes(
+    name: str, *, in_channels: int, image_size: int, num_classes: int, field: str = "model"
+) -> tuple[nn.Module, list[str]]:
+    """Build the model ``name`` (see the module docstring) and say what was adapted to the data."""
+    check_model_name(name, field)
+    if name in MODELS:
+        factory = MODELS[name]
+        return factory(in_channels=in_channels, image_size=image_size, num_classes=num_classes), []
+    if name.startswith(TORCHVISION_PREFIX):
+        import torchvision.models
+
+        arch = name.removeprefix(TORCHVISION_PREFIX)
+        model = torchvision.models.get_model(arch, weights=None, num_classes=num_classes)
+        notes = adapt_stem(model, in_channels=in_channels, image_size=image_size)
+        model, more = _upsample_if_needed(model, in_channels=in_channels, image_size=image_size)
+        return model, notes + more
+    if name.startswith(TIMM_PREFIX):
+        timm = _timm(field, name)
+        arch = name.removeprefix(TIMM_PREFIX)
+        model = timm.create_model(
+            arch, pretrained=False, num_classes=num_classes, in_chans=in_channels
+        )
+        return _upsample_if_needed(model, in_channels=in_channels, image_size=image_size)
+    factory = import_callable(name, field)
+    try:
+        model = factory(num_classes=num_classes, in_channels=in_channels, image_size=image_size)
+    except Exception as err:  # the user's factory: its own error, named
+        raise ConfigError(
+            field,
+            name,
+            f"the factory raised {error_line(err)} when called with num_classes={num_classes}, "
+            f"in_channels={in_channels}, image_size={image_size}",
+        ) from err
+    if not isinstance(model, nn.Module):
+        raise ConfigError(
+            field, name, f"the factory returned a {type(model).__name__}, not a torch nn.Module"
+        )
+    return model, []
+
+
+def build_model(
+    name: str, *, in_channels: int, image_size: int, num_classes: int, field: str = "model"
+) -> nn.Module:
+    """Build the model ``name``; unknown names fail with the forms and built-in names."""
+    model, _ = build_model_with_notes(
+        name, in_channels=in_channels, image_size=image_size, num_classes=num_classes, field=field
+    )
+    return model
+
+
+def check_model(
+    name: str, *, in_channels: int, image_size: int, num_classes: int, field: str = "model"
+) -> list[str]:
+    """Build ``name`` once and train-mode probe it with a batch of 2 images, as the driver does
+    before any trial starts: its output must be one row of ``num_classes`` scores per image.
+    Returns what was adapted to the data (:func:`build_model_with_notes`)."""
+    model, notes = build_model_with_notes(
+        name, in_channels=in_channels, image_size=image_size, num_classes=num_classes, field=field
+    )
+    shape = (2, in_channels, image_size, image_size)
+    try:
+        with torch.no_grad():
+            out = model.train()(torch.zeros(shape))
+    except Exception as err:
+        raise ConfigError(
+            field, name, f"the model fails on a batch of shape {list(shape)}: {error_line(err)}"
+        ) from err
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, num_classes):
+        got = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ConfigError(
+            field,
+            name,
+            f"for a batch of shape {list(shape)} the model must return (batch, num_classes) = "
+            f"[2, {num_classes}] scores in training mode, got {got}",
+        )
+    return notes
 
 
 def count_parameters(model: nn.Module) -> int:

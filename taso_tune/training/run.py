@@ -23,15 +23,16 @@ import torch.nn.functional as F
 from taso_tune.core.errors import ConfigError
 from taso_tune.core.records import EpochRecord, RunStatus
 from taso_tune.schedules.maths import ScheduleGranularity
+from taso_tune.training.data.custom import IMAGE_FOLDER
 from taso_tune.training.data.sets import (
-    DATASETS,
     PAD_LABEL,
     DeviceBatches,
     ImageData,
     check_batch_size,
+    check_dataset_name,
     load_dataset,
 )
-from taso_tune.training.models import MODELS, build_model
+from taso_tune.training.models import build_model_with_notes, check_model_name
 from taso_tune.training.optimizers import build_optimizer, resolve_granularity, resolve_hparams
 
 #: An epoch's mean cross-entropy above this means the weights blew up (chance level is ln(classes) ~ 2.3-4.6).
@@ -61,6 +62,8 @@ class TrainConfig:
     download: bool = False
     val_fraction: float = 0.1
     train_limit: int | None = None
+    image_size: int | None = None  # imagefolder: the side images are resized to
+    data_memory_gb: float | None = None  # imagefolder: refuse a folder larger than this in memory
     device: Device = "auto"
     threads: int | None = None
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
@@ -69,8 +72,28 @@ class TrainConfig:
     schedule_granularity: ScheduleGranularity = "auto"
 
     def __post_init__(self) -> None:
-        MODELS.get_or_fail(self.model, "model")
-        DATASETS.get_or_fail(self.dataset, "dataset")
+        check_model_name(self.model)
+        check_dataset_name(self.dataset)
+        if self.image_size is not None:
+            if self.dataset != IMAGE_FOLDER:
+                raise ConfigError(
+                    "image_size",
+                    self.image_size,
+                    "applies to imagefolder only; other data sets keep their images' size",
+                )
+            if (
+                isinstance(self.image_size, bool)
+                or not isinstance(self.image_size, int)
+                or not (8 <= self.image_size <= 4096)
+            ):
+                raise ConfigError("image_size", self.image_size, "must be an integer in [8, 4096]")
+        if self.data_memory_gb is not None and (
+            isinstance(self.data_memory_gb, bool)
+            or not isinstance(self.data_memory_gb, (int, float))
+            or not math.isfinite(self.data_memory_gb)
+            or self.data_memory_gb <= 0
+        ):
+            raise ConfigError("data_memory_gb", self.data_memory_gb, "must be a number > 0")
         resolved = resolve_hparams(self.optimizer, self.hparams)
         object.__setattr__(self, "hparams", resolved)
         for name, lowest in (("epochs", 1), ("batch_size", 1), ("threads", 1)):
@@ -114,6 +137,19 @@ class TrainConfig:
         flat = {k: v for k, v in asdict(self).items() if k != "hparams"}
         flat.update({k: list(v) if isinstance(v, tuple) else v for k, v in self.hparams.items()})
         return flat
+
+
+def load_data(config: TrainConfig) -> ImageData:
+    """The data set ``config`` trains on, loaded and split."""
+    return load_dataset(
+        config.dataset,
+        config.data_root,
+        download=config.download,
+        val_fraction=config.val_fraction,
+        train_limit=config.train_limit,
+        image_size=config.image_size,
+        data_memory_gb=config.data_memory_gb,
+    )
 
 
 def resolve_device(device: Device) -> torch.device:
@@ -166,13 +202,7 @@ class Run:
         if self.device.type == "cpu" and config.threads:
             torch.set_num_threads(config.threads)
         if data is None:
-            data = load_dataset(
-                config.dataset,
-                config.data_root,
-                download=config.download,
-                val_fraction=config.val_fraction,
-                train_limit=config.train_limit,
-            )
+            data = load_data(config)
         check_batch_size(config.batch_size, data)
         self.data = data.to(self.device)
         info = data.info
@@ -186,12 +216,13 @@ class Run:
             else contextlib.nullcontext()
         )
         torch.manual_seed(config.seed)
-        self.module = build_model(
+        module, self.model_notes = build_model_with_notes(
             config.model,
             in_channels=info.in_channels,
             image_size=info.image_size,
             num_classes=info.num_classes,
-        ).to(self.device, memory_format=self.memory_format)
+        )
+        self.module = module.to(self.device, memory_format=self.memory_format)
         # the global RNG (dropout) is this run's own: several runs in one process do not share it
         self.rng_state = _global_rng_state(self.device)
         # static shapes: training drops its last partial batch and evaluation pads its own, so a

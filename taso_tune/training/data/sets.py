@@ -26,7 +26,14 @@ import torch
 import torch.nn.functional as F
 
 from taso_tune.core.errors import ConfigError, Registry
+from taso_tune.training.data.custom import (
+    IMAGE_FOLDER,
+    Loaded,
+    load_image_folder,
+    load_user_data,
+)
 from taso_tune.training.data.files import load_files
+from taso_tune.training.user_code import is_import_spec
 
 #: Seed of the fixed validation split and of the digits test hold-out. It never changes with the
 #: trial's seed, so every trial of every sweep is scored on the same images.
@@ -214,6 +221,44 @@ def stratified_subset(labels: torch.Tensor, size: int, seed: int = SPLIT_SEED) -
     return torch.cat(picked).sort().values
 
 
+@DATASETS.register(IMAGE_FOLDER)
+def _load_image_folder(data_root: str | None, download: bool) -> tuple[DatasetInfo, RawSplits]:
+    """An image folder at its defaults; :func:`load_dataset` passes its size and memory fields."""
+    del download  # nothing to download: the folder is the user's
+    return _from_loaded(IMAGE_FOLDER, _image_folder(data_root, None, None))[:2]
+
+
+def _image_folder(data_root: str | None, image_size: int | None, memory_gb: float | None) -> Loaded:
+    if data_root is None:
+        raise ConfigError("data_root", None, "imagefolder needs a data root (--data-root DIR)")
+    return load_image_folder(data_root, image_size, memory_gb)
+
+
+def _from_loaded(name: str, loaded: Loaded) -> tuple[DatasetInfo, RawSplits, tuple | None]:
+    """A data set the user brought as the info, the raw splits and its own validation part."""
+    (x_train, y_train), (x_test, y_test) = loaded.train, loaded.test
+    mean, std = _stats(x_train)
+    info = DatasetInfo(
+        name, loaded.in_channels, loaded.image_size, loaded.num_classes, mean, std, False
+    )
+    return info, (x_train, y_train, x_test, y_test), loaded.val
+
+
+DATASET_FORMS = "a built-in name, imagefolder (with data_root) or package.module:callable"
+
+
+def check_dataset_name(name: object, field: str = "dataset") -> None:
+    """Fail on a data set name no loader takes, without importing the user's code."""
+    if is_import_spec(name) or (isinstance(name, str) and name in DATASETS):
+        return
+    raise ConfigError(
+        field,
+        name,
+        f"unknown dataset (use {DATASET_FORMS})",
+        choices=sorted(DATASETS),
+    )
+
+
 def load_dataset(
     name: str,
     data_root: str | None = None,
@@ -221,22 +266,46 @@ def load_dataset(
     download: bool = False,
     val_fraction: float = 0.1,
     train_limit: int | None = None,
+    image_size: int | None = None,
+    data_memory_gb: float | None = None,
 ) -> ImageData:
-    """Load the registered data set ``name`` and split a validation part off its training set.
+    """Load the data set ``name`` and split a validation part off its training set.
 
-    ``train_limit`` keeps a stratified subset of at most N training images (:func:`stratified_subset`,
-    before the validation split), for quick runs on large data sets. The test part is always the
-    whole test set.
+    ``name`` is a registered data set, ``imagefolder`` or the user's ``package.module:callable``
+    loader (:mod:`taso_tune.training.data.custom`); ``image_size`` and ``data_memory_gb`` apply to
+    an image folder. ``train_limit`` keeps a stratified subset of at most N training images
+    (:func:`stratified_subset`, before the validation split), for quick runs on large data sets.
+    An image folder's own ``val/`` part replaces the split. The test part is always the whole test
+    set.
     """
     if train_limit is not None and (
         isinstance(train_limit, bool) or not isinstance(train_limit, int) or train_limit < 2
     ):
         raise ConfigError("train_limit", train_limit, "must be an integer >= 2")
-    loader = DATASETS.get_or_fail(name, "dataset")
-    info, (x_train, y_train, x_test, y_test) = loader(data_root, download)
+    check_dataset_name(name)
+    own_val = None
+    if name == IMAGE_FOLDER or is_import_spec(name):
+        if name == IMAGE_FOLDER:
+            if data_root is None:
+                raise ConfigError(
+                    "data_root", None, "imagefolder needs a data root (--data-root DIR)"
+                )
+            loaded = load_image_folder(data_root, image_size, data_memory_gb)
+        else:
+            loaded = load_user_data(name, data_root)
+        (x_train, y_train), (x_test, y_test), own_val = loaded.train, loaded.test, loaded.val
+        mean, std = _stats(x_train)
+        info = DatasetInfo(
+            name, loaded.in_channels, loaded.image_size, loaded.num_classes, mean, std, False
+        )
+    else:
+        loader = DATASETS[name]
+        info, (x_train, y_train, x_test, y_test) = loader(data_root, download)
     if train_limit is not None:
         keep = stratified_subset(y_train, train_limit)
         x_train, y_train = x_train[keep], y_train[keep]
+    if own_val is not None:
+        return ImageData(info, x_train, y_train, *own_val, x_test, y_test)
     idx_train, idx_val = validation_split(len(y_train), val_fraction)
     return ImageData(
         info,

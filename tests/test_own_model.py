@@ -1,0 +1,376 @@
+"""The user's own model and data set, in the training layer: torchvision and timm models with their
+stems fitted to the data, the user's factory and loader named by import string, an image folder of
+PNGs written here, and every bad input named by field, value and the file or item at fault."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from taso_tune.cli import main
+from taso_tune.core.errors import ConfigError
+from taso_tune.training.data.sets import load_dataset
+from taso_tune.training.models import build_model_with_notes, check_model
+from taso_tune.training.run import TrainConfig
+from taso_tune.training.user_code import imported_modules, module_source, spec_of
+
+USER_MODULE = """
+import torch
+from torch import nn
+
+
+def mlp(num_classes, in_channels, image_size):
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(in_channels * image_size * image_size, 16), nn.ReLU(),
+        nn.Linear(16, num_classes),
+    )
+
+
+def wrong_width(num_classes, in_channels, image_size):
+    return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * image_size * image_size, 5))
+
+
+def raises(num_classes, in_channels, image_size):
+    raise RuntimeError("no GPU for this model")
+
+
+def not_a_module(num_classes, in_channels, image_size):
+    return "a string"
+
+
+def tensors():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(40, 1, 8, 8, generator=g)
+    y = torch.arange(40) % 4
+    return (x[:30], y[:30]), (x[30:], y[30:])
+
+
+class Pairs(torch.utils.data.Dataset):
+    classes = ["a", "b", "c"]
+
+    def __init__(self, n, label_shift=0):
+        self.n, self.shift = n, label_shift
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        from PIL import Image
+        import numpy as np
+
+        return Image.fromarray(np.full((6, 6, 3), i * 5, dtype=np.uint8)), (i % 3) + self.shift
+
+
+def pil_pairs():
+    return Pairs(12), Pairs(6)
+
+
+def labels_out_of_range():
+    return Pairs(12), Pairs(6, label_shift=2)
+
+
+def a_dict():
+    return {"train": 1}
+
+
+def loader_raises():
+    raise FileNotFoundError("/data/mine.npz")
+
+
+def floats_too_large():
+    return (torch.full((4, 1, 8, 8), 3.0), torch.zeros(4)), (torch.zeros(2, 1, 8, 8), torch.zeros(2))
+
+
+def not_square():
+    return (torch.zeros(4, 1, 8, 6), torch.zeros(4)), (torch.zeros(2, 1, 8, 6), torch.zeros(2))
+
+
+def takes_root(data_root):
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(20, 1, 8, 8, generator=g)
+    return (x[:16], torch.arange(16) % 2), (x[16:], torch.arange(4) % 2)
+"""
+
+
+@pytest.fixture
+def user_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A user package outside the source tree, importable as ``mine.nets``."""
+    package = tmp_path / "userpkg" / "mine"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "nets.py").write_text(textwrap.dedent(USER_MODULE))
+    (package / "broken.py").write_text("import not_installed_anywhere\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "userpkg"))
+    for name in [m for m in sys.modules if m == "mine" or m.startswith("mine.")]:
+        monkeypatch.delitem(sys.modules, name)
+    return "mine.nets"
+
+
+def _error(call) -> str:
+    with pytest.raises(ConfigError) as info:
+        call()
+    return str(info.value)
+
+
+# --- models --------------------------------------------------------------------------------------
+
+
+def test_torchvision_resnet18_takes_one_channel_small_images_at_full_resolution():
+    model, notes = build_model_with_notes(
+        "torchvision/resnet18", in_channels=1, image_size=28, num_classes=7
+    )
+    assert model.conv1.in_channels == 1 and model.conv1.stride == (1, 1)
+    assert notes == [
+        "first convolution (conv1) takes 1 channel(s), not 3",
+        "first convolution (conv1) has stride 1, not 2, for 28-pixel images",
+    ]
+    assert check_model("torchvision/resnet18", in_channels=1, image_size=28, num_classes=7) == notes
+
+
+def test_torchvision_model_at_its_own_input_is_left_alone():
+    _, notes = build_model_with_notes(
+        "torchvision/resnet18", in_channels=3, image_size=64, num_classes=10
+    )
+    assert notes == []
+
+
+def test_a_model_whose_pooling_cannot_take_small_images_gets_them_upsampled():
+    model, notes = build_model_with_notes(
+        "torchvision/vgg11", in_channels=1, image_size=28, num_classes=10
+    )
+    assert notes[-1] == "images upsampled from 28 to 32 pixels (its pooling needs 32)"
+    assert isinstance(model[0], torch.nn.Upsample)
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_a_torchvision_model_with_auxiliary_outputs_is_refused_by_the_probe():
+    message = _error(
+        lambda: check_model("torchvision/googlenet", in_channels=3, image_size=32, num_classes=10)
+    )
+    assert "model: " in message and "[2, 10]" in message and "GoogLeNetOutputs" in message
+
+
+def test_an_unknown_torchvision_name_lists_the_close_ones():
+    message = _error(
+        lambda: check_model("torchvision/resnet", in_channels=3, image_size=32, num_classes=10)
+    )
+    assert "torchvision has no classification model 'resnet'" in message
+    assert "resnet18" in message
+
+
+def test_timm_model():
+    pytest.importorskip("timm")
+    notes = check_model("timm/resnet10t", in_channels=1, image_size=28, num_classes=10)
+    assert notes == []
+    assert "timm has no model 'not_a_model'" in _error(
+        lambda: check_model("timm/not_a_model", in_channels=1, image_size=28, num_classes=10)
+    )
+
+
+def test_the_users_factory(user_package):
+    notes = check_model(f"{user_package}:mlp", in_channels=1, image_size=8, num_classes=4)
+    assert notes == []
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("mine.broken:mlp", "module 'mine.broken' does not import: ModuleNotFoundError: No module"),
+        ("mine.nowhere:mlp", "module 'mine.nowhere' does not import: ModuleNotFoundError"),
+        ("mine.nets:absent", "module 'mine.nets' has no attribute 'absent'"),
+        ("mine.nets:raises", "the factory raised RuntimeError: no GPU for this model when called"),
+        ("mine.nets:not_a_module", "the factory returned a str, not a torch nn.Module"),
+        ("mine.nets:wrong_width", "must return (batch, num_classes) = [2, 4] scores"),
+        ("mine.nets", "unknown model"),
+    ],
+)
+def test_bad_factories_are_named(user_package, name, expected):
+    message = _error(lambda: check_model(name, in_channels=1, image_size=8, num_classes=4))
+    assert message.startswith("model: ") and expected in message and repr(name) in message
+
+
+def test_a_callable_in_main_has_no_import_string():
+    def local():
+        return None
+
+    assert "not in __main__ or inside a function" in _error(lambda: spec_of(local, "model"))
+    assert spec_of(check_model, "model") == "taso_tune.training.models:check_model"
+
+
+def test_modules_named_and_where_ray_ships_them_from(user_package, tmp_path):
+    assert imported_modules(["lenet5", "mine.nets:mlp", "mine.nets:tensors", "digits"]) == [
+        "mine.nets"
+    ]
+    assert module_source("mine.nets") == str(tmp_path / "userpkg" / "mine")
+    assert module_source("torch") is None  # installed on every node
+
+
+# --- image folders -------------------------------------------------------------------------------
+
+
+def write_image_folder(
+    root: Path, classes=("cat", "dog"), per_class=6, mode="L", size=10, splits=("train", "test")
+) -> Path:
+    """An image folder in torchvision's layout: PNGs whose pixels encode their class."""
+    from PIL import Image
+
+    for split in splits:
+        for label, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                value = 40 + 100 * label + i
+                shape = (size, size) if mode == "L" else (size, size, 3)
+                Image.fromarray(np.full(shape, value, dtype=np.uint8), mode=mode).save(
+                    folder / f"{i}.png"
+                )
+    return root
+
+
+def test_an_image_folder_of_pngs(tmp_path):
+    root = write_image_folder(tmp_path / "pets")
+    data = load_dataset("imagefolder", str(root), val_fraction=0.25)
+    assert (data.info.in_channels, data.info.image_size, data.info.num_classes) == (1, 10, 2)
+    assert data.sizes() == {"train": 9, "val": 3, "test": 12}
+    assert data.x_train.dtype == torch.uint8 and data.x_train.shape[1:] == (1, 10, 10)
+    # the pixels say the class: 40.. for cat (0), 140.. for dog (1)
+    assert torch.equal(data.x_test[:, 0, 0, 0] >= 140, data.y_test == 1)
+
+
+def test_an_image_folder_resized_in_rgb_with_its_own_validation_part(tmp_path):
+    root = write_image_folder(tmp_path / "pets", mode="RGB", splits=("train", "val", "test"))
+    data = load_dataset("imagefolder", str(root), image_size=16)
+    assert data.x_train.shape[1:] == (3, 16, 16)
+    assert data.sizes() == {"train": 12, "val": 12, "test": 12}  # val/ replaces the split
+
+
+def test_image_folder_problems_are_named(tmp_path):
+    empty = tmp_path / "empty"
+    (empty / "train").mkdir(parents=True)
+    (empty / "test").mkdir()
+    assert "train/ holds no class folders" in _error(
+        lambda: load_dataset("imagefolder", str(empty))
+    )
+
+    differ = write_image_folder(tmp_path / "differ")
+    write_image_folder(differ, classes=("cow",), splits=("test",))
+    message = _error(lambda: load_dataset("imagefolder", str(differ)))
+    assert "the classes of test/ differ from train/'s: only in test/: ['cow']" in message
+
+    broken = write_image_folder(tmp_path / "broken")
+    (broken / "train" / "cat" / "3.png").write_bytes(b"not a png at all")
+    message = _error(lambda: load_dataset("imagefolder", str(broken)))
+    assert (
+        str(broken / "train" / "cat" / "3.png") in message and "cannot read this image" in message
+    )
+
+    big = write_image_folder(tmp_path / "big")
+    message = _error(
+        lambda: load_dataset("imagefolder", str(big), image_size=4096, data_memory_gb=0.001)
+    )
+    assert message.startswith("data_memory_gb: ") and "24 images at 4096x4096x1 need" in message
+
+    assert "imagefolder needs a data root" in _error(lambda: load_dataset("imagefolder", None))
+    assert "no such folder" in _error(lambda: load_dataset("imagefolder", str(tmp_path / "none")))
+
+
+def test_image_size_and_memory_fields_are_checked():
+    assert "applies to imagefolder only" in _error(lambda: TrainConfig(image_size=32))
+    for bad in (0, -1.0, float("inf"), "1"):
+        message = _error(lambda bad=bad: TrainConfig(dataset="imagefolder", data_memory_gb=bad))
+        assert message.startswith("data_memory_gb: must be a number > 0")
+    assert "unknown dataset" in _error(lambda: TrainConfig(dataset="my_folder"))
+
+
+# --- the user's loader ---------------------------------------------------------------------------
+
+
+def test_a_loader_of_tensors(user_package):
+    data = load_dataset(f"{user_package}:tensors", val_fraction=0.2)
+    assert (data.info.in_channels, data.info.image_size, data.info.num_classes) == (1, 8, 4)
+    assert data.sizes() == {"train": 24, "val": 6, "test": 10}
+    assert data.x_train.dtype == torch.uint8
+
+
+def test_a_loader_of_pil_pairs_with_classes_and_one_with_a_data_root(user_package, tmp_path):
+    data = load_dataset(f"{user_package}:pil_pairs", val_fraction=0.0)
+    assert (data.info.in_channels, data.info.image_size, data.info.num_classes) == (3, 6, 3)
+    assert data.sizes() == {"train": 12, "val": 0, "test": 6}
+    data = load_dataset(f"{user_package}:takes_root", str(tmp_path), val_fraction=0.25)
+    assert data.info.num_classes == 2
+
+
+@pytest.mark.parametrize(
+    ("loader", "expected"),
+    [
+        ("a_dict", "the loader must return (train, test), got dict"),
+        ("labels_out_of_range", "test: label 3 is outside [0, 3) (3 classes)"),
+        ("loader_raises", "the loader raised FileNotFoundError: /data/mine.npz"),
+        ("floats_too_large", "float images must hold values in [0, 1], got [3, 3]"),
+        ("not_square", "images must be square, got 8x6"),
+        ("absent", "has no attribute 'absent'"),
+    ],
+)
+def test_bad_loaders_are_named(user_package, loader, expected):
+    name = f"{user_package}:{loader}"
+    message = _error(lambda: load_dataset(name))
+    assert message.startswith("dataset: ") and expected in message and repr(name) in message
+
+
+# --- the train command ---------------------------------------------------------------------------
+
+
+def test_train_command_on_the_users_model_and_loader(user_package, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(
+        [
+            "train",
+            "--model",
+            f"{user_package}:mlp",
+            "--dataset",
+            f"{user_package}:tensors",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0 and (out / "metrics.csv").exists()
+
+
+def test_train_command_says_what_it_adapted(tmp_path, capsys):
+    code = main(
+        [
+            "train",
+            "--model",
+            "torchvision/resnet18",
+            "--train-limit",
+            "40",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert code == 0
+    assert "torchvision/resnet18: first convolution (conv1) takes 1 channel(s), not 3" in (
+        capsys.readouterr().out
+    )
+
+
+def test_train_command_refuses_a_bad_factory_before_writing(user_package, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["train", "--model", f"{user_package}:raises", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("taso-tune train: error: model: the factory raised RuntimeError")
+    assert not out.exists()
