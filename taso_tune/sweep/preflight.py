@@ -15,6 +15,7 @@ import stat
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import ray
@@ -96,8 +97,9 @@ def private_token_file() -> None:
         pass
 
 
-def connect(address: str | None) -> None:
-    """Join the cluster at ``address`` (or ``RAY_ADDRESS``), else start a local Ray."""
+def connect(address: str | None, runtime_env: dict[str, Any] | None = None) -> None:
+    """Join the cluster at ``address`` (or ``RAY_ADDRESS``), else start a local Ray; ``runtime_env``
+    ships the user's modules to the workers (:mod:`taso_tune.sweep.shipping`)."""
     if ray.is_initialized():
         return
     address = cluster_address(address)
@@ -114,6 +116,7 @@ def connect(address: str | None) -> None:
             log_to_driver=True,
             configure_logging=True,
             logging_level="WARNING",
+            runtime_env=runtime_env,
         )
     except (ConnectionError, TimeoutError) as err:
         raise ConfigError(

@@ -45,7 +45,7 @@ from taso_tune.training.stacked import StackedRuns, resolve_packing
 #: Keys of a trial's flat config that describe it but are not training fields.
 LABEL_KEYS = ("config_id", "block", "seeds")
 
-DataKey = tuple[str, str | None, float, int | None]
+DataKey = tuple[str, str | None, float, int | None, int | None, float | None]
 
 
 def data_key(flat: Mapping[str, Any]) -> DataKey:
@@ -55,6 +55,8 @@ def data_key(flat: Mapping[str, Any]) -> DataKey:
         flat.get("data_root"),
         float(flat.get("val_fraction", TrainConfig.val_fraction)),
         flat.get("train_limit"),
+        flat.get("image_size"),
+        flat.get("data_memory_gb"),
     )
 
 

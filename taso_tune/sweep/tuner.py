@@ -37,9 +37,11 @@ from taso_tune.sweep.observe.progress import ProgressCallback, SweepProgress
 from taso_tune.sweep.observe.tensorboard import HParamsLogger
 from taso_tune.sweep.preflight import check_trial_fits, cluster_address, connect
 from taso_tune.sweep.schedulers import build_scheduler
+from taso_tune.sweep.shipping import runtime_env
 from taso_tune.sweep.trainable import DataKey, TrialActor, data_key
 from taso_tune.sweep.trials import TrialSource
 from taso_tune.training.data.sets import ImageData, check_batch_size, load_dataset
+from taso_tune.training.models import check_model
 from taso_tune.training.run import TrainConfig
 
 #: GPUs per trial when the space leaves them unset and the cluster has GPUs: a LeNet5 trial uses a sliver.
@@ -128,16 +130,49 @@ def load_sweep_data(source: TrialSource) -> dict[DataKey, ImageData]:
     datasets = {}
     configs = source.fixed_configs()
     for key in sorted({data_key(flat) for flat in configs}, key=str):
-        name, root, val_fraction, train_limit = key
+        name, root, val_fraction, train_limit, image_size, memory_gb = key
         try:
             datasets[key] = load_dataset(
-                name, root, download=download, val_fraction=val_fraction, train_limit=train_limit
+                name,
+                root,
+                download=download,
+                val_fraction=val_fraction,
+                train_limit=train_limit,
+                image_size=image_size,
+                data_memory_gb=memory_gb,
             )
         except ConfigError as err:
             raise err.in_file(spec.source or "space", "train") from None
     for flat in configs:
         _check_batch_sizes(spec, flat, datasets[data_key(flat)])
     return datasets
+
+
+def check_models(
+    source: TrialSource, datasets: Mapping[DataKey, ImageData]
+) -> dict[str, list[str]]:
+    """Build every model of the sweep once on the data it trains on and probe it with one batch
+    (fails before anything starts); what each model's stem was adapted to, said once here and in
+    each trial's log."""
+    notes: dict[str, list[str]] = {}
+    for flat in source.fixed_configs():
+        model = flat.get("model", TrainConfig.model)
+        info = datasets[data_key(flat)].info
+        key = f"{model} on {info.name}"
+        if key in notes:
+            continue
+        try:
+            notes[key] = check_model(
+                model,
+                in_channels=info.in_channels,
+                image_size=info.image_size,
+                num_classes=info.num_classes,
+            )
+        except ConfigError as err:
+            raise err.in_file(source.spec.source or "space", "train") from None
+        for note in notes[key]:
+            print(f"{model}: {note}", flush=True)
+    return notes
 
 
 def _check_batch_sizes(spec: SweepSpec, flat: Mapping, data: ImageData) -> None:
@@ -267,7 +302,8 @@ def prepare(source: TrialSource, storage: str, address: str | None) -> dict[Data
     # checkpointing every epoch of short epochs makes Tune warn about frequent experiment snapshots
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     datasets = load_sweep_data(source)
-    connect(address)
+    check_models(source, datasets)
+    connect(address, runtime_env(_model_and_data_names(source)))
     SIGNALS.install()  # after ray.init, which puts in its own SIGTERM handler
     check_trial_fits(trial_resources(source), cluster_address(address))
     nodes = alive_nodes()
@@ -279,6 +315,14 @@ def prepare(source: TrialSource, storage: str, address: str | None) -> dict[Data
             file=sys.stderr,
         )
     return datasets
+
+
+def _model_and_data_names(source: TrialSource) -> list[str]:
+    return [
+        name
+        for flat in source.fixed_configs()
+        for name in (flat.get("model", TrainConfig.model), flat.get("dataset", TrainConfig.dataset))
+    ]
 
 
 def outcome(path: str, results: tune.ResultGrid, start: float, planned: int = 0) -> SweepOutcome:
