@@ -17,6 +17,7 @@ import os
 import shlex
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from taso_tune.core.errors import ConfigError
 
@@ -135,12 +136,16 @@ class SweepJobs:
         space_file: str = "",
         working_dir: str = ".",
         python: str = "python",
+        py_modules: Sequence[str] = (),
     ) -> str:
         """Submit ``taso-tune COMMAND`` (``sweep FILE ...`` or ``resume EXPERIMENT``) with
-        ``working_dir`` uploaded, the job running in it; returns the job id."""
+        ``working_dir`` uploaded, the job running in it, and the user's modules that live outside it
+        shipped as ``py_modules``; returns the job id."""
         entrypoint = shlex.join([python, "-m", "taso_tune.cli", *command])
         metadata = {SWEEP_KEY: command[0], "space_file": space_file, "experiment": experiment}
-        runtime_env = {"working_dir": working_dir, "excludes": UPLOAD_EXCLUDES}
+        runtime_env: dict[str, Any] = {"working_dir": working_dir, "excludes": UPLOAD_EXCLUDES}
+        if py_modules:
+            runtime_env["py_modules"] = list(py_modules)
         with self._errors():
             return self.client.submit_job(
                 entrypoint=entrypoint, runtime_env=runtime_env, metadata=metadata

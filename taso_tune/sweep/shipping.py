@@ -13,7 +13,8 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from taso_tune.training.user_code import imported_modules, module_source
+from taso_tune.spaces import SweepSpec
+from taso_tune.training.user_code import imported_modules, is_import_spec, module_source
 
 #: Set by Ray in the driver of a submitted job, whose runtime env the job already carries.
 JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
@@ -41,3 +42,22 @@ def runtime_env(names: Iterable[object]) -> dict[str, Any] | None:
         return None
     sources = shipped_sources(names)
     return {"py_modules": sources} if sources else None
+
+
+def space_callables(spec: SweepSpec) -> list[str]:
+    """Every ``package.module:callable`` a space names, in its train section or any block's values
+    (read from the space's text: nothing is imported)."""
+    values: list[Any] = list(spec.train.values())
+    for block in spec.blocks:
+        for value in block.values():
+            values.extend(value.options)
+    return [v for v in dict.fromkeys(v for v in values if is_import_spec(v))]
+
+
+def job_py_modules(spec: SweepSpec, working_dir: str) -> list[str]:
+    """What a submitted job ships besides its working directory: the space's user modules that live
+    outside it (those inside travel with the working directory)."""
+    inside = os.path.abspath(working_dir) + os.sep
+    return [
+        s for s in shipped_sources(space_callables(spec)) if not (s + os.sep).startswith(inside)
+    ]
