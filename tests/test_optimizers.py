@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 from typing import Any
 
@@ -16,6 +17,7 @@ from taso_tune.training.optimizers import (
     build_optimizer,
     resolve_granularity,
     resolve_hparams,
+    set_mode,
 )
 
 ALL_RECIPES = sorted(OPTIMIZERS)
@@ -34,9 +36,10 @@ def test_every_recipe_builds_and_one_step_changes_parameters(name: str) -> None:
         name, model.parameters(), total_epochs=10, steps_per_epoch=4
     )
     recipe = OPTIMIZERS[name]
-    assert type(optimizer) is getattr(torch.optim, recipe.torch_class)
+    assert type(optimizer) is getattr(importlib.import_module(recipe.package), recipe.torch_class)
     assert isinstance(scheduler, ScheduledLR)
     assert scheduler.schedule == recipe.schedule
+    set_mode(optimizer, training=True)  # as the training loop does before its steps
     before = [p.detach().clone() for p in model.parameters()]
     x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
     loss = torch.nn.functional.cross_entropy(model(x), y)
@@ -162,6 +165,8 @@ GRANULARITIES = {
     "sgd_step": "step",
     "sgd_wsd": "step",
     "adamw_cosine": "step",
+    "sgd_schedulefree": "epoch",  # no schedule: a constant lr, the optimizer averages its iterates
+    "adamw_schedulefree": "epoch",
 }
 
 

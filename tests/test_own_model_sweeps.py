@@ -39,7 +39,9 @@ def user_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.fixture
 def worker_nodes_only(monkeypatch):
     """A head with no CPUs and two worker nodes: every trial runs on a worker node."""
-    monkeypatch.setenv("TASO_TUNE_SHARED_STORAGE", "1")  # every node of this cluster shares this disk
+    monkeypatch.setenv(
+        "TASO_TUNE_SHARED_STORAGE", "1"
+    )  # every node of this cluster shares this disk
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     for _ in range(2):
         cluster.add_node(num_cpus=1)

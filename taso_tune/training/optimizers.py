@@ -3,7 +3,11 @@
 Defaults follow the paper and, where it is silent, the authors' code (see the README, "Where taso-tune departs from the paper"):
 TASO is SGD with momentum 0.9 (not Nesterov) and weight decay 1e-4 under the TASO schedule;
 Adam/AMSGrad use betas (0.9, 0.99); RMSProp decay 0.99; Adagrad torch defaults. The ``sgd_*``
-recipes and ``adamw_cosine`` are the schedules a reviewer would compare TASO with (beyond the paper).
+recipes and ``adamw_cosine`` are the schedules a reviewer would compare TASO with (beyond the paper);
+``sgd_schedulefree`` and ``adamw_schedulefree`` are Schedule-Free SGD and AdamW (Defazio et al. 2024,
+PyPI's ``schedulefree``), which need no planned horizon at all. Their ``warmup`` is a fraction of the
+run's optimizer steps, as WSD's is; the training loop switches them between training and evaluation
+mode (:func:`set_mode`), and they train each seed separately (never stacked).
 
 Each recipe also says how often its schedule updates the lr by default (``Recipe.granularity``):
 TASO once per epoch, as the paper evaluates Eq. (1) at k = 1..k_t; the annealing baselines once per
@@ -13,6 +17,7 @@ optimizer step, so a short plan still anneals smoothly and its last step runs at
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +53,12 @@ class Recipe:
     description: str = ""
     fixed: Mapping[str, Any] = field(default_factory=dict)
     granularity: Granularity = "epoch"
+    package: str = "torch.optim"  # where torch_class lives
+
+    @property
+    def schedule_free(self) -> bool:
+        """Whether the optimizer averages its own iterates (no schedule; train/eval modes)."""
+        return self.package == "schedulefree"
 
     def torch_kwargs(self, hp: Mapping[str, Any]) -> dict[str, Any]:
         kw = {k: v for k, v in hp.items() if k not in self.schedule_fields}
@@ -55,6 +66,8 @@ class Recipe:
             kw["betas"] = (kw.pop("beta1"), kw.pop("beta2"))
         if "rho" in kw:
             kw["alpha"] = kw.pop("rho")  # torch's RMSprop calls the decay rate alpha
+        if self.schedule_free:
+            kw.pop("warmup")  # a share of the run: build_optimizer turns it into warmup_steps
         return {**kw, **self.fixed}
 
 
@@ -172,6 +185,32 @@ _add(
     )
 )
 
+_add(
+    Recipe(
+        "sgd_schedulefree",
+        "SGDScheduleFree",
+        {"lr": 1.0, "momentum": 0.9, "weight_decay": 1e-4, "warmup": 0.05},
+        description="Schedule-Free SGD (Defazio et al. 2024): no schedule, no horizon",
+        package="schedulefree",
+    )
+)
+_add(
+    Recipe(
+        "adamw_schedulefree",
+        "AdamWScheduleFree",
+        {
+            "lr": 0.0025,
+            "beta1": 0.9,
+            "beta2": 0.999,
+            "eps": 1e-8,
+            "weight_decay": 0.0,
+            "warmup": 0.05,
+        },
+        description="Schedule-Free AdamW (Defazio et al. 2024): no schedule, no horizon",
+        package="schedulefree",
+    )
+)
+
 #: The torch optimizers' numeric fields and their ranges. The schedule's fields (alpha, beta,
 #: lr_final, milestones, gamma, warmup, decay) are checked by the schedule itself.
 _RANGES: dict[str, Interval] = {
@@ -183,6 +222,7 @@ _RANGES: dict[str, Interval] = {
     "beta1": UNIT_HALF_OPEN,
     "beta2": UNIT_HALF_OPEN,
     "rho": UNIT_HALF_OPEN,
+    "warmup": UNIT_HALF_OPEN,  # a schedule-free recipe's share of the run's steps
 }
 
 
@@ -274,8 +314,17 @@ def build_optimizer(
             "give the optimizer steps per epoch, or granularity 'epoch'",
         )
     steps = steps_per_epoch if per_step else None
-    cls = getattr(torch.optim, recipe.torch_class)
+    cls = getattr(importlib.import_module(recipe.package), recipe.torch_class)
     kwargs = recipe.torch_kwargs(hp)
+    if recipe.schedule_free:
+        if steps_per_epoch is None:
+            raise ConfigError(
+                "steps_per_epoch",
+                None,
+                f"optimizer {name!r} warms up over a share of the run's steps: give the optimizer "
+                "steps per epoch",
+            )
+        kwargs["warmup_steps"] = round(hp["warmup"] * total_epochs * steps_per_epoch)
     if fused and recipe.torch_class in ("SGD", "Adam", "AdamW", "Adagrad"):
         kwargs["fused"] = True
     optimizer = cls(parameters, **kwargs)
@@ -289,3 +338,11 @@ def build_optimizer(
             optimizer, recipe.schedule, total_epochs, steps_per_epoch=steps, **sched_params
         )
     return optimizer, scheduler
+
+
+def set_mode(optimizer: torch.optim.Optimizer, training: bool) -> None:
+    """Put a schedule-free optimizer in training mode (before its steps) or evaluation mode (its
+    averaged weights: before evaluating or saving the model); other optimizers have no modes."""
+    switch = getattr(optimizer, "train" if training else "eval", None)
+    if callable(switch):
+        switch()
