@@ -192,6 +192,7 @@ def _records(index: int, spec: tuple) -> list[dict]:
                 "batch_size": 64,
                 "num_classes": 10,
                 "split_sizes": {"train": 1293, "val": 144, "test": 360},
+                "node_id": f"node{1 + index % 2}",
                 "hp": hp,
                 "diverged": ending == "diverged" and last,
                 "done": last,
@@ -236,6 +237,10 @@ def write_fixture_experiment(root: Path, name: str = "fixture") -> Path:
         "seeds": 2,
         "seeds_per_trial": 1,
         "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 3, "per_seed": True},
+        "blocks": [  # the families of TRIALS
+            {"optimizer": "taso", "alpha": {"grid": [10, 25]}, "beta": {"grid": [0.5, 0.7]}},
+            {"optimizer": "adagrad", "lr": {"grid": [0.05, 0.01]}},
+        ],
     }
     (path / SPACE_FILE).write_text(yaml.safe_dump(space))
     return path
