@@ -23,18 +23,28 @@ from taso_tune.core.records import BUDGET_SH_FILE, INTERRUPTED_FILE
 from taso_tune.core.storage import read_experiment_file, write_experiment_file
 from taso_tune.experiment.reader import FINISHED, ExperimentReader, TuneRun
 from taso_tune.spaces import SweepSpec
-from taso_tune.spaces.expansion import count_configurations, count_trials
+from taso_tune.spaces.expansion import count_configurations
+
+
+def trials_per_configuration(spec: SweepSpec) -> int:
+    """A trial trains every seed of its configuration, or one seed with ``seeds_per_trial: 1``."""
+    return 1 if spec.seeds_per_trial == "all" else spec.seeds
 
 
 def planned_trials(spec: SweepSpec) -> int:
-    """The trials a sweep of ``spec`` runs when nothing stops it: configurations x seeds; for
-    budget-aware successive halving, every rung's survivors x seeds."""
-    if spec.scheduler.type != "budget-sh":
-        return count_trials(spec)
+    """The trials a sweep of ``spec`` runs when nothing stops it: configurations (Optuna: its
+    proposals) x trials per configuration (one, or one per seed with ``seeds_per_trial: 1``); for
+    budget-aware successive halving, every rung's surviving configurations x trials per
+    configuration. A trial is what Tune runs and what :func:`finished_trials` counts."""
+    per_config = trials_per_configuration(spec)
+    if spec.search.type == "optuna":
+        return spec.search.num_samples * per_config
     configs = count_configurations(spec.blocks, spec.search.num_samples)
+    if spec.scheduler.type != "budget-sh":
+        return configs * per_config
     total = 0
     for _ in spec.scheduler.rung_epochs(spec.epochs):
-        total += configs * spec.seeds
+        total += configs * per_config
         configs = max(1, math.ceil(configs / spec.scheduler.reduction_factor))
     return total
 

@@ -69,6 +69,15 @@ class Experiment:
         """Whether ASHA stopped seeds one by one (``scheduler.per_seed``): a biased baseline."""
         return self.spec is not None and self.spec.scheduler.per_seed
 
+    @property
+    def finished_trials(self) -> int:
+        """How many trials (a configuration with all its seeds, or one seed with
+        ``seeds_per_trial: 1``) finished: every seed complete, stopped early or diverged."""
+        ended = self.trials["status"].isin(["complete", "stopped-early", "diverged"])
+        return int(
+            ended.groupby([self.trials["rung"], self.trials["trial_id"]], dropna=False).all().sum()
+        )
+
     @cached_property
     def aggregated(self) -> pd.DataFrame:
         """:func:`~taso_tune.results.aggregate.aggregate` of :attr:`final_trials`: per configuration

@@ -28,6 +28,7 @@ from taso_tune.core.errors import ConfigError
 from taso_tune.core.records import BUDGET_SH_FILE
 from taso_tune.core.storage import read_experiment_file, write_experiment_file
 from taso_tune.experiment.layout import rung_name
+from taso_tune.experiment.state import trials_per_configuration
 from taso_tune.spaces import SweepSpec, with_overrides
 from taso_tune.stats.seeds import chance_level, summarize
 from taso_tune.sweep import tuner
@@ -158,7 +159,7 @@ def _drive(spec: SweepSpec, experiment: str, state: dict[str, Any], datasets, st
     winner = survivors(final["scores"], math.inf, spec.mode)[0]
     state["winner"] = winner
     _write_state(experiment, state)
-    trials = sum(len(r["configs"]) * spec.seeds for r in state["rungs"])
+    trials = sum(len(r["configs"]) for r in state["rungs"]) * trials_per_configuration(spec)
     print(f"budget-sh: winner {winner} after {len(state['rungs'])} rungs", flush=True)
     return tuner.SweepOutcome(experiment, trials, errored, time.perf_counter() - start)
 
