@@ -1,8 +1,9 @@
 """Read an experiment folder into tidy pandas frames and aggregate over seeds.
 
-Nothing here retrains or imports Ray: it reads what the trials reported (each trial folder's
-``result.json``, one JSON line per epoch) and Ray Tune's experiment state (trial status), from a
-local folder or a storage URI (through pyarrow's file systems).
+Nothing here retrains or imports Ray: it asks the one reader of an experiment folder
+(:mod:`taso_tune.experiment.reader`) for what the trials reported (each trial's checked
+:class:`~taso_tune.core.records.TrialReport` records) and Ray Tune's status of each trial, from a
+local folder or a storage URI. Damaged results are refused by name, never read as numbers.
 
 A trial holds every seed of one configuration (``per_seed`` in each report). Two frames: ``trials``
 (one row per seed of each trial: configuration, seed, status, final metrics, epochs run, node) and
