@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-from test_results import write_fixture_experiment
+from test_results import damage_result, write_fixture_experiment
 
 from taso_tune.cli import main
 from taso_tune.results.experiment import Experiment, load_experiment
@@ -241,3 +241,15 @@ def test_defaults_sweep_runs_end_to_end(experiment, tmp_path: Path, capsys, monk
     while psutil.Process().children(recursive=True) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not psutil.Process().children(recursive=True), "Ray left processes behind"
+
+
+def test_export_refuses_damaged_results_and_writes_nothing(tmp_path: Path, capsys) -> None:
+    experiment = write_fixture_experiment(tmp_path)
+    result = damage_result(experiment, 2, "val_acc", "0.9x")
+    out = tmp_path / "out" / "defaults.yaml"
+    out.parent.mkdir()
+    for args in (["-o", str(out)], []):  # a named output, and the default one in the experiment
+        assert main(["export", str(experiment), *args]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"{result}: line 2: val_acc: must be a number" in err[0], err
+    assert list(out.parent.iterdir()) == [] and not (experiment / "defaults.yaml").exists()

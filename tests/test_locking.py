@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from sweep_helpers import write_space
 from test_results import write_fixture_experiment
 
@@ -25,13 +26,14 @@ from taso_tune.experiment.lock import ExperimentLock, Holder, is_stale, only_own
 from taso_tune.experiment.state import (
     all_finished,
     finished_trials,
+    planned_trials,
     trial_statuses,
     write_interrupted,
 )
 from taso_tune.experiment.trust import check_trusted_folder
 from taso_tune.results.experiment import load_experiment
 from taso_tune.results.report_tables import partial_banner_html
-from taso_tune.spaces import load_space
+from taso_tune.spaces import load_space, load_space_dict
 
 
 def _dead_pid() -> int:
@@ -353,3 +355,88 @@ def test_resume_of_a_damaged_folder_is_one_line_and_starts_nothing(
     import ray
 
     assert not ray.is_initialized()
+
+
+# --- the planned and finished counts are both of trials ----------------------------------------------
+
+QUICKSTART = Path(__file__).resolve().parents[1] / "search_spaces" / "quickstart.yaml"
+
+
+def _three_seed_experiment(root: Path, spec, endings: list[tuple[str, int]]) -> Path:
+    """An experiment of ``spec`` (3 seeds, trained together) in Tune's layout: a trial a
+    configuration, each ``(Tune status, epochs run)`` of ``endings``."""
+    path = root / spec.name
+    path.mkdir(parents=True)
+    (path / SPACE_FILE).write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
+    planned = spec.epochs
+    trial_data = []
+    for index, ((status, epochs_run), config) in enumerate(
+        zip(endings, spec.configurations(), strict=False)
+    ):
+        trial_id = f"12670_{index:05d}"
+        lines = []
+        for epoch in range(1, epochs_run + 1):
+            own = {
+                "epoch": epoch,
+                "total_epochs": planned,
+                "lr": 0.05,
+                "val_acc": 0.9,
+                "val_loss": 0.3,
+                "test_acc": 0.9,
+                "test_loss": 0.3,
+                "train_acc": 0.9,
+                "train_loss": 0.3,
+                "epoch_seconds": 0.5,
+                "images_per_second": 2000.0,
+                "status": "complete" if epoch == planned else "running",
+            }
+            summary = {k: v for k, v in own.items() if k not in ("total_epochs", "status")}
+            lines.append(
+                {
+                    **summary,
+                    "seeds_diverged": 0,
+                    "per_seed": {str(seed): own for seed in spec.seed_values},
+                    "config_id": config["config_id"],
+                    "optimizer": config["optimizer"],
+                    "seeds": list(spec.seed_values),
+                    "planned_epochs": planned,
+                    "model": "lenet5",
+                    "dataset": "digits",
+                    "batch_size": 64,
+                    "num_classes": 10,
+                    "split_sizes": {"train": 1293, "val": 144, "test": 360},
+                    "node_id": "node",
+                    "hp": {"lr": 0.05},
+                    "diverged": False,
+                    "trial_id": trial_id,
+                }
+            )
+        folder = path / f"train_trial_{trial_id}"
+        folder.mkdir()
+        (folder / "result.json").write_text("".join(json.dumps(r) + "\n" for r in lines))
+        trial_data.append([json.dumps({"trial_id": trial_id, "status": status}), "{}"])
+    (path / "experiment_state-2026-01-01_00-00-00.json").write_text(
+        json.dumps({"trial_data": trial_data})
+    )
+    return path
+
+
+def test_stop_counts_trials_planned_and_finished_alike(tmp_path: Path) -> None:
+    """The quickstart plans 13 trials (13 configurations, each one trial of its 3 seeds), not 39:
+    what `taso-tune stop` says is "2 of 13 planned trials finished"."""
+    spec = load_space(str(QUICKSTART))
+    assert (len(spec.configurations()), spec.seeds, spec.seeds_per_trial) == (13, 3, "all")
+    assert planned_trials(spec) == 13
+    per_seed = load_space_dict({**spec.to_dict(), "seeds_per_trial": 1, "scheduler": "none"})
+    assert planned_trials(per_seed) == 39  # one trial per seed: 13 x 3
+    endings = [("TERMINATED", 15), ("TERMINATED", 15), ("RUNNING", 4), ("PENDING", 0)]
+    experiment = _three_seed_experiment(tmp_path, spec, endings)
+    assert finished_trials(str(experiment)) == 2
+    assert not all_finished(str(experiment), spec, planned_trials(spec))
+    write_interrupted(
+        str(experiment), 15, planned=planned_trials(spec), finished=finished_trials(str(experiment))
+    )
+    loaded = load_experiment(str(experiment))
+    assert len(loaded.trials) == 3 * 3  # three trials reported, each three seeds
+    assert loaded.finished_trials == 2
+    assert ": 2 of 13 planned trials finished." in partial_banner_html(loaded)

@@ -392,18 +392,20 @@ def test_trials_are_counted_without_expanding_the_space() -> None:
     # 3 grid points x 4 draws + 2 grid points (nothing drawn) = 14 configurations, x 2 seeds
     assert count_configurations(random.blocks, 4) == 14 == len(random.configurations())
     assert count_trials(random) == 28
-    budget = load_space_dict(
-        {
-            "name": "b",
-            "seeds": 2,
-            "train": {"epochs": 27},
-            "scheduler": {"type": "budget-sh", "reduction_factor": 3, "min_epochs": 3},
-            "blocks": [{"optimizer": "taso", "lr": _grid(10)}],
-        }
-    )
-    # rungs of 3, 9 and 27 epochs: 10, then ceil(10/3) = 4, then ceil(4/3) = 2 configurations, 2 seeds each
+    budget_space = {
+        "name": "b",
+        "seeds": 2,
+        "train": {"epochs": 27},
+        "scheduler": {"type": "budget-sh", "reduction_factor": 3, "min_epochs": 3},
+        "blocks": [{"optimizer": "taso", "lr": _grid(10)}],
+    }
+    budget = load_space_dict(budget_space)
+    # rungs of 3, 9 and 27 epochs: 10, then ceil(10/3) = 4, then ceil(4/3) = 2 configurations, one
+    # trial each training its 2 seeds (one trial per seed with seeds_per_trial: 1)
     assert budget.scheduler.rung_epochs(27) == [3, 9, 27]
-    assert planned_trials(budget) == (10 + 4 + 2) * 2
+    assert planned_trials(budget) == 10 + 4 + 2
+    per_seed = load_space_dict({**budget_space, "seeds_per_trial": 1})
+    assert planned_trials(per_seed) == (10 + 4 + 2) * 2
 
 
 def test_a_huge_grid_is_refused_at_once_naming_the_count(tmp_path: Path, capsys) -> None:

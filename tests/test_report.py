@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_results import write_budget_sh_experiment, write_fixture_experiment
+from test_results import damage_result, write_budget_sh_experiment, write_fixture_experiment
 
 from taso_tune.cli import main
 from taso_tune.results.experiment import Experiment, load_experiment
@@ -270,3 +270,23 @@ def test_report_renders_before_any_trial_completes(experiment: Experiment) -> No
 def test_report_layer_imports_no_ray() -> None:
     code = "import sys, taso_tune.results.report, taso_tune.cli.report; assert 'ray' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_report_refuses_damaged_results_and_writes_nothing(tmp_path: Path, capsys) -> None:
+    experiment = write_fixture_experiment(tmp_path)
+    result = damage_result(experiment, 2, "val_acc", "0.9x")
+    out = tmp_path / "out" / "report.html"
+    out.parent.mkdir()
+    for args in (["-o", str(out)], []):  # a named output, and the default one in the experiment
+        assert main(["report", str(experiment), *args]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"{result}: line 2: val_acc: must be a number" in err[0], err
+    assert list(out.parent.iterdir()) == [] and not (experiment / "report.html").exists()
+
+
+def test_report_reads_past_a_cut_last_line(tmp_path: Path) -> None:
+    experiment = write_fixture_experiment(tmp_path)
+    result = sorted(experiment.glob("*/result.json"))[0]
+    result.write_text(result.read_text() + '{"epoch": 4, "val_a')  # the driver killed here
+    assert main(["report", str(experiment), "-o", str(tmp_path / "r.html")]) == 0
+    assert (tmp_path / "r.html").exists()

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from taso_tune.core.errors import ConfigError
+from taso_tune.core.errors import ConfigError, DamagedResults
 from taso_tune.core.records import METRICS, SPACE_FILE
+from taso_tune.core.report_checks import check_trial_report
 from taso_tune.results.aggregate import (
     aggregate,
     best_per_optimizer,
@@ -192,6 +194,7 @@ def _records(index: int, spec: tuple) -> list[dict]:
                 "batch_size": 64,
                 "num_classes": 10,
                 "split_sizes": {"train": 1293, "val": 144, "test": 360},
+                "node_id": f"node{1 + index % 2}",
                 "hp": hp,
                 "diverged": ending == "diverged" and last,
                 "done": last,
@@ -236,6 +239,10 @@ def write_fixture_experiment(root: Path, name: str = "fixture") -> Path:
         "seeds": 2,
         "seeds_per_trial": 1,
         "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 3, "per_seed": True},
+        "blocks": [  # the families of TRIALS
+            {"optimizer": "taso", "alpha": {"grid": [10, 25]}, "beta": {"grid": [0.5, 0.7]}},
+            {"optimizer": "adagrad", "lr": {"grid": [0.05, 0.01]}},
+        ],
     }
     (path / SPACE_FILE).write_text(yaml.safe_dump(space))
     return path
@@ -420,3 +427,94 @@ def test_budget_sh_compares_the_last_rung_only(tmp_path: Path) -> None:
     agg = aggregate(experiment.final_trials, experiment.planned_seeds)
     assert list(agg["config_id"]) == ["taso_alpha=10_beta=0.5"]
     assert agg["val_acc_mean"].iloc[0] == pytest.approx(0.91)
+
+
+# --- damaged results are refused by name -------------------------------------------------------------
+
+
+def damage_result(experiment: Path, line: int, field: str, value: object) -> Path:
+    """Set ``field`` of line ``line`` of the first trial's ``result.json`` (a 3-epoch trial) to
+    ``value``, as a hand or a faulty disk could, and return that file."""
+    result = sorted(experiment.glob("*/result.json"))[0]
+    lines = result.read_text().splitlines()
+    record = json.loads(lines[line - 1])
+    record[field] = value
+    lines[line - 1] = json.dumps(record)
+    result.write_text("\n".join(lines) + "\n")
+    return result
+
+
+def test_a_type_damaged_record_is_refused_naming_file_line_and_field(tmp_path: Path) -> None:
+    experiment = write_fixture_experiment(tmp_path)
+    result = damage_result(experiment, 2, "val_acc", "0.9x")  # mid-file: line 3 follows
+    with pytest.raises(DamagedResults) as caught:
+        load_experiment(str(experiment))
+    assert str(caught.value) == (f"{result}: line 2: val_acc: must be a number (got '0.9x')")
+    assert isinstance(caught.value, ConfigError)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("test_acc", math.inf, "test_acc: must be finite"),
+        ("epoch", True, "epoch: must be an integer"),
+        ("seeds", [0, "1"], "seeds: item '1': must be an integer"),
+        ("split_sizes", {"train": 1.5}, "split_sizes: train: must be an integer"),
+        ("diverged", "no", "diverged: must be true or false"),
+        ("config_id", None, "config_id: must be text"),
+        ("per_seed", [], "per_seed: must be a mapping"),
+    ],
+)
+def test_each_damaged_field_is_named(field: str, value: object, problem: str) -> None:
+    record = _records(0, TRIALS[0])[1]
+    record[field] = value
+    with pytest.raises(DamagedResults, match=rf"^f\.json: line 7: {re.escape(problem)}"):
+        check_trial_report(record, "f.json", 7)
+
+
+def test_a_seeds_record_is_checked_too() -> None:
+    record = _records(0, TRIALS[0])[1]
+    record["per_seed"]["0"] = {**record["per_seed"]["0"], "status": "exploded"}
+    with pytest.raises(DamagedResults, match=r"line 4: per_seed\.0\.status: must be one of"):
+        check_trial_report(record, "f.json", 4)
+    del record["per_seed"]["0"]["status"]
+    with pytest.raises(DamagedResults, match=r"line 4: per_seed\.0\.status: is missing"):
+        check_trial_report(record, "f.json", 4)
+    record = _records(0, TRIALS[0])[1]
+    del record["node_id"]
+    with pytest.raises(DamagedResults, match=r"line 4: node_id: is missing"):
+        check_trial_report(record, "f.json", 4)
+
+
+def test_a_diverged_seeds_record_is_accepted() -> None:
+    """What a trial reports once every seed diverged: the loss that ended a seed may be NaN or inf
+    (the divergence rule), and the trial's lr is NaN (no seed runs on to have one)."""
+    record = _records(0, TRIALS[0])[-1]
+    own = {
+        **record["per_seed"]["0"],
+        "train_loss": math.inf,
+        "test_loss": math.nan,
+        "val_loss": math.nan,
+        "images_per_second": math.nan,
+        "status": "diverged",
+    }
+    record.update(
+        per_seed={"0": own},
+        lr=math.nan,
+        train_loss=math.nan,
+        diverged=True,
+        seeds_diverged=1,
+    )
+    reread = json.loads(json.dumps(record))  # through JSON as Tune writes it: NaN, Infinity
+    assert check_trial_report(reread, "f.json", 3) is reread
+    record["diverged"] = False  # a seed still running: its trial has an lr
+    with pytest.raises(DamagedResults, match=r"line 3: lr: must be finite"):
+        check_trial_report(json.loads(json.dumps(record)), "f.json", 3)
+
+
+def test_a_cut_last_line_still_reads(tmp_path: Path) -> None:
+    experiment = write_fixture_experiment(tmp_path)
+    whole = load_experiment(str(experiment)).trials
+    result = sorted(experiment.glob("*/result.json"))[0]
+    result.write_text(result.read_text() + '{"epoch": 4, "val_acc": 0.9')  # the driver killed here
+    assert load_experiment(str(experiment)).trials.equals(whole)

@@ -54,6 +54,20 @@ def _rebuild(
     return ConfigError(field, value, problem, file=file, choices=choices)
 
 
+class DamagedResults(ConfigError):
+    """A file of an experiment folder that is not what taso-tune or Ray Tune wrote there: a
+    ``result.json`` record of the wrong type, a Tune state that is not JSON. ``field`` names the line
+    and the field (``line 12: val_acc``), ``file`` the file; the CLI exits 2 and writes nothing."""
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return _rebuild_damaged, (self.field, self.value, self.problem, self.file)
+
+
+def _rebuild_damaged(field: str, value: Any, problem: str, file: str | None) -> DamagedResults:
+    """A pickled :class:`DamagedResults` back."""
+    return DamagedResults(field, value, problem, file=file)
+
+
 class Registry(dict):
     """A name -> object mapping whose lookup fails with the list of valid names."""
 

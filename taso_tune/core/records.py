@@ -114,6 +114,9 @@ FIELD_DESCRIPTIONS: dict[str, str] = {
     "status": "running, complete or diverged",
 }
 
+# Our files in an experiment folder; the whole layout, Ray Tune's names and the rung folders
+# included, is :mod:`taso_tune.experiment.layout`.
+
 #: The resolved search space, written beside the results when a sweep starts.
 SPACE_FILE = "taso_tune_space.yaml"
 #: Inside each checkpoint: the whole training run (model, optimizer, schedule, RNG, epoch).

@@ -19,7 +19,9 @@ from typing import Any, Literal, TypeVar
 import pyarrow.fs
 import yaml
 
-from taso_tune.core.errors import ConfigError
+from taso_tune.core.errors import ConfigError, DamagedResults
+from taso_tune.core.records import TrialReport
+from taso_tune.core.report_checks import check_trial_report
 
 #: Storage that every node of a cluster sees: bucket URI schemes, and mount points of shared file systems.
 SHARED_URI_SCHEMES = ("s3", "gs", "gcs", "abfs", "abfss", "az", "hdfs")
@@ -110,26 +112,30 @@ def remove_if_only(experiment: str, names: tuple[str, ...]) -> bool:
     return True
 
 
-def result_records(text: str, path: str) -> list[dict]:
-    """The epoch records of a trial's ``result.json`` (its ``text``, read from ``path``), each epoch
-    once, in order. A last line cut short (a driver killed while writing it) is left out; a bad line
-    before it is a ConfigError."""
-    by_epoch: dict[int, dict] = {}
-    lines = [line for line in text.splitlines() if line.strip()]
-    for number, line in enumerate(lines, 1):
+def result_records(text: str, path: str) -> list[TrialReport]:
+    """The trial reports of a trial's ``result.json`` (its ``text``, read from ``path``), each epoch
+    once, in order, each checked against :class:`~taso_tune.core.records.TrialReport`
+    (:func:`~taso_tune.core.report_checks.check_trial_report`).
+
+    A last line cut short (a driver killed while writing it) is left out; a line before it that is
+    not JSON, or a record of the wrong shape anywhere, is a :class:`DamagedResults` naming the file,
+    the line and the field."""
+    by_epoch: dict[int, TrialReport] = {}
+    numbered = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    for index, (number, line) in enumerate(numbered, 1):
         try:
             rec = json.loads(line)
         except ValueError:
-            if number == len(lines):
+            if index == len(numbered):
                 break
-            raise ConfigError(
+            raise DamagedResults(
                 f"line {number}",
                 line[:40],
                 "is not JSON; the trial's results are damaged",
                 file=path,
             ) from None
-        if isinstance(rec, dict) and "epoch" in rec:
-            by_epoch[int(rec["epoch"])] = rec  # a resumed trial may repeat the epoch in flight
+        report = check_trial_report(rec, path, number)
+        by_epoch[report["epoch"]] = report  # a resumed trial may repeat the epoch in flight
     return [by_epoch[k] for k in sorted(by_epoch)]
 
 

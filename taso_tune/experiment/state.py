@@ -14,71 +14,52 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-import posixpath
 import signal
+from collections.abc import Mapping
+from typing import Any
 
-import pyarrow.fs
-
-from taso_tune.core.errors import ConfigError
+from taso_tune.core.errors import DamagedResults
 from taso_tune.core.records import BUDGET_SH_FILE, INTERRUPTED_FILE
-from taso_tune.core.storage import (
-    filesystem,
-    read_experiment_file,
-    read_text,
-    result_records,
-    write_experiment_file,
-)
+from taso_tune.core.storage import read_experiment_file, write_experiment_file
+from taso_tune.experiment.reader import FINISHED, ExperimentReader, TuneRun
 from taso_tune.spaces import SweepSpec
-from taso_tune.spaces.expansion import count_configurations, count_trials
+from taso_tune.spaces.expansion import count_configurations
 
-FINISHED = "TERMINATED"
+
+def trials_per_configuration(spec: SweepSpec) -> int:
+    """A trial trains every seed of its configuration, or one seed with ``seeds_per_trial: 1``."""
+    return 1 if spec.seeds_per_trial == "all" else spec.seeds
 
 
 def planned_trials(spec: SweepSpec) -> int:
-    """The trials a sweep of ``spec`` runs when nothing stops it: configurations x seeds; for
-    budget-aware successive halving, every rung's survivors x seeds."""
-    if spec.scheduler.type != "budget-sh":
-        return count_trials(spec)
+    """The trials a sweep of ``spec`` runs when nothing stops it: configurations (Optuna: its
+    proposals) x trials per configuration (one, or one per seed with ``seeds_per_trial: 1``); for
+    budget-aware successive halving, every rung's surviving configurations x trials per
+    configuration. A trial is what Tune runs and what :func:`finished_trials` counts."""
+    per_config = trials_per_configuration(spec)
+    if spec.search.type == "optuna":
+        return spec.search.num_samples * per_config
     configs = count_configurations(spec.blocks, spec.search.num_samples)
+    if spec.scheduler.type != "budget-sh":
+        return configs * per_config
     total = 0
     for _ in spec.scheduler.rung_epochs(spec.epochs):
-        total += configs * spec.seeds
+        total += configs * per_config
         configs = max(1, math.ceil(configs / spec.scheduler.reduction_factor))
     return total
 
 
-def _run_folders(fs: pyarrow.fs.FileSystem, root: str) -> list[str]:
-    entries = fs.get_file_info(pyarrow.fs.FileSelector(root))
-    rungs = sorted(
-        e.path
-        for e in entries
-        if e.type == pyarrow.fs.FileType.Directory
-        and posixpath.basename(e.path).startswith("rung-")
-    )
-    return [root, *rungs]
-
-
-def _trials(fs: pyarrow.fs.FileSystem, folder: str, strict: bool) -> list[dict] | None:
-    """Every trial (Tune's record of it: ``trial_id``, ``status``, ...) in the newest experiment state
-    of the Tune run in ``folder`` (``None``: Tune saved no state there)."""
-    entries = fs.get_file_info(pyarrow.fs.FileSelector(folder))
-    states = sorted(
-        e.path for e in entries if posixpath.basename(e.path).startswith("experiment_state-")
-    )
-    if not states:
-        return None
+def _statuses(reader: ExperimentReader, run: TuneRun, strict: bool) -> dict[str, str] | None:
+    """Tune's statuses of ``run``'s trials; a damaged state is an error with ``strict`` (Tune would
+    start every trial again from nothing) and no trials without."""
     try:
-        data = json.loads(read_text(fs, states[-1]) or "{}")
-        return [json.loads(trial) for trial, _runtime in data.get("trial_data", [])]
-    except (ValueError, TypeError, AttributeError) as err:
-        if strict:  # Tune would start every trial again from nothing
-            raise ConfigError(
-                "experiment",
-                folder,
-                f"its Ray Tune state {posixpath.basename(states[-1])} cannot "
-                f"be read ({type(err).__name__}); resuming would train every trial again",
+        return reader.tune_statuses(run)
+    except DamagedResults as err:
+        if strict:
+            raise DamagedResults(
+                err.field, err.value, f"{err.problem}; resuming would train every trial again"
             ) from None
-        return []
+        return {}
 
 
 def trial_statuses(experiment: str, strict: bool = False) -> list[str] | None:
@@ -87,66 +68,42 @@ def trial_statuses(experiment: str, strict: bool = False) -> list[str] | None:
     ``strict``: an experiment state that cannot be read is a :class:`ConfigError` (for resume),
     not an empty list of trials.
     """
-    fs, root = filesystem(experiment)
-    root = root.rstrip("/")
-    if fs.get_file_info(root).type != pyarrow.fs.FileType.Directory:
+    reader = ExperimentReader(experiment)
+    if not reader.exists():
         return None
-    found = [
-        t
-        for t in (_trials(fs, folder, strict) for folder in _run_folders(fs, root))
-        if t is not None
-    ]
-    return [trial.get("status", "") for run in found for trial in run] if found else None
+    found = [s for s in (_statuses(reader, run, strict) for run in reader.runs()) if s is not None]
+    return [status for run in found for status in run.values()] if found else None
 
 
-def record_finished(record: dict) -> bool:
+def record_finished(record: Mapping[str, Any]) -> bool:
     """Whether a trial's last report is its end: every seed ran the planned epochs or diverged."""
     return bool(record.get("diverged")) or (
         record.get("epoch") is not None and record.get("epoch") == record.get("planned_epochs")
     )
 
 
-def _last_records(fs: pyarrow.fs.FileSystem, folder: str, trial_ids: set[str]) -> dict[str, dict]:
-    """trial_id -> the last record in its ``result.json``, for the trials ``trial_ids`` of the Tune
-    run in ``folder`` (a trial's folder name ends in ``_<trial_id>``), read as the results read it
-    (:func:`~taso_tune.core.storage.result_records`); a damaged file gives no record."""
-    out = {}
-    for info in fs.get_file_info(pyarrow.fs.FileSelector(folder)):
-        name = posixpath.basename(info.path)
-        trial_id = next(
-            (t for t in trial_ids if name.endswith(f"_{t}")), None
-        )  # Tune's ids hold a '_'
-        if info.type != pyarrow.fs.FileType.Directory or trial_id is None:
-            continue
-        path = posixpath.join(info.path, "result.json")
+def _finished_in(reader: ExperimentReader, run: TuneRun) -> int:
+    """How many trials of ``run`` are finished (module docstring); the results of only the trials
+    Tune does not mark finished are read, and a damaged one counts as not finished."""
+    statuses = _statuses(reader, run, strict=False) or {}
+    open_ids = {t for t, status in statuses.items() if status != FINISHED}
+    ended = set()
+    for folder in reader.trial_folders(run, only=open_ids) if open_ids else []:
         try:
-            records = result_records(read_text(fs, path) or "", path)
-        except ConfigError:
+            trial = reader.trial(run, folder, statuses)
+        except DamagedResults:
             continue
-        if records:
-            out[trial_id] = records[-1]
-    return out
-
-
-def _finished_in(fs: pyarrow.fs.FileSystem, folder: str) -> int:
-    """How many trials of the Tune run in ``folder`` are finished (module docstring); the results of
-    only the trials Tune does not mark finished are read."""
-    trials = _trials(fs, folder, strict=False) or []
-    open_ids = {str(t.get("trial_id")) for t in trials if t.get("status") != FINISHED}
-    records = _last_records(fs, folder, open_ids) if open_ids else {}
-    return sum(
-        t.get("status") == FINISHED or record_finished(records.get(str(t.get("trial_id")), {}))
-        for t in trials
-    )
+        if trial is not None and record_finished(trial.reports[-1]):
+            ended.add(trial.trial_id)
+    return sum(status == FINISHED or t in ended for t, status in statuses.items())
 
 
 def finished_trials(experiment: str) -> int:
     """How many of the experiment's trials are finished (module docstring)."""
-    fs, root = filesystem(experiment)
-    root = root.rstrip("/")
-    if fs.get_file_info(root).type != pyarrow.fs.FileType.Directory:
+    reader = ExperimentReader(experiment)
+    if not reader.exists():
         return 0
-    return sum(_finished_in(fs, folder) for folder in _run_folders(fs, root))
+    return sum(_finished_in(reader, run) for run in reader.runs())
 
 
 def all_finished(experiment: str, spec: SweepSpec, planned: int) -> bool:

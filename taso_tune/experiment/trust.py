@@ -17,6 +17,7 @@ import stat
 
 from taso_tune.core.errors import ConfigError
 from taso_tune.core.storage import is_uri, resolve
+from taso_tune.experiment.layout import RUNG_PREFIX
 
 WHY = (
     "resuming unpickles the folder's Ray Tune state (tuner.pkl and the experiment state), which "
@@ -64,7 +65,7 @@ def check_trusted_folder(experiment: str) -> None:
         folders += sorted(
             e.path
             for e in entries
-            if e.name.startswith("rung-") and e.is_dir(follow_symlinks=False)
+            if e.name.startswith(RUNG_PREFIX) and e.is_dir(follow_symlinks=False)
         )
     for folder in folders:
         paths = [folder]

@@ -310,9 +310,7 @@ def partial_banner_html(experiment: Experiment) -> str:
     except ValueError:
         record = {}
     record = record if isinstance(record, dict) else {}
-    finished = int(
-        experiment.trials["status"].isin(["complete", "stopped-early", "diverged"]).sum()
-    )
+    finished = experiment.finished_trials
     planned = record.get("planned_trials")
     of = (
         f" of {planned} planned"

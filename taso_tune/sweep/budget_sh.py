@@ -9,7 +9,7 @@ decay before it is judged. Configurations are ranked by their metric's mean over
 1/eta go on to the next rung.
 
 Each rung is an ordinary Ray Tune run (all its trials in parallel, on the cluster like any sweep,
-checkpointed and resumable), stored as ``EXPERIMENT/rung-<i>-<epochs>ep``. The rung bookkeeping is
+checkpointed and resumable), stored as ``EXPERIMENT/rung-<i>-<epochs>ep`` (:func:`~taso_tune.experiment.layout.rung_name`). The rung bookkeeping is
 written atomically to ``EXPERIMENT/taso_tune_budget_sh.json`` after each rung, so a resumed sweep skips
 finished rungs and restores the unfinished one.
 """
@@ -27,14 +27,12 @@ from ray import tune
 from taso_tune.core.errors import ConfigError
 from taso_tune.core.records import BUDGET_SH_FILE
 from taso_tune.core.storage import read_experiment_file, write_experiment_file
+from taso_tune.experiment.layout import rung_name
+from taso_tune.experiment.state import trials_per_configuration
 from taso_tune.spaces import SweepSpec, with_overrides
 from taso_tune.stats.seeds import chance_level, summarize
 from taso_tune.sweep import tuner
 from taso_tune.sweep.trials import GridTrials
-
-
-def rung_name(index: int, epochs: int) -> str:
-    return f"rung-{index}-{epochs}ep"
 
 
 def _write_state(experiment: str, state: dict[str, Any]) -> None:
@@ -161,7 +159,7 @@ def _drive(spec: SweepSpec, experiment: str, state: dict[str, Any], datasets, st
     winner = survivors(final["scores"], math.inf, spec.mode)[0]
     state["winner"] = winner
     _write_state(experiment, state)
-    trials = sum(len(r["configs"]) * spec.seeds for r in state["rungs"])
+    trials = sum(len(r["configs"]) for r in state["rungs"]) * trials_per_configuration(spec)
     print(f"budget-sh: winner {winner} after {len(state['rungs'])} rungs", flush=True)
     return tuner.SweepOutcome(experiment, trials, errored, time.perf_counter() - start)
 

@@ -25,6 +25,7 @@ from taso_tune.core.errors import ConfigError
 from taso_tune.core.records import BUDGET_SH_FILE, INTERRUPTED_FILE, LOCK_FILE, SPACE_FILE
 from taso_tune.core.storage import delete_experiment_file, first_line, remove_if_only, resolve
 from taso_tune.experiment.lock import ExperimentLock
+from taso_tune.experiment.reader import read_space
 from taso_tune.experiment.state import (
     all_finished,
     finished_trials,
@@ -44,7 +45,6 @@ from taso_tune.sweep.tuner import (
     new_experiment_path,
     outcome,
     prepare,
-    read_space_file,
     run_config,
     tune_config,
     write_space_file,
@@ -101,7 +101,7 @@ def resume_sweep(experiment: str, *, address: str | None = None) -> SweepOutcome
     """
     path = resolve(experiment)
     check_trusted_folder(path)
-    spec = read_space_file(path)
+    spec = read_space(path)
     storage, name = posixpath.split(path.rstrip("/"))
 
     def body() -> SweepOutcome:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from ray.tune import Callback
+
+from taso_tune.core.records import TrialReport
 
 #: Seconds between two progress lines while no trial ends.
 STATUS_EVERY_S = 30.0
@@ -23,11 +25,12 @@ STATUS_EVERY_S = 30.0
 
 @dataclass(frozen=True)
 class TrialView:
-    """What the progress lines need of a trial: its name, Tune status and last report."""
+    """What the progress lines need of a trial: its name, Tune status and last report (the means
+    over its seeds are the report's own: nothing is averaged again here)."""
 
     name: str
     status: str  # Ray Tune's: PENDING, RUNNING, PAUSED, TERMINATED, ERROR
-    last: Mapping[str, Any]
+    last: TrialReport  # empty before the trial's first report
 
 
 def format_duration(seconds: float) -> str:
@@ -40,7 +43,7 @@ def format_duration(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-def _seeds(last: Mapping[str, Any]) -> str:
+def _seeds(last: TrialReport) -> str:
     count = len(last.get("seeds") or [])
     return f"{count} seed" if count == 1 else f"{count} seeds"
 
@@ -145,7 +148,9 @@ class ProgressCallback(Callback):
         self.progress.restart()
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-        views = [TrialView(str(t), t.status, t.last_result or {}) for t in trials]
+        views = [
+            TrialView(str(t), t.status, cast(TrialReport, t.last_result or {})) for t in trials
+        ]
         lines = self.progress.update(views)
         if lines:
             out = self.out or sys.stdout

@@ -11,12 +11,11 @@ included), the seeds, the model and data; the metrics shown there are the trial'
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from ray.tune.logger import TBXLoggerCallback
 
-from taso_tune.core.records import LABEL_FIELDS, METRICS
+from taso_tune.core.records import LABEL_FIELDS, METRICS, TrialReport
 
 #: The prefix Ray Tune's logger gives every scalar.
 SCALAR_PREFIX = "ray/tune/"
@@ -24,8 +23,8 @@ SCALAR_PREFIX = "ray/tune/"
 HPARAM_METRICS: tuple[str, ...] = (*METRICS, *(f"{m}_std" for m in METRICS), "epoch")
 
 
-def trial_hparams(result: Mapping[str, Any]) -> dict[str, str | float | int | bool]:
-    """The hparams of a trial from one of its reports: optimizer, resolved hyperparameters, seeds,
+def trial_hparams(result: TrialReport) -> dict[str, str | float | int | bool]:
+    """The hparams of a trial from one of its reports (its labels): optimizer, resolved hyperparameters, seeds,
     configuration id, model, data set and batch size (values TensorBoard can show: numbers, text,
     booleans; a tuple such as Adam's betas as text)."""
     seeds = [int(s) for s in result.get("seeds") or []]
@@ -46,8 +45,9 @@ def trial_hparams(result: Mapping[str, Any]) -> dict[str, str | float | int | bo
     return hparams
 
 
-def hparam_metrics(result: Mapping[str, Any]) -> dict[str, float]:
-    """The scalar tags (and last values) the HParams view shows for a trial."""
+def hparam_metrics(result: TrialReport) -> dict[str, float]:
+    """The scalar tags (and last values) the HParams view shows for a trial: the report's own means
+    over the seeds and their std."""
     return {
         f"{SCALAR_PREFIX}{m}": float(result[m])
         for m in HPARAM_METRICS
@@ -60,10 +60,10 @@ class HParamsLogger(TBXLoggerCallback):
 
     def __init__(self) -> None:
         super().__init__()
-        self._last: dict[Any, dict[str, Any]] = {}
+        self._last: dict[Any, TrialReport] = {}
 
     def log_trial_result(self, iteration: int, trial, result: dict) -> None:
-        self._last[trial] = result
+        self._last[trial] = result  # type: ignore[assignment]  (a TrialReport and Tune's keys)
         # the labels are text and lists: as scalars or histograms they would only be noise
         scalars = {k: v for k, v in result.items() if k not in LABEL_FIELDS}
         super().log_trial_result(iteration, trial, scalars)

@@ -1,0 +1,197 @@
+"""The one reader of an experiment folder (:mod:`~taso_tune.experiment.layout`), local or at a URI:
+Ray Tune's state of each run (every trial's status), each trial's reports (its ``result.json``, as
+:class:`~taso_tune.core.records.TrialReport` records), and the space file as a
+:class:`~taso_tune.spaces.SweepSpec`. Without Ray: the driver's counts, the results and the report
+all read through it.
+
+One error policy: a file that is missing is ``None`` or empty; a file that is there but is not what
+taso-tune or Ray Tune writes is a :class:`~taso_tune.core.errors.DamagedResults` (a
+:class:`~taso_tune.core.errors.ConfigError`) naming the file, and for ``result.json`` the line and
+the field. A caller that can go on without the file (a count after an interrupt) catches it.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pyarrow.fs
+import yaml
+
+from taso_tune.core.errors import ConfigError, DamagedResults
+from taso_tune.core.records import TrialReport
+from taso_tune.core.storage import filesystem, read_text, result_records
+from taso_tune.experiment.layout import (
+    ERROR_FILE,
+    RESULT_FILE,
+    SPACE_FILE,
+    is_tune_state,
+    rung_index,
+)
+from taso_tune.spaces import SweepSpec, load_space_dict
+
+#: Ray Tune's status of a trial that ended (ran its epochs, or was stopped early or diverged).
+FINISHED = "TERMINATED"
+
+
+@dataclass(frozen=True)
+class TuneRun:
+    """One Ray Tune run of an experiment: the experiment folder itself, or a budget-sh rung's."""
+
+    folder: str
+    rung: int | None  # the rung index; ``None`` for the experiment's own run
+
+
+@dataclass(frozen=True)
+class TrialResults:
+    """One trial folder of a Tune run: what the trial reported and how it stands."""
+
+    name: str  # the folder's name: Tune's trial name, ending in ``_<trial_id>``
+    folder: str
+    rung: int | None
+    reports: list[TrialReport]  # each epoch once, in order
+    tune_status: str  # PENDING, RUNNING, TERMINATED, ERROR, ...; '' when Tune saved none
+    has_error: bool  # Tune wrote the trial's error.txt
+
+    @property
+    def trial_id(self) -> str:
+        return str(self.reports[-1].get("trial_id", "")) if self.reports else ""
+
+
+class ExperimentReader:
+    """Reads the experiment folder ``path`` (a local path or a storage URI)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fs, root = filesystem(path)
+        self.root = root.rstrip("/") or root
+
+    def exists(self) -> bool:
+        """Whether the experiment folder is there."""
+        return self.fs.get_file_info(self.root).type == pyarrow.fs.FileType.Directory
+
+    def _entries(self, folder: str) -> list[pyarrow.fs.FileInfo]:
+        return self.fs.get_file_info(pyarrow.fs.FileSelector(folder))
+
+    def runs(self) -> list[TuneRun]:
+        """The experiment's Tune runs: its own, then each budget-sh rung's in rung order."""
+        rungs = sorted(
+            (index, info.path)
+            for info in self._entries(self.root)
+            if info.type == pyarrow.fs.FileType.Directory
+            and (index := rung_index(posixpath.basename(info.path))) is not None
+        )
+        return [TuneRun(self.root, None), *(TuneRun(path, index) for index, path in rungs)]
+
+    def tune_statuses(self, run: TuneRun) -> dict[str, str] | None:
+        """trial_id -> Ray Tune's status of each trial in the newest saved state of ``run``;
+        ``None`` when Tune saved no state there.
+
+        Raises:
+            DamagedResults: the state is there but is not Tune's JSON (Tune could not restore it
+                either: it would start every trial again).
+        """
+        states = sorted(
+            info.path
+            for info in self._entries(run.folder)
+            if info.type == pyarrow.fs.FileType.File
+            and is_tune_state(posixpath.basename(info.path))
+        )
+        if not states:
+            return None
+        try:
+            data = json.loads(read_text(self.fs, states[-1]) or "{}")
+            trials = [json.loads(trial) for trial, _runtime in data.get("trial_data", [])]
+            return {str(t["trial_id"]): str(t.get("status", "")) for t in trials}
+        except (ValueError, TypeError, AttributeError, KeyError) as err:
+            raise DamagedResults(
+                "experiment",
+                self.path,
+                f"its Ray Tune state {posixpath.basename(states[-1])} cannot be read "
+                f"({type(err).__name__})",
+            ) from None
+
+    def reports(self, trial_folder: str) -> list[TrialReport]:
+        """The checked reports in ``trial_folder``'s ``result.json`` (none when it has none yet):
+        :func:`~taso_tune.core.storage.result_records`."""
+        path = posixpath.join(trial_folder, RESULT_FILE)
+        text = read_text(self.fs, path)
+        return result_records(text, path) if text else []
+
+    def trial_folders(self, run: TuneRun, only: set[str] | None = None) -> list[str]:
+        """The trial folders of ``run``; ``only``: just those of these trial ids (a trial folder's
+        name ends in ``_<trial_id>``; Tune's ids hold a '_', so the end of the name is matched)."""
+        return sorted(
+            info.path
+            for info in self._entries(run.folder)
+            if info.type == pyarrow.fs.FileType.Directory
+            and (only is None or any(info.path.endswith(f"_{t}") for t in only))
+        )
+
+    def trial(
+        self, run: TuneRun, folder: str, statuses: dict[str, str] | None = None
+    ) -> TrialResults | None:
+        """The trial in ``folder`` of ``run`` with Tune's status from ``statuses``
+        (:meth:`tune_statuses`); ``None`` when it has not reported yet."""
+        reports = self.reports(folder)
+        if not reports:
+            return None
+        trial_id = str(reports[-1].get("trial_id", ""))
+        return TrialResults(
+            name=posixpath.basename(folder),
+            folder=folder,
+            rung=run.rung,
+            reports=reports,
+            tune_status=(statuses or {}).get(trial_id, ""),
+            has_error=self.fs.get_file_info(posixpath.join(folder, ERROR_FILE)).type
+            == pyarrow.fs.FileType.File,
+        )
+
+    def trials(self, run: TuneRun) -> Iterator[TrialResults]:
+        """Every trial of ``run`` that reported at least once, with Tune's status."""
+        statuses = self.tune_statuses(run)
+        for folder in self.trial_folders(run):
+            trial = self.trial(run, folder, statuses)
+            if trial is not None:
+                yield trial
+
+    def all_trials(self) -> Iterator[TrialResults]:
+        """Every trial of every run of the experiment that reported at least once."""
+        for run in self.runs():
+            yield from self.trials(run)
+
+    def space(self) -> SweepSpec | None:
+        """The resolved space written beside the results; ``None`` when there is no space file.
+
+        Raises:
+            ConfigError: the file is there but is not a space taso-tune wrote.
+        """
+        path = posixpath.join(self.root, SPACE_FILE)
+        try:
+            text = read_text(self.fs, path)
+            data = None if text is None else yaml.safe_load(text)
+        except (UnicodeDecodeError, yaml.YAMLError) as err:
+            raise ConfigError(
+                "experiment",
+                self.path,
+                f"its {SPACE_FILE} cannot be read ({type(err).__name__}): not a space taso-tune wrote",
+            ) from None
+        if text is None:
+            return None
+        return load_space_dict(data, source=f"{self.path.rstrip('/')}/{SPACE_FILE}")
+
+
+def read_space(experiment: str) -> SweepSpec:
+    """The resolved space of the experiment at ``experiment``.
+
+    Raises:
+        ConfigError: no space file (not a taso-tune experiment folder), or one that cannot be read.
+    """
+    spec = ExperimentReader(experiment).space()
+    if spec is None:
+        raise ConfigError(
+            "experiment", experiment, f"not a taso-tune experiment folder (no {SPACE_FILE})"
+        )
+    return spec
