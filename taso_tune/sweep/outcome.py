@@ -24,6 +24,7 @@ class SweepOutcome:
 
 
 def outcome(path: str, results: tune.ResultGrid, start: float, planned: int = 0) -> SweepOutcome:
+    """The outcome of the Tune run at ``path`` that began at ``start`` (``time.perf_counter()``)."""
     return SweepOutcome(
         path, len(results), results.num_errors, time.perf_counter() - start, planned
     )
