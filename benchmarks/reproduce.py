@@ -46,7 +46,8 @@ from reproduction_fashion import render_fashion_tables  # noqa: E402
 from reproduction_tables import render_tables  # noqa: E402
 
 from taso_tune.cli import build_parser  # noqa: E402
-from taso_tune.cli.sweep import resolve_spec  # noqa: E402
+from taso_tune.cli.apply import apply_spec  # noqa: E402
+from taso_tune.cli.sweep import override_values, resolve_spec  # noqa: E402
 from taso_tune.results.experiment import load_experiment  # noqa: E402
 from taso_tune.results.export import FORMAT, export_defaults, load_defaults  # noqa: E402
 from taso_tune.results.report import write_report  # noqa: E402
@@ -73,7 +74,7 @@ class Protocol:
 
     @property
     def pair(self) -> list[str]:
-        """The ``sweep --defaults`` flags that train on this study's data."""
+        """The ``taso-tune apply`` flags that train on this study's data."""
         flags = ["--model", "lenet5", "--dataset", self.dataset, "--seeds", "5"]
         for key, flag in (
             ("data_root", "--data-root"),
@@ -135,8 +136,9 @@ class Study:
             json.loads(self.log_file.read_text()) if self.log_file.exists() else []
         )
 
-    def sweep(self, name: str, *args: str) -> Path:
-        """``taso-tune sweep ARGS --name NAME --storage STORAGE`` (or ``resume`` on a rerun), then its report."""
+    def sweep(self, name: str, *args: str, command: str = "sweep") -> Path:
+        """``taso-tune COMMAND ARGS --name NAME --storage STORAGE`` (``sweep`` or ``apply``; ``resume``
+        on a rerun), then its report."""
         experiment = self.storage / name
         start = time.perf_counter()
         if experiment.exists():  # a rerun keeps finished parts and continues interrupted ones
@@ -144,13 +146,22 @@ class Study:
             resume_sweep(str(experiment))
         else:
             shown = shlex.join(
-                ["taso-tune", "sweep", *args, "--name", name, "--storage", str(self.storage)]
+                ["taso-tune", command, *args, "--name", name, "--storage", str(self.storage)]
             )
             print(f"\n$ {shown}", flush=True)
             parsed = build_parser().parse_args(
-                ["sweep", *args, "--name", name, "--storage", str(self.storage)]
+                [command, *args, "--name", name, "--storage", str(self.storage)]
             )
-            run_sweep(resolve_spec(parsed), str(self.storage), name=name)
+            if command == "apply":
+                spec = apply_spec(parsed)
+            else:
+                spec = resolve_spec(
+                    parsed.space,
+                    **override_values(parsed),
+                    scheduler=parsed.scheduler,
+                    name=parsed.name,
+                )
+            run_sweep(spec, str(self.storage), name=name)
             self.log.append((shown, time.perf_counter() - start))
             self.log_file.write_text(json.dumps(self.log, indent=1))
         write_report(
@@ -277,18 +288,18 @@ def main(argv: list[str] | None = None) -> int:
             Path(DIGITS_DEFAULTS).read_text().split("format:")[0] + chosen.read_text()
         )
     pair = protocol.pair
-    study.sweep("table6", "--defaults", str(chosen), *pair, "--epochs", str(epochs))
-    study.sweep("table7", "--defaults", str(chosen), *pair, "--epochs", str(quarter))
+    study.sweep("table6", str(chosen), *pair, "--epochs", str(epochs), command="apply")
+    study.sweep("table7", str(chosen), *pair, "--epochs", str(quarter), command="apply")
     study.sweep(
         "suboptimal",
-        "--defaults",
         "search_spaces/defaults/paper.yaml",
         *pair,
         "--epochs",
         str(epochs),
+        command="apply",
     )
     if protocol.transfer:
-        study.sweep("transfer", "--defaults", protocol.transfer, *pair, "--epochs", str(epochs))
+        study.sweep("transfer", protocol.transfer, *pair, "--epochs", str(epochs), command="apply")
     study.sweep("beyond", protocol.beyond, "--seeds", "5", "--epochs", str(epochs))
     if protocol.early_stopping:
         study.sweep("grids-asha", protocol.grids, "--epochs", str(epochs), "--scheduler", "asha")

@@ -178,6 +178,125 @@ MALFORMED = {
 }
 
 
+# --- `taso-tune apply`: the defaults applied to a new pair (`sweep --defaults`, deprecated) -----------
+
+
+def _apply_argv(defaults: Path, *flags: str) -> list[str]:
+    return ["apply", str(defaults), "--model", "lenet5", "--dataset", "digits", *flags]
+
+
+def test_apply_dry_run_is_what_sweep_defaults_printed(experiment, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "exported.yaml"
+    export_defaults(experiment, str(out))
+    flags = ["--epochs", "2", "--seeds", "2", "--dry-run"]
+    assert main(_apply_argv(out, *flags)) == 0
+    applied = capsys.readouterr()
+    assert applied.err == ""
+    assert "2 configurations; seeds [4, 5], 2 per trial = 2 trials" in applied.out
+    assert _dry_run(out, capsys) == applied.out
+
+
+def test_sweep_defaults_warns_once_naming_apply(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--defaults", str(PAPER_DEFAULTS), "--model", "lenet5", "--dataset", "digits"]
+    assert main(["sweep", *argv, "--epochs", "3", "--dry-run"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: "), err
+    assert "deprecated" in err[0] and "taso-tune apply" in err[0], err
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_apply_malformed_defaults_exit_2_naming_file_and_field(
+    case: str, tmp_path: Path, capsys
+) -> None:
+    text, field = MALFORMED[case]
+    path = tmp_path / f"{case}.yaml"
+    path.write_text(text)
+    assert main(_apply_argv(path, "--dry-run")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("taso-tune apply: error: "), err
+    assert str(path) in err[0] and field in err[0], err
+
+
+def test_apply_without_model_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["apply", str(PAPER_DEFAULTS), "--dataset", "digits", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert str(PAPER_DEFAULTS) in err and "--model" in err, err
+
+
+@pytest.mark.parametrize("command", ["apply", "sweep --defaults"])
+def test_a_bad_data_root_names_the_flag_not_the_defaults_file(
+    command: str, tmp_path: Path, capsys
+) -> None:
+    missing = tmp_path / "no-such-folder"
+    storage = tmp_path / "runs"
+    argv = _apply_argv(PAPER_DEFAULTS, "--storage", str(storage), "--epochs", "1")
+    argv[argv.index("digits")] = "mnist"
+    argv += ["--data-root", str(missing)]
+    if command != "apply":
+        argv = ["sweep", "--defaults", *argv[1:]]
+    assert main(argv) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"taso-tune {command.split()[0]}: error: --data-root: "), line
+    assert str(missing) in line and "train.data_root" not in line, line
+    assert str(PAPER_DEFAULTS) not in line and not storage.exists()
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--model", "lenet"), ("--dataset", "mnits")])
+def test_an_unknown_model_or_dataset_names_the_flag(flag: str, value: str, capsys) -> None:
+    argv = _apply_argv(PAPER_DEFAULTS, "--dry-run")
+    argv[argv.index(flag) + 1] = value
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"taso-tune apply: error: {flag}: "), err
+    assert str(PAPER_DEFAULTS) not in err[0], err
+
+
+def test_applying_again_is_refused_with_a_hint_the_user_can_follow(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    storage = tmp_path / "runs"
+    (storage / "defaults-lenet5-digits").mkdir(parents=True)
+    assert main(_apply_argv(PAPER_DEFAULTS, "--storage", str(storage))) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("taso-tune apply: error: experiment: "), err
+    experiment = storage / "defaults-lenet5-digits"
+    assert f"`taso-tune resume {experiment}`" in err[0] and "another --name" not in err[0], err
+    assert "pass --name NAME" in err[0], err
+    named = ["--storage", str(storage), "--name", "defaults-lenet5-digits"]
+    assert main(_apply_argv(PAPER_DEFAULTS, *named)) == 2
+    err = capsys.readouterr().err
+    assert "error: --name: " in err and "choose another --name" in err, err
+    assert sorted(p.name for p in storage.iterdir()) == ["defaults-lenet5-digits"]
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_apply_runs_end_to_end(experiment, tmp_path: Path, capsys, monkeypatch) -> None:
+    import ray
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)  # a local Ray of its own
+    out = tmp_path / "exported.yaml"
+    export_defaults(experiment, str(out))
+    storage = tmp_path / "runs"
+    flags = ["--epochs", "2", "--seeds", "1", "--max-concurrent", "2", "--storage", str(storage)]
+    try:
+        code = main(_apply_argv(out, *flags, "--name", "applied"))
+    finally:
+        ray.shutdown()
+    captured = capsys.readouterr()
+    assert code == 0, captured.err[-2000:]
+    result = load_experiment(str(storage / "applied"))
+    assert sorted(result.trials["optimizer"]) == ["adagrad", "taso"]
+    assert set(result.trials["status"]) == {"complete"} and set(result.trials["epochs_run"]) == {2}
+    assert list(result.trials["seed"]) == [4, 4]  # fresh seeds above the selection's 0-3
+    assert "best configuration per optimizer" in captured.out
+    assert "deprecated" not in captured.err
+    deadline = time.monotonic() + 20
+    while psutil.Process().children(recursive=True) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not psutil.Process().children(recursive=True), "Ray left processes behind"
+
+
 @pytest.mark.parametrize("case", sorted(MALFORMED))
 def test_malformed_defaults_exit_2_naming_file_and_field(case: str, tmp_path: Path, capsys) -> None:
     text, field = MALFORMED[case]

@@ -17,7 +17,7 @@ from test_own_model import USER_MODULE, write_image_folder
 from taso_tune.cli import main
 from taso_tune.results.experiment import load_experiment
 from taso_tune.spaces import load_space
-from taso_tune.sweep import run_sweep, tuner
+from taso_tune.sweep import prepare, run_sweep
 
 pytestmark = pytest.mark.ray
 
@@ -71,7 +71,7 @@ def test_the_users_package_reaches_every_worker_node_only_when_shipped(
     address = worker_nodes_only.address
 
     with monkeypatch.context() as not_shipped:
-        not_shipped.setattr(tuner, "runtime_env", lambda names: None)
+        not_shipped.setattr(prepare, "runtime_env", lambda names: None)
         outcome = run_sweep(load_space(str(space)), str(tmp_path / "bare"), address=address)
     shutdown_ray()
     assert outcome.errored == 2  # the premise: without shipping, the workers cannot import it

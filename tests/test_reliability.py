@@ -30,7 +30,7 @@ from taso_tune.spaces import counting as progress
 from taso_tune.spaces import load_space, load_space_dict
 from taso_tune.spaces.counting import counted
 from taso_tune.spaces.expansion import count_configurations, count_trials
-from taso_tune.sweep.tuner import experiment_path
+from taso_tune.sweep.paths import experiment_path
 
 REPO = Path(__file__).resolve().parents[1]
 

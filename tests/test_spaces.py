@@ -849,3 +849,34 @@ def test_reuse_actors_is_a_boolean_from_the_space_or_the_flag(
         exit_info.value.code == 2
         and "--reuse-actors: 'maybe' is not true or false" in capsys.readouterr().err
     )
+
+
+def _spaces_imports() -> dict[str, list[tuple[str, bool]]]:
+    """Each module of ``taso_tune.spaces`` -> the spaces modules it imports, each with whether the
+    import is a plain statement at the top of the module (not in a function, class or ``if``)."""
+    package = ROOT / "taso_tune" / "spaces"
+    found = {}
+    for path in sorted(package.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        top = set(map(id, tree.body))
+        found[path.stem] = [
+            (node.module.rsplit(".", 1)[-1], id(node) in top)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom)
+            and (node.module or "").startswith("taso_tune.spaces.")
+        ]
+    return found
+
+
+def test_spaces_modules_import_each_other_as_a_dag_from_their_tops() -> None:
+    imports = _spaces_imports()
+    assert [(m, i) for m, deps in imports.items() for i, at_top in deps if not at_top] == []
+    graph = {m: {i for i, _ in deps} for m, deps in imports.items()}
+    order: list[str] = []
+    while graph:  # peel off the modules whose imports are all placed: a cycle leaves none
+        ready = sorted(m for m, deps in graph.items() if deps <= set(order))
+        assert ready, f"import cycle among {sorted(graph)}"
+        order += ready
+        graph = {m: deps for m, deps in graph.items() if m not in ready}
+    assert order.index("expansion") < order.index("spec") < order.index("optuna_space")
+    assert order.index("spec_checks") < order.index("spec")

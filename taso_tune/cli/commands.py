@@ -1,5 +1,6 @@
 """CLI commands: each module adds its subparser and a handler that calls into the library."""
 
+from taso_tune.cli.apply import add_apply_parser
 from taso_tune.cli.cluster import add_check_cluster_parser
 from taso_tune.cli.jobs import add_jobs_parsers, add_submit_parser
 from taso_tune.cli.optimizers import add_optimizers_parser
@@ -13,6 +14,7 @@ COMMANDS = [
     add_optimizers_parser,
     add_sweep_parser,
     add_resume_parser,
+    add_apply_parser,
     add_submit_parser,
     add_jobs_parsers,
     add_check_cluster_parser,

@@ -13,6 +13,7 @@ from taso_tune.cli.sweep import (
     DEFAULT_STORAGE,
     OVERRIDE_FLAGS,
     add_override_flags,
+    override_values,
     resolve_spec,
 )
 from taso_tune.core.errors import ConfigError
@@ -112,9 +113,7 @@ def _cluster_flags(args: argparse.Namespace) -> str:
 def _sweep_args(args: argparse.Namespace) -> tuple[str, str, list[str]]:
     """(space file relative to the working dir, experiment path, `taso-tune sweep` flags)."""
     spec = resolve_spec(
-        argparse.Namespace(
-            **{**vars(args), "defaults": None, "model": None, "dataset": None, "data_root": None}
-        )
+        args.space, **override_values(args), scheduler=args.scheduler, name=args.name
     )
     name = args.name or f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     storage = args.storage if is_uri(args.storage) else os.path.abspath(args.storage)

@@ -70,8 +70,8 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
         description=(
             "Run every trial of a search-space file on a local Ray, or on an existing cluster when "
             "--address or RAY_ADDRESS is given. Prints a progress table, then the best configuration "
-            "per optimizer (mean ± std over seeds). With --defaults, trains each optimizer of an "
-            "exported defaults file on --model/--dataset without tuning (the paper's suboptimal scenario)."
+            "per optimizer (mean ± std over seeds). To train the optimizers of an exported defaults "
+            "file on a new model and data set, use `taso-tune apply` (--defaults here is deprecated)."
         ),
         formatter_class=HelpFormatter,
     )
@@ -100,19 +100,9 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--defaults",
         metavar="DEFAULTS.yaml",
-        help="train exported defaults on --model/--dataset instead of a space",
+        help="deprecated: use `taso-tune apply DEFAULTS.yaml --model M --dataset D`",
     )
-    p.add_argument("--model", help="with --defaults: the model to train")
-    p.add_argument("--dataset", help="with --defaults: the data set to train on")
-    p.add_argument("--data-root", help="with --defaults: where the data set's files are")
-    p.add_argument(
-        "--train-limit", type=int, help="with --defaults: a stratified subset of N training images"
-    )
-    p.add_argument(
-        "--val-fraction",
-        type=float,
-        help="with --defaults: share of the training set held out (default 0.1)",
-    )
+    add_pair_flags(p, "with --defaults: ")
     p.add_argument("--dry-run", action="store_true", help="print the trials it would run and exit")
     p.add_argument(
         "--no-report",
@@ -144,55 +134,70 @@ def add_resume_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_resume_command)
 
 
-def resolve_spec(args: argparse.Namespace) -> SweepSpec:
-    """The space to run: a file with the flags' overrides, or a defaults file applied to a pair."""
-    if args.defaults:
-        if args.space:
-            raise ConfigError(
-                "FILE", args.space, "give either a space file or --defaults, not both"
-            )
-        from taso_tune.results.export import defaults_space
+def add_pair_flags(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    """The flags that name the pair exported defaults are applied to (``apply``, ``sweep --defaults``)."""
+    p.add_argument("--model", help=f"{prefix}the model to train (required)")
+    p.add_argument("--dataset", help=f"{prefix}the data set to train on (required)")
+    p.add_argument("--data-root", help=f"{prefix}where the data set's files are")
+    p.add_argument(
+        "--train-limit", type=int, help=f"{prefix}a stratified subset of N training images"
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        help=f"{prefix}share of the training set held out (default 0.1)",
+    )
 
-        spec = defaults_space(
-            args.defaults,
-            model=args.model,
-            dataset=args.dataset,
-            data_root=args.data_root,
-            train_limit=getattr(args, "train_limit", None),
-            val_fraction=getattr(args, "val_fraction", None),
-            epochs=args.epochs,
-            seeds=args.seeds,
-            seed_start=args.seed_start,
-        )
-    else:
-        if not args.space:
-            raise ConfigError("FILE", None, "a search-space file is required (or --defaults FILE)")
-        for flag in (
-            "model",
-            "dataset",
-            "data_root",
-            "train_limit",
-            "val_fraction",
-        ):  # (submit has the first three)
-            if getattr(args, flag, None) is not None:
-                raise ConfigError(
-                    f"--{flag.replace('_', '-')}", getattr(args, flag), "only goes with --defaults"
-                )
-        if args.max_trials is not None and args.max_trials < 1:
-            raise ConfigError("--max-trials", args.max_trials, "must be an integer >= 1")
-        spec = load_space(args.space, max_trials=args.max_trials)
+
+#: The keyword argument of :func:`resolve_spec` (and of
+#: :func:`~taso_tune.spaces.with_overrides`) each override flag sets, where it is not the flag's name.
+_KEYWORD_OF_FLAG = {"--cpus-per-trial": "cpus", "--gpus-per-trial": "gpus"}
+
+
+def override_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The values of the :data:`OVERRIDE_FLAGS` a parser defined (``None`` where not given), by
+    the keyword argument of :func:`resolve_spec` each sets."""
+    values = {}
+    for flag, _, _ in OVERRIDE_FLAGS:
+        dest = flag[2:].replace("-", "_")
+        if hasattr(args, dest):
+            values[_KEYWORD_OF_FLAG.get(flag, dest)] = getattr(args, dest)
+    return values
+
+
+def resolve_spec(
+    space: str | None,
+    *,
+    epochs: int | None = None,
+    seeds: int | None = None,
+    seed_start: int | None = None,
+    max_concurrent: int | None = None,
+    max_trials: int | None = None,
+    cpus: float | None = None,
+    gpus: float | None = None,
+    seed_packing: str | None = None,
+    reuse_actors: bool | None = None,
+    scheduler: str | None = None,
+    name: str | None = None,
+) -> SweepSpec:
+    """The space file ``space`` with the command line's overrides (``None``: the file's value);
+    every error names the file or the flag."""
+    if not space:
+        raise ConfigError("FILE", None, "a search-space file is required")
+    if max_trials is not None and max_trials < 1:
+        raise ConfigError("--max-trials", max_trials, "must be an integer >= 1")
     return with_overrides(
-        spec,
-        epochs=args.epochs if not args.defaults else None,
-        seeds=args.seeds if not args.defaults else None,
-        seed_start=args.seed_start if not args.defaults else None,
-        scheduler=args.scheduler,
-        max_concurrent=args.max_concurrent,
-        cpus=args.cpus_per_trial,
-        gpus=args.gpus_per_trial,
-        name=args.name,
-        seed_packing=args.seed_packing,
-        reuse_actors=args.reuse_actors,
+        load_space(space, max_trials=max_trials),
+        epochs=epochs,
+        seeds=seeds,
+        seed_start=seed_start,
+        scheduler=scheduler,
+        max_concurrent=max_concurrent,
+        cpus=cpus,
+        gpus=gpus,
+        name=name,
+        seed_packing=seed_packing,
+        reuse_actors=reuse_actors,
     )
 
 
@@ -218,16 +223,59 @@ def print_dry_run(spec: SweepSpec) -> None:
         print(f"  {flat['config_id']}: {fixed}")
 
 
+#: The flags of ``sweep`` that only go with ``--defaults`` (``taso-tune apply``'s own).
+PAIR_KEYWORDS = ("model", "dataset", "data_root", "train_limit", "val_fraction")
+
+
 def run_sweep_command(args: argparse.Namespace) -> int:
-    spec = resolve_spec(args)
+    if args.defaults:
+        return _run_deprecated_defaults(args)
+    for flag in PAIR_KEYWORDS:
+        if getattr(args, flag) is not None:
+            raise ConfigError(
+                f"--{flag.replace('_', '-')}", getattr(args, flag), "only goes with --defaults"
+            )
+    spec = resolve_spec(
+        args.space, **override_values(args), scheduler=args.scheduler, name=args.name
+    )
+    return run_spec(spec, args, command="sweep")
+
+
+def _run_deprecated_defaults(args: argparse.Namespace) -> int:
+    """``sweep --defaults``: what ``taso-tune apply`` does, kept for one release."""
+    from taso_tune.results.export import defaults_space, naming_the_flags
+
+    if args.space:
+        raise ConfigError("FILE", args.space, "give either a space file or --defaults, not both")
+    values = override_values(args)
+    del values["max_trials"]  # a defaults space has one configuration per optimizer
+    spec = defaults_space(
+        args.defaults,
+        **{key: getattr(args, key) for key in PAIR_KEYWORDS},
+        **values,
+        scheduler=args.scheduler,
+        name=args.name,
+    )
+    print(
+        "warning: `taso-tune sweep --defaults` is deprecated and goes in the next release; "
+        "use `taso-tune apply DEFAULTS --model M --dataset D` (same flags)",
+        file=sys.stderr,
+        flush=True,
+    )
+    with naming_the_flags(args.defaults):
+        return run_spec(spec, args, command="sweep")
+
+
+def run_spec(spec: SweepSpec, args: argparse.Namespace, command: str) -> int:
+    """Print the trials of ``spec`` (``--dry-run``), or run it and print its summary (:func:`finish`)."""
     if args.dry_run:
         print_dry_run(spec)
         return 0
     from taso_tune.sweep import disconnect, run_sweep
 
-    outcome = run_sweep(spec, args.storage, name=spec.name, address=args.address)
+    outcome = run_sweep(spec, args.storage, name=args.name, address=args.address)
     disconnect()
-    return finish(outcome, args.select_on, write_files=not args.no_report, command="sweep")
+    return finish(outcome, args.select_on, write_files=not args.no_report, command=command)
 
 
 def run_resume_command(args: argparse.Namespace) -> int:

@@ -2,7 +2,7 @@
 
 One helper, so every field rejects the same things the same way: booleans and non-numbers, the
 non-finite values (``inf``, ``-inf``, ``nan``: a comparison such as ``not value > 0`` lets ``inf``
-through) and values outside the field's interval. No torch here: the schedule maths uses it.
+through) and values outside the field's range. No torch here: the schedule maths uses it.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from taso_tune.core.errors import ConfigError
 
 
 @dataclass(frozen=True)
-class Interval:
-    """A real interval; ``low``/``high`` of ``None`` leave that side unbounded."""
+class Range:
+    """The allowed values of a numeric field: a real interval, ``low``/``high`` of ``None`` leave
+    that side unbounded. (A confidence interval is :class:`taso_tune.stats.seeds.Interval`.)"""
 
     low: float | None = None
     high: float | None = None
@@ -30,7 +31,7 @@ class Interval:
         return self.high is None or (value < self.high if self.high_open else value <= self.high)
 
     def describe(self) -> str:
-        """``> 0``, ``>= 0``, ``in [0, 1)``: how the error message states the interval."""
+        """``> 0``, ``>= 0``, ``in [0, 1)``: how the error message states the range."""
         if self.high is None:
             return f"{'>' if self.low_open else '>='} {self.low:g}" if self.low is not None else ""
         if self.low is None:
@@ -39,19 +40,19 @@ class Interval:
         return f"in {left}{self.low:g}, {self.high:g}{right}"
 
 
-POSITIVE = Interval(0.0, low_open=True)
-NON_NEGATIVE = Interval(0.0)
-UNIT_OPEN = Interval(0.0, 1.0, low_open=True, high_open=True)  # (0, 1)
-UNIT_HALF_OPEN = Interval(0.0, 1.0, high_open=True)  # [0, 1)
-UNIT_LEFT_OPEN = Interval(0.0, 1.0, low_open=True)  # (0, 1]
+POSITIVE = Range(0.0, low_open=True)
+NON_NEGATIVE = Range(0.0)
+UNIT_OPEN = Range(0.0, 1.0, low_open=True, high_open=True)  # (0, 1)
+UNIT_HALF_OPEN = Range(0.0, 1.0, high_open=True)  # [0, 1)
+UNIT_LEFT_OPEN = Range(0.0, 1.0, low_open=True)  # (0, 1]
 
 
-def check_number(field: str, value: Any, interval: Interval = Interval()) -> float:
-    """``value`` as a float if it is a finite real number in ``interval``; else a ConfigError naming ``field``."""
-    where = interval.describe()
+def check_number(field: str, value: Any, allowed: Range = Range()) -> float:
+    """``value`` as a float if it is a finite real number in ``allowed``; else a ConfigError naming ``field``."""
+    where = allowed.describe()
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
         raise ConfigError(field, value, f"must be a finite number {where}".rstrip())
-    if value not in interval:
+    if value not in allowed:
         raise ConfigError(field, value, f"must be {where}")
     return float(value)
 

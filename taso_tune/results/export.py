@@ -28,7 +28,8 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import yaml
@@ -39,7 +40,7 @@ from taso_tune.core.storage import write_yaml_atomic
 from taso_tune.results.aggregate import SelectOn, hyperparameter_columns, present, selection_metric
 from taso_tune.results.experiment import Experiment
 from taso_tune.results.significance import COMPARED_METRIC, paired_comparisons
-from taso_tune.spaces import SpaceLoader, SweepSpec, load_space_dict
+from taso_tune.spaces import SpaceLoader, SweepSpec, load_space_dict, with_overrides
 from taso_tune.training.optimizers import OPTIMIZERS, resolve_hparams
 
 FORMAT = "taso-tune-defaults/1"
@@ -227,19 +228,78 @@ def defaults_space(
     epochs: int | None = None,
     seeds: int | None = None,
     seed_start: int | None = None,
+    **overrides: Any,
 ) -> SweepSpec:
     """A sweep that trains each optimizer of the defaults file at ``path`` on ``model``/``dataset``
     with no tuning: one configuration per optimizer, ``seeds`` seeds (5, as in the paper);
     ``data_root``, ``train_limit`` and ``val_fraction`` go to the space's ``train`` section, where
-    the space's checks validate them.
+    the space's checks validate them. ``overrides`` are the other keyword arguments of
+    :func:`~taso_tune.spaces.with_overrides` (``name``, ``scheduler``, ``cpus``, ...).
 
     The seeds are fresh: they start above every seed that selected the defaults (the file's
     ``provenance.seeds``), so a confirmation run is not the selection's maximum again; ``seed_start``
-    chooses them by hand."""
+    chooses them by hand.
+
+    ``model``, ``dataset`` and ``data_root`` are the caller's (the command line's), not the file's:
+    an error about one of them names its flag (see :func:`naming_the_flags`)."""
+    with naming_the_flags(path):
+        return with_overrides(
+            _defaults_space(
+                path,
+                model=model,
+                dataset=dataset,
+                data_root=data_root,
+                train_limit=train_limit,
+                val_fraction=val_fraction,
+                epochs=epochs,
+                seeds=seeds,
+                seed_start=seed_start,
+            ),
+            **overrides,
+        )
+
+
+#: The space fields a defaults space takes from its caller's flags, not from the defaults file.
+FLAG_OF_FIELD = {
+    "train.model": "--model",
+    "train.dataset": "--dataset",
+    "train.data_root": "--data-root",
+}
+
+
+@contextmanager
+def naming_the_flags(path: str) -> Iterator[None]:
+    """Re-raise an error that blames the defaults file at ``path`` for a field of
+    :data:`FLAG_OF_FIELD` as an error about that flag, which set it. Wraps building the space and
+    also running it: a data root is only read when the sweep loads its data."""
+    try:
+        yield
+    except ConfigError as err:
+        flag = FLAG_OF_FIELD.get(err.field)
+        if flag is None or err.file != path:
+            raise
+        raise ConfigError(flag, err.value, err.problem, choices=err.choices) from None
+
+
+def _defaults_space(
+    path: str,
+    *,
+    model: str | None,
+    dataset: str | None,
+    data_root: str | None,
+    train_limit: int | None,
+    val_fraction: float | None,
+    epochs: int | None,
+    seeds: int | None,
+    seed_start: int | None,
+) -> SweepSpec:
     document = load_defaults(path)
     if not model or not dataset:
         raise ConfigError(
-            "--model/--dataset", (model, dataset), "both are required with --defaults", file=path
+            "--model/--dataset",
+            (model, dataset),
+            "both are required: the pair to train on",
+            file=path,
         )
     provenance = document.get("provenance") or {}
     planned = epochs or (provenance.get("epochs", 100) if isinstance(provenance, dict) else None)

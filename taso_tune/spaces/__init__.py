@@ -1,13 +1,16 @@
 """Search spaces: the YAML files in ``search_spaces/`` and the :class:`SweepSpec` they load into.
 
 The package sits under the Ray layer and imports neither ``ray`` nor ``optuna``. Its rooms:
-``values`` (one block value), ``sections`` (scheduler/search/resources), ``yaml_loader``,
-``validation``, ``spec`` (the SweepSpec), ``expansion`` (configurations, ids, the Optuna space),
-``overrides`` (command-line changes) and ``loader`` (file -> spec).
+``values`` (one block value), ``counting`` (progress of long expansions), ``sections``
+(scheduler/search/resources), ``yaml_loader``, ``validation``, ``spec_checks`` (checks across
+fields), ``expansion`` (configurations, ids, counts), ``spec`` (the SweepSpec), ``optuna_space``
+(Optuna's define-by-run space), ``loader`` (file -> spec) and ``overrides`` (command-line changes).
+They import one another in that order, never back, and only at the top of a module.
 """
 
-from taso_tune.spaces.expansion import OptunaSpace, configurations, resolve_optuna_params
+from taso_tune.spaces.expansion import configurations
 from taso_tune.spaces.loader import load_space, load_space_dict
+from taso_tune.spaces.optuna_space import OptunaSpace, resolve_optuna_params
 from taso_tune.spaces.overrides import with_overrides
 from taso_tune.spaces.sections import Resources, SchedulerSpec, SearchSpec
 from taso_tune.spaces.spec import SweepSpec

@@ -84,7 +84,7 @@ class SweepSpec:
         if not isinstance(self.description, str):
             raise ConfigError("description", self.description, "must be text")
         require_int("seeds", self.seeds, 1)
-        check_seeds(self)
+        check_seeds(self.seeds, self.seed_start, self.seed_list, self.seeds_per_trial)
         require_int("checkpoint_every", self.checkpoint_every, 1)
         seconds = self.checkpoint_min_seconds
         if (
@@ -129,7 +129,13 @@ class SweepSpec:
         object.__setattr__(
             self, "blocks", validate_blocks(blocks, self.train, self.search.type, self.metric)
         )
-        check_scheduler(self)
+        check_scheduler(
+            self.scheduler,
+            self.search,
+            epochs=self.epochs,
+            seeds=self.seeds,
+            seeds_per_trial=self.seeds_per_trial,
+        )
 
     def _check_size(self, blocks: tuple[Block, ...]) -> None:
         """Refuse more trials than :attr:`max_trials`, counted without making the configurations."""
@@ -165,7 +171,7 @@ class SweepSpec:
 
     def configurations(self) -> list[dict[str, Any]]:
         """Every configuration (before seeds): see :func:`~taso_tune.spaces.expansion.configurations`."""
-        return configurations(self)
+        return configurations(self.blocks, self.train, self.search, source=self.source)
 
     def trials(self) -> list[dict[str, Any]]:
         """:meth:`configurations` times :attr:`seed_values`, each with ``seed`` (config-major order)."""

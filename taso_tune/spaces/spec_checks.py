@@ -1,51 +1,53 @@
-"""Checks of a SweepSpec that look at several of its fields together (seeds, scheduler)."""
+"""Checks of a SweepSpec that look at several of its fields together (seeds, scheduler); the spec
+passes them its fields, so this module sits below it."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from taso_tune.core.errors import ConfigError
+from taso_tune.spaces.sections import SchedulerSpec, SearchSpec
 from taso_tune.spaces.values import is_int
 
-if TYPE_CHECKING:
-    from taso_tune.spaces.spec import SweepSpec
 
-
-def check_seeds(spec: SweepSpec) -> None:
-    """The ``seeds`` forms and ``seeds_per_trial``."""
-    if not is_int(spec.seed_start) or spec.seed_start < 0:
-        raise ConfigError("seeds.start", spec.seed_start, "must be an integer >= 0")
-    if spec.seed_list is not None:
-        if not all(is_int(s) and s >= 0 for s in spec.seed_list) or len(set(spec.seed_list)) != len(
-            spec.seed_list
+def check_seeds(
+    seeds: int, seed_start: Any, seed_list: tuple[Any, ...] | None, seeds_per_trial: Any
+) -> None:
+    """The ``seeds`` forms (a count, a count and a start, a list) and ``seeds_per_trial``."""
+    if not is_int(seed_start) or seed_start < 0:
+        raise ConfigError("seeds.start", seed_start, "must be an integer >= 0")
+    if seed_list is not None:
+        if not all(is_int(s) and s >= 0 for s in seed_list) or len(set(seed_list)) != len(
+            seed_list
         ):
             raise ConfigError(
-                "seeds", list(spec.seed_list), "a list of seeds holds distinct integers >= 0"
+                "seeds", list(seed_list), "a list of seeds holds distinct integers >= 0"
             )
-        if len(spec.seed_list) != spec.seeds:
+        if len(seed_list) != seeds:
             raise ConfigError(
                 "seeds",
-                list(spec.seed_list),
-                f"lists {len(spec.seed_list)} seeds, not {spec.seeds}",
+                list(seed_list),
+                f"lists {len(seed_list)} seeds, not {seeds}",
             )
-    if spec.seeds_per_trial not in ("all", 1):
+    if seeds_per_trial not in ("all", 1):
         raise ConfigError(
             "seeds_per_trial",
-            spec.seeds_per_trial,
+            seeds_per_trial,
             "how a configuration's seeds share trials",
             choices=["all", 1],
         )
 
 
-def check_scheduler(spec: SweepSpec) -> None:
-    """The scheduler against the epochs, the search and how seeds share trials."""
-    epochs, scheduler = spec.epochs, spec.scheduler
-    if (
-        scheduler.type == "asha"
-        and spec.seeds_per_trial == 1
-        and spec.seeds > 1
-        and not scheduler.per_seed
-    ):
+def check_scheduler(
+    scheduler: SchedulerSpec,
+    search: SearchSpec,
+    *,
+    epochs: int,
+    seeds: int,
+    seeds_per_trial: Any,
+) -> None:
+    """The scheduler against the planned epochs, the search and how seeds share trials."""
+    if scheduler.type == "asha" and seeds_per_trial == 1 and seeds > 1 and not scheduler.per_seed:
         raise ConfigError(
             "seeds_per_trial",
             1,
@@ -54,7 +56,7 @@ def check_scheduler(spec: SweepSpec) -> None:
             "seeds_per_trial: all (every seed of a configuration in one trial, judged by "
             "their mean), or set scheduler.per_seed: true to run that biased baseline on purpose",
         )
-    if scheduler.per_seed and spec.seeds_per_trial != 1:
+    if scheduler.per_seed and seeds_per_trial != 1:
         raise ConfigError("scheduler.per_seed", True, "per-seed ASHA needs seeds_per_trial: 1")
     if scheduler.type == "asha" and scheduler.grace_period >= epochs:
         raise ConfigError(
@@ -69,7 +71,7 @@ def check_scheduler(spec: SweepSpec) -> None:
                 scheduler.min_epochs,
                 f"must be at most the epochs ({epochs})",
             )
-        if spec.search.type == "optuna":
+        if search.type == "optuna":
             raise ConfigError(
                 "scheduler.type",
                 "budget-sh",

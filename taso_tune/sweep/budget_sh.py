@@ -31,8 +31,12 @@ from taso_tune.experiment.layout import rung_name
 from taso_tune.experiment.state import trials_per_configuration
 from taso_tune.spaces import SweepSpec, with_overrides
 from taso_tune.stats.seeds import chance_level, summarize
-from taso_tune.sweep import tuner
+from taso_tune.sweep.outcome import SweepOutcome
+from taso_tune.sweep.paths import new_experiment_path
+from taso_tune.sweep.prepare import prepare
+from taso_tune.sweep.space_file import write_space_file
 from taso_tune.sweep.trials import GridTrials
+from taso_tune.sweep.tuner import build_tuner
 
 
 def _write_state(experiment: str, state: dict[str, Any]) -> None:
@@ -111,24 +115,7 @@ def _run_rung(
 ) -> tuple[dict[str, float], int]:
     source = _rung_source(spec, epochs, config_ids)
     name = rung_name(index, epochs)
-    rung_path = f"{experiment.rstrip('/')}/{name}"
-    trainable = tuner.build_trainable(source, datasets, name)
-    param_space = source.param_space()
-    if restore and tune.Tuner.can_restore(rung_path):
-        run = tune.Tuner.restore(
-            rung_path,
-            trainable,
-            resume_unfinished=True,
-            resume_errored=True,
-            param_space=param_space,
-        )
-    else:
-        run = tune.Tuner(
-            trainable,
-            param_space=param_space,
-            tune_config=tuner.tune_config(source),
-            run_config=tuner.run_config(source, name, experiment),
-        )
+    run = build_tuner(source, datasets, experiment, name, restore=restore)
     print(
         f"budget-sh rung {index}: {len(config_ids)} configurations x {spec.seeds} seeds, {epochs} epochs each",
         flush=True,
@@ -137,7 +124,7 @@ def _run_rung(
     return _rung_scores(results, spec.metric, spec.mode), results.num_errors
 
 
-def _drive(spec: SweepSpec, experiment: str, state: dict[str, Any], datasets, start: float):
+def _run_rungs(spec: SweepSpec, experiment: str, state: dict[str, Any], datasets, start: float):
     budgets, rungs = state["budgets"], state["rungs"]
     eta = spec.scheduler.reduction_factor
     errored = 0
@@ -161,7 +148,7 @@ def _drive(spec: SweepSpec, experiment: str, state: dict[str, Any], datasets, st
     _write_state(experiment, state)
     trials = sum(len(r["configs"]) for r in state["rungs"]) * trials_per_configuration(spec)
     print(f"budget-sh: winner {winner} after {len(state['rungs'])} rungs", flush=True)
-    return tuner.SweepOutcome(experiment, trials, errored, time.perf_counter() - start)
+    return SweepOutcome(experiment, trials, errored, time.perf_counter() - start)
 
 
 def run_budget_sh(
@@ -170,17 +157,17 @@ def run_budget_sh(
     """Run budget-aware successive halving for ``spec`` under ``STORAGE/NAME`` (a grid or random
     space: a valid budget-sh spec never searches with Optuna)."""
     name = name or spec.name
-    experiment = tuner.new_experiment_path(storage, name)
+    experiment = new_experiment_path(storage, name)
     start = time.perf_counter()
-    datasets = tuner.prepare(GridTrials(spec), storage, address)
-    tuner.write_space_file(experiment, spec)
+    datasets = prepare(GridTrials(spec), storage, address)
+    write_space_file(experiment, spec)
     state = {
         "budgets": spec.scheduler.rung_epochs(spec.epochs),
         "configs": [c["config_id"] for c in spec.configurations()],
         "rungs": [],
     }
     _write_state(experiment, state)
-    return _drive(spec, experiment, state, datasets, start)
+    return _run_rungs(spec, experiment, state, datasets, start)
 
 
 def resume_budget_sh(experiment: str, spec: SweepSpec, storage: str, *, address: str | None = None):
@@ -190,5 +177,5 @@ def resume_budget_sh(experiment: str, spec: SweepSpec, storage: str, *, address:
     if state is None:
         raise ConfigError("experiment", experiment, f"has no {BUDGET_SH_FILE} to resume from")
     start = time.perf_counter()
-    datasets = tuner.prepare(GridTrials(spec), storage, address)
-    return _drive(spec, experiment, state, datasets, start)
+    datasets = prepare(GridTrials(spec), storage, address)
+    return _run_rungs(spec, experiment, state, datasets, start)

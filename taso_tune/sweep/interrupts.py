@@ -142,8 +142,3 @@ class StopAfterSignal(tune.Callback):
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         if SIGNALS.received is not None:
             raise SweepInterrupted(SIGNALS.received)
-
-
-def exit_status(signum: int) -> int:
-    """The shell's status for a process ended by ``signum``: 130 for SIGINT, 143 for SIGTERM."""
-    return 128 + int(signum)

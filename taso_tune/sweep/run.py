@@ -5,9 +5,12 @@
 (a Tuner run per rung, :mod:`~taso_tune.sweep.budget_sh`). Either way the driver holds the
 experiment's lock (:mod:`~taso_tune.experiment.lock`) and turns SIGINT/SIGTERM into a clean stop
 (:mod:`~taso_tune.sweep.interrupts`). The rooms: ``trials`` (grid or Optuna trials, the one seam over
-the search type), ``schedulers``, ``trainable`` (one trial on a worker), ``live_metrics`` (Prometheus
-gauges), ``tuner`` (what every run shares), ``preflight`` (cluster checks), ``state`` (progress read
-from Tune's saved state), ``trust`` (which folders resume may unpickle).
+the search type), ``paths`` (the experiment folder), ``space_file`` (the resolved space beside the
+results), ``prepare`` (data, Ray and storage before the first trial), ``data`` (the data sets, loaded
+once), ``tuner`` (the one Tuner build-or-restore), ``tune_settings`` and ``trial_names`` (what the
+Tuner is configured with), ``schedulers``, ``trainable`` (one trial on a worker), ``outcome`` (what a
+run returns), ``preflight`` (cluster checks), ``interrupts`` (SIGINT/SIGTERM) and ``observe``
+(progress lines, TensorBoard, Prometheus gauges).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from ray import tune
 
 from taso_tune.core.errors import ConfigError
 from taso_tune.core.records import BUDGET_SH_FILE, INTERRUPTED_FILE, LOCK_FILE, SPACE_FILE
-from taso_tune.core.storage import delete_experiment_file, first_line, remove_if_only, resolve
+from taso_tune.core.storage import delete_experiment_file, remove_if_only, resolve
 from taso_tune.experiment.lock import ExperimentLock
 from taso_tune.experiment.reader import read_space
 from taso_tune.experiment.state import (
@@ -37,18 +40,13 @@ from taso_tune.experiment.trust import check_trusted_folder
 from taso_tune.spaces import SweepSpec
 from taso_tune.sweep import budget_sh
 from taso_tune.sweep.interrupts import SIGNALS, SweepInterrupted
+from taso_tune.sweep.outcome import SweepOutcome, outcome
+from taso_tune.sweep.paths import new_experiment_path
 from taso_tune.sweep.preflight import disconnect
+from taso_tune.sweep.prepare import prepare
+from taso_tune.sweep.space_file import write_space_file
 from taso_tune.sweep.trials import trial_source
-from taso_tune.sweep.tuner import (
-    SweepOutcome,
-    build_trainable,
-    new_experiment_path,
-    outcome,
-    prepare,
-    run_config,
-    tune_config,
-    write_space_file,
-)
+from taso_tune.sweep.tuner import build_tuner
 
 __all__ = ["SweepInterrupted", "SweepOutcome", "disconnect", "resume_sweep", "run_sweep"]
 
@@ -62,12 +60,13 @@ def run_sweep(
     """Run the sweep to the end (or until SIGINT/SIGTERM) and return where its results are.
 
     Refuses storage it cannot write, and an existing experiment folder (resume it instead), before
-    anything is started; a sweep that fails before its first trial leaves no folder behind.
+    anything is started; a sweep that fails before its first trial leaves no folder behind. The
+    experiment is ``STORAGE/NAME``, ``name`` defaulting to the space's.
     """
+    path = new_experiment_path(storage, name or spec.name, name_given=name is not None)
     name = name or spec.name
-    path = new_experiment_path(storage, name)
     if spec.scheduler.type == "budget-sh":
-        return _drive(
+        return _run_with_lock_and_signals(
             path,
             "sweep",
             spec,
@@ -80,15 +79,10 @@ def run_sweep(
         source = trial_source(spec)
         datasets = prepare(source, storage, address)
         write_space_file(path, spec)
-        tuner = tune.Tuner(
-            build_trainable(source, datasets, name),
-            param_space=source.param_space(),
-            tune_config=tune_config(source),
-            run_config=run_config(source, name, storage),
-        )
+        tuner = build_tuner(source, datasets, storage, name)
         return outcome(path, tuner.fit(), start)
 
-    return _drive(path, "sweep", spec, True, body)
+    return _run_with_lock_and_signals(path, "sweep", spec, True, body)
 
 
 def resume_sweep(experiment: str, *, address: str | None = None) -> SweepOutcome:
@@ -116,29 +110,13 @@ def resume_sweep(experiment: str, *, address: str | None = None) -> SweepOutcome
         start = time.perf_counter()
         source = trial_source(spec)
         datasets = prepare(source, storage, address)
-        trainable = build_trainable(source, datasets, name)
-        try:
-            tuner = tune.Tuner.restore(
-                path,
-                trainable,
-                resume_unfinished=True,
-                resume_errored=True,
-                param_space=source.param_space(),
-            )
-        except (
-            Exception
-        ) as err:  # a truncated or foreign tuner.pkl: nothing of the sweep has run yet
-            raise ConfigError(
-                "experiment",
-                experiment,
-                f"Ray Tune cannot restore it: {type(err).__name__}: {first_line(err)}",
-            ) from None
+        tuner = build_tuner(source, datasets, storage, name, restore=True)
         return outcome(path, tuner.fit(), start)
 
-    return _drive(path, "resume", spec, False, body)
+    return _run_with_lock_and_signals(path, "resume", spec, False, body)
 
 
-def _drive(
+def _run_with_lock_and_signals(
     path: str, command: str, spec: SweepSpec, new: bool, body: Callable[[], SweepOutcome]
 ) -> SweepOutcome:
     """Run ``body`` holding the experiment's lock and handling SIGINT/SIGTERM.

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from taso_tune.core.checks import NON_NEGATIVE, POSITIVE, UNIT_HALF_OPEN, Interval, check_number
+from taso_tune.core.checks import NON_NEGATIVE, POSITIVE, UNIT_HALF_OPEN, Range, check_number
 from taso_tune.core.errors import ConfigError, Registry
 from taso_tune.schedules.lr_scheduler import TASO, ScheduledLR
 from taso_tune.schedules.maths import (
@@ -213,7 +213,7 @@ _add(
 
 #: The torch optimizers' numeric fields and their ranges. The schedule's fields (alpha, beta,
 #: lr_final, milestones, gamma, warmup, decay) are checked by the schedule itself.
-_RANGES: dict[str, Interval] = {
+_RANGES: dict[str, Range] = {
     "lr": POSITIVE,
     "eps": POSITIVE,
     "weight_decay": NON_NEGATIVE,

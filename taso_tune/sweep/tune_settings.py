@@ -1,0 +1,65 @@
+"""The TuneConfig and RunConfig of a sweep: metric, scheduler, searcher, concurrency and trial
+names; where results go, failure retries, checkpoints kept, the progress table and lines, and the
+callbacks (a clean stop on SIGINT/SIGTERM, TensorBoard's HParams, progress lines)."""
+
+from __future__ import annotations
+
+from ray import tune
+
+from taso_tune.core.storage import resolve
+from taso_tune.sweep.interrupts import StopAfterSignal
+from taso_tune.sweep.observe.progress import ProgressCallback, SweepProgress
+from taso_tune.sweep.observe.tensorboard import HParamsLogger
+from taso_tune.sweep.schedulers import build_scheduler
+from taso_tune.sweep.trial_names import trial_namers
+from taso_tune.sweep.trials import TrialSource
+
+#: Epoch fields shown in Ray's progress table.
+PROGRESS_COLUMNS = ("epoch", "lr", "train_loss", "val_acc", "test_acc")
+
+
+def run_config(source: TrialSource, name: str, storage: str) -> tune.RunConfig:
+    """Where results go, failure retries, checkpoints kept, the progress table and lines, and the
+    TensorBoard files."""
+    from ray.tune import CLIReporter
+
+    reporter = CLIReporter(
+        metric_columns=list(PROGRESS_COLUMNS),
+        parameter_columns=source.parameter_columns,
+        max_report_frequency=15,
+        sort_by_metric=True,
+        max_progress_rows=12,
+    )
+    spec = source.spec
+    return tune.RunConfig(
+        name=name,
+        storage_path=resolve(storage),
+        failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        progress_reporter=reporter,
+        callbacks=[
+            StopAfterSignal(),
+            HParamsLogger(),
+            ProgressCallback(SweepProgress(source.planned_trials(), spec.epochs, spec.metric)),
+        ],
+        verbose=1,
+    )
+
+
+def tune_config(source: TrialSource) -> tune.TuneConfig:
+    """Metric, scheduler, searcher, concurrency and readable trial names of the sweep."""
+    spec = source.spec
+    search_alg, num_samples = source.search_alg()
+    namer, dirnamer = trial_namers(source)
+    return tune.TuneConfig(
+        metric=spec.metric,
+        mode=spec.mode,
+        scheduler=build_scheduler(spec),
+        search_alg=search_alg,
+        num_samples=num_samples,
+        max_concurrent_trials=spec.max_concurrent,
+        # an actor's name in the dashboard is fixed when it starts: by default one actor per trial
+        reuse_actors=spec.reuse_actors,
+        trial_name_creator=namer,
+        trial_dirname_creator=dirnamer,
+    )
