@@ -527,7 +527,7 @@ MALFORMED = [
         edit("optimizer: taso", "optimizer: tasso"),
         "blocks[0].optimizer",
         "'tasso'",
-        "adagrad, adam, adamw_cosine, amsgrad",
+        "adagrad, adam, adamw_cosine, adamw_schedulefree, amsgrad",
     ),
     (
         "unknown optimizer in a grid",
