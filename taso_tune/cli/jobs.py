@@ -110,8 +110,11 @@ def _cluster_flags(args: argparse.Namespace) -> str:
     return flags + (f" --token-file {args.token_file}" if args.token_file else "")
 
 
-def _sweep_args(args: argparse.Namespace) -> tuple[str, str, list[str]]:
-    """(space file relative to the working dir, experiment path, `taso-tune sweep` flags)."""
+def _sweep_args(args: argparse.Namespace) -> tuple[str, str, list[str], list[str]]:
+    """(space file relative to the working dir, experiment path, `taso-tune sweep` flags, the user
+    modules to ship beside the working dir)."""
+    from taso_tune.sweep.shipping import job_py_modules
+
     spec = resolve_spec(
         args.space, **override_values(args), scheduler=args.scheduler, name=args.name
     )
@@ -130,7 +133,20 @@ def _sweep_args(args: argparse.Namespace) -> tuple[str, str, list[str]]:
         value = getattr(args, flag[2:].replace("-", "_"))
         if value is not None:
             flags += [flag, str(value)]
-    return space, posixpath.join(storage, name), flags + (["--no-report"] if args.no_report else [])
+    flags += ["--no-report"] if args.no_report else []
+    return space, posixpath.join(storage, name), flags, job_py_modules(spec, args.working_dir)
+
+
+def _resumed_py_modules(experiment: str, working_dir: str) -> list[str]:
+    """The user modules the saved space of ``experiment`` names, to ship with its resume (none when
+    the folder cannot be read from here: the job then finds them where the sweep did)."""
+    from taso_tune.experiment.reader import read_space
+    from taso_tune.sweep.shipping import job_py_modules
+
+    try:
+        return job_py_modules(read_space(experiment), working_dir)
+    except (ConfigError, OSError):
+        return []
 
 
 def run_submit(args: argparse.Namespace) -> int:
@@ -144,8 +160,9 @@ def run_submit(args: argparse.Namespace) -> int:
         raise ConfigError("--working-dir", args.working_dir, "no such folder")
     if args.resume:
         experiment, space, command = args.resume, "", ["resume", args.resume]
+        py_modules = _resumed_py_modules(args.resume, args.working_dir)
     else:
-        space, experiment, flags = _sweep_args(args)
+        space, experiment, flags, py_modules = _sweep_args(args)
         command = ["sweep", space, *flags]
     jobs = _jobs(args)
     job_id = jobs.submit(
@@ -154,6 +171,7 @@ def run_submit(args: argparse.Namespace) -> int:
         space_file=space,
         working_dir=args.working_dir,
         python=args.python,
+        py_modules=py_modules,
     )
     more = _cluster_flags(args)
     print(f"submitted job {job_id}")

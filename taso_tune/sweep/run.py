@@ -44,6 +44,7 @@ from taso_tune.sweep.outcome import SweepOutcome, outcome
 from taso_tune.sweep.paths import new_experiment_path
 from taso_tune.sweep.preflight import disconnect
 from taso_tune.sweep.prepare import prepare
+from taso_tune.sweep.shipping import space_callables, user_modules
 from taso_tune.sweep.space_file import write_space_file
 from taso_tune.sweep.trials import trial_source
 from taso_tune.sweep.tuner import build_tuner
@@ -97,6 +98,11 @@ def resume_sweep(experiment: str, *, address: str | None = None) -> SweepOutcome
     check_trusted_folder(path)
     spec = read_space(path)
     storage, name = posixpath.split(path.rstrip("/"))
+    modules = user_modules(space_callables(spec))
+    if modules:  # the saved space names them: say so before anything imports them
+        print(
+            f"{path}: its space names your code; resuming imports {', '.join(modules)}", flush=True
+        )
 
     def body() -> SweepOutcome:
         statuses = trial_statuses(path, strict=True) or []
