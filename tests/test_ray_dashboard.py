@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -31,8 +32,10 @@ import pytest
 import yaml
 from ray_head import Cluster, Prometheus, prometheus_for, ray_head
 from sweep_helpers import result_records, trial_dirs
+from test_own_model import USER_MODULE
 
 from taso_tune.cli import main
+from taso_tune.results.experiment import load_experiment
 from taso_tune.sweep.observe.live_metrics import GAUGES as LIVE_GAUGES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -581,3 +584,42 @@ def test_grafana_dashboard_has_a_panel_per_gauge() -> None:
     assert sorted(exprs) == sorted(LIVE_GAUGES)  # one panel per live gauge, by its exported name
     scale = exprs["taso_tune_lr"]["fieldConfig"]["defaults"]["custom"]["scaleDistribution"]
     assert scale == {"type": "log", "log": 10}
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_submitted_sweep_ships_the_users_package_from_outside_the_working_dir(
+    cluster: Cluster, monkeypatch
+) -> None:
+    """The user's package lives outside the uploaded working directory and on no path of the head:
+    `submit` ships it as py_modules, so the job's driver and its trials import it."""
+    package = Path(cluster.folder, "elsewhere", "mine")
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "nets.py").write_text(textwrap.dedent(USER_MODULE))
+    monkeypatch.syspath_prepend(str(package.parent))
+    train = {**TINY_SPACE["train"], "model": "mine.nets:mlp", "dataset": "mine.nets:tensors"}
+    work = _working_dir(cluster, "work-own", {**TINY_SPACE, "train": {**train, "batch_size": 8}})
+    storage = Path(cluster.folder, "runs")
+    code, out = run_cli(
+        "submit",
+        str(work / "tiny.yaml"),
+        "--address",
+        cluster.url,
+        "--token-file",
+        cluster.token_file,
+        "--working-dir",
+        str(work),
+        "--storage",
+        str(storage),
+        "--name",
+        "own",
+    )
+    assert code == 0, out
+    job_id = _job_id(out)
+    status = _wait(cluster, job_id)
+    logs = cluster.api(f"/api/jobs/{job_id}/logs")["logs"]
+    assert status == "SUCCEEDED", logs[-3000:]
+    assert len(cluster.api(f"/api/jobs/{job_id}")["runtime_env"]["py_modules"]) == 1
+    trials = load_experiment(str(storage / "own")).trials
+    assert len(trials) == 2 and (trials["status"] == "complete").all()
