@@ -16,7 +16,7 @@ from typing import Any
 
 from taso_tune.core.errors import ConfigError
 from taso_tune.core.records import METRICS, EpochRecord, EpochSummary, RunStatus
-from taso_tune.stats.seeds import chance_level, summarize
+from taso_tune.stats.seeds import diverged_score, summarize
 from taso_tune.training.data.sets import ImageData, load_dataset
 from taso_tune.training.run import Run, TrainConfig
 
@@ -95,20 +95,21 @@ def runs_status(statuses: Iterable[RunStatus]) -> RunStatus:
 
 
 def chance_scores(records: Mapping[int, EpochRecord], num_classes: int) -> dict[str, float]:
-    """What a diverged seed scores on each metric: 1 / classes for an accuracy; for a loss, the worst
-    finite loss of this epoch's other seeds or the loss of a uniform guess, ln(classes), if higher."""
-    scores = {}
-    for metric in METRICS:
-        if metric.endswith("_acc"):
-            scores[metric] = chance_level("accuracy", num_classes=num_classes)
-        else:
-            seen = [
+    """What a diverged seed scores on each metric this epoch, by the one rule
+    (:func:`taso_tune.stats.seeds.diverged_score`): the complete seeds a trial can see are its own
+    seeds that have finished, so until they have a loss scores ln(classes)."""
+    return {
+        metric: diverged_score(
+            metric,
+            num_classes=num_classes,
+            complete=[
                 float(r[metric])
                 for r in records.values()
-                if r["status"] != "diverged" and metric in r and math.isfinite(float(r[metric]))
-            ]
-            scores[metric] = chance_level("loss", worst_value=max([math.log(num_classes), *seen]))
-    return scores
+                if r["status"] == "complete" and metric in r
+            ],
+        )
+        for metric in METRICS
+    }
 
 
 def epoch_summary(records: Mapping[int, EpochRecord], num_classes: int) -> EpochSummary:
