@@ -18,7 +18,7 @@ from taso_tune.core.errors import ConfigError
 from taso_tune.core.records import METRICS, SEED_PACKINGS, SeedPacking
 from taso_tune.spaces.expansion import configurations, count_configurations
 from taso_tune.spaces.sections import Resources, SchedulerSpec, SearchSpec
-from taso_tune.spaces.spec_checks import check_scheduler, check_seeds
+from taso_tune.spaces.spec_checks import check_packing, check_scheduler, check_seeds
 from taso_tune.spaces.validation import Block, parse_blocks, validate_blocks, validate_train
 from taso_tune.spaces.values import require_int
 from taso_tune.training.run import TrainConfig
@@ -130,6 +130,7 @@ class SweepSpec:
             self, "blocks", validate_blocks(blocks, self.train, self.search.type, self.metric)
         )
         check_scheduler(self)
+        check_packing(self)
 
     def _check_size(self, blocks: tuple[Block, ...]) -> None:
         """Refuse more trials than :attr:`max_trials`, counted without making the configurations."""

@@ -1,4 +1,4 @@
-"""Checks of a SweepSpec that look at several of its fields together (seeds, scheduler)."""
+"""Checks of a SweepSpec that look at several of its fields together (seeds, scheduler, packing)."""
 
 from __future__ import annotations
 
@@ -74,4 +74,26 @@ def check_scheduler(spec: SweepSpec) -> None:
                 "scheduler.type",
                 "budget-sh",
                 "needs a list of configurations (search grid or random), not optuna",
+            )
+
+
+def check_packing(spec: SweepSpec) -> None:
+    """``seed_packing: stacked`` against ``compile: true``: the stacked model cannot be compiled,
+    so every trial of two or more seeds would fail; refused here, before Ray starts (a trial of one
+    seed trains it alone, compiled)."""
+    if spec.seed_packing != "stacked" or spec.seeds < 2 or spec.seeds_per_trial == 1:
+        return
+    if spec.train.get("compile") is True:
+        raise ConfigError(
+            "train.compile",
+            True,
+            "is not supported with seed_packing: stacked (use seed_packing: separate or auto)",
+        )
+    for i, block in enumerate(spec.blocks):
+        value = block.get("compile")
+        if value is not None and any(option is True for option in value.options):
+            raise ConfigError(
+                f"blocks[{i}].compile",
+                True,
+                "is not supported with seed_packing: stacked (use seed_packing: separate or auto)",
             )
