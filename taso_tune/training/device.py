@@ -32,7 +32,8 @@ def resolve_device(device: Device) -> torch.device:
 @dataclass(frozen=True)
 class DeviceSetup:
     """The device a run trains on and how: ``memory_format`` of its models and batches, and
-    ``autocast``, a reusable context (bf16 autocast, or one that does nothing) around every forward."""
+    ``autocast``, a reusable context (bf16 autocast, or one that does nothing) around every
+    forward."""
 
     device: torch.device
     memory_format: torch.memory_format

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 
 from taso_tune.core.records import EpochRecord, RunStatus
 
-#: An epoch's mean cross-entropy above this means the weights blew up (chance level is ln(classes) ~ 2.3-4.6).
+#: An epoch's mean cross-entropy above this means the weights blew up (chance level is ln(classes),
+#: 2.3-4.6).
 DIVERGED_LOSS = 1e4
 
 
@@ -22,7 +23,8 @@ def has_diverged(train_loss: float) -> bool:
 
 
 def status_after(train_loss: float, epoch: int, total_epochs: int) -> RunStatus:
-    """A seed's status after ``epoch`` of ``total_epochs``, whose mean training loss was ``train_loss``."""
+    """A seed's status after ``epoch`` of ``total_epochs``, whose mean training loss was
+    ``train_loss``."""
     if has_diverged(train_loss):
         return "diverged"
     return "complete" if epoch >= total_epochs else "running"

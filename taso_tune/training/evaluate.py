@@ -22,12 +22,14 @@ MIN_EVAL_BATCH = 256
 
 def at_least_float32(values: torch.Tensor) -> torch.Tensor:
     """Logits or losses to compute and sum a loss in: bf16 (autocast) raised to float32, float32
-    and float64 (a model built under ``torch.set_default_dtype(torch.float64)``) kept as they are."""
+    and float64 (a model built under ``torch.set_default_dtype(torch.float64)``) kept as they
+    are."""
     return values.to(torch.promote_types(values.dtype, torch.float32))
 
 
 def held_out_splits(data: ImageData) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """The splits an epoch is evaluated on, in record order: validation (when there is one), test."""
+    """The splits an epoch is evaluated on, in record order: validation (when there is one),
+    test."""
     splits = {"test": (data.x_test, data.y_test)}
     if len(data.y_val):
         splits = {"val": (data.x_val, data.y_val), **splits}

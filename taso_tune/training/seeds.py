@@ -29,16 +29,17 @@ Packing = Literal["separate", "stacked"]
 
 
 class SeedTraining(Protocol):
-    """What a trial asks of its seeds, however they are packed (:func:`~taso_tune.training.packing.seed_training`
-    builds one): :class:`SeedRuns` trains them one after another, :class:`~taso_tune.training.stacked.StackedRuns`
-    as one stacked model."""
+    """What a trial asks of its seeds, however they are packed
+    (:func:`~taso_tune.training.packing.seed_training` builds one): :class:`SeedRuns` trains them
+    one after another, :class:`~taso_tune.training.stacked.StackedRuns` as one stacked model."""
 
     #: how the seeds are packed, as a trial reports it
     packing: Packing
 
     @property
     def status(self) -> RunStatus:
-        """``running`` while any seed trains; ``diverged`` when every seed diverged; else ``complete``."""
+        """``running`` while any seed trains; ``diverged`` when every seed diverged; else
+        ``complete``."""
         ...
 
     @property
@@ -85,8 +86,9 @@ class SeedRuns:
     """The runs of ``config`` for each of ``seeds`` (``config.seed`` is ignored), one after another
     each epoch, on one device set-up and one copy of the data.
 
-    ``state_dict()`` holds every seed's whole run; ``SeedRuns(config, seeds, data, state)`` continues
-    each exactly where it stopped. ``setup`` is the device set-up (``config``'s when ``None``).
+    ``state_dict()`` holds every seed's whole run; ``SeedRuns(config, seeds, data, state)``
+    continues each exactly where it stopped. ``setup`` is the device set-up (``config``'s when
+    ``None``).
     """
 
     packing: Packing = "separate"
