@@ -120,6 +120,24 @@ def test_epoch_summary_by_hand() -> None:
     assert one["val_acc"] == pytest.approx(0.7) and "val_acc_std" not in one  # no std from one seed
 
 
+@pytest.mark.parametrize("packing", ["separate", "stacked"])
+def test_the_seeds_of_a_trial_share_one_copy_of_the_data(data, packing: str) -> None:
+    from taso_tune.training.packing import seed_training
+
+    runs = seed_training(CONFIG, SEEDS, data, packing=packing)
+    shared = runs.data.x_train.data_ptr()
+    assert runs.setup.device == runs.data.x_train.device
+    if packing == "separate":
+        # every seed's run reads the trial's one copy, and trains on the trial's device set-up
+        for run in runs.runs.values():
+            assert run.data.x_train.data_ptr() == shared and run.setup is runs.setup
+            assert run.data.x_val.data_ptr() == runs.data.x_val.data_ptr()
+            assert run.train_batches.x.data_ptr() == shared
+    else:
+        for batches in runs.batches:
+            assert batches.x.data_ptr() == shared
+
+
 def test_seeds_must_be_distinct(data) -> None:
     from taso_tune.core.errors import ConfigError
 

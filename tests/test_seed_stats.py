@@ -19,6 +19,7 @@ from taso_tune.stats.seeds import (
     Interval,
     SeedSummary,
     chance_level,
+    diverged_score,
     format_interval,
     format_mean_std,
     pick,
@@ -97,6 +98,23 @@ def test_loss_chance_is_the_worst_value_seen() -> None:
     assert chance_level("loss", worst_value=2.5) == 2.5
     s = summarize([0.30, 0.32], planned=3, diverged=1, chance=2.5)
     assert s.mean == approx((0.30 + 0.32 + 2.5) / 3)  # 1.04
+
+
+def test_the_one_rule_for_a_diverged_seed() -> None:
+    """docs/results.md, "A diverged seed counts": 1 / classes for an accuracy, the worst value a
+    complete seed reached for a loss; ln(classes), a uniform guess's loss, when none is known."""
+    assert diverged_score("val_acc", num_classes=10, complete=[0.99, 0.98]) == 0.1
+    assert diverged_score("test_acc", num_classes=4) == 0.25
+    assert (
+        diverged_score("val_acc", num_classes=None) == 0.0
+    )  # classes unknown: nothing scores lower
+    # the worst complete value, even below ln(10) = 2.302585; NaN and inf are no complete value
+    assert diverged_score("val_loss", num_classes=10, complete=[0.3, 0.5, math.nan]) == 0.5
+    assert diverged_score("test_loss", num_classes=10, complete=[0.3, math.inf, 3.1]) == 3.1
+    assert diverged_score("train_loss", num_classes=10) == approx(math.log(10))
+    assert diverged_score("val_loss", num_classes=None, complete=[0.4]) == 0.4
+    with pytest.raises(ConfigError, match="num_classes"):
+        diverged_score("val_loss", num_classes=None, complete=[math.nan])
 
 
 def test_missing_and_diverged_status_text() -> None:

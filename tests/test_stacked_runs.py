@@ -17,9 +17,11 @@ from taso_tune.core.errors import ConfigError
 from taso_tune.spaces import load_space
 from taso_tune.sweep.trainable import checkpoint_due
 from taso_tune.training.data.sets import load_dataset
+from taso_tune.training.device import DeviceSetup
+from taso_tune.training.packing import STACKED_ON_CUDA, resolve_packing, seed_training
 from taso_tune.training.run import TrainConfig
 from taso_tune.training.seeds import SeedRuns
-from taso_tune.training.stacked import StackedRuns, resolve_packing
+from taso_tune.training.stacked import StackedRuns
 
 SEEDS = [0, 1, 2]
 METRIC_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")
@@ -123,6 +125,48 @@ def test_batchnorm_models_at_tiny_size_and_their_running_statistics_per_seed(
     )  # each seed its own
 
 
+@pytest.mark.parametrize("model", ["resnet18", "vgg19"])
+def test_batchnorm_models_under_bf16_autocast(model: str) -> None:
+    """The stack under bf16 autocast (what CUDA trains in), here on the CPU, one epoch at the tiny
+    size above: the same training loss at the same initial weights, and the same held-out numbers
+    after one optimizer step, as each seed alone.
+
+    bf16 keeps 8 significant bits, a relative rounding of up to 2^-9 (0.2%) per operation, and the
+    stack's batched kernels (convolutions grouped by seed, BatchNorm's vmap rule) round in other
+    places than the per-seed kernels: measured up to 0.2% apart on the training loss and 0.01% on
+    the held-out losses, so the losses must agree to 1%, far below what a seed trained on another
+    seed's data or gradient would show (float64 above checks that exactly). An accuracy on 16
+    images may flip one image whose two top logits are closer than that rounding (measured: none).
+    The autocast is entered around every forward, as on CUDA: one held open across steps would keep
+    its bf16 copies of the weights from before the step."""
+    data = load_dataset("synthetic", train_limit=20, val_fraction=0.2)
+    data = replace(data, x_test=data.x_test[:16], y_test=data.y_test[:16])
+    config = TrainConfig(
+        model=model,
+        dataset="synthetic",
+        optimizer="taso",
+        epochs=1,
+        batch_size=16,
+        threads=1,
+        train_limit=20,
+        val_fraction=0.2,
+        hparams={"lr": 0.002},
+    )
+    bf16 = DeviceSetup(
+        torch.device("cpu"), torch.contiguous_format, torch.autocast("cpu", dtype=torch.bfloat16)
+    )
+    separate = SeedRuns(config, [0, 1], data, setup=bf16).step_epoch()
+    stacked = StackedRuns(config, [0, 1], data, setup=bf16).step_epoch()
+    for seed in (0, 1):
+        a, b = separate[seed], stacked[seed]
+        for key in METRIC_KEYS:
+            if key.endswith("_acc"):
+                assert a[key] == pytest.approx(b[key], abs=1 / 16 + 1e-12), (seed, key)
+            else:
+                assert a[key] == pytest.approx(b[key], rel=1e-2), (seed, key)
+        assert a["status"] == b["status"] == "complete"
+
+
 def test_resume_is_exact(digits) -> None:
     uninterrupted = StackedRuns(lenet(), SEEDS, digits)
     expected = [uninterrupted.step_epoch() for _ in range(3)]
@@ -187,6 +231,68 @@ def test_packing_resolution_and_bad_values() -> None:
         resolve_packing("packed", cpu, 3)
     with pytest.raises(ConfigError, match="compile"):
         StackedRuns(TrainConfig(compile=True, epochs=1), [0, 1])
+
+
+def test_auto_stacks_only_what_cannot_break_or_slow_a_trial() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")  # the resolver needs no GPU
+    assert STACKED_ON_CUDA == {"lenet5"}  # no model measured faster stacked on a GPU yet
+    assert resolve_packing("auto", cuda, 3, model="lenet5", compile=False) == "stacked"
+    for model in ("vgg19", "resnet18"):  # BatchNorm, adaptive pooling: unmeasured on a GPU
+        assert resolve_packing("auto", cuda, 3, model=model, compile=False) == "separate"
+        assert resolve_packing("stacked", cuda, 3, model=model, compile=False) == "stacked"
+    # auto never combines the stack with compile, which it does not support
+    assert resolve_packing("auto", cuda, 3, model="lenet5", compile=True) == "separate"
+    assert resolve_packing("auto", cpu, 3, model="lenet5", compile=True) == "separate"
+    assert resolve_packing("separate", cuda, 3, model="lenet5", compile=True) == "separate"
+    # asked for by name it stays an error, when the stack is built (and in the space, below)
+    assert resolve_packing("stacked", cpu, 2, model="lenet5", compile=True) == "stacked"
+    with pytest.raises(ConfigError, match="compile"):
+        seed_training(TrainConfig(compile=True, epochs=1), [0, 1], packing="stacked")
+
+
+def test_one_factory_builds_the_seeds_of_a_trial(digits) -> None:
+    config = lenet(epochs=1)
+    auto = seed_training(replace(config, device="cpu"), SEEDS, digits)
+    assert isinstance(auto, SeedRuns) and auto.packing == "separate"  # auto on the CPU
+    stacked = seed_training(config, SEEDS, digits, packing="stacked")
+    assert isinstance(stacked, StackedRuns) and stacked.packing == "stacked"
+    one = seed_training(config, [4], digits, packing="stacked")
+    assert isinstance(one, SeedRuns) and one.packing == "separate"  # one seed trains alone
+    with pytest.raises(ConfigError, match="seed_packing"):  # a stacked checkpoint, resumed separate
+        seed_training(config, SEEDS, digits, stacked.state_dict(), packing="separate")
+
+
+def test_stacked_with_compile_is_refused_before_ray_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    in_train = write_space(
+        tmp_path / "train.yaml",
+        [{"optimizer": "taso"}],
+        seeds=2,
+        seed_packing="stacked",
+        train={"compile": True},
+    )
+    assert main(["sweep", str(in_train), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "train.compile" in err and "True" in err and "seed_packing" in err, err
+    in_block = write_space(
+        tmp_path / "block.yaml",
+        [{"optimizer": "taso"}, {"optimizer": "adam", "compile": True}],
+        seeds=2,
+    )
+    assert main(["sweep", str(in_block), "--seed-packing", "stacked", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "blocks[1].compile" in err and str(in_block) in err, err
+    # auto falls back to separate, and one seed per trial trains alone: both load
+    assert load_space(str(in_block)).seed_packing == "auto"
+    alone = write_space(
+        tmp_path / "alone.yaml",
+        [{"optimizer": "taso"}],
+        seeds=1,
+        seed_packing="stacked",
+        train={"compile": True},
+    )
+    assert load_space(str(alone)).seed_packing == "stacked"
 
 
 def test_checkpoint_rule_on_epochs_and_time() -> None:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from taso_tune.core.errors import ConfigError
 from taso_tune.core.records import METRICS
-from taso_tune.stats.seeds import SeedSummary, chance_level, rank, status_text, summarize
+from taso_tune.stats.seeds import SeedSummary, diverged_score, rank, status_text, summarize
 
 SelectOn = Literal["val", "test"]
 
@@ -42,12 +42,13 @@ def selection_metric(select_on: SelectOn = "val") -> str:
 
 
 def _chance(metric: str, group: pd.DataFrame, trials: pd.DataFrame) -> float:
-    if metric.endswith("_acc"):
-        classes = pd.to_numeric(group["num_classes"], errors="coerce").dropna()
-        return chance_level("accuracy", num_classes=int(classes.iloc[0])) if len(classes) else 0.0
+    """A diverged seed's score on ``metric`` (:func:`~taso_tune.stats.seeds.diverged_score`): a loss
+    against every complete seed of the sweep."""
+    classes = pd.to_numeric(group["num_classes"], errors="coerce").dropna()
     done = pd.to_numeric(trials.loc[trials["status"] == "complete", metric], errors="coerce")
-    finite = done[done.map(math.isfinite)] if len(done) else done
-    return chance_level("loss", worst_value=float(finite.max()) if len(finite) else 0.0)
+    return diverged_score(
+        metric, num_classes=int(classes.iloc[0]) if len(classes) else None, complete=done
+    )
 
 
 def aggregate(
@@ -81,11 +82,12 @@ def aggregate(
             values = [
                 v for v in pd.to_numeric(complete[metric], errors="coerce") if math.isfinite(v)
             ]
+            scored_at_chance = diverged + len(complete) - len(values)
             summary = summarize(
                 values,
                 count,
-                diverged=diverged + len(complete) - len(values),
-                chance=_chance(metric, group, trials),
+                diverged=scored_at_chance,
+                chance=_chance(metric, group, trials) if scored_at_chance else None,
             )
             row.update(
                 {

@@ -23,7 +23,7 @@ from taso_tune.core.errors import ConfigError
 from taso_tune.results.aggregate import SelectOn, selection_metric
 from taso_tune.results.experiment import Experiment
 from taso_tune.stats.paired import DEFAULT_LEVEL, holm, paired_difference, paired_verdict
-from taso_tune.stats.seeds import MISSING_TEXT, chance_level
+from taso_tune.stats.seeds import MISSING_TEXT, diverged_score
 
 #: The metric compared by default: held out from the selection, as the paper's final tables report.
 COMPARED_METRIC = "test_acc"
@@ -50,7 +50,7 @@ def seed_values(experiment: Experiment, config_id: str, metric: str) -> dict[int
     for _, row in rows.iterrows():
         value = pd.to_numeric(pd.Series([row.get(metric)]), errors="coerce").iloc[0]
         if row["status"] == "diverged" or not math.isfinite(value):
-            value = chance_level("accuracy", num_classes=int(row["num_classes"]))
+            value = diverged_score(metric, num_classes=int(row["num_classes"]))
         values[int(row["seed"])] = float(value)
     return values
 

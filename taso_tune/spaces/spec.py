@@ -18,7 +18,7 @@ from taso_tune.core.errors import ConfigError
 from taso_tune.core.records import METRICS, SEED_PACKINGS, SeedPacking
 from taso_tune.spaces.expansion import configurations, count_configurations
 from taso_tune.spaces.sections import Resources, SchedulerSpec, SearchSpec
-from taso_tune.spaces.spec_checks import check_scheduler, check_seeds
+from taso_tune.spaces.spec_checks import check_packing, check_scheduler, check_seeds
 from taso_tune.spaces.validation import Block, parse_blocks, validate_blocks, validate_train
 from taso_tune.spaces.values import require_int
 from taso_tune.training.run import TrainConfig
@@ -133,6 +133,13 @@ class SweepSpec:
             self.scheduler,
             self.search,
             epochs=self.epochs,
+            seeds=self.seeds,
+            seeds_per_trial=self.seeds_per_trial,
+        )
+        check_packing(
+            self.seed_packing,
+            self.train,
+            self.blocks,
             seeds=self.seeds,
             seeds_per_trial=self.seeds_per_trial,
         )

@@ -1,13 +1,14 @@
-"""Checks of a SweepSpec that look at several of its fields together (seeds, scheduler); the spec
-passes them its fields, so this module sits below it."""
+"""Checks of a SweepSpec that look at several of its fields together (seeds, scheduler, packing);
+the spec passes them its fields, so this module sits below it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from taso_tune.core.errors import ConfigError
 from taso_tune.spaces.sections import SchedulerSpec, SearchSpec
-from taso_tune.spaces.values import is_int
+from taso_tune.spaces.values import Value, is_int
 
 
 def check_seeds(
@@ -76,4 +77,33 @@ def check_scheduler(
                 "scheduler.type",
                 "budget-sh",
                 "needs a list of configurations (search grid or random), not optuna",
+            )
+
+
+def check_packing(
+    seed_packing: str,
+    train: Mapping[str, Any],
+    blocks: Sequence[Mapping[str, Value]],
+    *,
+    seeds: int,
+    seeds_per_trial: int | str,
+) -> None:
+    """``seed_packing: stacked`` against ``compile: true``: the stacked model cannot be compiled,
+    so every trial of two or more seeds would fail; refused here, before Ray starts (a trial of one
+    seed trains it alone, compiled)."""
+    if seed_packing != "stacked" or seeds < 2 or seeds_per_trial == 1:
+        return
+    if train.get("compile") is True:
+        raise ConfigError(
+            "train.compile",
+            True,
+            "is not supported with seed_packing: stacked (use seed_packing: separate or auto)",
+        )
+    for i, block in enumerate(blocks):
+        value = block.get("compile")
+        if value is not None and any(option is True for option in value.options):
+            raise ConfigError(
+                f"blocks[{i}].compile",
+                True,
+                "is not supported with seed_packing: stacked (use seed_packing: separate or auto)",
             )

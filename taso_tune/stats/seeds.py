@@ -5,7 +5,8 @@ ends *complete* (a final metric value), *diverged* (training blew up) or *missin
 errored, or stopped early by a scheduler). Every table, report, export and successive-halving rung
 asks this module the same questions, so they all give the same, honestly uncertain, answer:
 
-* :func:`summarize` scores a diverged seed at chance level (:func:`chance_level`) and counts it, and
+* :func:`diverged_score` is the one rule for what a diverged seed scores (every caller asks it), and
+  :func:`summarize` scores a diverged seed at that chance level and counts it, and
   gives the mean, the sample std (``ddof=1``) and a Student-t confidence interval of the mean. With
   fewer than two seeds std and interval are ``None`` (shown as "—", exported as null), never 0.
 * :func:`rank` ranks only the configurations whose planned seeds all finished; the others are listed
@@ -21,7 +22,7 @@ Pure: the standard library, numpy and scipy only (plus the project's error type)
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -52,6 +53,7 @@ __all__ = [
     "SeedSummary",
     "Verdict",
     "chance_level",
+    "diverged_score",
     "format_interval",
     "format_mean_std",
     "pick",
@@ -183,6 +185,35 @@ def chance_level(
             )
         return float(worst_value)
     raise ConfigError("kind", kind, "unknown metric kind", choices=METRIC_KINDS)
+
+
+def diverged_score(
+    metric: str, *, num_classes: int | None, complete: Iterable[float] = ()
+) -> float:
+    """What a diverged seed scores on ``metric``: the one rule of taso-tune (``docs/results.md``, "A
+    diverged seed counts"), which every table, rung, trial report and test asks.
+
+    An accuracy (a metric named ``*_acc``) scores ``1 / num_classes``, or 0 when the number of
+    classes is unknown (``None``: no score is lower). A loss scores the worst (largest) finite value
+    in ``complete``, the values the complete seeds the caller can see reached (the sweep's for the
+    results, the rung's for successive halving, the trial's own for its epoch report); when no
+    complete seed has a finite value, ln(``num_classes``), the loss of a uniform guess.
+    """
+    if metric.endswith("_acc"):
+        if num_classes is None:
+            return 0.0
+        return chance_level("accuracy", num_classes=num_classes)
+    reached = [float(v) for v in complete if is_number(v) and math.isfinite(v)]
+    if reached:
+        return chance_level("loss", worst_value=max(reached))
+    if num_classes is None:
+        raise ConfigError(
+            "num_classes",
+            None,
+            f"no complete seed has a finite {metric!r}: a diverged seed's loss then needs the "
+            "data set's number of classes",
+        )
+    return chance_level("loss", worst_value=math.log(check_count(num_classes, "num_classes", 2)))
 
 
 def t_interval(mean: float, std: float, n: int, confidence: float = DEFAULT_CONFIDENCE) -> Interval:

@@ -30,7 +30,7 @@ from taso_tune.core.storage import read_experiment_file, write_experiment_file
 from taso_tune.experiment.layout import rung_name
 from taso_tune.experiment.state import trials_per_configuration
 from taso_tune.spaces import SweepSpec, with_overrides
-from taso_tune.stats.seeds import chance_level, summarize
+from taso_tune.stats.seeds import diverged_score, summarize
 from taso_tune.sweep.outcome import SweepOutcome
 from taso_tune.sweep.paths import new_experiment_path
 from taso_tune.sweep.prepare import prepare
@@ -80,20 +80,15 @@ def _rung_scores(results: tune.ResultGrid, metric: str, mode: str) -> dict[str, 
                 float(record.get(metric, math.nan))
             ):
                 values[config_id].append(float(record[metric]))
-    worst_seen = (
-        max((v for vs in values.values() for v in vs), default=0.0) if mode == "min" else 0.0
-    )
+    complete = [v for vs in values.values() for v in vs]  # the rung's complete seeds
     worst = -math.inf if mode == "max" else math.inf
     scores = {}
     for config_id, count in planned.items():
-        if metric.endswith("_acc"):
-            chance = (
-                chance_level("accuracy", num_classes=classes[config_id])
-                if classes[config_id]
-                else 0.0
-            )
-        else:
-            chance = chance_level("loss", worst_value=worst_seen)
+        chance = (
+            diverged_score(metric, num_classes=classes[config_id] or None, complete=complete)
+            if diverged[config_id]
+            else None
+        )
         summary = summarize(values[config_id], count, diverged=diverged[config_id], chance=chance)
         scores[config_id] = summary.mean if summary.comparable else worst
     return scores

@@ -38,9 +38,9 @@ from taso_tune.core.records import STATE_FILE, TrialLabels, TrialReport
 from taso_tune.sweep.observe import live_metrics
 from taso_tune.sweep.trials import TrialSource
 from taso_tune.training.data.sets import ImageData
-from taso_tune.training.run import TrainConfig, resolve_device
-from taso_tune.training.seeds import SeedRuns, epoch_summary
-from taso_tune.training.stacked import StackedRuns, resolve_packing
+from taso_tune.training.packing import seed_training
+from taso_tune.training.run import TrainConfig
+from taso_tune.training.seeds import epoch_summary
 
 #: Keys of a trial's flat config that describe it but are not training fields.
 LABEL_KEYS = ("config_id", "block", "seeds")
@@ -105,16 +105,18 @@ def train_trial(
     flat = source.flat_config(config)
     train_config = train_config_of(flat, cpus, device)
     data = datasets[data_key(flat)]
-    packing = resolve_packing(seed_packing, resolve_device(train_config.device), len(flat["seeds"]))
-    runs_class = StackedRuns if packing == "stacked" else SeedRuns
-    runs = runs_class(train_config, flat["seeds"], data, _load_state(tune.get_checkpoint()))
+    runs = seed_training(
+        train_config, flat["seeds"], data, _load_state(tune.get_checkpoint()), packing=seed_packing
+    )
     labels = trial_labels(flat, train_config, data)
     # one line at the start, under the trial's name in the logs (a resumed trial says where it resumes)
     print(
         f"seeds {list(flat['seeds'])}: {runs.epoch} of {train_config.epochs} epochs done, training on "
-        f"{train_config.device}, seeds {packing}",
+        f"{train_config.device}, seeds {runs.packing}",
         flush=True,
     )
+    for note in runs.model_notes:
+        print(f"{train_config.model}: {note}", flush=True)
     saved_at = time.monotonic()
     gauges = live_metrics.TrialGauges(
         experiment, tune.get_context().get_trial_name(), train_config.optimizer

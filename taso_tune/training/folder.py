@@ -9,8 +9,7 @@ from collections.abc import Callable
 
 from taso_tune.core.records import EPOCH_FIELDS, EpochRecord
 from taso_tune.core.storage import write_text_atomic, write_yaml_atomic
-from taso_tune.training.data.sets import ImageData
-from taso_tune.training.run import Run, TrainConfig
+from taso_tune.training.run import Run
 
 #: Columns of a training folder's ``metrics.csv``.
 CSV_COLUMNS: tuple[str, ...] = tuple(f for f in EPOCH_FIELDS if f != "total_epochs")
@@ -25,26 +24,13 @@ def metrics_csv(records: list[EpochRecord]) -> str:
     return buf.getvalue()
 
 
-def train_to_folder(
-    config: TrainConfig,
-    out: str,
-    on_epoch: Callable[[Run, EpochRecord], None] | None = None,
-    data: ImageData | None = None,
-) -> list[EpochRecord]:
-    """Train ``config`` and keep its results in ``out``: ``config.yaml`` (the resolved config) at the
-    start, ``metrics.csv`` rewritten atomically after every epoch.
-
-    Everything is built (data loaded, config checked) before the folder is created, so bad input
-    leaves nothing behind. ``on_epoch(run, record)`` is called after each epoch (progress output).
-    """
-    run = Run(config, data)
-    return train_run_to_folder(run, out, on_epoch)
-
-
 def train_run_to_folder(
     run: Run, out: str, on_epoch: Callable[[Run, EpochRecord], None] | None = None
 ) -> list[EpochRecord]:
-    """:func:`train_to_folder` for a :class:`Run` already built (its data loaded)."""
+    """Train ``run`` (built beforehand, so bad input fails before the folder is created) and keep
+    its results in ``out``: ``config.yaml`` (the resolved config) at the start, ``metrics.csv``
+    rewritten atomically after every epoch. ``on_epoch(run, record)`` is called after each epoch
+    (progress output)."""
     os.makedirs(out, exist_ok=True)
     write_yaml_atomic(os.path.join(out, "config.yaml"), run.config.to_flat())
     records: list[EpochRecord] = []

@@ -1,11 +1,13 @@
-"""A framework-free training loop: ``fit(config)`` yields one record per epoch.
+"""One seed's training run, framework-free: :class:`TrainConfig`, :class:`Run` and ``fit(config)``,
+which yields one record per epoch.
 
-Nothing here knows about Ray. The Ray layer wraps :class:`Run` (for checkpoints) and ``fit``; a
-notebook or a test can use them directly.
+Nothing here knows about Ray. A trial trains its seeds through :mod:`taso_tune.training.seeds`
+(one :class:`Run` a seed) or :mod:`taso_tune.training.stacked`; ``taso-tune train`` runs one
+:class:`Run`; ``fit`` is the plain loop a notebook or a benchmark times.
 
 The training step never synchronises with the host: loss and accuracy accumulate on the device and
-are read once per epoch. A training loss that is non-finite, or above ``DIVERGED_LOSS`` (logits blown
-up: with SGD at lr 2 the paper's VGG19 ended at chance level), ends the run with status ``diverged``.
+are read once per epoch. The epoch's record and the divergence rule are those of
+:mod:`taso_tune.training.epoch`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import math
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -24,21 +26,12 @@ from taso_tune.core.errors import ConfigError
 from taso_tune.core.records import EpochRecord, RunStatus
 from taso_tune.schedules.maths import ScheduleGranularity
 from taso_tune.training.data.custom import IMAGE_FOLDER
-from taso_tune.training.data.sets import (
-    PAD_LABEL,
-    DeviceBatches,
-    ImageData,
-    check_batch_size,
-    check_dataset_name,
-    load_dataset,
-)
+from taso_tune.training.data.sets import DeviceBatches, ImageData, check_dataset_name
+from taso_tune.training.device import Device, DeviceSetup
+from taso_tune.training.epoch import epoch_record
+from taso_tune.training.evaluate import at_least_float32, evaluate_seeds, held_out_splits
 from taso_tune.training.models import build_model_with_notes, check_model_name
 from taso_tune.training.optimizers import build_optimizer, resolve_granularity, resolve_hparams
-
-#: An epoch's mean cross-entropy above this means the weights blew up (chance level is ln(classes) ~ 2.3-4.6).
-DIVERGED_LOSS = 1e4
-
-Device = Literal["auto", "cpu", "cuda"]
 
 
 @dataclass(frozen=True)
@@ -139,25 +132,6 @@ class TrainConfig:
         return flat
 
 
-def load_data(config: TrainConfig) -> ImageData:
-    """The data set ``config`` trains on, loaded and split."""
-    return load_dataset(
-        config.dataset,
-        config.data_root,
-        download=config.download,
-        val_fraction=config.val_fraction,
-        train_limit=config.train_limit,
-        image_size=config.image_size,
-        data_memory_gb=config.data_memory_gb,
-    )
-
-
-def resolve_device(device: Device) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def _global_rng_state(device: torch.device) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     if device.type == "cuda":
         return torch.get_rng_state(), torch.cuda.get_rng_state(device)
@@ -196,25 +170,16 @@ class Run:
         config: TrainConfig,
         data: ImageData | None = None,
         state: Mapping[str, Any] | None = None,
+        *,
+        setup: DeviceSetup | None = None,
     ) -> None:
+        """``setup`` and ``data`` already on its device are a trial's, shared by its seeds; without
+        them the run sets its device up and loads ``config``'s data set itself."""
         self.config = config
-        self.device = resolve_device(config.device)
-        if self.device.type == "cpu" and config.threads:
-            torch.set_num_threads(config.threads)
-        if data is None:
-            data = load_data(config)
-        check_batch_size(config.batch_size, data)
-        self.data = data.to(self.device)
-        info = data.info
-        on_cuda = self.device.type == "cuda"
-        self.memory_format = (
-            torch.channels_last if on_cuda and config.channels_last else torch.contiguous_format
-        )
-        self.autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16)
-            if on_cuda and config.amp
-            else contextlib.nullcontext()
-        )
+        self.setup = setup or DeviceSetup.of(config)
+        self.device = self.setup.device
+        self.data = self.setup.data(config, data)
+        info = self.data.info
         torch.manual_seed(config.seed)
         module, self.model_notes = build_model_with_notes(
             config.model,
@@ -222,7 +187,7 @@ class Run:
             image_size=info.image_size,
             num_classes=info.num_classes,
         )
-        self.module = module.to(self.device, memory_format=self.memory_format)
+        self.module = module.to(self.device, memory_format=self.setup.memory_format)
         # the global RNG (dropout) is this run's own: several runs in one process do not share it
         self.rng_state = _global_rng_state(self.device)
         # static shapes: training drops its last partial batch and evaluation pads its own, so a
@@ -237,7 +202,7 @@ class Run:
             generator=self.generator,
             augment=info.augment,
             drop_last=True,
-            memory_format=self.memory_format,
+            memory_format=self.setup.memory_format,
         )
         self.optimizer, self.scheduler = build_optimizer(
             config.optimizer,
@@ -246,7 +211,7 @@ class Run:
             config.hparams,
             steps_per_epoch=len(self.train_batches),
             granularity=config.schedule_granularity,
-            fused=on_cuda,
+            fused=self.setup.on_cuda,
         )
         self.epoch = 0
         self.status: RunStatus = "running"
@@ -284,7 +249,7 @@ class Run:
         seen = 0
         per_step = self.scheduler.granularity == "step"
         for xb, yb in self.train_batches:
-            with self.autocast:
+            with self.setup.autocast:
                 logits = self.forward(xb)
                 loss = F.cross_entropy(logits, yb)
             self.optimizer.zero_grad(set_to_none=True)
@@ -301,7 +266,18 @@ class Run:
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
         """Mean loss and accuracy on a split (no augmentation)."""
-        return evaluate_split(self, x, y)
+        self.module.eval()
+        losses, accuracies = evaluate_seeds(
+            lambda xb: self.forward(xb).unsqueeze(0),
+            x,
+            y,
+            seeds=1,
+            data=self.data,
+            batch_size=self.config.batch_size,
+            setup=self.setup,
+            pad_last=self.config.compile,
+        )
+        return losses[0], accuracies[0]
 
     def current_lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
@@ -316,57 +292,21 @@ class Run:
             train_loss, train_acc, seen = self.train_epoch()
         train_seconds = time.perf_counter() - start
         self.epoch += 1
-        record: EpochRecord = {  # type: ignore[typeddict-item]  # filled below
-            "epoch": self.epoch,
-            "total_epochs": self.config.epochs,
-            "lr": lr,
-            "train_loss": train_loss,
-            "train_acc": train_acc,
+        evaluated = {
+            split: self.evaluate(x, y) for split, (x, y) in held_out_splits(self.data).items()
         }
-        if len(self.data.y_val):
-            record["val_loss"], record["val_acc"] = self.evaluate(self.data.x_val, self.data.y_val)
-        record["test_loss"], record["test_acc"] = self.evaluate(self.data.x_test, self.data.y_test)
-        record["epoch_seconds"] = time.perf_counter() - start
-        record["images_per_second"] = seen / train_seconds if train_seconds > 0 else float("nan")
-        if not math.isfinite(train_loss) or train_loss > DIVERGED_LOSS:
-            self.status = "diverged"
-        elif self.epoch >= self.config.epochs:
-            self.status = "complete"
-        record["status"] = self.status
-        return record
-
-
-def at_least_float32(values: torch.Tensor) -> torch.Tensor:
-    """Logits or losses to compute and sum a loss in: bf16 (autocast) raised to float32, float32
-    and float64 (a model built under ``torch.set_default_dtype(torch.float64)``) kept as they are."""
-    return values.to(torch.promote_types(values.dtype, torch.float32))
-
-
-@torch.no_grad()
-def evaluate_split(run: Run, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """Mean loss and accuracy of ``run``'s model on a split, in eval mode (no augmentation)."""
-    run.module.eval()
-    loss_sum = torch.zeros((), device=run.device)
-    correct = torch.zeros((), device=run.device, dtype=torch.int64)
-    # a compiled model sees one evaluation shape: the last partial batch is padded (PAD_LABEL rows
-    # count in neither the loss nor the accuracy)
-    batches = DeviceBatches(
-        x,
-        y,
-        run.data.info,
-        max(run.config.batch_size, 256),
-        pad_last=run.config.compile,
-        memory_format=run.memory_format,
-    )
-    for xb, yb in batches:
-        with run.autocast:
-            logits = run.forward(xb)
-        loss_sum += F.cross_entropy(
-            at_least_float32(logits), yb, reduction="sum", ignore_index=PAD_LABEL
+        record = epoch_record(
+            epoch=self.epoch,
+            total_epochs=self.config.epochs,
+            lr=lr,
+            train_loss=train_loss,
+            train_acc=train_acc,
+            evaluated=evaluated,
+            epoch_seconds=time.perf_counter() - start,
+            images_per_second=seen / train_seconds if train_seconds > 0 else float("nan"),
         )
-        correct += (logits.argmax(1) == yb).sum()
-    n = max(len(y), 1)
-    return (loss_sum / n).item(), correct.item() / n
+        self.status = record["status"]
+        return record
 
 
 def fit(

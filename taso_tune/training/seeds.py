@@ -1,5 +1,9 @@
 """All seeds of one configuration trained side by side, epoch by epoch: what one Ray trial runs.
 
+:class:`SeedTraining` is what a trial asks of its seeds; :class:`SeedRuns` trains them one after
+another, :class:`~taso_tune.training.stacked.StackedRuns` as one stacked model, and
+:func:`~taso_tune.training.packing.seed_training` builds the one a trial uses.
+
 The seeds share every hyperparameter and the data; each has its own initialisation, data order and
 RNG (:class:`~taso_tune.training.run.Run` keeps its own), so seed ``s`` here gives the same numbers as a
 run of that seed alone. A seed that diverges stops; the others go on. :func:`epoch_summary` is what
@@ -12,21 +16,84 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from taso_tune.core.errors import ConfigError
 from taso_tune.core.records import METRICS, EpochRecord, EpochSummary, RunStatus
-from taso_tune.stats.seeds import chance_level, summarize
-from taso_tune.training.data.sets import ImageData, load_dataset
+from taso_tune.stats.seeds import diverged_score, summarize
+from taso_tune.training.data.sets import ImageData
+from taso_tune.training.device import DeviceSetup
 from taso_tune.training.run import Run, TrainConfig
+
+Packing = Literal["separate", "stacked"]
+
+
+class SeedTraining(Protocol):
+    """What a trial asks of its seeds, however they are packed
+    (:func:`~taso_tune.training.packing.seed_training` builds one): :class:`SeedRuns` trains them
+    one after another, :class:`~taso_tune.training.stacked.StackedRuns` as one stacked model."""
+
+    #: how the seeds are packed, as a trial reports it
+    packing: Packing
+    #: what the model's stem was adapted to the data, in words (torchvision models)
+    model_notes: list[str]
+
+    @property
+    def status(self) -> RunStatus:
+        """``running`` while any seed trains; ``diverged`` when every seed diverged; else
+        ``complete``."""
+        ...
+
+    @property
+    def epoch(self) -> int:
+        """The most epochs any seed has done."""
+        ...
+
+    @property
+    def num_classes(self) -> int: ...
+
+    def step_epoch(self) -> dict[int, EpochRecord]:
+        """Train the next epoch of every running seed; every seed's latest record, by seed (a
+        diverged seed keeps its last one)."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything to continue exactly here: the class built with it as ``state`` resumes."""
+        ...
+
+
+def check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
+    """A trial's seeds: a non-empty list of distinct seeds."""
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError("seeds", list(seeds), "must be a non-empty list of distinct seeds")
+    return tuple(seeds)
+
+
+def check_packing(state: Mapping[str, Any] | None, packing: Packing, seeds: Sequence[int]) -> None:
+    """Refuse a checkpoint written by the other packing or for other seeds (a checkpoint of seeds
+    trained one after another, written before it recorded its packing, holds no ``packing``)."""
+    if state is None:
+        return
+    written = state.get("packing", "separate")
+    if written != packing or list(state.get("seeds", seeds)) != list(seeds):
+        raise ConfigError(
+            "seed_packing",
+            packing,
+            "the checkpoint was written by another seed packing or "
+            "other seeds; resume with the packing and seeds it was written with",
+        )
 
 
 class SeedRuns:
-    """The runs of ``config`` for each of ``seeds`` (``config.seed`` is ignored).
+    """The runs of ``config`` for each of ``seeds`` (``config.seed`` is ignored), one after another
+    each epoch, on one device set-up and one copy of the data.
 
-    ``state_dict()`` holds every seed's whole run; ``SeedRuns(config, seeds, data, state)`` continues
-    each exactly where it stopped.
+    ``state_dict()`` holds every seed's whole run; ``SeedRuns(config, seeds, data, state)``
+    continues each exactly where it stopped. ``setup`` is the device set-up (``config``'s when
+    ``None``).
     """
+
+    packing: Packing = "separate"
 
     def __init__(
         self,
@@ -34,23 +101,21 @@ class SeedRuns:
         seeds: Sequence[int],
         data: ImageData | None = None,
         state: Mapping[str, Any] | None = None,
+        *,
+        setup: DeviceSetup | None = None,
     ) -> None:
-        if not seeds or len(set(seeds)) != len(seeds):
-            raise ConfigError("seeds", list(seeds), "must be a non-empty list of distinct seeds")
-        if data is None:
-            data = load_dataset(
-                config.dataset,
-                config.data_root,
-                download=config.download,
-                val_fraction=config.val_fraction,
-                train_limit=config.train_limit,
-            )
-        self.config, self.seeds, self.data = config, tuple(seeds), data
+        self.config, self.seeds = config, check_seeds(seeds)
+        check_packing(state, self.packing, self.seeds)
+        self.setup = setup or DeviceSetup.of(config)
+        self.data = self.setup.data(config, data)  # once for every seed
         runs_state = (state or {}).get("runs", {})
         self.runs = {
-            seed: Run(replace(config, seed=seed), data, runs_state.get(str(seed)))
+            seed: Run(
+                replace(config, seed=seed), self.data, runs_state.get(str(seed)), setup=self.setup
+            )
             for seed in self.seeds
         }
+        self.model_notes = self.runs[self.seeds[0]].model_notes  # the same for every seed
         #: each seed's latest record (a diverged seed keeps its last one)
         self.last: dict[int, EpochRecord] = {
             int(k): v for k, v in (state or {}).get("last", {}).items()
@@ -80,6 +145,8 @@ class SeedRuns:
 
     def state_dict(self) -> dict[str, Any]:
         return {
+            "packing": self.packing,
+            "seeds": list(self.seeds),
             "runs": {str(seed): run.state_dict() for seed, run in self.runs.items()},
             "last": {str(seed): dict(record) for seed, record in self.last.items()},
         }
@@ -95,20 +162,21 @@ def runs_status(statuses: Iterable[RunStatus]) -> RunStatus:
 
 
 def chance_scores(records: Mapping[int, EpochRecord], num_classes: int) -> dict[str, float]:
-    """What a diverged seed scores on each metric: 1 / classes for an accuracy; for a loss, the worst
-    finite loss of this epoch's other seeds or the loss of a uniform guess, ln(classes), if higher."""
-    scores = {}
-    for metric in METRICS:
-        if metric.endswith("_acc"):
-            scores[metric] = chance_level("accuracy", num_classes=num_classes)
-        else:
-            seen = [
+    """What a diverged seed scores on each metric this epoch, by the one rule
+    (:func:`taso_tune.stats.seeds.diverged_score`): the complete seeds a trial can see are its own
+    seeds that have finished, so until they have a loss scores ln(classes)."""
+    return {
+        metric: diverged_score(
+            metric,
+            num_classes=num_classes,
+            complete=[
                 float(r[metric])
                 for r in records.values()
-                if r["status"] != "diverged" and metric in r and math.isfinite(float(r[metric]))
-            ]
-            scores[metric] = chance_level("loss", worst_value=max([math.log(num_classes), *seen]))
-    return scores
+                if r["status"] == "complete" and metric in r
+            ],
+        )
+        for metric in METRICS
+    }
 
 
 def epoch_summary(records: Mapping[int, EpochRecord], num_classes: int) -> EpochSummary:
