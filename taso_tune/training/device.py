@@ -32,12 +32,22 @@ def resolve_device(device: Device) -> torch.device:
 @dataclass(frozen=True)
 class DeviceSetup:
     """The device a run trains on and how: ``memory_format`` of its models and batches, and
-    ``autocast``, a reusable context (bf16 autocast, or one that does nothing) around every
-    forward."""
+    ``autocast_dtype``, the dtype every forward autocasts to (``None``: none).
+
+    :meth:`autocast` gives a new context for each forward: one ``torch.autocast`` entered twice,
+    nested (an evaluation around a model's forward), would restore the wrong state on exit and
+    leave autocast on for the whole process.
+    """
 
     device: torch.device
     memory_format: torch.memory_format
-    autocast: contextlib.AbstractContextManager[object]
+    autocast_dtype: torch.dtype | None = None
+
+    def autocast(self) -> contextlib.AbstractContextManager[object]:
+        """A fresh context for one forward: bf16 autocast, or one that does nothing."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     @property
     def on_cuda(self) -> bool:
@@ -60,11 +70,7 @@ class DeviceSetup:
             memory_format=(
                 torch.channels_last if on_cuda and config.channels_last else torch.contiguous_format
             ),
-            autocast=(
-                torch.autocast("cuda", dtype=torch.bfloat16)
-                if on_cuda and config.amp
-                else contextlib.nullcontext()
-            ),
+            autocast_dtype=torch.bfloat16 if on_cuda and config.amp else None,
         )
 
     def data(self, config: TrainConfig, data: ImageData | None = None) -> ImageData:

@@ -61,7 +61,7 @@ def evaluate_seeds(
         memory_format=setup.memory_format,
     )
     for xb, yb in batches:
-        with setup.autocast:
+        with setup.autocast():
             logits = at_least_float32(logits_of(xb))
         losses = F.cross_entropy(
             logits.flatten(0, 1), yb.repeat(seeds), reduction="none", ignore_index=PAD_LABEL

@@ -249,7 +249,7 @@ class Run:
         seen = 0
         per_step = self.scheduler.granularity == "step"
         for xb, yb in self.train_batches:
-            with self.setup.autocast:
+            with self.setup.autocast():
                 logits = self.forward(xb)
                 loss = F.cross_entropy(logits, yb)
             self.optimizer.zero_grad(set_to_none=True)

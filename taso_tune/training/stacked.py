@@ -197,7 +197,7 @@ class StackedRuns:
             return functional_call(self.base, (params, buffers), (xb,))
 
         batched = vmap(one, in_dims=(0, 0, None if shared_input else 0))
-        with self.setup.autocast:
+        with self.setup.autocast():
             return batched(self.params, self.buffers, x)
 
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
