@@ -28,6 +28,7 @@ from taso_tune.core.storage import (
     read_experiment_file,
     require_shared_storage,
     resolve,
+    tune_filesystem,
     write_experiment_file,
 )
 from taso_tune.experiment.lock import lock_holder, only_own_lock
@@ -53,7 +54,8 @@ PROGRESS_COLUMNS = ("epoch", "lr", "train_loss", "val_acc", "test_acc")
 class SweepOutcome:
     """Where a sweep is and how it went: ``interrupted`` is the signal that stopped it (``None``:
     it ran to the end), ``planned`` the trials it was to run and ``finished`` those that did (0
-    where not counted)."""
+    where not counted); ``storage_fault`` the error of a storage that took no more writes, which
+    stopped it."""
 
     experiment_path: str
     trials: int
@@ -62,6 +64,7 @@ class SweepOutcome:
     planned: int = 0
     interrupted: int | None = None
     finished: int = 0
+    storage_fault: str | None = None
 
 
 def experiment_path(storage: str, name: str) -> str:
@@ -230,6 +233,7 @@ def run_config(source: TrialSource, name: str, storage: str) -> tune.RunConfig:
     return tune.RunConfig(
         name=name,
         storage_path=resolve(storage),
+        storage_filesystem=tune_filesystem(storage),
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         progress_reporter=reporter,
