@@ -85,7 +85,7 @@ def run_sweep(
     def body() -> SweepOutcome:
         start = time.perf_counter()
         source = trial_source(spec)
-        datasets = prepare(source, storage, address)
+        datasets = prepare(source, storage, address, new=True)
         write_space_file(path, spec)
         tuner = tune.Tuner(
             build_trainable(source, datasets, name),
@@ -195,7 +195,11 @@ def _drive(
         _mark_partial(path, result)
         return result
     finally:
-        lock.release()
+        try:
+            lock.release()
+        except OSError as err:  # a read-only storage keeps it; the next driver finds it stale
+            if storage_full(err) is None:
+                raise
         SIGNALS.uninstall()
         STORAGE.uninstall()
         os.umask(umask)

@@ -36,7 +36,13 @@ from taso_tune.spaces import SweepSpec, load_space_dict
 from taso_tune.sweep.interrupts import SIGNALS, StopAfterSignal
 from taso_tune.sweep.observe.progress import ProgressCallback, SweepProgress
 from taso_tune.sweep.observe.tensorboard import HParamsLogger
-from taso_tune.sweep.preflight import check_trial_fits, cluster_address, connect
+from taso_tune.sweep.preflight import (
+    CHECKPOINTS_KEPT,
+    check_free_space,
+    check_trial_fits,
+    cluster_address,
+    connect,
+)
 from taso_tune.sweep.schedulers import build_scheduler
 from taso_tune.sweep.trainable import DataKey, TrialActor, data_key
 from taso_tune.sweep.trials import TrialSource
@@ -235,7 +241,7 @@ def run_config(source: TrialSource, name: str, storage: str) -> tune.RunConfig:
         storage_path=resolve(storage),
         storage_filesystem=tune_filesystem(storage),
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
         progress_reporter=reporter,
         callbacks=[
             StopAfterSignal(),
@@ -265,12 +271,17 @@ def tune_config(source: TrialSource) -> tune.TuneConfig:
     )
 
 
-def prepare(source: TrialSource, storage: str, address: str | None) -> dict[DataKey, ImageData]:
-    """Load the data (failing before anything starts), connect to Ray, and check the storage."""
+def prepare(
+    source: TrialSource, storage: str, address: str | None, *, new: bool = False
+) -> dict[DataKey, ImageData]:
+    """Load the data (failing before anything starts), check that a ``new`` sweep fits in its
+    storage, connect to Ray, and check the storage."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our progress table with our columns
     # checkpointing every epoch of short epochs makes Tune warn about frequent experiment snapshots
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     datasets = load_sweep_data(source)
+    if new:
+        check_free_space(source, datasets, storage)
     connect(address)
     SIGNALS.install()  # after ray.init, which puts in its own SIGTERM handler
     check_trial_fits(trial_resources(source), cluster_address(address))
