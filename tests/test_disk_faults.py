@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow.fs
 import pytest
 import ray
-from sweep_helpers import result_records, trial_dirs, write_space
+from sweep_helpers import result_records, shutdown_ray, trial_dirs, write_space
 
 from taso_tune.cli import main
 from taso_tune.core.records import LOCK_FILE
@@ -230,3 +230,45 @@ def test_a_copy_onto_a_full_disk_leaves_the_last_good_file_whole(tmpfs: Path) ->
     assert storage_full(raised.value) is not None
     assert json.loads(state.read_text()) == {"trial_data": []}
     assert sorted(p.name for p in tmpfs.iterdir()) == ["experiment_state.json"]
+
+
+@pytest.mark.ray
+def test_a_damaged_tune_state_is_restored_or_its_lost_trials_are_named(
+    tmp_path: Path, ray_cleanup, capsys, monkeypatch
+) -> None:
+    """A state cut short (written by something other than taso-tune's atomic writes) comes back
+    from the copy the driver kept in Ray's session folder; where none is left, resume names the
+    trials lost and the finished ones kept, in one line, and starts nothing."""
+    space = write_space(
+        tmp_path / "space.yaml", [{"optimizer": "taso"}, {"optimizer": "adagrad"}], name="cut"
+    )
+    storage = tmp_path / "runs"
+    assert main(["sweep", str(space), "--storage", str(storage), "--no-report"]) == 0
+    shutdown_ray()
+    experiment = storage / "cut"
+    (state,) = experiment.glob("experiment_state-*.json")
+    whole = state.read_text()
+    state.write_text(whole[: len(whole) // 2])
+    capsys.readouterr()
+
+    assert main(["resume", str(experiment), "--no-report"]) == 0
+    out = capsys.readouterr().out
+    assert f"{state}: damaged; restored the driver's last good copy from " in out
+    assert f"{experiment}: all 2 trials finished; nothing to resume" in out
+    assert state.read_text() == whole
+    assert not ray.is_initialized()
+
+    state.write_text(whole[: len(whole) // 2])
+    cut = next(d for d in trial_dirs(experiment) if d.name.startswith("adagrad"))
+    lines = (cut / "result.json").read_text().splitlines(keepends=True)
+    (cut / "result.json").write_text("".join(lines[:-1]))  # as if stopped before its last epoch
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "elsewhere"))  # no session folder left
+    assert main(["resume", str(experiment), "--no-report"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert (
+        f"its Ray Tune state {state.name} cannot be read (JSONDecodeError) and no good copy of it "
+        f"is left on this host: the unfinished trials are lost ({cut.name}); the 1 finished "
+        "trials stay readable by `taso-tune report` and `export`" in err[0]
+    )
+    assert not ray.is_initialized()

@@ -32,6 +32,7 @@ from taso_tune.core.storage import (
     tune_filesystem,
 )
 from taso_tune.experiment.lock import ExperimentLock
+from taso_tune.experiment.recovery import recover_state
 from taso_tune.experiment.state import (
     all_finished,
     finished_trials,
@@ -112,6 +113,8 @@ def resume_sweep(experiment: str, *, address: str | None = None) -> SweepOutcome
     storage, name = posixpath.split(path.rstrip("/"))
 
     def body() -> SweepOutcome:
+        for note in recover_state(path):
+            print(note, flush=True)
         statuses = trial_statuses(path, strict=True) or []
         if all_finished(path, spec, planned_trials(spec)):
             print(f"{path}: all {len(statuses)} trials finished; nothing to resume", flush=True)
