@@ -312,8 +312,8 @@ def storage_stop(outcome, command: str) -> int:
     room = f", {format_bytes(free)} free" if free is not None else ""
     then = (
         f"continue with `taso-tune resume {shlex.quote(path)}`"
-        if outcome.trials
-        else f"run `taso-tune {command}` again"
+        if outcome.trials or command == "resume"
+        else "run the sweep again"
     )
     print(
         f"taso-tune {command}: stopped: the storage {storage} takes no more writes "

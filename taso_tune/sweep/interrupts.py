@@ -56,6 +56,8 @@ _TUNE_ENV = "TUNE_DISABLE_SIGINT_HANDLER"
 #: Seconds a trial that met a full storage waits for the driver to stop it before it fails.
 TRIAL_STOP_WAIT_S = 300.0
 _KV_PREFIX = "taso-tune/storage-full/"
+#: Seconds between two looks for a fault the trials posted.
+POLL_S = 0.5
 #: Ray's loggers of the driver's copies into the storage (they log a failed copy, traceback included).
 _STORAGE_LOGGERS = ("ray.train._internal.syncer", "ray.tune.execution.experiment_state")
 
@@ -193,6 +195,7 @@ class StorageFaults(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self.fault: str | None = None
+        self._polled = -POLL_S
 
     def install(self) -> None:
         for name in _STORAGE_LOGGERS:
@@ -202,6 +205,7 @@ class StorageFaults(logging.Filter):
         for name in _STORAGE_LOGGERS:
             logging.getLogger(name).removeFilter(self)
         self.fault = None
+        self._polled = -POLL_S
 
     def note(self, fault: str) -> None:
         """Record ``fault`` (the first one met is kept)."""
@@ -221,8 +225,13 @@ class StorageFaults(logging.Filter):
         return True
 
     def poll_trials(self, experiment: str) -> None:
-        """Note a fault that a trial of the Tune run ``experiment`` posted (:func:`wait_for_stop`)."""
-        if self.fault is not None or not internal_kv._internal_kv_initialized():
+        """Note a fault that a trial of the Tune run ``experiment`` posted (:func:`wait_for_stop`);
+        asks Ray at most every :data:`POLL_S` seconds (Tune's loop steps far more often)."""
+        now = time.monotonic()
+        if self.fault is not None or now - self._polled < POLL_S:
+            return
+        self._polled = now
+        if not internal_kv._internal_kv_initialized():
             return
         keys = internal_kv._internal_kv_list(f"{_KV_PREFIX}{experiment}/")
         if keys:

@@ -206,7 +206,7 @@ def checkpoint_bytes(flat: Mapping, data: ImageData, cpus: float) -> int:
     """The size of one seed's checkpoint of configuration ``flat``: its run's whole state
     (:meth:`~taso_tune.training.run.Run.state_dict`, what a trial saves) once the optimizer holds its
     per-parameter state, measured by saving it to memory after one step on CPU."""
-    config = dataclasses.replace(train_config_of(flat, cpus, "cpu"), compile=False)
+    config = dataclasses.replace(train_config_of(flat, cpus), device="cpu", compile=False)
     threads = torch.get_num_threads()
     try:
         run = Run(config, data)
