@@ -12,7 +12,13 @@ from typing import Any
 
 from taso_tune.cli.help_format import HelpFormatter
 from taso_tune.core.errors import ConfigError
-from taso_tune.core.storage import STORAGE_ENV, is_uri
+from taso_tune.core.storage import (
+    STORAGE_ENV,
+    STORAGE_FULL_EXIT,
+    format_bytes,
+    free_bytes,
+    is_uri,
+)
 from taso_tune.spaces import SweepSpec, load_space, with_overrides
 
 #: Results root when --storage is not given: $TASO_TUNE_STORAGE (set on cluster heads), else ./runs.
@@ -63,6 +69,17 @@ def add_override_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument(flag, type=kind, help=text)
 
 
+#: What ``sweep`` and ``resume`` exit with (their ``--help`` shows it).
+EXIT_STATUSES = f"""exit status:
+  0    every trial ran
+  1    some trials failed
+  2    bad input, or a storage too small for the sweep: nothing started
+  {STORAGE_FULL_EXIT}   the storage took no more writes (disk full, over quota, read-only): the
+       sweep stopped as on Ctrl-C; make room, then `taso-tune resume EXPERIMENT`
+  130  stopped by SIGINT (Ctrl-C); 143 stopped by SIGTERM
+"""
+
+
 def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "sweep",
@@ -73,6 +90,7 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
             "per optimizer (mean ± std over seeds). To train the optimizers of an exported defaults "
             "file on a new model and data set, use `taso-tune apply` (--defaults here is deprecated)."
         ),
+        epilog=EXIT_STATUSES,
         formatter_class=HelpFormatter,
     )
     p.add_argument(
@@ -120,6 +138,8 @@ def add_resume_parser(sub: argparse._SubParsersAction) -> None:
             "Continue an interrupted sweep: finished trials are kept, unfinished ones continue from "
             "their last checkpoints, errored ones are retried from theirs."
         ),
+        epilog=EXIT_STATUSES,
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "experiment", metavar="EXPERIMENT", help="the experiment folder (STORAGE/NAME) or URI"
@@ -298,6 +318,8 @@ def finish(outcome, select_on: str, write_files: bool = True, command: str = "sw
     from taso_tune.results.outputs import write_outputs
     from taso_tune.results.summary import format_summary
 
+    if outcome.storage_fault is not None:
+        return storage_stop(outcome, command)
     if outcome.interrupted is not None:
         path = shlex.quote(outcome.experiment_path)
         print(
@@ -327,3 +349,25 @@ def finish(outcome, select_on: str, write_files: bool = True, command: str = "sw
             print(written.why_not)
     sys.stdout.flush()
     return 1 if outcome.errored else 0
+
+
+def storage_stop(outcome, command: str) -> int:
+    """Say, in one line, that the storage took no more writes: where, what is free there, how far the
+    sweep got and how to continue it; return :data:`STORAGE_FULL_EXIT`."""
+    path = outcome.experiment_path
+    storage = os.path.dirname(path.rstrip("/")) if not is_uri(path) else path
+    free = free_bytes(storage)
+    room = f", {format_bytes(free)} free" if free is not None else ""
+    then = (
+        f"continue with `taso-tune resume {shlex.quote(path)}`"
+        if outcome.trials or command == "resume"
+        else "run the sweep again"
+    )
+    print(
+        f"taso-tune {command}: stopped: the storage {storage} takes no more writes "
+        f"({outcome.storage_fault}{room}): {outcome.finished} of {outcome.planned} planned trials "
+        f"finished; make room there, then {then}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return STORAGE_FULL_EXIT

@@ -8,6 +8,9 @@ trials reported); imports neither.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 import json
 import os
 import posixpath
@@ -313,3 +316,184 @@ def require_shared_storage(storage: str | None, num_nodes: int) -> None:
         f"bucket URI (s3://, gs://, ...) or a shared mount under {' or '.join(SHARED_PATH_PREFIXES)}, "
         f"or set {SHARED_STORAGE_ENV}=1 if this path is the same shared mount on every node",
     )
+
+
+#: The exit status of a sweep stopped by a storage that took no more writes (``EX_IOERR``).
+STORAGE_FULL_EXIT = 74
+#: errno values of a storage that can take no more writes: full, over quota, or read-only.
+STORAGE_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+_STORAGE_FULL_TEXT = ("no space left on device", "disk quota exceeded", "read-only file system")
+
+
+def storage_full(err: BaseException | None) -> OSError | None:
+    """The disk-full (``ENOSPC``), over-quota (``EDQUOT``) or read-only (``EROFS``) error in ``err``
+    or its causes, else ``None``. pyarrow raises a plain ``OSError`` whose errno it may leave unset,
+    naming the cause in its text, and Ray wraps a trial's error in its own types: both are looked
+    through."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and (
+            err.errno in STORAGE_FULL_ERRNOS
+            or any(text in str(err).lower() for text in _STORAGE_FULL_TEXT)
+        ):
+            return err
+        err = err.__cause__ or err.__context__ or getattr(err, "cause", None)
+    return None
+
+
+def free_bytes(path: str) -> int | None:
+    """Bytes free to this user on the local file system holding ``path`` (its nearest existing
+    folder); ``None`` for a URI or when the file system does not say."""
+    if is_uri(path):
+        return None
+    folder = resolve(path)
+    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    try:
+        info = os.statvfs(folder)
+    except OSError:
+        return None
+    return info.f_bavail * info.f_frsize
+
+
+def format_bytes(count: float) -> str:
+    """``count`` bytes as a short figure: ``512 B``, ``3.1 MB``, ``12.0 GB`` (powers of 1000)."""
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if abs(count) < 1000 or unit == "TB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.1f} TB"
+
+
+class _ReplaceOnClose(io.RawIOBase):
+    """A file written beside its final path and moved there on a clean close: until then the final
+    path keeps its previous content whole; a failed write or a close after one leaves it untouched."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self._final = path
+        folder = os.path.dirname(path) or "."
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=folder)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
+        self._file = os.fdopen(fd, "wb")
+        self._failed = False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        try:
+            return self._file.write(data)
+        except BaseException:
+            # give the space back at once: the caller may never close a stream that failed
+            self._failed = True
+            self._discard()
+            raise
+
+    def _discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self._file.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self._tmp)
+
+    def flush(self) -> None:
+        if not self._file.closed:
+            self._file.flush()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            if self._failed:
+                raise OSError(f"not written: {self._final}")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.replace(self._tmp, self._final)
+        except BaseException:
+            self._discard()
+            if not self._failed:
+                raise
+        finally:
+            super().close()
+
+
+class AtomicLocalFiles(pyarrow.fs.FileSystemHandler):
+    """A local file system whose every written file appears whole or not at all (pyarrow
+    ``PyFileSystem`` handler, see :func:`tune_filesystem`).
+
+    Ray Tune copies its experiment state, each trial's ``result.json`` and every checkpoint into the
+    storage by opening the destination and writing into it: a disk that fills mid-copy leaves the
+    previous copy truncated (an unreadable experiment state, a ``result.json`` of 0 bytes). Here each
+    file is written beside its destination and moved over it once complete, so the last good copy
+    stays until a new one is whole.
+    """
+
+    def __init__(self) -> None:
+        self._fs = pyarrow.fs.LocalFileSystem()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AtomicLocalFiles)
+
+    def __hash__(self) -> int:
+        return hash(AtomicLocalFiles)
+
+    def __reduce__(self) -> tuple:
+        return (AtomicLocalFiles, ())
+
+    def get_type_name(self) -> str:
+        return "taso-tune-atomic-local"
+
+    def normalize_path(self, path: str) -> str:
+        return self._fs.normalize_path(path)
+
+    def get_file_info(self, paths: list[str]) -> list[pyarrow.fs.FileInfo]:
+        return self._fs.get_file_info(paths)
+
+    def get_file_info_selector(self, selector: pyarrow.fs.FileSelector) -> list:
+        return self._fs.get_file_info(selector)
+
+    def create_dir(self, path: str, recursive: bool) -> None:
+        self._fs.create_dir(path, recursive=recursive)
+
+    def delete_dir(self, path: str) -> None:
+        self._fs.delete_dir(path)
+
+    def delete_dir_contents(self, path: str, missing_dir_ok: bool = False) -> None:
+        self._fs.delete_dir_contents(path, missing_dir_ok=missing_dir_ok)
+
+    def delete_root_dir_contents(self) -> None:
+        raise OSError("taso-tune never deletes the whole root of a file system")
+
+    def delete_file(self, path: str) -> None:
+        self._fs.delete_file(path)
+
+    def move(self, src: str, dest: str) -> None:
+        self._fs.move(src, dest)
+
+    def copy_file(self, src: str, dest: str) -> None:
+        with self._fs.open_input_stream(src) as source, self.open_output_stream(dest, {}) as out:
+            while chunk := source.read(1 << 20):
+                out.write(chunk)
+
+    def open_input_stream(self, path: str) -> Any:
+        return self._fs.open_input_stream(path)
+
+    def open_input_file(self, path: str) -> Any:
+        return self._fs.open_input_file(path)
+
+    def open_output_stream(self, path: str, metadata: Any) -> Any:
+        return pyarrow.PythonFile(_ReplaceOnClose(path), mode="w")
+
+    def open_append_stream(self, path: str, metadata: Any) -> Any:
+        return self._fs.open_append_stream(path)
+
+
+def tune_filesystem(storage: str) -> pyarrow.fs.FileSystem | None:
+    """The file system Ray Tune gets for ``storage``: for a local path (or NFS mount) one whose
+    writes are atomic (:class:`AtomicLocalFiles`); ``None`` for a URI, whose objects a bucket
+    stores whole or not at all."""
+    return None if is_uri(storage) else pyarrow.fs.PyFileSystem(AtomicLocalFiles())

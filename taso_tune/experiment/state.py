@@ -119,10 +119,11 @@ def all_finished(experiment: str, spec: SweepSpec, planned: int) -> bool:
     return len(statuses) >= planned > 0 and all(status == FINISHED for status in statuses)
 
 
-def write_interrupted(experiment: str, signum: int, planned: int, finished: int) -> None:
-    """Mark the experiment partial: which signal stopped it, when, and the planned total."""
+def write_interrupted(experiment: str, signum: int | str, planned: int, finished: int) -> None:
+    """Mark the experiment partial: which signal stopped it (or, a text, what else did), when, and
+    the planned total."""
     record = {
-        "signal": signal.Signals(signum).name,
+        "signal": signal.Signals(signum).name if isinstance(signum, int) else signum,
         "interrupted_at": _dt.datetime.now().astimezone().replace(microsecond=0).isoformat(),
         "planned_trials": planned,
         "finished_trials": finished,

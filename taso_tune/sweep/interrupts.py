@@ -15,6 +15,20 @@ runs, :data:`SIGNALS` handles both signals itself (Tune's own SIGINT handler is 
   signal raise :class:`KeyboardInterrupt` at once.
 
 The driver exits with 128 + the signal's number: 130 for SIGINT, 143 for SIGTERM.
+
+A storage that can take no more writes (full, over quota, or read-only: see
+:func:`~taso_tune.core.storage.storage_full`) stops the sweep the same way, whoever meets it:
+
+- a trial whose checkpoint cannot be written posts the error (:func:`wait_for_stop`) and waits for
+  the driver to stop it, instead of failing: no retry is spent on a fault no retry can fix, and Tune
+  records no error for the trial;
+- the driver's own copies into the storage (Tune's experiment state, the trials' ``result.json``)
+  fail in a background thread that Ray only logs from: :data:`STORAGE` filters those records out of
+  Ray's log and notes the fault.
+
+:class:`StopAfterSignal` forwards either fault to Tune's stop at the next step and ends the run with
+:class:`StorageInterrupted`; the driver exits with
+:data:`~taso_tune.core.storage.STORAGE_FULL_EXIT` (74, ``EX_IOERR``).
 """
 
 from __future__ import annotations
@@ -24,15 +38,28 @@ import os
 import signal
 import sys
 import threading
+import time
 from types import FrameType
 from typing import Any
 
 from ray import tune
+from ray.experimental import internal_kv
+
+from taso_tune.core.storage import first_line, storage_full
 
 #: The signals that stop a sweep.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _TUNE_RUN_FILE = os.path.join("ray", "tune", "tune.py")
 _TUNE_ENV = "TUNE_DISABLE_SIGINT_HANDLER"
+
+
+#: Seconds a trial that met a full storage waits for the driver to stop it before it fails.
+TRIAL_STOP_WAIT_S = 300.0
+_KV_PREFIX = "taso-tune/storage-full/"
+#: Seconds between two looks for a fault the trials posted.
+POLL_S = 0.5
+#: Ray's loggers of the driver's copies into the storage (they log a failed copy, traceback included).
+_STORAGE_LOGGERS = ("ray.train._internal.syncer", "ray.tune.execution.experiment_state")
 
 
 class SweepInterrupted(KeyboardInterrupt):
@@ -128,7 +155,8 @@ SIGNALS = StopSignals()
 
 
 class StopAfterSignal(tune.Callback):
-    """Ends an interrupted Tune run with :class:`SweepInterrupted` once Tune has saved its state.
+    """Ends an interrupted Tune run with :class:`SweepInterrupted` once Tune has saved its state
+    (:class:`StorageInterrupted` when a full storage stopped it).
 
     It also forwards a signal that came while the run was starting (before Tune's handler was in
     place) at the run's next step. It holds no state, so it pickles into ``tuner.pkl`` and works the
@@ -136,9 +164,100 @@ class StopAfterSignal(tune.Callback):
     """
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
-        if SIGNALS.received is not None:
+        if trials:
+            STORAGE.poll_trials(trials[0].storage.experiment_dir_name)
+        if SIGNALS.received is not None or STORAGE.fault is not None:
             SIGNALS.forward_to_tune()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         if SIGNALS.received is not None:
             raise SweepInterrupted(SIGNALS.received)
+        if STORAGE.fault is not None:
+            raise StorageInterrupted(STORAGE.fault)
+
+
+class StorageInterrupted(KeyboardInterrupt):
+    """The storage took no more writes; the sweep stopped after Tune saved what it could.
+    ``fault`` is the error's first line."""
+
+    signum = None
+
+    def __init__(self, fault: str) -> None:
+        super().__init__(fault)
+        self.fault = fault
+
+
+class StorageFaults(logging.Filter):
+    """The storage faults the driver met (one per process: :data:`STORAGE`), and the filter that takes
+    them out of Ray's log: a full disk is reported once, in the driver's last line, not as the
+    traceback of every failed copy."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fault: str | None = None
+        self._polled = -POLL_S
+
+    def install(self) -> None:
+        for name in _STORAGE_LOGGERS:
+            logging.getLogger(name).addFilter(self)
+
+    def uninstall(self) -> None:
+        for name in _STORAGE_LOGGERS:
+            logging.getLogger(name).removeFilter(self)
+        self.fault = None
+        self._polled = -POLL_S
+
+    def note(self, fault: str) -> None:
+        """Record ``fault`` (the first one met is kept)."""
+        if self.fault is None:
+            self.fault = fault
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        err = storage_full(record.exc_info[1] if record.exc_info else None)
+        if err is not None:
+            self.note(first_line(err))
+            return False
+        text = record.getMessage()
+        line = next((x for x in reversed(text.splitlines()) if storage_full(OSError(x))), None)
+        if line is not None:
+            self.note(line.strip())
+            return False
+        return True
+
+    def poll_trials(self, experiment: str) -> None:
+        """Note a fault that a trial of the Tune run ``experiment`` posted (:func:`wait_for_stop`);
+        asks Ray at most every :data:`POLL_S` seconds (Tune's loop steps far more often)."""
+        now = time.monotonic()
+        if self.fault is not None or now - self._polled < POLL_S:
+            return
+        self._polled = now
+        if not internal_kv._internal_kv_initialized():
+            return
+        keys = internal_kv._internal_kv_list(f"{_KV_PREFIX}{experiment}/")
+        if keys:
+            value = internal_kv._internal_kv_get(keys[0])
+            self.note(value.decode() if value else "the storage took no more writes")
+            for key in keys:
+                internal_kv._internal_kv_del(key)
+
+
+#: The storage faults of this process.
+STORAGE = StorageFaults()
+
+
+def wait_for_stop(err: OSError) -> None:
+    """In a trial that met a full storage: tell the driver, then wait for it to stop the trial (the
+    checkpoint before stays the trial's last, so resume continues from it). Should no driver stop
+    it within :data:`TRIAL_STOP_WAIT_S` (one that predates this mechanism), ``err`` is raised."""
+    context = tune.get_context()
+    key = f"{_KV_PREFIX}{context.get_experiment_name()}/{context.get_trial_id()}"
+    internal_kv._internal_kv_put(key, f"trial {context.get_trial_name()}: {first_line(err)}")
+    print(
+        f"the storage takes no more writes ({first_line(err)}): waiting for the driver to stop the sweep",
+        file=sys.stderr,
+        flush=True,
+    )
+    deadline = time.monotonic() + TRIAL_STOP_WAIT_S
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+    raise err

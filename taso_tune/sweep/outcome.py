@@ -21,6 +21,7 @@ class SweepOutcome:
     planned: int = 0
     interrupted: int | None = None
     finished: int = 0
+    storage_fault: str | None = None
 
 
 def outcome(path: str, results: tune.ResultGrid, start: float, planned: int = 0) -> SweepOutcome:

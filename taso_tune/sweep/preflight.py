@@ -3,11 +3,15 @@
 - the cluster at ``--address`` answers (Ray itself retries an unreachable address for minutes);
 - every trial fits on some node: on a cluster of fixed size a trial asking for more CPUs or GPUs
   than any node has would wait forever; where an autoscaler may add nodes it says what it waits for;
-- Ray's token file stays private (Ray writes ``~/.ray/auth_token`` readable by everyone).
+- Ray's token file stays private (Ray writes ``~/.ray/auth_token`` readable by everyone);
+- the storage has room for what the sweep will write (:func:`check_free_space`), checked before Ray
+  starts.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import logging
 import os
 import socket
@@ -19,9 +23,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import ray
+import torch
 
 from taso_tune.core.errors import ConfigError
-from taso_tune.core.storage import first_line
+from taso_tune.core.storage import first_line, format_bytes, free_bytes, is_uri
+from taso_tune.sweep.trainable import DataKey, data_key, train_config_of
+from taso_tune.sweep.trials import TrialSource, seed_groups
+from taso_tune.training.data.sets import ImageData
+from taso_tune.training.run import Run
 
 #: Seconds to wait for ``--address`` to accept a connection.
 CONNECT_TIMEOUT_ENV = "TASO_TUNE_CONNECT_TIMEOUT"
@@ -29,6 +38,16 @@ DEFAULT_CONNECT_TIMEOUT_S = 15.0
 #: Ray's default ports: the GCS of ``host:port`` addresses, the Ray Client server of ``ray://``.
 _DEFAULT_PORTS = {"": 6379, "ray": 10001}
 _TOKEN_LOGGER = "ray._private.authentication.authentication_token_setup"
+#: Checkpoints Ray Tune keeps per trial (``CheckpointConfig(num_to_keep=...)``).
+CHECKPOINTS_KEPT = 2
+#: What a trial writes besides checkpoints, per epoch (``result.json``, ``progress.csv`` and the
+#: TensorBoard events: about 4 kB measured on the quickstart) and per seed of the trial (each epoch
+#: record carries every seed's record), and once (its share of Tune's experiment state, its params).
+RESULT_BYTES_PER_EPOCH = 4_000
+RESULT_BYTES_PER_SEED_EPOCH = 1_000
+STATE_BYTES_PER_TRIAL = 100_000
+#: Warn when the sweep needs more than this share of the free space (others may write there too).
+WARN_SHARE = 0.8
 
 
 def cluster_address(address: str | None) -> str | None:
@@ -184,3 +203,82 @@ def check_trial_fits(resources: Mapping[str, float], address: str | None) -> Non
         f"(the largest has {have}): the trials would wait forever; lower it "
         f"(--{short[0].lower()}s-per-trial)",
     )
+
+
+def checkpoint_bytes(flat: Mapping, data: ImageData, cpus: float) -> int:
+    """The size of one seed's checkpoint of configuration ``flat``: its run's whole state
+    (:meth:`~taso_tune.training.run.Run.state_dict`, what a trial saves) once the optimizer holds its
+    per-parameter state, measured by saving it to memory after one step on CPU."""
+    config = dataclasses.replace(train_config_of(flat, cpus), device="cpu", compile=False)
+    threads = torch.get_num_threads()
+    try:
+        run = Run(config, data)
+        for parameter in run.module.parameters():
+            parameter.grad = torch.zeros_like(parameter)
+        run.optimizer.step()  # optimizers make their state (momentum, moments) at the first step
+        buffer = io.BytesIO()
+        torch.save(run.state_dict(), buffer)
+        return buffer.tell()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def sweep_bytes(source: TrialSource, datasets: Mapping[DataKey, ImageData]) -> tuple[int, str]:
+    """What a sweep of ``source`` writes into its storage at most, and how that was counted: every
+    trial keeps :data:`CHECKPOINTS_KEPT` checkpoints of all its seeds (a running trial one more while
+    it writes the next), plus its results."""
+    spec = source.spec
+    trials = source.planned_trials()
+    seeds = len(seed_groups(spec)[0])
+    sizes = {}
+    for flat in source.fixed_configs():
+        key = (data_key(flat), flat.get("model"), flat.get("optimizer"))
+        if key not in sizes:
+            sizes[key] = checkpoint_bytes(flat, datasets[data_key(flat)], spec.resources.cpus)
+    checkpoint = max(sizes.values())
+    running = min(trials, spec.max_concurrent or trials)
+    checkpoints = checkpoint * seeds * (CHECKPOINTS_KEPT * trials + running)
+    results = trials * (
+        spec.epochs * (RESULT_BYTES_PER_EPOCH + RESULT_BYTES_PER_SEED_EPOCH * seeds)
+        + STATE_BYTES_PER_TRIAL
+    )
+    how = (
+        f"checkpoints of {format_bytes(checkpoint)} x {seeds} seeds x {CHECKPOINTS_KEPT} kept x "
+        f"{trials} trials (+1 in flight for each of {running} running), results "
+        f"{format_bytes(results)}"
+    )
+    return checkpoints + results, how
+
+
+def check_free_space(
+    source: TrialSource, datasets: Mapping[DataKey, ImageData], storage: str
+) -> None:
+    """Refuse a sweep its storage cannot hold (a :class:`ConfigError` on ``--storage`` with the
+    figures); warn when it would take most of the free space. A bucket has no free space to ask
+    about: the check is skipped, and a line says so."""
+    if is_uri(storage):
+        print(
+            f"note: --storage {storage} is a bucket: its free space is not checked",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
+    free = free_bytes(storage)
+    if free is None:
+        return
+    need, how = sweep_bytes(source, datasets)
+    figures = f"the sweep writes up to {format_bytes(need)} ({how}), {format_bytes(free)} free"
+    if need > free:
+        raise ConfigError(
+            "--storage",
+            storage,
+            f"too little space: {figures}; make room, choose other storage, or run fewer trials "
+            "or seeds",
+        )
+    if need > WARN_SHARE * free:
+        print(
+            f"warning: --storage {storage}: {figures}; a sweep that fills it stops and resumes "
+            "once there is room",
+            file=sys.stderr,
+            flush=True,
+        )

@@ -10,7 +10,12 @@ import sys
 from taso_tune.core.storage import is_uri, require_shared_storage
 from taso_tune.sweep.data import check_models, load_sweep_data, model_and_data_names
 from taso_tune.sweep.interrupts import SIGNALS
-from taso_tune.sweep.preflight import check_trial_fits, cluster_address, connect
+from taso_tune.sweep.preflight import (
+    check_free_space,
+    check_trial_fits,
+    cluster_address,
+    connect,
+)
 from taso_tune.sweep.shipping import runtime_env
 from taso_tune.sweep.trainable import DataKey
 from taso_tune.sweep.trials import TrialSource
@@ -18,13 +23,18 @@ from taso_tune.sweep.tuner import alive_nodes, trial_resources
 from taso_tune.training.data.sets import ImageData
 
 
-def prepare(source: TrialSource, storage: str, address: str | None) -> dict[DataKey, ImageData]:
-    """Load the data (failing before anything starts), connect to Ray, and check the storage."""
+def prepare(
+    source: TrialSource, storage: str, address: str | None, *, new: bool = False
+) -> dict[DataKey, ImageData]:
+    """Load the data (failing before anything starts), check that a ``new`` sweep fits in its
+    storage, connect to Ray, and check the storage."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our progress table with our columns
     # checkpointing every epoch of short epochs makes Tune warn about frequent experiment snapshots
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     datasets = load_sweep_data(source)
     check_models(source, datasets)
+    if new:
+        check_free_space(source, datasets, storage)
     connect(address, runtime_env(model_and_data_names(source)))
     SIGNALS.install()  # after ray.init, which puts in its own SIGTERM handler
     check_trial_fits(trial_resources(source), cluster_address(address))

@@ -26,9 +26,16 @@ from ray import tune
 
 from taso_tune.core.errors import ConfigError
 from taso_tune.core.records import BUDGET_SH_FILE, INTERRUPTED_FILE, LOCK_FILE, SPACE_FILE
-from taso_tune.core.storage import delete_experiment_file, remove_if_only, resolve
+from taso_tune.core.storage import (
+    delete_experiment_file,
+    first_line,
+    remove_if_only,
+    resolve,
+    storage_full,
+)
 from taso_tune.experiment.lock import ExperimentLock
 from taso_tune.experiment.reader import read_space
+from taso_tune.experiment.recovery import recover_state
 from taso_tune.experiment.state import (
     all_finished,
     finished_trials,
@@ -39,7 +46,7 @@ from taso_tune.experiment.state import (
 from taso_tune.experiment.trust import check_trusted_folder
 from taso_tune.spaces import SweepSpec
 from taso_tune.sweep import budget_sh
-from taso_tune.sweep.interrupts import SIGNALS, SweepInterrupted
+from taso_tune.sweep.interrupts import SIGNALS, STORAGE, StorageInterrupted, SweepInterrupted
 from taso_tune.sweep.outcome import SweepOutcome, outcome
 from taso_tune.sweep.paths import new_experiment_path
 from taso_tune.sweep.preflight import disconnect
@@ -78,7 +85,7 @@ def run_sweep(
     def body() -> SweepOutcome:
         start = time.perf_counter()
         source = trial_source(spec)
-        datasets = prepare(source, storage, address)
+        datasets = prepare(source, storage, address, new=True)
         write_space_file(path, spec)
         tuner = build_tuner(source, datasets, storage, name)
         return outcome(path, tuner.fit(), start)
@@ -105,6 +112,8 @@ def resume_sweep(experiment: str, *, address: str | None = None) -> SweepOutcome
         )
 
     def body() -> SweepOutcome:
+        for note in recover_state(path):
+            print(note, flush=True)
         statuses = trial_statuses(path, strict=True) or []
         if all_finished(path, spec, planned_trials(spec)):
             print(f"{path}: all {len(statuses)} trials finished; nothing to resume", flush=True)
@@ -138,6 +147,7 @@ def _run_with_lock_and_signals(
     umask = os.umask(0o022)
     os.umask(umask | 0o022)
     SIGNALS.install()
+    STORAGE.install()
     started_nothing = False
     try:
         lock.acquire()
@@ -145,6 +155,9 @@ def _run_with_lock_and_signals(
             result = body()
             if SIGNALS.received is not None:  # a run saved before StopAfterSignal existed returns
                 result = dataclasses.replace(result, interrupted=SIGNALS.received)
+        except StorageInterrupted as err:
+            started_nothing = trial_statuses(path) is None
+            result = _stopped_by_storage(path, err.fault, start)
         except KeyboardInterrupt as err:  # SweepInterrupted, or a signal outside Tune's loop
             signum = getattr(err, "signum", None) or SIGNALS.received or signal.SIGINT
             if trial_statuses(path) is None:
@@ -157,18 +170,44 @@ def _run_with_lock_and_signals(
                 time.perf_counter() - start,
                 interrupted=signum,
             )
-        except BaseException:
+        except BaseException as err:
             started_nothing = trial_statuses(path) is None
-            raise
+            full = storage_full(err)
+            if full is None:
+                raise
+            result = _stopped_by_storage(path, first_line(full), start)
         result = dataclasses.replace(result, planned=planned, finished=finished_trials(path))
-        if result.interrupted is not None:
-            write_interrupted(path, result.interrupted, planned, result.finished)
-        else:
-            delete_experiment_file(path, INTERRUPTED_FILE)
+        _mark_partial(path, result)
         return result
     finally:
-        lock.release()
+        try:
+            lock.release()
+        except OSError as err:  # a read-only storage keeps it; the next driver finds it stale
+            if storage_full(err) is None:
+                raise
         SIGNALS.uninstall()
+        STORAGE.uninstall()
         os.umask(umask)
         if new and started_nothing and remove_if_only(path, _OWN_FILES):
             lock.remove_created()
+
+
+def _stopped_by_storage(path: str, fault: str, start: float) -> SweepOutcome:
+    """The outcome of a sweep that a storage taking no more writes stopped."""
+    statuses = trial_statuses(path) or []
+    return SweepOutcome(path, len(statuses), 0, time.perf_counter() - start, storage_fault=fault)
+
+
+def _mark_partial(path: str, result: SweepOutcome) -> None:
+    """Leave the flag of a stopped sweep, or take it away once a sweep ran to the end. On a storage
+    that takes no writes the flag cannot be written: the driver's last line says what it would."""
+    try:
+        if result.storage_fault is not None:
+            write_interrupted(path, "a full or read-only storage", result.planned, result.finished)
+        elif result.interrupted is not None:
+            write_interrupted(path, result.interrupted, result.planned, result.finished)
+        else:
+            delete_experiment_file(path, INTERRUPTED_FILE)
+    except OSError as err:
+        if storage_full(err) is None:
+            raise

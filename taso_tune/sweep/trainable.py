@@ -35,6 +35,8 @@ from ray.tune.result import RESULT_DUPLICATE
 from ray.tune.trainable.function_trainable import FunctionTrainable
 
 from taso_tune.core.records import STATE_FILE, TrialLabels, TrialReport
+from taso_tune.core.storage import storage_full
+from taso_tune.sweep.interrupts import wait_for_stop
 from taso_tune.sweep.observe import live_metrics
 from taso_tune.sweep.trials import TrialSource
 from taso_tune.training.data.sets import ImageData
@@ -139,7 +141,13 @@ def train_trial(
         ):
             with tempfile.TemporaryDirectory() as folder:
                 torch.save(runs.state_dict(), os.path.join(folder, STATE_FILE))
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+                try:
+                    tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+                except OSError as err:  # the copy into the storage: a full disk is no trial failure
+                    full = storage_full(err)
+                    if full is None:
+                        raise
+                    wait_for_stop(full)
             saved_at = now
         else:
             tune.report(metrics)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from ray import tune
 
-from taso_tune.core.storage import resolve
+from taso_tune.core.storage import resolve, tune_filesystem
 from taso_tune.sweep.interrupts import StopAfterSignal
 from taso_tune.sweep.observe.progress import ProgressCallback, SweepProgress
 from taso_tune.sweep.observe.tensorboard import HParamsLogger
+from taso_tune.sweep.preflight import CHECKPOINTS_KEPT
 from taso_tune.sweep.schedulers import build_scheduler
 from taso_tune.sweep.trial_names import trial_namers
 from taso_tune.sweep.trials import TrialSource
@@ -34,8 +35,9 @@ def run_config(source: TrialSource, name: str, storage: str) -> tune.RunConfig:
     return tune.RunConfig(
         name=name,
         storage_path=resolve(storage),
+        storage_filesystem=tune_filesystem(storage),
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=CHECKPOINTS_KEPT),
         progress_reporter=reporter,
         callbacks=[
             StopAfterSignal(),

@@ -14,7 +14,7 @@ import ray
 from ray import tune
 
 from taso_tune.core.errors import ConfigError
-from taso_tune.core.storage import first_line
+from taso_tune.core.storage import first_line, tune_filesystem
 from taso_tune.sweep.paths import experiment_path
 from taso_tune.sweep.trainable import DataKey, TrialActor
 from taso_tune.sweep.trials import TrialSource
@@ -89,6 +89,7 @@ def build_tuner(
                 resume_unfinished=True,
                 resume_errored=True,
                 param_space=param_space,
+                storage_filesystem=tune_filesystem(path),
             )
         except Exception as err:  # a truncated or foreign tuner.pkl
             raise ConfigError(
