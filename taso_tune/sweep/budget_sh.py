@@ -30,6 +30,7 @@ from taso_tune.core.storage import read_experiment_file, write_experiment_file
 from taso_tune.spaces import SweepSpec, with_overrides
 from taso_tune.stats.seeds import chance_level, summarize
 from taso_tune.sweep import tuner
+from taso_tune.sweep.resources import save_resources
 from taso_tune.sweep.trials import GridTrials
 
 
@@ -176,6 +177,7 @@ def run_budget_sh(
     start = time.perf_counter()
     datasets = tuner.prepare(GridTrials(spec), storage, address)
     tuner.write_space_file(experiment, spec)
+    save_resources(experiment, GridTrials(spec))
     state = {
         "budgets": spec.scheduler.rung_epochs(spec.epochs),
         "configs": [c["config_id"] for c in spec.configurations()],

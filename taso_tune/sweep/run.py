@@ -22,7 +22,13 @@ from collections.abc import Callable
 from ray import tune
 
 from taso_tune.core.errors import ConfigError
-from taso_tune.core.records import BUDGET_SH_FILE, INTERRUPTED_FILE, LOCK_FILE, SPACE_FILE
+from taso_tune.core.records import (
+    BUDGET_SH_FILE,
+    INTERRUPTED_FILE,
+    LOCK_FILE,
+    RESOURCES_FILE,
+    SPACE_FILE,
+)
 from taso_tune.core.storage import delete_experiment_file, first_line, remove_if_only, resolve
 from taso_tune.experiment.lock import ExperimentLock
 from taso_tune.experiment.state import (
@@ -37,6 +43,7 @@ from taso_tune.spaces import SweepSpec
 from taso_tune.sweep import budget_sh
 from taso_tune.sweep.interrupts import SIGNALS, SweepInterrupted
 from taso_tune.sweep.preflight import disconnect
+from taso_tune.sweep.resources import keep_resources, save_resources
 from taso_tune.sweep.trials import trial_source
 from taso_tune.sweep.tuner import (
     SweepOutcome,
@@ -53,7 +60,7 @@ from taso_tune.sweep.tuner import (
 __all__ = ["SweepInterrupted", "SweepOutcome", "disconnect", "resume_sweep", "run_sweep"]
 
 #: What a sweep writes before Tune does: a folder holding only these started nothing.
-_OWN_FILES = (LOCK_FILE, SPACE_FILE, BUDGET_SH_FILE, INTERRUPTED_FILE)
+_OWN_FILES = (LOCK_FILE, SPACE_FILE, RESOURCES_FILE, BUDGET_SH_FILE, INTERRUPTED_FILE)
 
 
 def run_sweep(
@@ -80,6 +87,7 @@ def run_sweep(
         source = trial_source(spec)
         datasets = prepare(source, storage, address)
         write_space_file(path, spec)
+        save_resources(path, source)
         tuner = tune.Tuner(
             build_trainable(source, datasets, name),
             param_space=source.param_space(),
@@ -91,10 +99,16 @@ def run_sweep(
     return _drive(path, "sweep", spec, True, body)
 
 
-def resume_sweep(experiment: str, *, address: str | None = None) -> SweepOutcome:
+def resume_sweep(
+    experiment: str, *, address: str | None = None, allow_device_change: bool = False
+) -> SweepOutcome:
     """Continue an interrupted sweep: finished trials stay finished, unfinished ones continue from
     their last checkpoints, errored ones are retried from theirs. A sweep whose trials all finished
     says so and starts nothing.
+
+    Trials keep the CPUs, GPUs and device the sweep started with; on a cluster that would run them on
+    another device kind it stops, unless ``allow_device_change``
+    (:func:`~taso_tune.sweep.resources.keep_resources`).
 
     Resuming unpickles the folder's Ray Tune state, which can run code: a local folder that is not
     yours alone is refused (:func:`~taso_tune.experiment.trust.check_trusted_folder`).
@@ -109,12 +123,13 @@ def resume_sweep(experiment: str, *, address: str | None = None) -> SweepOutcome
         if all_finished(path, spec, planned_trials(spec)):
             print(f"{path}: all {len(statuses)} trials finished; nothing to resume", flush=True)
             return SweepOutcome(path, len(statuses), statuses.count("ERROR"), 0.0)
+        kept = keep_resources(path, spec, address, allow_device_change=allow_device_change)
         if spec.scheduler.type == "budget-sh":
-            return budget_sh.resume_budget_sh(path, spec, storage, address=address)
+            return budget_sh.resume_budget_sh(path, kept, storage, address=address)
         if not tune.Tuner.can_restore(path):
             raise ConfigError("experiment", experiment, "has no Ray Tune state to resume from")
         start = time.perf_counter()
-        source = trial_source(spec)
+        source = trial_source(kept)
         datasets = prepare(source, storage, address)
         trainable = build_trainable(source, datasets, name)
         try:

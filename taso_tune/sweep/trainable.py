@@ -47,6 +47,10 @@ LABEL_KEYS = ("config_id", "block", "seeds")
 
 DataKey = tuple[str, str | None, float, int | None]
 
+#: Test-only switch: a trial given GPUs trains on the CPU (for clusters whose GPUs are fake resources,
+#: as in the tests with Ray's fake autoscaler); its start line still shows the GPUs Ray gave it.
+TRAIN_ON_CPU_ENV = "TASO_TUNE_TEST_TRAIN_ON_CPU"
+
 
 def data_key(flat: Mapping[str, Any]) -> DataKey:
     """What identifies the data a configuration trains on (several configurations share it)."""
@@ -101,6 +105,9 @@ def train_trial(
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     sys.unraisablehook = _quiet_shutdown
     flat = source.flat_config(config)
+    gpus = _gpus_seen()
+    if os.environ.get(TRAIN_ON_CPU_ENV) == "1":
+        device = "cpu"
     train_config = train_config_of(flat, cpus, device)
     data = datasets[data_key(flat)]
     packing = resolve_packing(seed_packing, resolve_device(train_config.device), len(flat["seeds"]))
@@ -110,7 +117,7 @@ def train_trial(
     # one line at the start, under the trial's name in the logs (a resumed trial says where it resumes)
     print(
         f"seeds {list(flat['seeds'])}: {runs.epoch} of {train_config.epochs} epochs done, training on "
-        f"{train_config.device}, seeds {packing}",
+        f"{train_config.device}, seeds {packing}{gpus}",
         flush=True,
     )
     saved_at = time.monotonic()
@@ -139,6 +146,19 @@ def train_trial(
             saved_at = now
         else:
             tune.report(metrics)
+
+
+def _gpus_seen() -> str:
+    """What the trial was given of GPUs, for its start line: Ray's share and ``CUDA_VISIBLE_DEVICES``."""
+    share = sum(
+        amount
+        for name, amount in ray.get_runtime_context().get_assigned_resources().items()
+        if name == "GPU" or name.startswith("GPU_group_") and name.count("_") == 2
+    )
+    if not share:
+        return ""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    return f" (GPU share {share:g}, CUDA_VISIBLE_DEVICES={visible})"
 
 
 def checkpoint_due(

@@ -15,7 +15,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import ray
 import yaml
 from ray import tune
 
@@ -36,14 +35,12 @@ from taso_tune.sweep.interrupts import SIGNALS, StopAfterSignal
 from taso_tune.sweep.observe.progress import ProgressCallback, SweepProgress
 from taso_tune.sweep.observe.tensorboard import HParamsLogger
 from taso_tune.sweep.preflight import check_trial_fits, cluster_address, connect
+from taso_tune.sweep.resources import alive_nodes, trial_resources
 from taso_tune.sweep.schedulers import build_scheduler
 from taso_tune.sweep.trainable import DataKey, TrialActor, data_key
 from taso_tune.sweep.trials import TrialSource
 from taso_tune.training.data.sets import ImageData, check_batch_size, load_dataset
 from taso_tune.training.run import TrainConfig
-
-#: GPUs per trial when the space leaves them unset and the cluster has GPUs: a LeNet5 trial uses a sliver.
-DEFAULT_GPUS_PER_TRIAL: dict[str, float] = {"lenet5": 0.125, "vgg19": 1.0, "resnet18": 1.0}
 
 #: Epoch fields shown in Ray's progress table.
 PROGRESS_COLUMNS = ("epoch", "lr", "train_loss", "val_acc", "test_acc")
@@ -162,21 +159,6 @@ def _check_batch_sizes(spec: SweepSpec, flat: Mapping, data: ImageData) -> None:
             raise ConfigError(
                 f"{where}.batch_size", size, err.problem + label, file=spec.source
             ) from None
-
-
-def alive_nodes() -> int:
-    return sum(1 for node in ray.nodes() if node.get("Alive"))
-
-
-def trial_resources(source: TrialSource) -> dict[str, float]:
-    """The CPUs and GPUs of each trial: the space's, or by model when it leaves GPUs unset."""
-    spec = source.spec
-    gpus = spec.resources.gpus
-    if gpus is None:
-        has_gpu = ray.cluster_resources().get("GPU", 0) > 0
-        models = {flat.get("model", TrainConfig.model) for flat in source.fixed_configs()}
-        gpus = max(DEFAULT_GPUS_PER_TRIAL.get(m, 1.0) for m in models) if has_gpu else 0.0
-    return {"cpu": spec.resources.cpus, "gpu": gpus}
 
 
 def build_trainable(source: TrialSource, datasets: Mapping[DataKey, ImageData], name: str):
