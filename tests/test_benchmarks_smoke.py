@@ -41,6 +41,14 @@ def _table_rows(output: str, section: str) -> list[list[str]]:
 # --- the benchmark scripts ------------------------------------------------------------------------
 
 
+def test_checkpoint_cost_prints_its_table() -> None:
+    out = _run_script(str(BENCHMARKS / "checkpoint_cost.py"), "--quick", timeout=300)
+    rows = _table_rows(out, "checkpoint")
+    assert [row[1].split(",")[0] for row in rows] == ["vgg19", "resnet18"]
+    sizes = [float(row[3].removesuffix(" MB")) for row in rows]
+    assert sizes[0] > sizes[1] > 0  # VGG19 (20M parameters) outweighs ResNet18 (11M)
+
+
 @pytest.mark.slow
 def test_gpu_benchmark_smoke_prints_its_table() -> None:
     # every row, however busy the machine (the smoke run's own budget would skip the last ones)

@@ -21,6 +21,7 @@ from taso_tune.cli import main
 from taso_tune.core.errors import ConfigError
 from taso_tune.core.records import RESOURCES_FILE
 from taso_tune.spaces import load_space
+from taso_tune.spaces.spec import GPU_CHECKPOINT_MIN_SECONDS
 from taso_tune.sweep.preflight import connect
 from taso_tune.sweep.resources import (
     keep_resources,
@@ -28,7 +29,7 @@ from taso_tune.sweep.resources import (
     resolve_resources,
     saved_resources,
 )
-from taso_tune.sweep.trainable import TRAIN_ON_CPU_ENV
+from taso_tune.sweep.trainable import TRAIN_ON_CPU_ENV, checkpoint_age
 from taso_tune.sweep.trials import GridTrials
 from taso_tune.sweep.tuner import read_space_file
 
@@ -64,6 +65,17 @@ def test_node_types_with_gpus_are_read_from_a_cluster_configuration() -> None:
         }
     )
     assert gpus == {"cpu": 0.0, "gpu": 4.0}
+
+
+def test_checkpoint_age_default_follows_the_device(tmp_path: Path) -> None:
+    unset = load_space(_space(tmp_path))
+    assert unset.checkpoint_min_seconds is None
+    assert checkpoint_age(unset.checkpoint_min_seconds, "cuda") == GPU_CHECKPOINT_MIN_SECONDS
+    assert checkpoint_age(unset.checkpoint_min_seconds, "cpu") == 0.0
+    # a value the space sets wins on either device, 0 included, and survives the written space
+    every_epoch = load_space(_space(tmp_path, checkpoint_min_seconds=0))
+    assert every_epoch.to_dict()["checkpoint_min_seconds"] == 0
+    assert checkpoint_age(every_epoch.checkpoint_min_seconds, "cuda") == 0.0
 
 
 @pytest.mark.ray

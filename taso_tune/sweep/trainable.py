@@ -35,6 +35,7 @@ from ray.tune.result import RESULT_DUPLICATE
 from ray.tune.trainable.function_trainable import FunctionTrainable
 
 from taso_tune.core.records import STATE_FILE, TrialLabels, TrialReport
+from taso_tune.spaces.spec import GPU_CHECKPOINT_MIN_SECONDS
 from taso_tune.sweep.observe import live_metrics
 from taso_tune.sweep.trials import TrialSource
 from taso_tune.training.data.sets import ImageData
@@ -94,7 +95,7 @@ def train_trial(
     datasets: Mapping[DataKey, ImageData],
     experiment: str,
     checkpoint_every: int = 1,
-    checkpoint_min_seconds: float = 0.0,
+    checkpoint_min_seconds: float | None = None,
     seed_packing: str = "auto",
     cpus: float = 1.0,
     device: str = "auto",
@@ -109,6 +110,7 @@ def train_trial(
     if os.environ.get(TRAIN_ON_CPU_ENV) == "1":
         device = "cpu"
     train_config = train_config_of(flat, cpus, device)
+    checkpoint_min_seconds = checkpoint_age(checkpoint_min_seconds, device)
     data = datasets[data_key(flat)]
     packing = resolve_packing(seed_packing, resolve_device(train_config.device), len(flat["seeds"]))
     runs_class = StackedRuns if packing == "stacked" else SeedRuns
@@ -159,6 +161,14 @@ def _gpus_seen() -> str:
         return ""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
     return f" (GPU share {share:g}, CUDA_VISIBLE_DEVICES={visible})"
+
+
+def checkpoint_age(min_seconds: float | None, device: str) -> float:
+    """The space's ``checkpoint_min_seconds``, or where it leaves it unset, the device's default:
+    :data:`GPU_CHECKPOINT_MIN_SECONDS` for a trial on a GPU, 0 (every due epoch) on the CPU."""
+    if min_seconds is not None:
+        return float(min_seconds)
+    return GPU_CHECKPOINT_MIN_SECONDS if device == "cuda" else 0.0
 
 
 def checkpoint_due(
