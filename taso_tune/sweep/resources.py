@@ -107,6 +107,9 @@ def _gcs_node_types() -> dict[str, float]:
 
 
 def _autoscaler_node_types() -> dict[str, float]:
+    node = getattr(ray._private.worker, "_global_node", None)
+    if node is not None and getattr(node, "head", False):
+        return {}  # a local Ray this driver started: no autoscaler can add nodes to it
     gcs_address = ray.get_runtime_context().gcs_address
     if gcs_address not in _AUTOSCALER_TYPES:  # one read per cluster: its node types are fixed
         _AUTOSCALER_TYPES[gcs_address] = _read_on_head(gcs_address)
