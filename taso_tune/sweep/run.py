@@ -123,11 +123,12 @@ def resume_sweep(
         if all_finished(path, spec, planned_trials(spec)):
             print(f"{path}: all {len(statuses)} trials finished; nothing to resume", flush=True)
             return SweepOutcome(path, len(statuses), statuses.count("ERROR"), 0.0)
-        kept = keep_resources(path, spec, address, allow_device_change=allow_device_change)
         if spec.scheduler.type == "budget-sh":
+            kept = keep_resources(path, spec, address, allow_device_change=allow_device_change)
             return budget_sh.resume_budget_sh(path, kept, storage, address=address)
         if not tune.Tuner.can_restore(path):
             raise ConfigError("experiment", experiment, "has no Ray Tune state to resume from")
+        kept = keep_resources(path, spec, address, allow_device_change=allow_device_change)
         start = time.perf_counter()
         source = trial_source(kept)
         datasets = prepare(source, storage, address)
