@@ -22,13 +22,26 @@ Prints one table:
 
 Targets are printed beside: ResNet18 <= 1.5 s/epoch and VGG19 <= 1.2 s/epoch at batch 512 in bf16;
 packing >= 4x. Needs only torch and torchvision: the repository root is put on ``sys.path`` and only
-taso_tune modules that do not import Ray are used. No new item starts after ``--budget-s`` seconds;
-the items left are printed as skipped.
+taso_tune modules that do not import Ray are used.
+
+A GPU run is scarce, so nothing in it may cost the rest: a preflight first reports the NVIDIA driver
+(against the CUDA build of torch), the GPU's compute mode (an exclusive mode rules out the packing
+rows) and the compiler ``torch.compile`` needs (without one the compile rows are skipped); every
+item is wrapped, so one that raises becomes a ``failed: reason`` row and the next starts; the
+packing workers' exit codes are watched, so a worker that dies fails its row at once; and the table
+(``--out``, ``--doc``) is written again after every row, so a run cut short keeps what it measured.
+No new item starts after ``--budget-s`` seconds (default 330: the whole run stays under 8 minutes
+on one H100/H200); the items left are printed as skipped.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
+import queue
+import shutil
+import subprocess
 import sys
 import time
 import warnings
@@ -90,6 +103,8 @@ MODES: dict[str, dict[str, bool]] = {
 #: (model, batch) -> the epoch-seconds target of its bf16 rows
 TARGETS = {("resnet18", 512): Target("<=", 1.5, " s"), ("vgg19", 512): Target("<=", 1.2, " s")}
 PACKING_TARGET = Target(">=", 4, "x")
+#: Seconds the packing workers may take to start, meet and finish before they count as failed.
+PACKING_WAIT_S = 180.0
 
 
 @dataclass(frozen=True)
@@ -219,7 +234,7 @@ def packing_worker(
     workload = WORKLOADS[0]
     run = make_run(workload, synthetic(workload, images, device), batch, device)
     run.train_epoch()
-    barrier.wait()
+    barrier.wait(timeout=PACKING_WAIT_S)  # a sibling that died breaks the barrier, not a hang
     start = time.monotonic()  # one clock for every process (CLOCK_MONOTONIC)
     for _ in range(epochs):
         run.train_epoch()
@@ -229,7 +244,10 @@ def packing_worker(
 def packed_seconds(
     processes: int, images: int | None, batch: int, epochs: int, device: str
 ) -> float:
-    """Wall seconds from the common start to the last of ``processes`` trials finishing."""
+    """Wall seconds from the common start to the last of ``processes`` trials finishing.
+
+    The workers' exit codes are watched while waiting: one that dies fails the measurement at
+    once (with its exit code), and the others are stopped; none outlives the call."""
     ctx = torch.multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(processes), ctx.Queue()
     workers = [
@@ -238,77 +256,197 @@ def packed_seconds(
     ]
     for worker in workers:
         worker.start()
-    spans = [
-        results.get(timeout=300) for _ in workers
-    ]  # a crashed worker fails this, not the whole call
-    for worker in workers:
-        worker.join()
+    spans: list[tuple[float, float]] = []
+    deadline = time.monotonic() + PACKING_WAIT_S
+    try:
+        while len(spans) < processes:
+            try:
+                spans.append(results.get(timeout=0.5))
+                continue
+            except queue.Empty:
+                pass
+            failed = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
+            if failed:
+                raise RuntimeError(f"a packing worker exited with code {failed[0]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"packing workers still running after {PACKING_WAIT_S:.0f} s")
+    finally:
+        for worker in workers:
+            worker.join(timeout=5)
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
     return max(end for _, end in spans) - min(start for start, _ in spans)
+
+
+# --- preflight --------------------------------------------------------------------------------
+
+
+def _nvidia_smi(fields: str) -> list[str]:
+    """``nvidia-smi --query-gpu=FIELDS`` of the first GPU; [] where it is missing or fails."""
+    try:
+        done = subprocess.run(
+            ["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    lines = done.stdout.strip().splitlines() if done.returncode == 0 else []
+    return [part.strip() for part in lines[0].split(",")] if lines else []
+
+
+def preflight(device: str) -> tuple[list[Row], dict[str, str]]:
+    """Rows on the NVIDIA driver, the GPU's compute mode and the compiler ``torch.compile`` needs,
+    before any measurement; and the items they rule out, each with the reason."""
+    rows: list[Row] = []
+    blocked: dict[str, str] = {}
+    cuda = torch.version.cuda
+    need = {13: 580, 12: 525, 11: 450}.get(int(cuda.split(".")[0])) if cuda else None
+    if device == "cuda":
+        driver, mode, name = (_nvidia_smi("driver_version,compute_mode,name") + ["", "", ""])[:3]
+        major = int(driver.split(".")[0]) if driver[:1].isdigit() else None
+        ok = major is None or need is None or major >= need
+        rows.append(
+            Row(
+                SECTION,
+                "preflight: NVIDIA driver",
+                driver or "unknown (no nvidia-smi)",
+                f"torch {torch.__version__} (CUDA {cuda}) needs >= {need}",
+                note=f"{name}; {'ok' if ok else 'too old: CUDA cannot start'}",
+            )
+        )
+        rows.append(
+            Row(
+                SECTION,
+                "preflight: GPU compute mode",
+                mode or "unknown",
+                note="Default lets the packing rows put several processes on the GPU",
+            )
+        )
+        if mode and mode.lower() not in ("default", "[n/a]"):
+            blocked["packing"] = f"compute mode {mode} admits one process per GPU"
+    else:
+        rows.append(Row(SECTION, "preflight: NVIDIA driver", "n/a on CPU"))
+    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    triton = importlib.util.find_spec("triton") is not None
+    rows.append(
+        Row(
+            SECTION,
+            "preflight: compiler for torch.compile",
+            compiler or "none",
+            f"triton {'present' if triton else 'missing'}",
+        )
+    )
+    if compiler is None:
+        blocked["compile"] = "no C compiler (torch.compile's inductor needs one)"
+    elif device == "cuda" and not triton:
+        blocked["compile"] = "triton is not installed (torch.compile on CUDA needs it)"
+    return rows, blocked
+
+
+def failed(measure: str, err: BaseException, target: Target | None = None) -> Row:
+    """The row of an item that raised: ``failed: reason``, one line."""
+    reason = (str(err).strip().splitlines() or [""])[0][:160]
+    return Row(SECTION, measure, f"failed: {type(err).__name__}: {reason}", target=target)
 
 
 # --- the table --------------------------------------------------------------------------------
 
 
-def run(settings: Settings) -> list[Row]:
+def run(settings: Settings, emit: Callable[[Row], None] = lambda row: None) -> list[Row]:
+    """Every row of the table, each passed to ``emit`` as soon as it is measured. An item that raises
+    becomes a ``failed: reason`` row and the next one starts; none starts after the time budget."""
     deadline = time.perf_counter() + settings.budget_s
     device = settings.device
     rows: list[Row] = []
-    rates = {
-        "fp32": matmul_tflops(torch.float32, device, settings.matmul_size),
-        "bf16": matmul_tflops(torch.bfloat16, device, settings.matmul_size),
-    }
-    rows += [
-        Row(
-            SECTION,
-            f"dense matmul rate, {dtype}",
-            f"{rate:.1f} TFLOP/s",
-            note=f"{settings.matmul_size}^2 matrices",
-        )
-        for dtype, rate in rates.items()
-    ]
-    flops = {w.model: flops_per_image(w) for w in WORKLOADS}
 
-    def epoch_row(workload: Workload, batch: int, mode: str) -> Row:
+    def add(*new: Row) -> None:
+        for row in new:
+            rows.append(row)
+            emit(row)
+
+    def attempt(
+        measure: str, measure_rows: Callable[[], list[Row]], target: Target | None = None
+    ) -> None:
+        if time.perf_counter() > deadline:
+            add(Row(SECTION, measure, "skipped: time budget", target=target))
+            return
+        try:
+            new = measure_rows()
+        except Exception as err:  # one failing item must not cost the rows of the others
+            if device == "cuda":
+                torch.cuda.empty_cache()
+            add(failed(measure, err, target))
+            return
+        add(*new)
+
+    checks, blocked = preflight(device)
+    add(*checks)
+
+    rates: dict[str, float] = {}
+
+    def rate_row(dtype: torch.dtype, label: str) -> list[Row]:
+        rates[label] = matmul_tflops(dtype, device, settings.matmul_size)
+        return [
+            Row(
+                SECTION,
+                f"dense matmul rate, {label}",
+                f"{rates[label]:.1f} TFLOP/s",
+                note=f"{settings.matmul_size}^2 matrices",
+            )
+        ]
+
+    for dtype, label in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
+        attempt(f"dense matmul rate, {label}", lambda d=dtype, n=label: rate_row(d, n))
+    flops = {w.model: flops_per_image(w) for w in WORKLOADS}  # meta tensors: no device involved
+
+    def epoch_row(workload: Workload, batch: int, mode: str) -> list[Row]:
         measure = f"{workload.model} epoch, batch {batch}, {mode}"
         target = TARGETS.get((workload.model, batch)) if mode != "fp32" else None
-        if time.perf_counter() > deadline:
-            return Row(SECTION, measure, "skipped: time budget", target=target)
         data = synthetic(workload, settings.images, device)
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
         run_ = make_run(workload, data, batch, device, **MODES[mode])
         seconds, first = epoch_seconds(run_, settings.warmup_epochs, settings.timed_epochs)
         images = len(run_.train_batches) * batch
-        floor = (
-            flops[workload.model] * images / (rates["bf16" if mode != "fp32" else "fp32"] * 1e12)
-        )
+        rate = rates.get("bf16" if mode != "fp32" else "fp32")
+        floor = flops[workload.model] * images / (rate * 1e12) if rate else None
         peak = (
             f"peak {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB; "
             if device == "cuda"
             else ""
         )
-        return Row(
-            SECTION,
-            measure,
-            f"{seconds:.3g} s",
-            f"{floor:.3g} s FLOP floor",
-            seconds / floor,
-            target,
-            f"{peak}{flops[workload.model] / 1e6:,.1f} MFLOP/image; first epoch {first:.3g} s",
-            judged=seconds,
-        )
+        return [
+            Row(
+                SECTION,
+                measure,
+                f"{seconds:.3g} s",
+                f"{floor:.3g} s FLOP floor" if floor else "no FLOP floor (matmul rate failed)",
+                seconds / floor if floor else None,
+                target,
+                f"{peak}{flops[workload.model] / 1e6:,.1f} MFLOP/image; first epoch {first:.3g} s",
+                judged=seconds,
+            )
+        ]
+
+    def epoch_item(workload: Workload, batch: int, mode: str) -> None:
+        measure = f"{workload.model} epoch, batch {batch}, {mode}"
+        target = TARGETS.get((workload.model, batch)) if mode != "fp32" else None
+        attempt(measure, lambda: epoch_row(workload, batch, mode), target)
 
     for workload in WORKLOADS:
         for batch in settings.batches:
             for mode in ("fp32", "bf16+cl"):
-                rows.append(epoch_row(workload, batch, mode))
+                epoch_item(workload, batch, mode)
 
-    if device == "cuda":
+    def sync_row() -> list[Row]:
         lenet = WORKLOADS[0]
         probe = make_run(lenet, synthetic(lenet, settings.images, device), 128, device)
         probe.train_epoch()
         syncs = count_host_syncs(probe.train_epoch)
-        rows.append(
+        return [
             Row(
                 SECTION,
                 "host syncs in one training epoch (LeNet5, batch 128)",
@@ -318,80 +456,90 @@ def run(settings: Settings) -> list[Row]:
                 judged=syncs,
                 note="2 expected: loss and accuracy read at the end; a per-step sync shows as >= steps",
             )
-        )
+        ]
+
+    if device == "cuda":
+        attempt("host syncs in one training epoch (LeNet5, batch 128)", sync_row)
     else:
-        rows.append(Row(SECTION, "host syncs in one training epoch", "n/a on CPU"))
+        add(Row(SECTION, "host syncs in one training epoch", "n/a on CPU"))
 
     packing = f"LeNet5 trials at once, {settings.packed} processes vs 1"
-    if time.perf_counter() > deadline:
-        rows.append(Row(SECTION, packing, "skipped: time budget", target=PACKING_TARGET))
-    else:
+
+    def packing_row() -> list[Row]:
         epochs = settings.timed_epochs
         alone = packed_seconds(1, settings.packing_images, 128, epochs, device)
         packed = packed_seconds(settings.packed, settings.packing_images, 128, epochs, device)
-        speedup = settings.packed * alone / packed
-        rows.append(
+        return [
             Row(
                 SECTION,
                 packing,
                 f"{packed:.2f} s for {settings.packed} x {epochs} epochs",
                 f"{alone:.2f} s for 1 x {epochs}",
-                speedup,
+                settings.packed * alone / packed,
                 PACKING_TARGET,
                 "throughput speed-up = n x t(alone) / t(n at once); batch 128",
             )
+        ]
+
+    if "packing" in blocked:
+        add(Row(SECTION, packing, f"skipped: {blocked['packing']}", target=PACKING_TARGET))
+    else:
+        attempt(packing, packing_row, PACKING_TARGET)
+
+    for label, workload, seeds, images, target in stacking_cases(settings):
+        measure = f"{label}: {seeds} seeds stacked vs one after another"
+        attempt(
+            measure,
+            lambda w=workload, k=seeds, n=images, t=target, name=label: stacking_rows(
+                settings, name, w, k, n, t
+            ),
+            target,
         )
 
-    rows += stacking_rows(settings, deadline)
-
     for workload in WORKLOADS:
-        if settings.compile:
-            rows.append(epoch_row(workload, max(settings.batches), "bf16+cl+compile"))
+        batch = max(settings.batches)
+        measure = f"{workload.model} epoch, batch {batch}, bf16+cl+compile"
+        if not settings.compile:
+            add(Row(SECTION, measure, "skipped: --smoke"))
+        elif "compile" in blocked:
+            add(Row(SECTION, measure, f"skipped: {blocked['compile']}"))
         else:
-            rows.append(
-                Row(
-                    SECTION,
-                    f"{workload.model} epoch, batch {max(settings.batches)}, bf16+cl+compile",
-                    "skipped: --smoke",
-                )
-            )
+            epoch_item(workload, batch, "bf16+cl+compile")
     return rows
 
 
-def stacking_rows(settings: Settings, deadline: float) -> list[Row]:
-    """k seeds of one configuration as one stacked model against one after another (seed packing)."""
-    rows: list[Row] = []
-    device = settings.device
-    cases = (
+def stacking_cases(settings: Settings) -> tuple[tuple, ...]:
+    """(label, workload, seeds, images, target) of each seed-packing comparison."""
+    return (
         ("LeNet5/MNIST-size", WORKLOADS[0], *settings.stacked[0], STACKING_TARGET),
         ("ResNet18/CIFAR10-size", WORKLOADS[2], *settings.stacked[1], None),
     )
-    for label, workload, seeds, images, target in cases:
-        if time.perf_counter() > deadline:
-            rows.append(
-                Row(
-                    SECTION,
-                    f"{label}: {seeds} seeds stacked vs one after another",
-                    "skipped: time budget",
-                    target=target,
-                )
-            )
-            continue
-        data = synthetic(workload, images, device)
-        batch = 128 if device == "cuda" else max(settings.batches)
-        config = TrainConfig(
-            model=workload.model,
-            dataset=workload.dataset,
-            batch_size=batch,
-            epochs=1,
-            device=device,
-            threads=None if device == "cuda" else 1,
-        )
-        repeats = 3 if device == "cuda" else 1
-        rows += compare_packing(
-            label, config, list(range(seeds)), data, 1, repeats, device, target, SECTION
-        )
-    return rows
+
+
+def stacking_rows(
+    settings: Settings,
+    label: str,
+    workload: Workload,
+    seeds: int,
+    images: int | None,
+    target: Target | None,
+) -> list[Row]:
+    """k seeds of one configuration as one stacked model against one after another (seed packing)."""
+    device = settings.device
+    data = synthetic(workload, images, device)
+    batch = 128 if device == "cuda" else max(settings.batches)
+    config = TrainConfig(
+        model=workload.model,
+        dataset=workload.dataset,
+        batch_size=batch,
+        epochs=1,
+        device=device,
+        threads=None if device == "cuda" else 1,
+    )
+    repeats = 3 if device == "cuda" else 1
+    return compare_packing(
+        label, config, list(range(seeds)), data, 1, repeats, device, target, SECTION
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -399,7 +547,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--smoke", action="store_true", help="everything tiny, on the CPU (checks the script)"
     )
-    parser.add_argument("--budget-s", type=float, help="start no new item after this many seconds")
+    parser.add_argument(
+        "--budget-s",
+        type=float,
+        help=f"start no new item after this many seconds (default {FULL.budget_s:g}: the whole "
+        "run stays under 8 minutes on one H100/H200)",
+    )
     parser.add_argument("--out", help="also write the table (markdown) to this file")
     parser.add_argument(
         "--doc", action="store_true", help="also put the table into docs/benchmarks.md"
@@ -411,28 +564,38 @@ def main(argv: list[str] | None = None) -> int:
     if settings.device == "cuda" and not torch.cuda.is_available():
         parser.error("no CUDA GPU here; run with --smoke to check the script on the CPU")
     start = time.perf_counter()
-    rows = run(settings)
-    if args.smoke:  # tiny CPU figures say nothing about the GPU targets
-        rows = [
-            replace(r, target=None, note=f"{r.note}; GPU target {r.target}".lstrip("; "))
-            if r.target
-            else r
-            for r in rows
-        ]
-    table = format_table(rows)
     kind = "smoke run: tiny sizes on the CPU, not GPU figures" if args.smoke else "full run"
-    facts, seconds = format_facts(machine_facts()), time.perf_counter() - start
-    text = f"{table}\n\n{facts}; {kind}; {seconds:.0f} s"
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-    if args.doc:
-        command = "python benchmarks/gpu.py" + (" --smoke" if args.smoke else "")
-        block = (
-            f"Measured with `{command}` on {time.strftime('%Y-%m-%d')} in {seconds:.0f} s ({kind}).\n"
-            f"Machine: {facts}.\n\n{table}"
-        )
-        write_between_markers(REPO_ROOT / "docs" / "benchmarks.md", GPU_BEGIN, GPU_END, block)
+    facts = format_facts(machine_facts())
+    shown: list[Row] = []
+
+    def shown_row(row: Row) -> Row:
+        if args.smoke and row.target:  # tiny CPU figures say nothing about the GPU targets
+            return replace(
+                row, target=None, note=f"{row.note}; GPU target {row.target}".lstrip("; ")
+            )
+        return row
+
+    def write(done: bool) -> str:
+        seconds = time.perf_counter() - start
+        state = "" if done else f"; in progress: {len(shown)} rows so far"
+        table = format_table(shown)
+        if args.out:
+            Path(args.out).write_text(f"{table}\n\n{facts}; {kind}; {seconds:.0f} s{state}\n")
+        if args.doc:
+            command = "python benchmarks/gpu.py" + (" --smoke" if args.smoke else "")
+            block = (
+                f"Measured with `{command}` on {time.strftime('%Y-%m-%d')} in {seconds:.0f} s "
+                f"({kind}{state}).\nMachine: {facts}.\n\n{table}"
+            )
+            write_between_markers(REPO_ROOT / "docs" / "benchmarks.md", GPU_BEGIN, GPU_END, block)
+        return f"{table}\n\n{facts}; {kind}; {seconds:.0f} s"
+
+    def emit(row: Row) -> None:  # every row is kept at once: a run cut short keeps what it measured
+        shown.append(shown_row(row))
+        write(done=False)
+
+    run(settings, emit)
+    print(write(done=True))
     return 0
 
 

@@ -9,6 +9,7 @@ import inspect
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,14 @@ def _table_rows(output: str, section: str) -> list[list[str]]:
 # --- the benchmark scripts ------------------------------------------------------------------------
 
 
+def test_checkpoint_cost_prints_its_table() -> None:
+    out = _run_script(str(BENCHMARKS / "checkpoint_cost.py"), "--quick", timeout=300)
+    rows = _table_rows(out, "checkpoint")
+    assert [row[1].split(",")[0] for row in rows] == ["vgg19", "resnet18"]
+    sizes = [float(row[3].removesuffix(" MB")) for row in rows]
+    assert sizes[0] > sizes[1] > 0  # VGG19 (20M parameters) outweighs ResNet18 (11M)
+
+
 @pytest.mark.slow
 def test_gpu_benchmark_smoke_prints_its_table() -> None:
     # every row, however busy the machine (the smoke run's own budget would skip the last ones)
@@ -66,6 +75,66 @@ def test_gpu_benchmark_smoke_prints_its_table() -> None:
     floors = [row for row in rows if row[3].endswith("FLOP floor")]
     assert len(floors) == 12 and all(float(row[4]) > 0 for row in floors)
     assert "smoke run" in out
+
+
+def _gpu_benchmark():
+    """``benchmarks/gpu.py`` as a module (it imports its neighbours by name)."""
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    import gpu
+
+    return gpu
+
+
+def test_gpu_benchmark_a_dead_packing_worker_fails_at_once() -> None:
+    gpu = _gpu_benchmark()
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match="a packing worker exited with code 1"):
+        gpu.packed_seconds(2, -1, 128, 1, "cpu")  # -1 images: each worker raises as it starts
+    assert time.monotonic() - start < gpu.PACKING_WAIT_S / 3  # its exit code, not the long wait
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_a_failing_item_is_a_row_and_the_rest_still_run() -> None:
+    gpu = _gpu_benchmark()
+    settings = dataclasses.replace(
+        gpu.SMOKE, batches=(8,), budget_s=600, packing_images=-1, stacked=((2, -1), (2, 32))
+    )
+    emitted: list = []
+    rows = gpu.run(settings, emitted.append)
+    assert emitted == rows
+    measures = [row.measure for row in rows]
+    assert measures[:2] == ["preflight: NVIDIA driver", "preflight: compiler for torch.compile"]
+    by_measure = {row.measure: row.value for row in rows}
+    packing = by_measure["LeNet5 trials at once, 2 processes vs 1"]
+    assert packing.startswith("failed: RuntimeError: a packing worker exited with code"), packing
+    assert by_measure["LeNet5/MNIST-size: 2 seeds stacked vs one after another"].startswith(
+        "failed: "
+    )
+    # the items after the failures ran
+    assert any(m.startswith("ResNet18/CIFAR10-size: 2 seeds stacked") for m in measures)
+    assert measures[-1] == "resnet18 epoch, batch 8, bf16+cl+compile"
+
+
+def test_gpu_benchmark_writes_its_table_after_every_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gpu = _gpu_benchmark()
+    out = tmp_path / "table.md"
+    seen: list[str] = []
+
+    def cut_short(settings, emit):  # two rows, then the run is killed
+        for measure in ("first", "second"):
+            emit(gpu.Row(gpu.SECTION, measure, "1 s"))
+            seen.append(out.read_text())
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gpu, "run", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        gpu.main(["--smoke", "--out", str(out)])
+    assert "| gpu | first | 1 s |" in seen[0] and "in progress: 1 rows so far" in seen[0]
+    assert "| gpu | second | 1 s |" in seen[1] and "in progress: 2 rows so far" in seen[1]
+    assert out.read_text() == seen[1]  # what was measured stays written
 
 
 @pytest.mark.slow

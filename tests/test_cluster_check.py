@@ -12,12 +12,14 @@ import yaml
 
 from taso_tune.cli import main
 from taso_tune.cluster.check import check_cluster_file
+from taso_tune.cluster.rules import MIN_DRIVER_FOR_CUDA, torch_cuda
 from taso_tune.core.errors import ConfigError
 from taso_tune.core.storage import require_shared_storage
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_FILES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "cluster").rglob("*.yaml"))
 AWS = ROOT / "cluster" / "aws-gpu.yaml"
+GCP = ROOT / "cluster" / "gcp-gpu.yaml"
 RAYCLUSTER = ROOT / "cluster" / "kuberay" / "raycluster.yaml"
 RAYJOB = ROOT / "cluster" / "kuberay" / "rayjob.yaml"
 VERSION = ray.__version__
@@ -421,3 +423,30 @@ def test_checking_does_not_change_the_files(monkeypatch: pytest.MonkeyPatch) -> 
     for path in CLUSTER_FILES:
         check_cluster_file(path)
     assert before == {p: Path(p).read_text() for p in CLUSTER_FILES}
+
+
+def test_an_image_whose_nvidia_driver_cannot_run_the_pinned_torch_is_flagged(
+    tmp_path: Path,
+) -> None:
+    cuda = torch_cuda()
+    if cuda is None or int(cuda.split(".")[0]) not in MIN_DRIVER_FOR_CUDA:
+        pytest.skip(f"the installed torch is no CUDA build the rule knows ({cuda})")
+    need = MIN_DRIVER_FOR_CUDA[int(cuda.split(".")[0])]
+    old = f"projects/deeplearning-platform-release/global/images/family/common-cu128-ubuntu-2204-nvidia-{need - 10}"
+
+    def older_driver(config: Any) -> None:
+        disk = config["available_node_types"]["gpu_1x"]["node_config"]["disks"][0]
+        disk["initializeParams"]["sourceImage"] = old
+
+    found = problems_of(broken(tmp_path, GCP, older_driver))
+    assert found.count("\n") == 0, found
+    assert "available_node_types.gpu_1x.node_config.disks[0].initializeParams.sourceImage" in found
+    assert f"ships NVIDIA driver {need - 10}" in found
+    assert f"needs driver >= {need}" in found
+    # the shipped file's image carries a driver new enough
+    assert problems_of(str(GCP)) == ""
+
+
+def test_driver_minimum_follows_the_cuda_major_version() -> None:
+    assert MIN_DRIVER_FOR_CUDA[13] == 580  # cu130 wheels
+    assert MIN_DRIVER_FOR_CUDA[12] == 525

@@ -151,6 +151,12 @@ def add_resume_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not write report.html and defaults.yaml at the end",
     )
+    p.add_argument(
+        "--allow-device-change",
+        action="store_true",
+        help="continue on this cluster's device kind (cpu or cuda) even where the sweep started on "
+        "the other (default: refuse)",
+    )
     p.set_defaults(handler=run_resume_command)
 
 
@@ -303,7 +309,9 @@ def run_resume_command(args: argparse.Namespace) -> int:
 
     if not is_uri(args.experiment) and not os.path.isdir(args.experiment):
         raise ConfigError("EXPERIMENT", args.experiment, "no such experiment folder")
-    outcome = resume_sweep(args.experiment, address=args.address)
+    outcome = resume_sweep(
+        args.experiment, address=args.address, allow_device_change=args.allow_device_change
+    )
     disconnect()
     return finish(outcome, args.select_on, write_files=not args.no_report, command="resume")
 

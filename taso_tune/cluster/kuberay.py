@@ -15,6 +15,7 @@ from taso_tune.cluster.rules import (
     TOKEN_MODE,
     Problem,
     check_auth_mode,
+    check_nvidia_driver,
     key_path,
     ray_version,
     storage_problem,
@@ -58,7 +59,7 @@ def check_kuberay(docs: list[Any]) -> list[Problem]:
             entrypoint = (spec.get("entrypoint"), key_path(at, "spec", "entrypoint"))
             cluster_at = key_path(at, "spec", "rayClusterSpec")
             problems += _check_ray_cluster_spec(spec.get("rayClusterSpec"), cluster_at, entrypoint)
-        problems += check_auth_mode(doc, at)
+        problems += check_auth_mode(doc, at) + check_nvidia_driver(doc, at)
     return problems
 
 

@@ -28,6 +28,7 @@ from taso_tune.cluster.rules import (
     WORKER_GPUS_UNKNOWN,
     Problem,
     check_auth_mode,
+    check_nvidia_driver,
     key_path,
     ray_version,
     storage_problem,
@@ -111,6 +112,7 @@ def check_launcher(config: dict[str, Any]) -> list[Problem]:
         + _check_token_mount(filled)
         + _check_security_group(filled)
         + check_auth_mode(filled)
+        + check_nvidia_driver(filled)
     )
 
 

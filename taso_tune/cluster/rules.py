@@ -29,6 +29,12 @@ AUTH_MODE = re.compile(r"\bRAY_AUTH_MODE=['\"]?(\w*)")
 STORAGE_ASSIGN = re.compile(rf"\b{STORAGE_ENV}=['\"]?([^\s'\";]+)")
 STORAGE_FLAG = re.compile(r"--storage(?:=|\s+)['\"]?([^\s'\";]+)")
 
+#: An NVIDIA driver's major version as image names state it (a Deep Learning VM family ``...-nvidia-570``).
+NVIDIA_DRIVER = re.compile(r"nvidia-(?:driver-)?(\d{3})(?!\d)")
+#: The oldest NVIDIA driver (Linux) each CUDA major version runs on, minor-version compatibility
+#: included (NVIDIA's CUDA compatibility table): 13.x >= 580, 12.x >= 525, 11.x >= 450.
+MIN_DRIVER_FOR_CUDA = {13: 580, 12: 525, 11: 450}
+
 # A problem before it is placed in its file: (key path, bad value, what is wrong).
 Problem = tuple[str, Any, str]
 
@@ -60,6 +66,50 @@ def ray_version() -> str:
     import ray
 
     return ray.__version__
+
+
+def torch_cuda() -> str | None:
+    """The CUDA version of the installed torch build (``13.0`` for ``2.14.1+cu130``), which is the
+    build the project pins; ``None`` for a CPU build."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        local = version("torch").partition("+")[2]
+    except PackageNotFoundError:
+        return None
+    match = re.fullmatch(r"cu(\d+)(\d)", local)
+    if match:
+        return f"{match.group(1)}.{match.group(2)}"
+    if local:
+        return None  # +cpu, +rocm...
+    import torch
+
+    return torch.version.cuda
+
+
+def check_nvidia_driver(tree: Any, key: str = "") -> list[Problem]:
+    """Every image (a key ending in ``image``/``ImageId``) that names an NVIDIA driver older than the
+    CUDA build of torch needs: the trials would fail to see the GPU. Images that name no driver
+    version cannot be checked offline."""
+    cuda = torch_cuda()
+    need = MIN_DRIVER_FOR_CUDA.get(int(cuda.split(".")[0])) if cuda else None
+    if need is None:
+        return []
+    problems: list[Problem] = []
+    for at, text in strings(tree, key):
+        if not at.rsplit(".", 1)[-1].lower().endswith(("image", "imageid")):
+            continue
+        for found in NVIDIA_DRIVER.findall(text):
+            if int(found) < need:
+                problems.append(
+                    (
+                        at,
+                        text,
+                        f"ships NVIDIA driver {found}; the CUDA {cuda} build of torch the project "
+                        f"pins needs driver >= {need}: pick an image with a newer driver",
+                    )
+                )
+    return problems
 
 
 def key_path(*parts: str | int) -> str:

@@ -123,6 +123,8 @@ SPACE_FILE = "taso_tune_space.yaml"
 STATE_FILE = "run_state.pt"
 #: Budget-aware successive halving keeps its rung bookkeeping here.
 BUDGET_SH_FILE = "taso_tune_budget_sh.json"
+#: What each trial of the sweep asks for and runs on (CPUs, GPUs, device, seed packing), for resume.
+RESOURCES_FILE = "taso_tune_resources.json"
 #: Who drives the experiment now (host, pid, start time): one sweep or resume at a time.
 LOCK_FILE = "taso_tune.lock"
 #: Written when a signal stopped the sweep (signal, time, planned trials); removed when it completes.

@@ -27,6 +27,10 @@ _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 #: The most trials a space may hold unless it (or ``--max-trials``) says otherwise: a larger grid is
 #: usually a typo, and checking it alone takes minutes before Ray starts.
 DEFAULT_MAX_TRIALS = 10_000
+#: ``checkpoint_min_seconds`` of a trial on a GPU when the space leaves it unset: a 5-seed ResNet18
+#: or VGG19 checkpoint is 450-800 MB (1-3 s to write, more to upload) against a GPU epoch of seconds;
+#: one every 5 minutes keeps that under a few percent (docs/benchmarks.md). On the CPU: 0 (off).
+GPU_CHECKPOINT_MIN_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,9 @@ class SweepSpec:
     resources: Resources = Resources()
     max_concurrent: int | None = None
     checkpoint_every: int = 1
-    checkpoint_min_seconds: float = 0.0
+    checkpoint_min_seconds: float | None = (
+        None  # None: by device (GPU_CHECKPOINT_MIN_SECONDS on a GPU)
+    )
     seed_packing: SeedPacking = "auto"
     reuse_actors: bool = False
     max_failures: int = 2
@@ -87,7 +93,7 @@ class SweepSpec:
         check_seeds(self.seeds, self.seed_start, self.seed_list, self.seeds_per_trial)
         require_int("checkpoint_every", self.checkpoint_every, 1)
         seconds = self.checkpoint_min_seconds
-        if (
+        if seconds is not None and (
             isinstance(seconds, bool)
             or not isinstance(seconds, (int, float))
             or not 0 <= seconds < float("inf")
@@ -208,7 +214,7 @@ class SweepSpec:
             data["max_concurrent"] = self.max_concurrent
         if self.max_trials != DEFAULT_MAX_TRIALS:
             data["max_trials"] = self.max_trials
-        if self.checkpoint_min_seconds:
+        if self.checkpoint_min_seconds is not None:
             data["checkpoint_min_seconds"] = self.checkpoint_min_seconds
         if self.seed_packing != "auto":
             data["seed_packing"] = self.seed_packing

@@ -34,6 +34,7 @@ from taso_tune.stats.seeds import diverged_score, summarize
 from taso_tune.sweep.outcome import SweepOutcome
 from taso_tune.sweep.paths import new_experiment_path
 from taso_tune.sweep.prepare import prepare
+from taso_tune.sweep.resources import save_resources
 from taso_tune.sweep.space_file import write_space_file
 from taso_tune.sweep.trials import GridTrials
 from taso_tune.sweep.tuner import build_tuner
@@ -156,6 +157,7 @@ def run_budget_sh(
     start = time.perf_counter()
     datasets = prepare(GridTrials(spec), storage, address)
     write_space_file(experiment, spec)
+    save_resources(experiment, GridTrials(spec))
     state = {
         "budgets": spec.scheduler.rung_epochs(spec.epochs),
         "configs": [c["config_id"] for c in spec.configurations()],

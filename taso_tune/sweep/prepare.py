@@ -16,10 +16,10 @@ from taso_tune.sweep.preflight import (
     cluster_address,
     connect,
 )
+from taso_tune.sweep.resources import alive_nodes, trial_resources
 from taso_tune.sweep.shipping import runtime_env
 from taso_tune.sweep.trainable import DataKey
 from taso_tune.sweep.trials import TrialSource
-from taso_tune.sweep.tuner import alive_nodes, trial_resources
 from taso_tune.training.data.sets import ImageData
 
 

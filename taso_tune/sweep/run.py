@@ -25,7 +25,13 @@ from collections.abc import Callable
 from ray import tune
 
 from taso_tune.core.errors import ConfigError
-from taso_tune.core.records import BUDGET_SH_FILE, INTERRUPTED_FILE, LOCK_FILE, SPACE_FILE
+from taso_tune.core.records import (
+    BUDGET_SH_FILE,
+    INTERRUPTED_FILE,
+    LOCK_FILE,
+    RESOURCES_FILE,
+    SPACE_FILE,
+)
 from taso_tune.core.storage import (
     delete_experiment_file,
     first_line,
@@ -51,6 +57,7 @@ from taso_tune.sweep.outcome import SweepOutcome, outcome
 from taso_tune.sweep.paths import new_experiment_path
 from taso_tune.sweep.preflight import disconnect
 from taso_tune.sweep.prepare import prepare
+from taso_tune.sweep.resources import keep_resources, save_resources
 from taso_tune.sweep.shipping import space_callables, user_modules
 from taso_tune.sweep.space_file import write_space_file
 from taso_tune.sweep.trials import trial_source
@@ -59,7 +66,7 @@ from taso_tune.sweep.tuner import build_tuner
 __all__ = ["SweepInterrupted", "SweepOutcome", "disconnect", "resume_sweep", "run_sweep"]
 
 #: What a sweep writes before Tune does: a folder holding only these started nothing.
-_OWN_FILES = (LOCK_FILE, SPACE_FILE, BUDGET_SH_FILE, INTERRUPTED_FILE)
+_OWN_FILES = (LOCK_FILE, SPACE_FILE, RESOURCES_FILE, BUDGET_SH_FILE, INTERRUPTED_FILE)
 
 
 def run_sweep(
@@ -87,16 +94,23 @@ def run_sweep(
         source = trial_source(spec)
         datasets = prepare(source, storage, address, new=True)
         write_space_file(path, spec)
+        save_resources(path, source)
         tuner = build_tuner(source, datasets, storage, name)
         return outcome(path, tuner.fit(), start)
 
     return _run_with_lock_and_signals(path, "sweep", spec, True, body)
 
 
-def resume_sweep(experiment: str, *, address: str | None = None) -> SweepOutcome:
+def resume_sweep(
+    experiment: str, *, address: str | None = None, allow_device_change: bool = False
+) -> SweepOutcome:
     """Continue an interrupted sweep: finished trials stay finished, unfinished ones continue from
     their last checkpoints, errored ones are retried from theirs. A sweep whose trials all finished
     says so and starts nothing.
+
+    Trials keep the CPUs, GPUs and device the sweep started with; on a cluster that would run them on
+    another device kind it stops, unless ``allow_device_change``
+    (:func:`~taso_tune.sweep.resources.keep_resources`).
 
     Resuming unpickles the folder's Ray Tune state, which can run code: a local folder that is not
     yours alone is refused (:func:`~taso_tune.experiment.trust.check_trusted_folder`).
@@ -119,11 +133,13 @@ def resume_sweep(experiment: str, *, address: str | None = None) -> SweepOutcome
             print(f"{path}: all {len(statuses)} trials finished; nothing to resume", flush=True)
             return SweepOutcome(path, len(statuses), statuses.count("ERROR"), 0.0)
         if spec.scheduler.type == "budget-sh":
-            return budget_sh.resume_budget_sh(path, spec, storage, address=address)
+            kept = keep_resources(path, spec, address, allow_device_change=allow_device_change)
+            return budget_sh.resume_budget_sh(path, kept, storage, address=address)
         if not tune.Tuner.can_restore(path):
             raise ConfigError("experiment", experiment, "has no Ray Tune state to resume from")
+        kept = keep_resources(path, spec, address, allow_device_change=allow_device_change)
         start = time.perf_counter()
-        source = trial_source(spec)
+        source = trial_source(kept)
         datasets = prepare(source, storage, address)
         tuner = build_tuner(source, datasets, storage, name, restore=True)
         return outcome(path, tuner.fit(), start)

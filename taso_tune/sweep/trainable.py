@@ -36,6 +36,7 @@ from ray.tune.trainable.function_trainable import FunctionTrainable
 
 from taso_tune.core.records import STATE_FILE, TrialLabels, TrialReport
 from taso_tune.core.storage import storage_full
+from taso_tune.spaces.spec import GPU_CHECKPOINT_MIN_SECONDS
 from taso_tune.sweep.interrupts import wait_for_stop
 from taso_tune.sweep.observe import live_metrics
 from taso_tune.sweep.trials import TrialSource
@@ -48,6 +49,10 @@ from taso_tune.training.seeds import epoch_summary
 LABEL_KEYS = ("config_id", "block", "seeds")
 
 DataKey = tuple[str, str | None, float, int | None, int | None, float | None]
+
+#: Test-only switch: a trial given GPUs trains on the CPU (for clusters whose GPUs are fake resources,
+#: as in the tests with Ray's fake autoscaler); its start line still shows the GPUs Ray gave it.
+TRAIN_ON_CPU_ENV = "TASO_TUNE_TEST_TRAIN_ON_CPU"
 
 
 def data_key(flat: Mapping[str, Any]) -> DataKey:
@@ -94,7 +99,7 @@ def train_trial(
     datasets: Mapping[DataKey, ImageData],
     experiment: str,
     checkpoint_every: int = 1,
-    checkpoint_min_seconds: float = 0.0,
+    checkpoint_min_seconds: float | None = None,
     seed_packing: str = "auto",
     cpus: float = 1.0,
     device: str = "auto",
@@ -105,7 +110,11 @@ def train_trial(
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     sys.unraisablehook = _quiet_shutdown
     flat = source.flat_config(config)
+    gpus = _gpus_seen()
+    if os.environ.get(TRAIN_ON_CPU_ENV) == "1":
+        device = "cpu"
     train_config = train_config_of(flat, cpus, device)
+    checkpoint_min_seconds = checkpoint_age(checkpoint_min_seconds, device)
     data = datasets[data_key(flat)]
     runs = seed_training(
         train_config, flat["seeds"], data, _load_state(tune.get_checkpoint()), packing=seed_packing
@@ -114,7 +123,7 @@ def train_trial(
     # one line at the start, under the trial's name in the logs (a resumed trial says where it resumes)
     print(
         f"seeds {list(flat['seeds'])}: {runs.epoch} of {train_config.epochs} epochs done, training on "
-        f"{train_config.device}, seeds {runs.packing}",
+        f"{train_config.device}, seeds {runs.packing}{gpus}",
         flush=True,
     )
     for note in runs.model_notes:
@@ -151,6 +160,27 @@ def train_trial(
             saved_at = now
         else:
             tune.report(metrics)
+
+
+def _gpus_seen() -> str:
+    """What the trial was given of GPUs, for its start line: Ray's share and ``CUDA_VISIBLE_DEVICES``."""
+    share = sum(
+        amount
+        for name, amount in ray.get_runtime_context().get_assigned_resources().items()
+        if name == "GPU" or name.startswith("GPU_group_") and name.count("_") == 2
+    )
+    if not share:
+        return ""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+    return f" (GPU share {share:g}, CUDA_VISIBLE_DEVICES={visible})"
+
+
+def checkpoint_age(min_seconds: float | None, device: str) -> float:
+    """The space's ``checkpoint_min_seconds``, or where it leaves it unset, the device's default:
+    :data:`GPU_CHECKPOINT_MIN_SECONDS` for a trial on a GPU, 0 (every due epoch) on the CPU."""
+    if min_seconds is not None:
+        return float(min_seconds)
+    return GPU_CHECKPOINT_MIN_SECONDS if device == "cuda" else 0.0
 
 
 def checkpoint_due(

@@ -10,35 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import ray
 from ray import tune
 
 from taso_tune.core.errors import ConfigError
 from taso_tune.core.storage import first_line, tune_filesystem
 from taso_tune.sweep.paths import experiment_path
+from taso_tune.sweep.resources import trial_resources
 from taso_tune.sweep.trainable import DataKey, TrialActor
 from taso_tune.sweep.trials import TrialSource
 from taso_tune.sweep.tune_settings import run_config, tune_config
 from taso_tune.training.data.sets import ImageData
-from taso_tune.training.run import TrainConfig
-
-#: GPUs per trial when the space leaves them unset and the cluster has GPUs: a LeNet5 trial uses a sliver.
-DEFAULT_GPUS_PER_TRIAL: dict[str, float] = {"lenet5": 0.125, "vgg19": 1.0, "resnet18": 1.0}
-
-
-def alive_nodes() -> int:
-    return sum(1 for node in ray.nodes() if node.get("Alive"))
-
-
-def trial_resources(source: TrialSource) -> dict[str, float]:
-    """The CPUs and GPUs of each trial: the space's, or by model when it leaves GPUs unset."""
-    spec = source.spec
-    gpus = spec.resources.gpus
-    if gpus is None:
-        has_gpu = ray.cluster_resources().get("GPU", 0) > 0
-        models = {flat.get("model", TrainConfig.model) for flat in source.fixed_configs()}
-        gpus = max(DEFAULT_GPUS_PER_TRIAL.get(m, 1.0) for m in models) if has_gpu else 0.0
-    return {"cpu": spec.resources.cpus, "gpu": gpus}
 
 
 def build_trainable(source: TrialSource, datasets: Mapping[DataKey, ImageData], name: str):
