@@ -30,7 +30,7 @@ from taso_tune.results.experiment import load_experiment  # noqa: E402
 from taso_tune.results.studies.early_stopping import asha_rungs, compare, to_markdown  # noqa: E402
 from taso_tune.results.studies.early_stopping_page import write_comparison_page  # noqa: E402
 from taso_tune.spaces import SweepSpec, load_space, load_space_dict, with_overrides  # noqa: E402
-from taso_tune.sweep import resume_sweep, run_sweep  # noqa: E402
+from taso_tune.tuning import resume_sweep, run_sweep  # noqa: E402
 
 #: data set -> (space, doc marker, page)
 STUDIES = {

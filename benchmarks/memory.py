@@ -141,7 +141,7 @@ WORKERS: dict[str, tuple[str, Callable[[bool], dict[str, float]]]] = {
 def worker(name: str, quick: bool) -> None:
     """In the fresh process: import as a trial worker does, run ``name``, print one JSON line."""
     add_repo_to_path()
-    import taso_tune.sweep.trainable  # noqa: F401  (what a trial worker imports: torch, ray, the loop)
+    import taso_tune.tuning.trainable  # noqa: F401  (what a trial worker imports: torch, ray, the loop)
 
     reset = reset_peak_rss()
     stages = WORKERS[name][1](quick)

@@ -51,7 +51,7 @@ from taso_tune.cli.sweep import override_values, resolve_spec  # noqa: E402
 from taso_tune.results.experiment import load_experiment  # noqa: E402
 from taso_tune.results.export import FORMAT, export_defaults, load_defaults  # noqa: E402
 from taso_tune.results.report import write_report  # noqa: E402
-from taso_tune.sweep import resume_sweep, run_sweep  # noqa: E402
+from taso_tune.tuning import resume_sweep, run_sweep  # noqa: E402
 
 DIGITS_DEFAULTS = "search_spaces/defaults/digits.yaml"
 

@@ -31,9 +31,9 @@ from common import Row, Target, add_repo_to_path, interleaved, median, section_m
 
 add_repo_to_path()
 
-from taso_tune.sweep.trainable import LABEL_KEYS, train_config_of  # noqa: E402
 from taso_tune.training.data.sets import load_dataset  # noqa: E402
 from taso_tune.training.run import fit  # noqa: E402
+from taso_tune.tuning.trainable import LABEL_KEYS, train_config_of  # noqa: E402
 
 SECTION = "2 sweep overhead"
 #: Sweep wall over the fit() loop's with 2 trials at once: parallel efficiency >= 0.75

@@ -1,7 +1,7 @@
 """Helpers of the benchmarks that run real sweeps: start Ray, run a spec quietly, read what trials reported.
 
-Sweeps run through :func:`taso_tune.sweep.run_sweep`, the same call as ``taso-tune sweep``.
-Ray is started with the settings of :func:`taso_tune.sweep.tuner.connect` except that worker logs
+Sweeps run through :func:`taso_tune.tuning.run_sweep`, the same call as ``taso-tune sweep``.
+Ray is started with the settings of :func:`taso_tune.tuning.tuner.connect` except that worker logs
 are not forwarded to the driver, so the benchmark output stays one table.
 """
 
@@ -23,7 +23,7 @@ import ray
 from common import REPO_ROOT
 
 from taso_tune.spaces import SweepSpec, load_space, load_space_dict, with_overrides
-from taso_tune.sweep import run_sweep
+from taso_tune.tuning import run_sweep
 
 QUICKSTART = REPO_ROOT / "search_spaces" / "quickstart.yaml"
 

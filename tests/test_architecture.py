@@ -20,13 +20,16 @@ LAYERS = {
     "training": 2,  # models, optimizers, data, one seed's run, a trial's seeds
     "spaces": 3,  # search-space files: parse, validate, expand
     "experiment": 4,  # one experiment folder: Tune's state, the lock, the trust rule
-    "sweep": 5,  # the Ray Tune layer
+    "tuning": 5,  # the Ray Tune layer: sweeps, trials, schedulers
     "cluster": 5,  # cluster files and the Ray cluster check
     "results": 6,  # report, export, studies (plotly lives here)
-    "cli": 7,  # one module per command
+    "api": 7,  # taso_tune.sweep(...) for notebooks and scripts
+    "cli": 8,  # one module per command
 }
-#: The package root re-exports the schedule maths and, lazily, the TASO scheduler.
+#: The package root re-exports the schedule maths; its ``__getattr__`` re-exports, lazily, the TASO
+#: scheduler and the Python API from the layers above (a facade: nothing imports the root for them).
 ROOT_LAYER = 1
+ROOT_LAZY_EXPORTS = {"taso_tune.schedules.lr_scheduler", "taso_tune.api"}
 
 
 def _module_name(path: Path) -> str:
@@ -37,10 +40,19 @@ def _module_name(path: Path) -> str:
 MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
-def _imports(path: Path) -> set[str]:
-    """Every module ``path`` imports (at any depth of the file: lazy imports count too)."""
+def _root_lazy(tree: ast.Module) -> list[ast.FunctionDef]:
+    return [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "__getattr__"]
+
+
+def _imports(path: Path, lazy_root: bool = False) -> set[str]:
+    """Every module ``path`` imports (at any depth of the file: lazy imports count too, but for the
+    root's lazy re-exports, which only ``lazy_root`` asks for)."""
     found: set[str] = set()
     tree = ast.parse(path.read_text())
+    if path == PACKAGE / "__init__.py":
+        lazy = _root_lazy(tree)
+        body = lazy if lazy_root else [n for n in tree.body if n not in lazy]
+        tree = ast.Module(body=body, type_ignores=[])
     for guard in [
         n
         for n in ast.walk(tree)
@@ -76,6 +88,10 @@ def _importers(prefix: str) -> set[str]:
     }
 
 
+def test_the_roots_lazy_reexports_are_the_scheduler_and_the_api():
+    assert _imports(PACKAGE / "__init__.py", lazy_root=True) == ROOT_LAZY_EXPORTS
+
+
 def test_every_module_has_a_layer():
     assert {name.split(".")[1] for name in MODULES if "." in name} <= set(LAYERS)
 
@@ -104,7 +120,7 @@ def test_layers_import_only_downward():
 
 
 def test_only_the_ray_layer_imports_ray():
-    assert {m.split(".")[1] for m in _importers("ray")} <= {"sweep", "cluster"}
+    assert {m.split(".")[1] for m in _importers("ray")} <= {"tuning", "cluster"}
 
 
 def test_only_results_and_studies_import_plotly():
@@ -122,7 +138,7 @@ def test_results_never_import_the_ray_layer():
         for a, deps in GRAPH.items()
         if a.startswith("taso_tune.results")
         for b in deps
-        if b.startswith(("taso_tune.sweep", "taso_tune.cluster"))
+        if b.startswith(("taso_tune.tuning", "taso_tune.cluster"))
     ]
     assert reach == []
 
@@ -151,5 +167,5 @@ def test_package_inits_only_reexport(init):
 
 
 def test_the_tree_shows_the_layers():
-    entries = {p.name for p in PACKAGE.iterdir() if p.name != "__pycache__"}
-    assert entries == {"__init__.py", *LAYERS}
+    entries = {p.name.removesuffix(".py") for p in PACKAGE.iterdir() if p.name != "__pycache__"}
+    assert entries == {"__init__", *LAYERS}

@@ -13,7 +13,7 @@ from taso_tune.cli import main
 from taso_tune.core.records import BUDGET_SH_FILE
 from taso_tune.results.experiment import load_experiment
 from taso_tune.schedules.maths import taso_lr
-from taso_tune.sweep.budget_sh import survivors
+from taso_tune.tuning.budget_sh import survivors
 
 
 def test_survivors_keep_the_top_third_by_mean() -> None:

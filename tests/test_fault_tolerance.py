@@ -19,7 +19,7 @@ from sweep_helpers import result_records, shutdown_ray, trial_dirs, write_space
 from taso_tune.cli import main
 from taso_tune.results.experiment import load_experiment
 from taso_tune.spaces import load_space
-from taso_tune.sweep import run_sweep
+from taso_tune.tuning import run_sweep
 
 EPOCHS = 12
 

@@ -23,15 +23,15 @@ from taso_tune.core.records import RESOURCES_FILE
 from taso_tune.experiment.reader import read_space
 from taso_tune.spaces import load_space
 from taso_tune.spaces.spec import GPU_CHECKPOINT_MIN_SECONDS
-from taso_tune.sweep.preflight import connect
-from taso_tune.sweep.resources import (
+from taso_tune.tuning.preflight import connect
+from taso_tune.tuning.resources import (
     keep_resources,
     node_types_gpus,
     resolve_resources,
     saved_resources,
 )
-from taso_tune.sweep.trainable import TRAIN_ON_CPU_ENV, checkpoint_age
-from taso_tune.sweep.trials import GridTrials
+from taso_tune.tuning.trainable import TRAIN_ON_CPU_ENV, checkpoint_age
+from taso_tune.tuning.trials import GridTrials
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER_FILES = [

@@ -23,7 +23,7 @@ from taso_tune.cli import main
 from taso_tune.core.records import INTERRUPTED_FILE, LOCK_FILE
 from taso_tune.experiment.state import finished_trials
 from taso_tune.results.experiment import load_experiment
-from taso_tune.sweep.trainable import _quiet_shutdown
+from taso_tune.tuning.trainable import _quiet_shutdown
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "search_spaces" / "quickstart.yaml"

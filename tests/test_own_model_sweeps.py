@@ -17,7 +17,7 @@ from test_own_model import USER_MODULE, write_image_folder
 from taso_tune.cli import main
 from taso_tune.results.experiment import load_experiment
 from taso_tune.spaces import load_space
-from taso_tune.sweep import prepare, run_sweep
+from taso_tune.tuning import prepare, run_sweep
 
 pytestmark = pytest.mark.ray
 

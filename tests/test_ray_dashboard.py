@@ -36,7 +36,7 @@ from test_own_model import USER_MODULE
 
 from taso_tune.cli import main
 from taso_tune.results.experiment import load_experiment
-from taso_tune.sweep.observe.live_metrics import GAUGES as LIVE_GAUGES
+from taso_tune.tuning.observe.live_metrics import GAUGES as LIVE_GAUGES
 
 REPO = Path(__file__).resolve().parents[1]
 #: Ray exports user metrics under its ``ray`` namespace: a Gauge named x is scraped as ray_x.

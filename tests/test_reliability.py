@@ -30,7 +30,7 @@ from taso_tune.spaces import counting as progress
 from taso_tune.spaces import load_space, load_space_dict
 from taso_tune.spaces.counting import counted
 from taso_tune.spaces.expansion import count_configurations, count_trials
-from taso_tune.sweep.paths import experiment_path
+from taso_tune.tuning.paths import experiment_path
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -637,7 +637,7 @@ def test_an_address_where_no_cluster_listens_is_one_line(
 
 
 def test_the_ray_token_file_is_made_private(tmp_path: Path, monkeypatch) -> None:
-    from taso_tune.sweep.preflight import private_token_file
+    from taso_tune.tuning.preflight import private_token_file
 
     monkeypatch.setenv("HOME", str(tmp_path))
     token = tmp_path / ".ray" / "auth_token"

@@ -18,8 +18,8 @@ from sweep_helpers import result_records, trial_dirs, write_space
 from taso_tune.cli import main
 from taso_tune.results.experiment import load_experiment
 from taso_tune.spaces import load_space_dict
-from taso_tune.sweep.schedulers import build_scheduler
 from taso_tune.training.seeds import epoch_summary
+from taso_tune.tuning.schedulers import build_scheduler
 
 REPO = Path(__file__).resolve().parents[1]
 

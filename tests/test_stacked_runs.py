@@ -15,13 +15,13 @@ from sweep_helpers import result_records, trial_dirs, write_space
 from taso_tune.cli import main
 from taso_tune.core.errors import ConfigError
 from taso_tune.spaces import load_space
-from taso_tune.sweep.trainable import checkpoint_due
 from taso_tune.training.data.sets import load_dataset
 from taso_tune.training.device import DeviceSetup
 from taso_tune.training.packing import STACKED_ON_CUDA, resolve_packing, seed_training
 from taso_tune.training.run import TrainConfig
 from taso_tune.training.seeds import SeedRuns
 from taso_tune.training.stacked import StackedRuns
+from taso_tune.tuning.trainable import checkpoint_due
 
 SEEDS = [0, 1, 2]
 METRIC_KEYS = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc")

@@ -100,7 +100,7 @@ def add_jobs_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _jobs(args: argparse.Namespace):
-    from taso_tune.sweep.jobs import SweepJobs
+    from taso_tune.tuning.jobs import SweepJobs
 
     return SweepJobs(args.address, args.token_file)
 
@@ -113,7 +113,7 @@ def _cluster_flags(args: argparse.Namespace) -> str:
 def _sweep_args(args: argparse.Namespace) -> tuple[str, str, list[str], list[str]]:
     """(space file relative to the working dir, experiment path, `taso-tune sweep` flags, the user
     modules to ship beside the working dir)."""
-    from taso_tune.sweep.shipping import job_py_modules
+    from taso_tune.tuning.shipping import job_py_modules
 
     spec = resolve_spec(
         args.space, **override_values(args), scheduler=args.scheduler, name=args.name
@@ -141,7 +141,7 @@ def _resumed_py_modules(experiment: str, working_dir: str) -> list[str]:
     """The user modules the saved space of ``experiment`` names, to ship with its resume (none when
     the folder cannot be read from here: the job then finds them where the sweep did)."""
     from taso_tune.experiment.reader import read_space
-    from taso_tune.sweep.shipping import job_py_modules
+    from taso_tune.tuning.shipping import job_py_modules
 
     try:
         return job_py_modules(read_space(experiment), working_dir)
@@ -229,7 +229,7 @@ def run_logs(args: argparse.Namespace) -> int:
 
 
 def run_stop(args: argparse.Namespace) -> int:
-    from taso_tune.sweep.jobs import TERMINAL_STATES
+    from taso_tune.tuning.jobs import TERMINAL_STATES
 
     jobs = _jobs(args)
     job = jobs.sweep(args.job)

@@ -297,7 +297,7 @@ def run_spec(spec: SweepSpec, args: argparse.Namespace, command: str) -> int:
     if args.dry_run:
         print_dry_run(spec)
         return 0
-    from taso_tune.sweep import disconnect, run_sweep
+    from taso_tune.tuning import disconnect, run_sweep
 
     outcome = run_sweep(spec, args.storage, name=args.name, address=args.address)
     disconnect()
@@ -305,7 +305,7 @@ def run_spec(spec: SweepSpec, args: argparse.Namespace, command: str) -> int:
 
 
 def run_resume_command(args: argparse.Namespace) -> int:
-    from taso_tune.sweep import disconnect, resume_sweep
+    from taso_tune.tuning import disconnect, resume_sweep
 
     if not is_uri(args.experiment) and not os.path.isdir(args.experiment):
         raise ConfigError("EXPERIMENT", args.experiment, "no such experiment folder")
@@ -322,9 +322,7 @@ def finish(outcome, select_on: str, write_files: bool = True, command: str = "sw
     A sweep stopped by a signal prints how far it got and the command that continues it instead,
     writes nothing, and returns 128 + the signal's number (130 for SIGINT, 143 for SIGTERM).
     """
-    from taso_tune.results.experiment import load_experiment
-    from taso_tune.results.outputs import write_outputs
-    from taso_tune.results.summary import format_summary
+    from taso_tune.api import finished
 
     if outcome.storage_fault is not None:
         return storage_stop(outcome, command)
@@ -338,23 +336,22 @@ def finish(outcome, select_on: str, write_files: bool = True, command: str = "sw
             flush=True,
         )
         return 128 + int(outcome.interrupted)
-    experiment = load_experiment(outcome.experiment_path)
+    result = finished(outcome, select_on, write_files)
     print()
-    print(format_summary(experiment, select_on))
+    print(result.summary)
     print(f"wall time {outcome.wall_seconds:.1f}s; results in {outcome.experiment_path}")
     print(
         f"tensorboard: tensorboard --logdir {outcome.experiment_path}   (HParams: optimizer, hyperparameters, seeds)"
     )
     if write_files:
-        written = write_outputs(experiment, select_on)
-        if written.report:
-            print(f"report:   {written.report}")
-        if written.defaults:
-            print(f"defaults: {written.defaults}")
-        elif written.report:
-            print(f"defaults: not written ({written.why_not})")
+        if result.report:
+            print(f"report:   {result.report}")
+        if result.defaults:
+            print(f"defaults: {result.defaults}")
+        elif result.report:
+            print(f"defaults: not written ({result.why_not})")
         else:
-            print(written.why_not)
+            print(result.why_not)
     sys.stdout.flush()
     return 1 if outcome.errored else 0
 

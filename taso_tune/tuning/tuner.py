@@ -1,7 +1,7 @@
 """The one way every run of a sweep gets its Ray Tune ``Tuner`` (a sweep, a budget-sh rung, a
 resume): :func:`build_tuner`, new or restored from the state saved in its folder.
 
-The trainable is :class:`~taso_tune.sweep.trainable.TrialActor` with the sweep's data sets in Ray's
+The trainable is :class:`~taso_tune.tuning.trainable.TrialActor` with the sweep's data sets in Ray's
 object store (``tune.with_parameters``: loaded once in the driver, shared with every trial) and each
 trial's CPUs and GPUs attached.
 """
@@ -14,12 +14,12 @@ from ray import tune
 
 from taso_tune.core.errors import ConfigError
 from taso_tune.core.storage import first_line, tune_filesystem
-from taso_tune.sweep.paths import experiment_path
-from taso_tune.sweep.resources import trial_resources
-from taso_tune.sweep.trainable import DataKey, TrialActor
-from taso_tune.sweep.trials import TrialSource
-from taso_tune.sweep.tune_settings import run_config, tune_config
 from taso_tune.training.data.sets import ImageData
+from taso_tune.tuning.paths import experiment_path
+from taso_tune.tuning.resources import trial_resources
+from taso_tune.tuning.trainable import DataKey, TrialActor
+from taso_tune.tuning.trials import TrialSource
+from taso_tune.tuning.tune_settings import run_config, tune_config
 
 
 def build_trainable(source: TrialSource, datasets: Mapping[DataKey, ImageData], name: str):

@@ -27,10 +27,10 @@ import torch
 
 from taso_tune.core.errors import ConfigError
 from taso_tune.core.storage import first_line, format_bytes, free_bytes, is_uri
-from taso_tune.sweep.trainable import DataKey, data_key, train_config_of
-from taso_tune.sweep.trials import TrialSource, seed_groups
 from taso_tune.training.data.sets import ImageData
 from taso_tune.training.run import Run
+from taso_tune.tuning.trainable import DataKey, data_key, train_config_of
+from taso_tune.tuning.trials import TrialSource, seed_groups
 
 #: Seconds to wait for ``--address`` to accept a connection.
 CONNECT_TIMEOUT_ENV = "TASO_TUNE_CONNECT_TIMEOUT"
@@ -118,7 +118,7 @@ def private_token_file() -> None:
 
 def connect(address: str | None, runtime_env: dict[str, Any] | None = None) -> None:
     """Join the cluster at ``address`` (or ``RAY_ADDRESS``), else start a local Ray; ``runtime_env``
-    ships the user's modules to the workers (:mod:`taso_tune.sweep.shipping`)."""
+    ships the user's modules to the workers (:mod:`taso_tune.tuning.shipping`)."""
     if ray.is_initialized():
         return
     address = cluster_address(address)

@@ -31,13 +31,13 @@ from taso_tune.experiment.layout import rung_name
 from taso_tune.experiment.state import trials_per_configuration
 from taso_tune.spaces import SweepSpec, with_overrides
 from taso_tune.stats.seeds import diverged_score, summarize
-from taso_tune.sweep.outcome import SweepOutcome
-from taso_tune.sweep.paths import new_experiment_path
-from taso_tune.sweep.prepare import prepare
-from taso_tune.sweep.resources import save_resources
-from taso_tune.sweep.space_file import write_space_file
-from taso_tune.sweep.trials import GridTrials
-from taso_tune.sweep.tuner import build_tuner
+from taso_tune.tuning.outcome import SweepOutcome
+from taso_tune.tuning.paths import new_experiment_path
+from taso_tune.tuning.prepare import prepare
+from taso_tune.tuning.resources import save_resources
+from taso_tune.tuning.space_file import write_space_file
+from taso_tune.tuning.trials import GridTrials
+from taso_tune.tuning.tuner import build_tuner
 
 
 def _write_state(experiment: str, state: dict[str, Any]) -> None:

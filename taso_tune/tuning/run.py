@@ -1,10 +1,10 @@
 """The Ray layer: the only package of taso-tune, with ``cluster``, that imports ``ray``.
 
 :func:`run_sweep` and :func:`resume_sweep` dispatch on the space's scheduler: one Tuner run
-(ASHA or no early stopping, :mod:`~taso_tune.sweep.tuner`) or budget-aware successive halving
-(a Tuner run per rung, :mod:`~taso_tune.sweep.budget_sh`). Either way the driver holds the
+(ASHA or no early stopping, :mod:`~taso_tune.tuning.tuner`) or budget-aware successive halving
+(a Tuner run per rung, :mod:`~taso_tune.tuning.budget_sh`). Either way the driver holds the
 experiment's lock (:mod:`~taso_tune.experiment.lock`) and turns SIGINT/SIGTERM into a clean stop
-(:mod:`~taso_tune.sweep.interrupts`). The rooms: ``trials`` (grid or Optuna trials, the one seam over
+(:mod:`~taso_tune.tuning.interrupts`). The rooms: ``trials`` (grid or Optuna trials, the one seam over
 the search type), ``paths`` (the experiment folder), ``space_file`` (the resolved space beside the
 results), ``prepare`` (data, Ray and storage before the first trial), ``data`` (the data sets, loaded
 once), ``tuner`` (the one Tuner build-or-restore), ``tune_settings`` and ``trial_names`` (what the
@@ -51,17 +51,17 @@ from taso_tune.experiment.state import (
 )
 from taso_tune.experiment.trust import check_trusted_folder
 from taso_tune.spaces import SweepSpec
-from taso_tune.sweep import budget_sh
-from taso_tune.sweep.interrupts import SIGNALS, STORAGE, StorageInterrupted, SweepInterrupted
-from taso_tune.sweep.outcome import SweepOutcome, outcome
-from taso_tune.sweep.paths import new_experiment_path
-from taso_tune.sweep.preflight import disconnect
-from taso_tune.sweep.prepare import prepare
-from taso_tune.sweep.resources import keep_resources, save_resources
-from taso_tune.sweep.shipping import space_callables, user_modules
-from taso_tune.sweep.space_file import write_space_file
-from taso_tune.sweep.trials import trial_source
-from taso_tune.sweep.tuner import build_tuner
+from taso_tune.tuning import budget_sh
+from taso_tune.tuning.interrupts import SIGNALS, STORAGE, StorageInterrupted, SweepInterrupted
+from taso_tune.tuning.outcome import SweepOutcome, outcome
+from taso_tune.tuning.paths import new_experiment_path
+from taso_tune.tuning.preflight import disconnect
+from taso_tune.tuning.prepare import prepare
+from taso_tune.tuning.resources import keep_resources, save_resources
+from taso_tune.tuning.shipping import space_callables, user_modules
+from taso_tune.tuning.space_file import write_space_file
+from taso_tune.tuning.trials import trial_source
+from taso_tune.tuning.tuner import build_tuner
 
 __all__ = ["SweepInterrupted", "SweepOutcome", "disconnect", "resume_sweep", "run_sweep"]
 
@@ -110,7 +110,7 @@ def resume_sweep(
 
     Trials keep the CPUs, GPUs and device the sweep started with; on a cluster that would run them on
     another device kind it stops, unless ``allow_device_change``
-    (:func:`~taso_tune.sweep.resources.keep_resources`).
+    (:func:`~taso_tune.tuning.resources.keep_resources`).
 
     Resuming unpickles the folder's Ray Tune state, which can run code: a local folder that is not
     yours alone is refused (:func:`~taso_tune.experiment.trust.check_trusted_folder`).

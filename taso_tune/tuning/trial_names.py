@@ -3,7 +3,7 @@ configuration id, not Tune's generated one."""
 
 from __future__ import annotations
 
-from taso_tune.sweep.trials import TrialSource
+from taso_tune.tuning.trials import TrialSource
 
 
 def trial_namers(source: TrialSource):

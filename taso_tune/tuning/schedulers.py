@@ -1,5 +1,5 @@
 """The Ray Tune trial scheduler of a space's ``scheduler:`` section (``budget-sh`` is not one: it is
-a sequence of Tuner runs, see :mod:`taso_tune.sweep.budget_sh`)."""
+a sequence of Tuner runs, see :mod:`taso_tune.tuning.budget_sh`)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Every configuration's batch size is checked against its training set here, so a batch larger than
 the data fails with one line naming the field instead of in every trial. The loaded sets reach the
-trials through Ray's object store (see :func:`~taso_tune.sweep.tuner.build_trainable`).
+trials through Ray's object store (see :func:`~taso_tune.tuning.tuner.build_trainable`).
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from collections.abc import Mapping
 
 from taso_tune.core.errors import ConfigError
 from taso_tune.spaces import SweepSpec
-from taso_tune.sweep.trainable import DataKey, data_key
-from taso_tune.sweep.trials import TrialSource
 from taso_tune.training.data.sets import ImageData, check_batch_size, load_dataset
 from taso_tune.training.models import check_model
 from taso_tune.training.run import TrainConfig
+from taso_tune.tuning.trainable import DataKey, data_key
+from taso_tune.tuning.trials import TrialSource
 
 
 def load_sweep_data(source: TrialSource) -> dict[DataKey, ImageData]:

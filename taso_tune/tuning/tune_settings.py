@@ -7,13 +7,13 @@ from __future__ import annotations
 from ray import tune
 
 from taso_tune.core.storage import resolve, tune_filesystem
-from taso_tune.sweep.interrupts import StopAfterSignal
-from taso_tune.sweep.observe.progress import ProgressCallback, SweepProgress
-from taso_tune.sweep.observe.tensorboard import HParamsLogger
-from taso_tune.sweep.preflight import CHECKPOINTS_KEPT
-from taso_tune.sweep.schedulers import build_scheduler
-from taso_tune.sweep.trial_names import trial_namers
-from taso_tune.sweep.trials import TrialSource
+from taso_tune.tuning.interrupts import StopAfterSignal
+from taso_tune.tuning.observe.progress import ProgressCallback, SweepProgress
+from taso_tune.tuning.observe.tensorboard import HParamsLogger
+from taso_tune.tuning.preflight import CHECKPOINTS_KEPT
+from taso_tune.tuning.schedulers import build_scheduler
+from taso_tune.tuning.trial_names import trial_namers
+from taso_tune.tuning.trials import TrialSource
 
 #: Epoch fields shown in Ray's progress table.
 PROGRESS_COLUMNS = ("epoch", "lr", "train_loss", "val_acc", "test_acc")

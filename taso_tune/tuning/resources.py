@@ -39,10 +39,10 @@ from taso_tune.core.records import RESOURCES_FILE
 from taso_tune.core.storage import first_line, read_experiment_file, write_experiment_file
 from taso_tune.spaces import SweepSpec
 from taso_tune.spaces.sections import Resources
-from taso_tune.sweep.preflight import connect
-from taso_tune.sweep.trials import TrialSource, trial_source
 from taso_tune.training.packing import resolve_packing
 from taso_tune.training.run import TrainConfig
+from taso_tune.tuning.preflight import connect
+from taso_tune.tuning.trials import TrialSource, trial_source
 
 #: GPUs per trial when the space leaves them unset and the cluster has GPUs: a LeNet5 trial uses a sliver.
 DEFAULT_GPUS_PER_TRIAL: dict[str, float] = {"lenet5": 0.125, "vgg19": 1.0, "resnet18": 1.0}

@@ -37,13 +37,13 @@ from ray.tune.trainable.function_trainable import FunctionTrainable
 from taso_tune.core.records import STATE_FILE, TrialLabels, TrialReport
 from taso_tune.core.storage import storage_full
 from taso_tune.spaces.spec import GPU_CHECKPOINT_MIN_SECONDS
-from taso_tune.sweep.interrupts import wait_for_stop
-from taso_tune.sweep.observe import live_metrics
-from taso_tune.sweep.trials import TrialSource
 from taso_tune.training.data.sets import ImageData
 from taso_tune.training.packing import seed_training
 from taso_tune.training.run import TrainConfig
 from taso_tune.training.seeds import epoch_summary
+from taso_tune.tuning.interrupts import wait_for_stop
+from taso_tune.tuning.observe import live_metrics
+from taso_tune.tuning.trials import TrialSource
 
 #: Keys of a trial's flat config that describe it but are not training fields.
 LABEL_KEYS = ("config_id", "block", "seeds")

@@ -8,19 +8,19 @@ import os
 import sys
 
 from taso_tune.core.storage import is_uri, require_shared_storage
-from taso_tune.sweep.data import check_models, load_sweep_data, model_and_data_names
-from taso_tune.sweep.interrupts import SIGNALS
-from taso_tune.sweep.preflight import (
+from taso_tune.training.data.sets import ImageData
+from taso_tune.tuning.data import check_models, load_sweep_data, model_and_data_names
+from taso_tune.tuning.interrupts import SIGNALS
+from taso_tune.tuning.preflight import (
     check_free_space,
     check_trial_fits,
     cluster_address,
     connect,
 )
-from taso_tune.sweep.resources import alive_nodes, trial_resources
-from taso_tune.sweep.shipping import runtime_env
-from taso_tune.sweep.trainable import DataKey
-from taso_tune.sweep.trials import TrialSource
-from taso_tune.training.data.sets import ImageData
+from taso_tune.tuning.resources import alive_nodes, trial_resources
+from taso_tune.tuning.shipping import runtime_env
+from taso_tune.tuning.trainable import DataKey
+from taso_tune.tuning.trials import TrialSource
 
 
 def prepare(
