@@ -17,6 +17,7 @@ from taso_tune.core.errors import ConfigError
 from taso_tune.training.data.sets import load_dataset
 from taso_tune.training.models import build_model_with_notes, check_model
 from taso_tune.training.run import TrainConfig
+from taso_tune.training.stacked import check_stackable
 from taso_tune.training.user_code import imported_modules, module_source, spec_of
 
 USER_MODULE = """
@@ -28,6 +29,12 @@ def mlp(num_classes, in_channels, image_size):
     return nn.Sequential(
         nn.Flatten(), nn.Linear(in_channels * image_size * image_size, 16), nn.ReLU(),
         nn.Linear(16, num_classes),
+    )
+
+
+def with_dropout(num_classes, in_channels, image_size):
+    return nn.Sequential(
+        nn.Flatten(), nn.Dropout(0.5), nn.Linear(in_channels * image_size * image_size, num_classes)
     )
 
 
@@ -192,6 +199,13 @@ def test_the_users_factory(user_package):
 def test_bad_factories_are_named(user_package, name, expected):
     message = _error(lambda: check_model(name, in_channels=1, image_size=8, num_classes=4))
     assert message.startswith("model: ") and expected in message and repr(name) in message
+
+
+def test_a_model_vmap_cannot_batch_is_refused_for_stacked_seeds(user_package):
+    check_stackable(f"{user_package}:mlp", in_channels=1, image_size=8, num_classes=4)
+    message = _error(lambda: check_stackable(f"{user_package}:with_dropout", 1, 8, num_classes=4))
+    assert message.startswith("seed_packing: model 'mine.nets:with_dropout' cannot train its seeds")
+    assert "random operation" in message and "use seed_packing: separate or auto" in message
 
 
 def test_a_callable_in_main_has_no_import_string():

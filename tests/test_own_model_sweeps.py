@@ -121,13 +121,20 @@ def test_an_image_folder_with_a_torchvision_model(tmp_path, ray_cleanup, capsys)
         ({"model": "mine.absent:mlp"}, "module 'mine.absent' does not import"),
         ({"dataset": "mine.nets:labels_out_of_range"}, "label 3 is outside [0, 3)"),
         ({"dataset": "imagefolder", "data_root": "NOWHERE"}, "no such folder"),
+        (
+            {"model": "mine.nets:with_dropout", "seed_packing": "stacked"},
+            "seed_packing: model 'mine.nets:with_dropout' cannot train its seeds stacked",
+        ),
     ],
 )
 def test_bad_models_and_loaders_are_refused_before_ray_starts(
     tmp_path, user_package, capsys, train, expected
 ):
     train = {k: str(tmp_path / v) if v == "NOWHERE" else v for k, v in train.items()}
-    space = write_space(tmp_path / "space.yaml", [{"optimizer": "taso"}], name="bad", train=train)
+    top = {"seed_packing": train.pop("seed_packing"), "seeds": 2} if "seed_packing" in train else {}
+    space = write_space(
+        tmp_path / "space.yaml", [{"optimizer": "taso"}], name="bad", train=train, **top
+    )
     storage = tmp_path / "runs"
     assert main(["sweep", str(space), "--storage", str(storage)]) == 2
     err = capsys.readouterr().err.strip().splitlines()

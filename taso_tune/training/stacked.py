@@ -39,6 +39,7 @@ from taso_tune.training.models import build_model_with_notes
 from taso_tune.training.optimizers import build_optimizer
 from taso_tune.training.run import TrainConfig
 from taso_tune.training.seeds import Packing, check_packing, check_seeds, runs_status
+from taso_tune.training.user_code import error_line
 
 
 class StackedRuns:
@@ -192,13 +193,8 @@ class StackedRuns:
     def _logits(self, x: torch.Tensor, shared_input: bool) -> torch.Tensor:
         """Every seed's logits, ``[seeds, batch, classes]``: ``x`` is ``[seeds, batch, ...]`` (each
         seed its own batch), or one batch that every seed sees (``shared_input``)."""
-
-        def one(params: dict, buffers: dict, xb: torch.Tensor) -> torch.Tensor:
-            return functional_call(self.base, (params, buffers), (xb,))
-
-        batched = vmap(one, in_dims=(0, 0, None if shared_input else 0))
         with self.setup.autocast():
-            return batched(self.params, self.buffers, x)
+            return stacked_forward(self.base, self.params, self.buffers, x, shared_input)
 
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
         return evaluate_seeds(
@@ -240,3 +236,46 @@ class StackedRuns:
         self.epochs = {int(s): int(e) for s, e in state["epochs"].items()}
         self.statuses = {int(s): v for s, v in state["statuses"].items()}
         self.last = {int(s): r for s, r in state["last"].items()}
+
+
+def stacked_forward(
+    base: torch.nn.Module,
+    params: Mapping[str, torch.Tensor],
+    buffers: Mapping[str, torch.Tensor],
+    x: torch.Tensor,
+    shared_input: bool,
+) -> torch.Tensor:
+    """The forward of every seed of a stack at once: ``base`` (the architecture) called with each
+    seed's slice of ``params`` and ``buffers`` under ``vmap``, on ``x`` of ``[seeds, batch, ...]`` or
+    one batch every seed sees (``shared_input``)."""
+
+    def one(seed_params: dict, seed_buffers: dict, xb: torch.Tensor) -> torch.Tensor:
+        return functional_call(base, (seed_params, seed_buffers), (xb,))
+
+    return vmap(one, in_dims=(0, 0, None if shared_input else 0))(params, buffers, x)
+
+
+def check_stackable(model: str, in_channels: int, image_size: int, num_classes: int) -> None:
+    """Train-mode forward and backward of two seeds of ``model`` stacked, as a trial of stacked seeds
+    runs them: a model ``vmap`` cannot batch (dropout, ``.item()``, data-dependent control flow) is
+    refused here, before Ray starts, instead of failing every trial."""
+    modules = [
+        build_model_with_notes(
+            model, in_channels=in_channels, image_size=image_size, num_classes=num_classes
+        )[0]
+        for _ in range(2)
+    ]
+    params, buffers = stack_module_state(modules)
+    base = copy.deepcopy(modules[0]).to("meta").train()
+    try:
+        out = stacked_forward(
+            base, params, buffers, torch.zeros(2, 2, in_channels, image_size, image_size), False
+        )
+        out.sum().backward()
+    except Exception as err:  # what torch.func refuses in the user's model, said with its own words
+        raise ConfigError(
+            "seed_packing",
+            "stacked",
+            f"model {model!r} cannot train its seeds stacked ({error_line(err)}); "
+            "use seed_packing: separate or auto (auto trains them one after another)",
+        ) from None

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from taso_tune.core.errors import ConfigError
 from taso_tune.spaces import SweepSpec
 from taso_tune.training.data.sets import ImageData, check_batch_size, load_dataset
-from taso_tune.training.models import check_model
+from taso_tune.training.models import MODELS, check_model
 from taso_tune.training.run import TrainConfig
+from taso_tune.training.stacked import check_stackable
 from taso_tune.tuning.trainable import DataKey, data_key
 from taso_tune.tuning.trials import TrialSource
 
@@ -69,8 +70,18 @@ def check_models(
             raise err.in_file(source.spec.source or "space", "train") from None
         for note in found:
             print(f"{model}: {note}", flush=True)
+        if _stacks(source.spec) and model not in MODELS:  # the paper's models are known to stack
+            try:
+                check_stackable(model, info.in_channels, info.image_size, info.num_classes)
+            except ConfigError as err:
+                raise err.in_file(source.spec.source or "space") from None
         notes[model] = notes.get(model, []) + found
     return notes
+
+
+def _stacks(spec: SweepSpec) -> bool:
+    """Whether the sweep's trials train two or more seeds as one stacked model when asked."""
+    return spec.seed_packing == "stacked" and spec.seeds > 1 and spec.seeds_per_trial != 1
 
 
 def model_and_data_names(source: TrialSource) -> list[str]:
