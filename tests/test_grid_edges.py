@@ -67,3 +67,37 @@ def test_fixed_fields_and_other_families_never_warn(tmp_path):
     spec = _spec(tmp_path, [{"optimizer": "taso", "lr": 0.05, "beta": {"grid": [0.5, 0.7]}}])
     assert edge_warnings(spec, "taso", {"lr": 0.05, "beta": 0.6}) == []
     assert edge_warnings(spec, "rmsprop", {"lr": 0.05}) == []
+
+
+def test_the_summary_and_the_export_say_so_for_an_edge_pick_only(tmp_path):
+    """The fixture's picks (taso alpha 10, beta 0.5; adagrad lr 0.05) sit on the edges of its
+    two-value grids; widened grids make the same picks interior."""
+    import yaml
+    from test_results import write_fixture_experiment
+
+    from taso_tune.core.records import SPACE_FILE
+    from taso_tune.results.experiment import load_experiment
+    from taso_tune.results.export import defaults_from_experiment
+    from taso_tune.results.summary import format_summary
+
+    path = write_fixture_experiment(tmp_path)
+    summary = format_summary(load_experiment(str(path)))
+    assert "warning: alpha 10 is the smallest value tried; the best may lie beyond" in summary
+    assert "warning: lr 0.05 is the largest value tried; the best may lie beyond" in summary
+    exported = defaults_from_experiment(load_experiment(str(path)))["optimizers"]
+    assert exported["taso"]["grid_edges"] == [
+        "alpha 10 is the smallest value tried; the best may lie beyond",
+        "beta 0.5 is the smallest value tried; the best may lie beyond",
+    ]
+
+    space = yaml.safe_load((path / SPACE_FILE).read_text())
+    space["blocks"] = [
+        {"optimizer": "taso", "alpha": {"grid": [5, 10, 25]}, "beta": {"grid": [0.3, 0.5, 0.7]}},
+        {"optimizer": "adagrad", "lr": {"grid": [0.01, 0.05, 0.1]}},
+    ]
+    (path / SPACE_FILE).write_text(yaml.safe_dump(space))
+    assert "warning:" not in format_summary(load_experiment(str(path))).replace(
+        "warning: ASHA stopped seeds one by one", ""
+    )
+    exported = defaults_from_experiment(load_experiment(str(path)))["optimizers"]
+    assert exported["taso"]["grid_edges"] == exported["adagrad"]["grid_edges"] == []

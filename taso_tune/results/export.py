@@ -39,6 +39,7 @@ from taso_tune.core.errors import ConfigError
 from taso_tune.core.storage import write_yaml_atomic
 from taso_tune.results.aggregate import SelectOn, hyperparameter_columns, present, selection_metric
 from taso_tune.results.experiment import Experiment
+from taso_tune.results.grid_edges import edge_warnings
 from taso_tune.results.significance import COMPARED_METRIC, paired_comparisons
 from taso_tune.spaces import SpaceLoader, SweepSpec, load_space_dict, with_overrides
 from taso_tune.training.optimizers import OPTIMIZERS, resolve_hparams
@@ -155,6 +156,12 @@ def defaults_from_experiment(experiment: Experiment, select_on: SelectOn = "val"
             "val_acc": _stat(row, "val_acc"),
             "test_acc": _stat(row, "test_acc"),
             "versus_best": _versus_best(paired.get(row["config_id"]), best.iloc[0]["config_id"]),
+            # a pick on the edge of the range its family was searched over: the best may lie beyond
+            "grid_edges": (
+                edge_warnings(experiment.spec, row["optimizer"], hps)
+                if experiment.spec is not None
+                else []
+            ),
         }
     return {
         "format": FORMAT,

@@ -11,6 +11,7 @@ from taso_tune.results.aggregate import (
     status_counts,
 )
 from taso_tune.results.experiment import Experiment
+from taso_tune.results.grid_edges import edge_warnings
 from taso_tune.stats.seeds import format_interval, format_mean_std
 
 READING_NOTE = (
@@ -21,7 +22,12 @@ READING_NOTE = (
 )
 
 
-def _pick_lines(row, metric: str) -> list[str]:
+def pick_config(row) -> dict:
+    """A pick's hyperparameters by field (its ``hp.*`` cells that hold a value)."""
+    return {c[3:]: row[c] for c in hyperparameter_columns(row.to_frame().T) if present(row[c])}
+
+
+def _pick_lines(row, metric: str, edges: list[str]) -> list[str]:
     def stat(name: str) -> str:
         return (
             f"{name} {format_mean_std(row[f'{name}_mean'], row[f'{name}_std'], row['n'])} "
@@ -39,6 +45,7 @@ def _pick_lines(row, metric: str) -> list[str]:
         f"  {row['optimizer']:<13} {stat(metric)}  {stat('test_acc' if metric != 'test_acc' else 'val_acc')}",
         f"  {'':<13} n={row['n']}/{row['planned']} seeds, {verdict}{note}  [{row['config_id']}]",
         f"  {'':<13} {hps}",
+        *(f"  {'':<13} warning: {edge}" for edge in edges),
     ]
 
 
@@ -77,7 +84,13 @@ def format_summary(experiment: Experiment, select_on: SelectOn = "val") -> str:
     ]:
         picked = best[best["optimizer"] == optimizer]
         if len(picked):
-            lines += _pick_lines(picked.iloc[0], metric)
+            row = picked.iloc[0]
+            edges = (
+                edge_warnings(experiment.spec, optimizer, pick_config(row))
+                if experiment.spec is not None
+                else []
+            )
+            lines += _pick_lines(row, metric, edges)
         else:
             rows = aggregated[aggregated["optimizer"] == optimizer]
             lines.append(
