@@ -7,7 +7,8 @@ recipes and ``adamw_cosine`` are the schedules a reviewer would compare TASO wit
 ``sgd_schedulefree`` and ``adamw_schedulefree`` are Schedule-Free SGD and AdamW (Defazio et al. 2024,
 PyPI's ``schedulefree``), which need no planned horizon at all. Their ``warmup`` is a fraction of the
 run's optimizer steps, as WSD's is; the training loop switches them between training and evaluation
-mode (:func:`set_mode`), and they train each seed separately (never stacked).
+mode (:func:`set_mode`): each epoch trains at the optimizer's own iterate and is evaluated, and saved,
+at its averaged weights. A BatchNorm model keeps the running statistics of the training iterate.
 
 Each recipe also says how often its schedule updates the lr by default (``Recipe.granularity``):
 TASO once per epoch, as the paper evaluates Eq. (1) at k = 1..k_t; the annealing baselines once per

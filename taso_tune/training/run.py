@@ -31,7 +31,12 @@ from taso_tune.training.device import Device, DeviceSetup
 from taso_tune.training.epoch import epoch_record
 from taso_tune.training.evaluate import at_least_float32, evaluate_seeds, held_out_splits
 from taso_tune.training.models import build_model_with_notes, check_model_name
-from taso_tune.training.optimizers import build_optimizer, resolve_granularity, resolve_hparams
+from taso_tune.training.optimizers import (
+    build_optimizer,
+    resolve_granularity,
+    resolve_hparams,
+    set_mode,
+)
 
 
 @dataclass(frozen=True)
@@ -244,6 +249,7 @@ class Run:
     def train_epoch(self) -> tuple[float, float, int]:
         """Train one epoch; returns (mean loss, accuracy, images seen). One host sync at the end."""
         self.module.train()
+        set_mode(self.optimizer, training=True)  # a schedule-free optimizer steps its own iterate
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.int64)
         seen = 0
@@ -292,6 +298,7 @@ class Run:
             train_loss, train_acc, seen = self.train_epoch()
         train_seconds = time.perf_counter() - start
         self.epoch += 1
+        set_mode(self.optimizer, training=False)  # evaluated (and saved) at its averaged weights
         evaluated = {
             split: self.evaluate(x, y) for split, (x, y) in held_out_splits(self.data).items()
         }

@@ -36,7 +36,7 @@ from taso_tune.training.device import DeviceSetup
 from taso_tune.training.epoch import epoch_record
 from taso_tune.training.evaluate import at_least_float32, evaluate_seeds, held_out_splits
 from taso_tune.training.models import build_model_with_notes
-from taso_tune.training.optimizers import build_optimizer
+from taso_tune.training.optimizers import build_optimizer, set_mode
 from taso_tune.training.run import TrainConfig
 from taso_tune.training.seeds import Packing, check_packing, check_seeds, runs_status
 from taso_tune.training.user_code import error_line
@@ -137,6 +137,7 @@ class StackedRuns:
         losses, accuracies, seen = self._train_epoch(running)
         train_seconds = time.perf_counter() - start
         self.base.eval()
+        set_mode(self.optimizer, training=False)  # evaluated (and saved) at its averaged weights
         evaluated = {
             split: self._evaluate(x, y) for split, (x, y) in held_out_splits(self.data).items()
         }
@@ -160,6 +161,7 @@ class StackedRuns:
 
     def _train_epoch(self, running: list[int]) -> tuple[list[float], list[float], int]:
         self.base.train()
+        set_mode(self.optimizer, training=True)  # a schedule-free optimizer steps its own iterate
         k = len(self.seeds)
         loss_sum = torch.zeros(k, device=self.device)
         correct = torch.zeros(k, device=self.device, dtype=torch.int64)
