@@ -1,7 +1,7 @@
 """Helpers of the benchmarks that run real sweeps: start Ray, run a spec quietly, read what trials reported.
 
 Sweeps run through :func:`taso_tune.tuning.run_sweep`, the same call as ``taso-tune sweep``.
-Ray is started with the settings of :func:`taso_tune.tuning.tuner.connect` except that worker logs
+Ray is started with the settings of :func:`taso_tune.tuning.preflight.connect` except that worker logs
 are not forwarded to the driver, so the benchmark output stays one table.
 """
 

@@ -2,9 +2,10 @@
 
 Each figure is one function of an :class:`~taso_tune.results.Experiment` returning a plotly
 ``go.Figure`` (or ``None`` when the sweep has nothing to show for it), so a notebook can call any of
-them alone; :func:`write_report` puts them together with the tables of :mod:`taso_tune.report_tables`
-into one HTML page. Nothing here retrains: every number comes from the trials' saved results, and
-configurations are compared on complete trials only (mean ± sample std over seeds, with n).
+them alone; :func:`write_report` puts them together with the tables of
+:mod:`taso_tune.results.report_tables` into one HTML page. Nothing here retrains: every number
+comes from the trials' saved results, and configurations are compared on complete trials only (mean
+± sample std over seeds, with n).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Torch adapters: ``LRScheduler`` subclasses that evaluate the pure schedules in ``schedules.py``.
+"""Torch adapters: ``LRScheduler`` subclasses that evaluate the pure schedules in ``maths.py``.
 
 The scheduler stores only plain values (schedule name, its parameters, the plan's size, the update
 count), so ``state_dict()`` / ``load_state_dict()`` restore it exactly, and it is safe under

@@ -1,6 +1,6 @@
 """Paired comparisons of configurations trained on the same seeds: the difference of means with its
 t interval and paired t-test, Holm's correction across comparisons, a verdict at a level, and a
-bootstrap interval over seeds for any statistic. The one-configuration rule is in ``seed_stats``."""
+bootstrap interval over seeds for any statistic. The one-configuration rule is in ``stats.seeds``."""
 
 from __future__ import annotations
 
