@@ -60,8 +60,11 @@ test: install browser prometheus
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; fi; exit $$rc
 
+# The formatter decides layout; docs/architecture.md's module table must match the tree.
 lint: install
-	$(BIN)/ruff check taso_tune tests benchmarks
+	$(BIN)/ruff format --check taso_tune tests benchmarks docs/examples
+	$(BIN)/ruff check taso_tune tests benchmarks docs/examples
+	$(BIN)/python benchmarks/architecture_doc.py --check
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py
