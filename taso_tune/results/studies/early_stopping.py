@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from taso_tune.results.experiment import Experiment
+from taso_tune.stats.seeds import diverged_score
 
 METRIC = "val_acc"
 
@@ -55,7 +56,10 @@ def _pick(experiment: Experiment) -> str | None:
 def _seed_matrix(full: Experiment) -> pd.DataFrame:
     """Final validation accuracy per configuration (rows) and seed (columns), diverged at chance."""
     trials = full.trials
-    chance = 1.0 / trials["num_classes"].astype(float)
+    complete = trials.loc[trials["status"] == "complete", METRIC]
+    chance = trials["num_classes"].map(
+        lambda classes: diverged_score(METRIC, num_classes=int(classes), complete=complete)
+    )
     values = trials[METRIC].where(trials["status"] != "diverged", chance)
     return pd.DataFrame(
         {"config_id": trials["config_id"], "seed": trials["seed"], "v": values}
