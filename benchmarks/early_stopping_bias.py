@@ -26,6 +26,7 @@ from common import add_repo_to_path, cpu_model, usable_cores, write_between_mark
 
 add_repo_to_path()
 
+from taso_tune.core.storage import result_records  # noqa: E402
 from taso_tune.results.experiment import load_experiment  # noqa: E402
 from taso_tune.results.studies.early_stopping import asha_rungs, compare, to_markdown  # noqa: E402
 from taso_tune.results.studies.early_stopping_page import write_comparison_page  # noqa: E402
@@ -61,7 +62,7 @@ def sweep_wall_from_results(experiment: Path) -> float:
     """Seconds from the first trial's start to the last report, read from the trials' results."""
     starts, ends = [], []
     for result in experiment.rglob("result.json"):
-        records = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+        records = result_records(result.read_text(), str(result))
         if records:
             starts.append(records[0]["timestamp"] - records[0]["time_this_iter_s"])
             ends.append(records[-1]["timestamp"])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import tempfile
 import time
@@ -22,6 +21,7 @@ import psutil
 import ray
 from common import REPO_ROOT
 
+from taso_tune.core.storage import result_records  # noqa: E402
 from taso_tune.spaces import SweepSpec, load_space, load_space_dict, with_overrides
 from taso_tune.tuning import run_sweep
 
@@ -97,11 +97,10 @@ class SweepRun:
 
 def trial_records(experiment: Path) -> list[list[dict[str, Any]]]:
     """Every trial's result.json records (one per reported epoch), budget-sh rung folders included."""
-    trials = []
-    for result in sorted(experiment.rglob("result.json")):
-        lines = result.read_text().splitlines()
-        trials.append([json.loads(line) for line in lines if line.strip()])
-    return trials
+    return [
+        result_records(result.read_text(), str(result))
+        for result in sorted(experiment.rglob("result.json"))
+    ]
 
 
 @contextlib.contextmanager
