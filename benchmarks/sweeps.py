@@ -21,7 +21,7 @@ import psutil
 import ray
 from common import REPO_ROOT
 
-from taso_tune.core.storage import result_records  # noqa: E402
+from taso_tune.core.storage import result_records
 from taso_tune.spaces import SweepSpec, load_space, load_space_dict, with_overrides
 from taso_tune.tuning import run_sweep
 

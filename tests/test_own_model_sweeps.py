@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import ray
+import yaml
 from ray.cluster_utils import Cluster
 from sweep_helpers import result_records, shutdown_ray, trial_dirs, write_space
 from test_own_model import USER_MODULE, write_image_folder
@@ -141,3 +142,56 @@ def test_bad_models_and_loaders_are_refused_before_ray_starts(
     assert len(err) == 1 and expected in err[0] and str(space) in err[0], err
     assert not ray.is_initialized()
     assert not (storage / "bad").exists()
+
+
+def test_the_users_package_end_to_end_asha_report_export_apply_and_resume(
+    tmp_path, user_package, ray_cleanup, capsys
+):
+    """A seeded ASHA sweep of the user's factory and loader, its report and exported defaults, the
+    defaults applied to a second pair (the user's model on the bundled digits), and a resume that
+    says which of the user's modules it imports."""
+    space = write_space(
+        tmp_path / "space.yaml",
+        [{"optimizer": "taso", "lr": {"grid": [0.05, 0.1]}}, {"optimizer": "adam", "lr": 0.001}],
+        name="own",
+        train={
+            "model": f"{user_package}:mlp",
+            "dataset": f"{user_package}:tensors",
+            "epochs": 3,
+            "batch_size": 8,
+        },
+        seeds=2,
+        scheduler={"type": "asha", "grace_period": 1, "reduction_factor": 2},
+    )
+    storage = tmp_path / "runs"
+    experiment = storage / "own"
+    assert main(["sweep", str(space), "--storage", str(storage)]) == 0
+    assert (experiment / "report.html").exists()
+    assert main(["export", str(experiment), "-o", str(tmp_path / "defaults.yaml")]) == 0
+    defaults = yaml.safe_load((tmp_path / "defaults.yaml").read_text())
+    assert defaults["provenance"]["model"] == "mine.nets:mlp"
+    assert defaults["provenance"]["dataset"] == "mine.nets:tensors"
+    capsys.readouterr()
+    code = main(
+        [
+            "apply",
+            str(tmp_path / "defaults.yaml"),
+            "--model",
+            f"{user_package}:mlp",
+            "--dataset",
+            "digits",
+            "--storage",
+            str(storage),
+            "--name",
+            "own-digits",
+        ]
+    )
+    assert code == 0
+    applied = load_experiment(str(storage / "own-digits")).trials
+    assert set(applied["dataset"]) == {"digits"} and (applied["status"] == "complete").all()
+    assert set(applied["optimizer"]) == set(defaults["optimizers"])
+    capsys.readouterr()
+    assert main(["resume", str(experiment)]) == 0
+    out = capsys.readouterr().out
+    assert f"{experiment}: its space names your code; resuming imports mine.nets" in out
+    assert "nothing to resume" in out
