@@ -19,6 +19,18 @@ import torch.nn.functional as F
 from taso_tune.training.data.sets import PAD_LABEL, DatasetInfo, DeviceBatches, random_crop_flip
 from taso_tune.training.run import Run, TrainConfig
 
+
+@pytest.fixture(autouse=True, scope="module")
+def no_process_left_behind():
+    """The GPU benchmark's packing workers are spawned (CUDA needs it), which starts
+    multiprocessing's resource tracker: a helper process that lives as long as its parent, here the
+    test runner. Stop it once this module is done, so the suite leaves no process behind."""
+    yield
+    from multiprocessing import resource_tracker
+
+    resource_tracker._resource_tracker._stop()
+
+
 REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO / "benchmarks"
 
