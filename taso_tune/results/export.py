@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import os
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -325,7 +326,8 @@ def _defaults_space(
         {"optimizer": name, **entry["hparams"]} for name, entry in document["optimizers"].items()
     ]
     space = {
-        "name": f"defaults-{model}-{dataset}",
+        # a folder name: torchvision/NAME and package.module:callable keep their words, not / and :
+        "name": re.sub(r"[/:]+", "-", f"defaults-{model}-{dataset}"),
         "description": f"defaults from {path} applied without tuning",
         "train": train,
         "seeds": {
