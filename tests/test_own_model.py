@@ -194,6 +194,25 @@ def test_bad_factories_are_named(user_package, name, expected):
     assert message.startswith("model: ") and expected in message and repr(name) in message
 
 
+def test_user_code_that_calls_sys_exit_is_an_error_not_the_exit_of_taso_tune(
+    user_package, tmp_path
+):
+    package = tmp_path / "userpkg" / "mine"
+    (package / "exits.py").write_text(
+        "import sys\n\n\ndef make(**kwargs):\n    sys.exit(3)\n\n\ndef load():\n    sys.exit(0)\n"
+    )
+    (package / "exits_on_import.py").write_text("import sys\n\nsys.exit(0)\n")
+    message = _error(
+        lambda: check_model("mine.exits_on_import:make", in_channels=1, image_size=8, num_classes=4)
+    )
+    assert "module 'mine.exits_on_import' does not import: SystemExit: 0" in message
+    message = _error(
+        lambda: check_model("mine.exits:make", in_channels=1, image_size=8, num_classes=4)
+    )
+    assert "the factory raised SystemExit: 3" in message
+    assert "the loader raised SystemExit: 0" in _error(lambda: load_dataset("mine.exits:load"))
+
+
 def test_a_callable_in_main_has_no_import_string():
     def local():
         return None

@@ -325,7 +325,7 @@ def build_model_with_notes(
     factory = import_callable(name, field)
     try:
         model = factory(num_classes=num_classes, in_channels=in_channels, image_size=image_size)
-    except Exception as err:  # the user's factory: its own error, named
+    except (Exception, SystemExit) as err:  # the user's factory: its own error, named
         raise ConfigError(
             field,
             name,

@@ -7,7 +7,8 @@ before it does (:func:`imported_modules`).
 
 Every failure is a :class:`~taso_tune.core.errors.ConfigError` naming the field and the import
 string, with the error's own line: a module that does not import, a missing attribute, something
-that is not callable.
+that is not callable. A ``sys.exit()`` in user code is such a failure too, never the exit of
+taso-tune itself.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def import_callable(spec: str, field: str) -> Callable[..., Any]:
     module_name, _, attribute = spec.partition(":")
     try:
         obj: Any = importlib.import_module(module_name)
-    except Exception as err:  # any error while importing user code is the user's to see
+    except (Exception, SystemExit) as err:  # user code's own error, even a sys.exit() at import
         raise ConfigError(
             field, spec, f"module {module_name!r} does not import: {error_line(err)}"
         ) from err

@@ -290,7 +290,7 @@ def load_user_data(spec: str, data_root: str | None, field: str = "dataset") -> 
     loader = import_callable(spec, field)
     try:
         result = loader() if data_root is None else loader(data_root=data_root)
-    except Exception as err:  # the user's loader: its own error, named
+    except (Exception, SystemExit) as err:  # the user's loader: its own error, named
         raise ConfigError(field, spec, f"the loader raised {error_line(err)}") from err
     if not (isinstance(result, Sequence) and len(result) == 2):
         raise ConfigError(
