@@ -341,6 +341,68 @@ def test_bad_loaders_are_named(user_package, loader, expected):
     assert message.startswith("dataset: ") and expected in message and repr(name) in message
 
 
+HOSTILE_LOADERS = """
+import numpy as np
+import torch
+
+
+def _images(n):
+    return torch.zeros(n, 1, 8, 8, dtype=torch.uint8)
+
+
+def empty_test():
+    return (_images(8), torch.arange(8) % 2), (_images(0), torch.zeros(0, dtype=torch.int64))
+
+
+def empty_train_of_floats():
+    return (torch.zeros(0, 1, 8, 8), torch.zeros(0)), (_images(4), torch.arange(4) % 2)
+
+
+def fractional_labels():
+    return (_images(8), torch.linspace(0, 1.75, 8)), (_images(4), torch.arange(4) % 2)
+
+
+def fractional_labels_in_pairs():
+    images = _images(4)
+    return [(images[i], np.float32(i % 2 + 0.5)) for i in range(4)], [(images[0], 0)]
+
+
+def labels_as_text():
+    images = _images(4)
+    return [(images[i], str(i % 2)) for i in range(4)], [(images[0], "0")]
+
+
+def whole_float_labels():
+    return (_images(8), (torch.arange(8) % 2).double()), (_images(4), torch.ones(4))
+"""
+
+
+@pytest.mark.parametrize(
+    ("loader", "expected"),
+    [
+        ("empty_test", "test: the set is empty"),
+        ("empty_train_of_floats", "train: the set is empty"),
+        ("fractional_labels", "train: labels must be integers, got 0.25 at train[1]"),
+        ("fractional_labels_in_pairs", "train: labels must be integers, got 0.5 at train[0]"),
+        ("labels_as_text", "train: labels must be integers"),
+    ],
+)
+def test_loaders_of_empty_sets_or_non_integer_labels_are_named(
+    user_package, tmp_path, loader, expected
+):
+    (tmp_path / "userpkg" / "mine" / "hostile.py").write_text(textwrap.dedent(HOSTILE_LOADERS))
+    name = f"mine.hostile:{loader}"
+    message = _error(lambda: load_dataset(name))
+    assert message.startswith("dataset: ") and expected in message and repr(name) in message
+
+
+def test_whole_number_float_labels_are_taken(user_package, tmp_path):
+    (tmp_path / "userpkg" / "mine" / "hostile.py").write_text(textwrap.dedent(HOSTILE_LOADERS))
+    data = load_dataset("mine.hostile:whole_float_labels", val_fraction=0.25)
+    assert data.info.num_classes == 2 and data.y_test.dtype == torch.int64
+    assert data.y_test.tolist() == [1, 1, 1, 1]
+
+
 # --- the train command ---------------------------------------------------------------------------
 
 

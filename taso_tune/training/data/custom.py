@@ -230,6 +230,8 @@ def _split_tensors(
         and all(isinstance(p, (torch.Tensor, np.ndarray)) for p in part)
     ):
         images, labels = (torch.as_tensor(p) for p in part)
+        if len(images) == 0:
+            raise ConfigError(field, spec, f"{split}: the set is empty")
         if images.ndim == 3:
             images = images.unsqueeze(1)
         if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels):
@@ -274,14 +276,29 @@ def _split_tensors(
 
 
 def _labels(values: Any, split: str, field: str, spec: str) -> torch.Tensor:
+    """Integer class labels; floats only when every one is a whole number (``3.0``), never cut."""
     try:
-        labels = torch.as_tensor(
-            [int(v) for v in (values.tolist() if hasattr(values, "tolist") else values)]
-        )
-    except (TypeError, ValueError) as err:
+        if isinstance(values, (torch.Tensor, np.ndarray)):
+            labels = torch.as_tensor(values)
+        else:
+            labels = torch.as_tensor(
+                [v.item() if isinstance(v, (torch.Tensor, np.generic)) else v for v in values]
+            )
+    except (TypeError, ValueError, RuntimeError) as err:
         raise ConfigError(
             field, spec, f"{split}: labels must be integers ({error_line(err)})"
         ) from err
+    if labels.dtype == torch.bool or labels.is_complex():
+        raise ConfigError(field, spec, f"{split}: labels must be integers, got {labels.dtype}")
+    if labels.is_floating_point():
+        whole = torch.isfinite(labels) & (labels == labels.round())
+        if not bool(whole.all()):
+            i = int((~whole).nonzero()[0, 0])
+            raise ConfigError(
+                field,
+                spec,
+                f"{split}: labels must be integers, got {float(labels[i])!r} at {split}[{i}]",
+            )
     return labels.to(torch.int64)
 
 
