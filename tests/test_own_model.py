@@ -298,6 +298,26 @@ def test_image_folder_problems_are_named(tmp_path):
     assert "no such folder" in _error(lambda: load_dataset("imagefolder", str(tmp_path / "none")))
 
 
+def test_sixteen_bit_pngs_are_scaled_to_eight_bits_not_clipped(tmp_path):
+    from PIL import Image
+
+    root = write_image_folder(tmp_path / "scans")
+    deep = np.full((10, 10), 40000, dtype=np.uint16)
+    deep[0, 0] = 65535
+    for path in (root / "test" / "dog").glob("*.png"):
+        Image.fromarray(deep).save(path)  # 16-bit greyscale PNGs (mode I;16)
+    assert Image.open(root / "test" / "dog" / "0.png").mode == "I;16"
+    data = load_dataset("imagefolder", str(root), val_fraction=0.25)
+    dogs = data.x_test[data.y_test == 1]
+    assert dogs[:, 0, 0, 0].tolist() == [255] * 6  # 65535 -> 255
+    assert dogs[:, 0, 1, 1].tolist() == [156] * 6  # 40000 / 257, where clipping gave 255
+    # beside RGB images, the 16-bit ones are scaled before they become RGB
+    Image.fromarray(np.full((10, 10, 3), 7, dtype=np.uint8)).save(root / "train" / "cat" / "9.png")
+    data = load_dataset("imagefolder", str(root), val_fraction=0.25)
+    assert data.info.in_channels == 3
+    assert data.x_test[data.y_test == 1][:, :, 1, 1].unique().tolist() == [156]
+
+
 def test_image_size_and_memory_fields_are_checked():
     assert "applies to imagefolder only" in _error(lambda: TrainConfig(image_size=32))
     for bad in (0, -1.0, float("inf"), "1"):

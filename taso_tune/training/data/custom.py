@@ -34,7 +34,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 #: The share of the machine's memory an image folder may take when ``data_memory_gb`` is not set.
 DEFAULT_MEMORY_SHARE = 0.25
 SPLITS = ("train", "val", "test")
-GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+#: Greyscale modes of more than 8 bits a pixel, scaled to 8 bits (:func:`_grey_as_uint8`).
+DEEP_GREY_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
 def machine_memory_gb() -> float:
@@ -164,11 +166,31 @@ def load_image_folder(root: str, image_size: int | None, memory_gb: float | None
     )
 
 
+def _grey_as_uint8(array: np.ndarray, mode: str, path: str) -> np.ndarray:
+    """A 16-bit, 32-bit or float greyscale image in 8 bits, scaled, not clipped: Pillow's own
+    conversion to ``L`` clips, which turns a 16-bit PNG's every pixel above 255 white."""
+    values = array.astype(np.float64)
+    high = float(values.max()) if values.size else 0.0
+    low = float(values.min()) if values.size else 0.0
+    if not np.isfinite(values).all() or low < 0 or high > 65535:
+        raise ConfigError(
+            "data_root",
+            path,
+            f"cannot read this image: its {mode} pixels lie in [{low:.3g}, {high:.3g}], "
+            "outside the 8- or 16-bit range",
+        )
+    if mode.startswith("I;16") or high > 255:
+        values = values / 257  # 16 bits to 8: 65535 -> 255
+    return np.round(values).astype(np.uint8)
+
+
 def _decode(path: str, grey: bool, size: int) -> torch.Tensor:
     from PIL import Image
 
     with _open(path) as image:
         try:
+            if image.mode in DEEP_GREY_MODES:
+                image = Image.fromarray(_grey_as_uint8(np.asarray(image), image.mode, path))
             image = image.convert("L" if grey else "RGB")
             if image.size != (size, size):
                 image = image.resize((size, size), Image.Resampling.BILINEAR)
