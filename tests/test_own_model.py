@@ -318,6 +318,20 @@ def test_sixteen_bit_pngs_are_scaled_to_eight_bits_not_clipped(tmp_path):
     assert data.x_test[data.y_test == 1][:, :, 1, 1].unique().tolist() == [156]
 
 
+def test_a_class_folder_without_images_in_test_or_val_is_named(tmp_path):
+    root = write_image_folder(tmp_path / "pets", splits=("train", "val", "test"))
+    for image in (root / "test" / "dog").iterdir():
+        image.unlink()
+    (root / "test" / "dog" / "notes.txt").write_text("no images here")
+    message = _error(lambda: load_dataset("imagefolder", str(root)))
+    assert message.startswith("data_root: test/dog/ holds no .png or .jpg images")
+    write_image_folder(root, splits=("test",))
+    for image in (root / "val" / "cat").iterdir():
+        image.unlink()
+    message = _error(lambda: load_dataset("imagefolder", str(root)))
+    assert message.startswith("data_root: val/cat/ holds no .png or .jpg images")
+
+
 def test_image_size_and_memory_fields_are_checked():
     assert "applies to imagefolder only" in _error(lambda: TrainConfig(image_size=32))
     for bad in (0, -1.0, float("inf"), "1"):

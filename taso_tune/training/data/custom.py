@@ -102,8 +102,10 @@ def _listing(root: str) -> tuple[list[str], dict[str, list[tuple[str, int]]]]:
                 for f in os.listdir(folder)
                 if f.lower().endswith(IMAGE_SUFFIXES)
             )
-            if not images and split == "train":
-                raise ConfigError("data_root", root, f"train/{name}/ holds no .png or .jpg images")
+            if not images:  # as torchvision's ImageFolder: a class with no image in a split
+                raise ConfigError(
+                    "data_root", root, f"{split}/{name}/ holds no .png or .jpg images"
+                )
             files[split] += [(path, label) for path in images]
         if not files[split]:
             raise ConfigError("data_root", root, f"{split}/ holds no .png or .jpg images")
