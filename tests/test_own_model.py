@@ -332,6 +332,36 @@ def test_a_class_folder_without_images_in_test_or_val_is_named(tmp_path):
     assert message.startswith("data_root: val/cat/ holds no .png or .jpg images")
 
 
+STATS_MEMORY_PROBE = """
+import resource, torch
+from taso_tune.training.data.sets import _stats
+images = torch.randint(0, 256, (24000, 3, 64, 64), dtype=torch.uint8)  # 281 MiB, > 2**28 values
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+_stats(images)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+def test_the_statistics_of_a_large_image_folder_need_less_memory_than_its_images():
+    import subprocess
+
+    from taso_tune.training.data import sets
+
+    images = torch.randint(0, 256, (600, 3, 16, 16), dtype=torch.uint8)
+    in_one_go = sets._stats(images)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sets, "STATS_IN_ONE_GO", 0)
+        patch.setattr(sets, "STATS_CHUNK", 5000)
+        chunked = sets._stats(images)
+    assert np.allclose(chunked, in_one_go, atol=1e-5)
+    grown_mib = float(
+        subprocess.run(
+            [sys.executable, "-c", STATS_MEMORY_PROBE], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    assert grown_mib < 281  # float copies of every image took eight times their 281 MiB
+
+
 def test_image_size_and_memory_fields_are_checked():
     assert "applies to imagefolder only" in _error(lambda: TrainConfig(image_size=32))
     for bad in (0, -1.0, float("inf"), "1"):
