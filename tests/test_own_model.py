@@ -213,6 +213,15 @@ def test_user_code_that_calls_sys_exit_is_an_error_not_the_exit_of_taso_tune(
     assert "the loader raised SystemExit: 0" in _error(lambda: load_dataset("mine.exits:load"))
 
 
+def test_a_module_name_of_the_standard_library_says_which_file_was_imported(user_package):
+    import json
+
+    message = _error(lambda: check_model("json:make", in_channels=1, image_size=8, num_classes=4))
+    assert f"module 'json' has no attribute 'make' (imported from {json.__file__})" in message
+    # the standard library is on every node: never shipped to Ray's workers
+    assert module_source("json") is None and module_source("random") is None
+
+
 def test_a_callable_in_main_has_no_import_string():
     def local():
         return None

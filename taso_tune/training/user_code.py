@@ -18,6 +18,7 @@ import importlib.util
 import os
 import re
 import sys
+import sysconfig
 import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -50,9 +51,15 @@ def import_callable(spec: str, field: str) -> Callable[..., Any]:
         raise ConfigError(
             field, spec, f"module {module_name!r} does not import: {error_line(err)}"
         ) from err
+    # the file says when a module of the same name (a standard library one) was imported instead
+    where = getattr(obj, "__file__", None) or "built in"
     for part in attribute.split("."):
         if not hasattr(obj, part):
-            raise ConfigError(field, spec, f"module {module_name!r} has no attribute {attribute!r}")
+            raise ConfigError(
+                field,
+                spec,
+                f"module {module_name!r} has no attribute {attribute!r} (imported from {where})",
+            )
         obj = getattr(obj, part)
     if not callable(obj):
         raise ConfigError(field, spec, f"{attribute!r} is a {type(obj).__name__}, not a callable")
@@ -91,7 +98,8 @@ def imported_modules(names: Iterable[object]) -> list[str]:
 def module_source(module_name: str) -> str | None:
     """Where the top-level package of ``module_name`` lives on disk, when Ray must ship it to the
     workers: its folder (a package) or file (a single module). ``None`` for an installed package
-    (site-packages, which every node is expected to have) or one that cannot be found."""
+    (site-packages, which every node is expected to have), a module of the standard library, or
+    one that cannot be found."""
     top = module_name.split(".")[0]
     try:
         spec = importlib.util.find_spec(top)
@@ -105,6 +113,7 @@ def module_source(module_name: str) -> str | None:
         else spec.origin  # a single-file module
     )
     installed = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
+    installed += [sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib")]
     if any(os.path.abspath(path).startswith(os.path.abspath(p) + os.sep) for p in installed):
         return None
     return os.path.abspath(path)
