@@ -232,6 +232,21 @@ def test_a_copy_onto_a_full_disk_leaves_the_last_good_file_whole(tmpfs: Path) ->
     assert sorted(p.name for p in tmpfs.iterdir()) == ["experiment_state.json"]
 
 
+def test_a_checkpoint_saved_onto_a_full_disk_is_a_storage_fault(tmpfs: Path) -> None:
+    """A trial saves its checkpoint into the node's temporary folder before Ray Tune copies it: on
+    one machine that folder is usually on the storage's own disk, and torch.save given a path fails
+    there with a RuntimeError carrying no errno, which spent the trial's retries."""
+    import torch
+
+    from taso_tune.tuning.trainable import save_state
+
+    _mount(tmpfs, "remount,size=1m")
+    with pytest.raises(RuntimeError) as raised:
+        save_state({"weights": torch.zeros(1 << 20)}, str(tmpfs / "state.pt"))
+    full = storage_full(raised.value)
+    assert full is not None and full.errno == errno.ENOSPC
+
+
 @pytest.mark.ray
 def test_a_damaged_tune_state_is_restored_or_its_lost_trials_are_named(
     tmp_path: Path, ray_cleanup, capsys, monkeypatch
