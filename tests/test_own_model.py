@@ -222,6 +222,18 @@ def test_a_module_name_of_the_standard_library_says_which_file_was_imported(user
     assert module_source("json") is None and module_source("random") is None
 
 
+def test_a_module_in_the_working_directory_imports_from_the_console_script(tmp_path, monkeypatch):
+    # the taso-tune command starts with its bin folder on sys.path, not the working directory
+    (tmp_path / "beside_space.py").write_text(
+        textwrap.dedent(USER_MODULE).replace("def mlp(", "def make(")
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "beside_space", raising=False)
+    assert check_model("beside_space:make", in_channels=1, image_size=8, num_classes=4) == []
+    assert module_source("beside_space") == str(tmp_path / "beside_space.py")
+
+
 def test_a_callable_in_main_has_no_import_string():
     def local():
         return None

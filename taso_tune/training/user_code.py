@@ -40,11 +40,21 @@ def error_line(err: BaseException) -> str:
     return traceback.format_exception_only(type(err), err)[-1].strip()
 
 
+def look_in_working_directory() -> None:
+    """Put the working directory on ``sys.path``, as ``python -m`` and ``python -c`` do, so a
+    module beside the user's space imports: the ``taso-tune`` command, a console script, starts
+    with its own ``bin`` folder there instead. Last, so it never shadows an installed package."""
+    here = os.getcwd()
+    if not any(os.path.abspath(entry or os.curdir) == here for entry in sys.path):
+        sys.path.append(here)
+
+
 def import_callable(spec: str, field: str) -> Callable[..., Any]:
     """The callable ``spec`` names, imported; fails naming ``field`` and ``spec``."""
     if not is_import_spec(spec):
         raise ConfigError(field, spec, "must be package.module:callable")
     module_name, _, attribute = spec.partition(":")
+    look_in_working_directory()
     try:
         obj: Any = importlib.import_module(module_name)
     except (Exception, SystemExit) as err:  # user code's own error, even a sys.exit() at import
@@ -101,6 +111,7 @@ def module_source(module_name: str) -> str | None:
     (site-packages, which every node is expected to have), a module of the standard library, or
     one that cannot be found."""
     top = module_name.split(".")[0]
+    look_in_working_directory()
     try:
         spec = importlib.util.find_spec(top)
     except (ImportError, ValueError):
