@@ -247,6 +247,28 @@ def test_a_checkpoint_saved_onto_a_full_disk_is_a_storage_fault(tmpfs: Path) -> 
     assert full is not None and full.errno == errno.ENOSPC
 
 
+def test_a_lock_that_cannot_be_written_on_a_full_disk_is_not_left_behind(tmpfs: Path) -> None:
+    """A driver refused for a full disk leaves no empty lock file that would refuse every later
+    driver, resume included, once there is room."""
+    from taso_tune.core.errors import ConfigError
+    from taso_tune.experiment.lock import ExperimentLock
+
+    _mount(tmpfs, "remount,size=1m")
+    experiment = tmpfs / "exp"
+    experiment.mkdir()
+    filler = tmpfs / "filler"
+    with pytest.raises(OSError), filler.open("wb") as out:
+        while True:
+            out.write(b"\0" * 4096)
+    with pytest.raises(ConfigError, match="cannot write its lock file .*No space left"):
+        ExperimentLock(str(experiment), "resume").acquire()
+    assert not (experiment / LOCK_FILE).exists()
+    filler.unlink()
+    with ExperimentLock(str(experiment), "resume"):
+        assert (experiment / LOCK_FILE).exists()
+    assert not (experiment / LOCK_FILE).exists()
+
+
 @pytest.mark.ray
 def test_a_damaged_tune_state_is_restored_or_its_lost_trials_are_named(
     tmp_path: Path, ray_cleanup, capsys, monkeypatch
