@@ -383,6 +383,17 @@ def test_the_statistics_of_a_large_image_folder_need_less_memory_than_its_images
     assert grown_mib < 281  # float copies of every image took eight times their 281 MiB
 
 
+def test_an_image_too_large_for_pillow_is_named(tmp_path):
+    from PIL import Image
+
+    root = write_image_folder(tmp_path / "pets")
+    huge = root / "train" / "dog" / "huge.png"
+    Image.new("L", (14000, 14000)).save(huge)  # over Pillow's decompression-bomb limit
+    message = _error(lambda: load_dataset("imagefolder", str(root)))
+    assert message.startswith("data_root: cannot read this image: PIL.Image.DecompressionBombError")
+    assert repr(str(huge)) in message
+
+
 def test_image_size_and_memory_fields_are_checked():
     assert "applies to imagefolder only" in _error(lambda: TrainConfig(image_size=32))
     for bad in (0, -1.0, float("inf"), "1"):

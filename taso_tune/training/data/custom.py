@@ -117,7 +117,7 @@ def _open(path: str):
 
     try:
         return Image.open(path)
-    except (UnidentifiedImageError, OSError) as err:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as err:
         raise ConfigError("data_root", path, f"cannot read this image: {error_line(err)}") from err
 
 
