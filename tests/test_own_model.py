@@ -468,6 +468,11 @@ def labels_as_text():
     return [(images[i], str(i % 2)) for i in range(4)], [(images[0], "0")]
 
 
+def channels_last():
+    images = np.zeros((8, 12, 12, 3), dtype=np.uint8)
+    return (images, np.arange(8) % 2), (images[:4], np.arange(4) % 2)
+
+
 def whole_float_labels():
     return (_images(8), (torch.arange(8) % 2).double()), (_images(4), torch.ones(4))
 """
@@ -481,6 +486,7 @@ def whole_float_labels():
         ("fractional_labels", "train: labels must be integers, got 0.25 at train[1]"),
         ("fractional_labels_in_pairs", "train: labels must be integers, got 0.5 at train[0]"),
         ("labels_as_text", "train: labels must be integers"),
+        ("channels_last", "images of shape [12, 12, 3] look channels-last (H, W, C)"),
     ],
 )
 def test_loaders_of_empty_sets_or_non_integer_labels_are_named(

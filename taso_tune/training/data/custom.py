@@ -352,6 +352,13 @@ def load_user_data(spec: str, data_root: str | None, field: str = "dataset") -> 
         )
     channels, height, width = train[0].shape[1:]
     if height != width:
+        if width in (1, 3, 4) and channels == height:  # (N, H, W, C), as numpy and PIL lay out
+            raise ConfigError(
+                field,
+                spec,
+                f"images of shape {list(train[0].shape[1:])} look channels-last (H, W, C): "
+                "give them as (C, H, W), e.g. images.permute(0, 3, 1, 2)",
+            )
         raise ConfigError(
             field, spec, f"images must be square, got {height}x{width}: resize them in the loader"
         )
