@@ -172,6 +172,22 @@ def test_timm_model():
     )
 
 
+def test_a_built_in_model_that_cannot_take_such_small_images_is_a_config_error(tmp_path):
+    message = _error(lambda: check_model("lenet5", in_channels=1, image_size=8, num_classes=2))
+    assert message.startswith("model: image_size 8 is too small for LeNet5 (needs >= 12)")
+    root = write_image_folder(tmp_path / "tiny", size=8)
+    data = load_dataset("imagefolder", str(root), val_fraction=0.25)
+    assert data.info.image_size == 8
+    assert "too small for LeNet5" in _error(
+        lambda: check_model(
+            "lenet5",
+            in_channels=data.info.in_channels,
+            image_size=data.info.image_size,
+            num_classes=data.info.num_classes,
+        )
+    )
+
+
 def test_the_users_factory(user_package):
     notes = check_model(f"{user_package}:mlp", in_channels=1, image_size=8, num_classes=4)
     assert notes == []

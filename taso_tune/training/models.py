@@ -306,7 +306,11 @@ def build_model_with_notes(
     check_model_name(name, field)
     if name in MODELS:
         factory = MODELS[name]
-        return factory(in_channels=in_channels, image_size=image_size, num_classes=num_classes), []
+        try:
+            model = factory(in_channels=in_channels, image_size=image_size, num_classes=num_classes)
+        except ValueError as err:  # a built-in model that cannot take the data (LeNet5 under 12 px)
+            raise ConfigError(field, name, str(err)) from err
+        return model, []
     if name.startswith(TORCHVISION_PREFIX):
         import torchvision.models
 
