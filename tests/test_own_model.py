@@ -410,6 +410,35 @@ def test_an_image_too_large_for_pillow_is_named(tmp_path):
     assert repr(str(huge)) in message
 
 
+def test_every_image_size_of_a_folder_is_probed_before_ray_starts(tmp_path):
+    from taso_tune.spaces import load_space_dict
+    from taso_tune.tuning.data import check_models, load_sweep_data
+    from taso_tune.tuning.trials import trial_source
+
+    root = write_image_folder(tmp_path / "pets", size=16)
+    spec = load_space_dict(
+        {
+            "name": "sizes",
+            "train": {
+                "dataset": "imagefolder",
+                "data_root": str(root),
+                "epochs": 3,
+                "batch_size": 4,
+            },
+            "seeds": 1,
+            "search": "grid",
+            "scheduler": "none",
+            "blocks": [{"optimizer": "taso", "image_size": {"grid": [16, 8]}}],
+        },
+        source="sizes.yaml",
+    )
+    source = trial_source(spec)
+    datasets = load_sweep_data(source)
+    assert sorted(d.info.image_size for d in datasets.values()) == [8, 16]
+    message = _error(lambda: check_models(source, datasets))
+    assert "too small for LeNet5" in message and "sizes.yaml" in message
+
+
 def test_image_size_and_memory_fields_are_checked():
     assert "applies to imagefolder only" in _error(lambda: TrainConfig(image_size=32))
     for bad in (0, -1.0, float("inf"), "1"):
