@@ -250,6 +250,17 @@ def test_a_module_in_the_working_directory_imports_from_the_console_script(tmp_p
     assert module_source("beside_space") == str(tmp_path / "beside_space.py")
 
 
+def test_a_package_folder_without_init_is_shipped_as_its_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "userpkg" / "loose"
+    folder.mkdir(parents=True)
+    (folder / "nets.py").write_text(textwrap.dedent(USER_MODULE))  # no __init__.py
+    monkeypatch.syspath_prepend(str(tmp_path / "userpkg"))
+    for name in [m for m in sys.modules if m == "loose" or m.startswith("loose.")]:
+        monkeypatch.delitem(sys.modules, name)
+    assert check_model("loose.nets:mlp", in_channels=1, image_size=8, num_classes=4) == []
+    assert module_source("loose.nets") == str(folder)
+
+
 def test_a_callable_in_main_has_no_import_string():
     def local():
         return None

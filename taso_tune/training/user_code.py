@@ -116,13 +116,18 @@ def module_source(module_name: str) -> str | None:
         spec = importlib.util.find_spec(top)
     except (ImportError, ValueError):
         return None
-    if spec is None or spec.origin in (None, "built-in", "frozen"):
+    if spec is None or spec.origin in ("built-in", "frozen"):
         return None
-    path = (
-        os.path.dirname(spec.origin)
-        if spec.submodule_search_locations
-        else spec.origin  # a single-file module
-    )
+    locations = list(spec.submodule_search_locations or [])
+    if spec.origin in (None, "namespace"):
+        # a namespace package (a folder without __init__.py) in one folder ships as that folder
+        if len(locations) != 1:
+            return None
+        path = locations[0]
+    elif locations:
+        path = os.path.dirname(spec.origin)
+    else:
+        path = spec.origin  # a single-file module
     installed = [p for p in sys.path if p.endswith(("site-packages", "dist-packages"))]
     installed += [sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib")]
     if any(os.path.abspath(path).startswith(os.path.abspath(p) + os.sep) for p in installed):
