@@ -65,9 +65,20 @@ def space_of(
     if not isinstance(data, Mapping):
         return load_space_dict(data, source=source)  # refused there, by the usual rule
     train = dict(data.get("train") or {})
+    blocks = data.get("blocks")
     for field, value in (("model", model), ("dataset", dataset), ("data_root", data_root)):
         if value is not None:
             train[field] = value if field == "data_root" else _name(value, field)
+            for i, block in enumerate(blocks if isinstance(blocks, list) else []):
+                if isinstance(block, Mapping) and field in block:
+                    # a block's own value wins over train:, so the argument would train nowhere
+                    raise ConfigError(
+                        f"blocks[{i}].{field}",
+                        block[field],
+                        f"sets the {field} that the {field}= argument replaces: remove it from "
+                        f"the block, or leave {field}= out",
+                        file=source,
+                    )
     return load_space_dict({**data, "train": train}, source=source)
 
 

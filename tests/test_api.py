@@ -70,3 +70,21 @@ def test_bad_spaces_are_refused_by_name(tmp_path):
     with pytest.raises(ConfigError, match="train.model: unknown model"):
         taso_tune.sweep(SPACE, model="alexnet", storage=str(tmp_path))
     assert not ray.is_initialized()
+
+
+def test_a_model_argument_that_a_block_would_override_is_refused_before_ray_starts(tmp_path):
+    space = {
+        **SPACE,
+        "blocks": [{"optimizer": "taso"}, {"optimizer": "adam", "model": {"grid": ["vgg19"]}}],
+    }
+    with pytest.raises(ConfigError, match=r"^space: blocks\[1\]\.model: sets the model that"):
+        taso_tune.sweep(space, model="resnet18", storage=str(tmp_path))
+    with pytest.raises(ConfigError, match=r"^space: blocks\[0\]\.dataset: sets the dataset"):
+        taso_tune.sweep(
+            {**SPACE, "blocks": [{"optimizer": "taso", "dataset": "synthetic"}]},
+            dataset="digits",
+            storage=str(tmp_path),
+        )
+    assert not ray.is_initialized() and not (tmp_path / "api").exists()
+    # without the argument the block's model stands
+    assert taso_tune.api.space_of(space).blocks[1]["model"].options == ("vgg19",)

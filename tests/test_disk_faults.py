@@ -232,6 +232,43 @@ def test_a_copy_onto_a_full_disk_leaves_the_last_good_file_whole(tmpfs: Path) ->
     assert sorted(p.name for p in tmpfs.iterdir()) == ["experiment_state.json"]
 
 
+def test_a_checkpoint_saved_onto_a_full_disk_is_a_storage_fault(tmpfs: Path) -> None:
+    """A trial saves its checkpoint into the node's temporary folder before Ray Tune copies it: on
+    one machine that folder is usually on the storage's own disk, and torch.save given a path fails
+    there with a RuntimeError carrying no errno, which spent the trial's retries."""
+    import torch
+
+    from taso_tune.tuning.trainable import save_state
+
+    _mount(tmpfs, "remount,size=1m")
+    with pytest.raises(RuntimeError) as raised:
+        save_state({"weights": torch.zeros(1 << 20)}, str(tmpfs / "state.pt"))
+    full = storage_full(raised.value)
+    assert full is not None and full.errno == errno.ENOSPC
+
+
+def test_a_lock_that_cannot_be_written_on_a_full_disk_is_not_left_behind(tmpfs: Path) -> None:
+    """A driver refused for a full disk leaves no empty lock file that would refuse every later
+    driver, resume included, once there is room."""
+    from taso_tune.core.errors import ConfigError
+    from taso_tune.experiment.lock import ExperimentLock
+
+    _mount(tmpfs, "remount,size=1m")
+    experiment = tmpfs / "exp"
+    experiment.mkdir()
+    filler = tmpfs / "filler"
+    with pytest.raises(OSError), filler.open("wb") as out:
+        while True:
+            out.write(b"\0" * 4096)
+    with pytest.raises(ConfigError, match="cannot write its lock file .*No space left"):
+        ExperimentLock(str(experiment), "resume").acquire()
+    assert not (experiment / LOCK_FILE).exists()
+    filler.unlink()
+    with ExperimentLock(str(experiment), "resume"):
+        assert (experiment / LOCK_FILE).exists()
+    assert not (experiment / LOCK_FILE).exists()
+
+
 @pytest.mark.ray
 def test_a_damaged_tune_state_is_restored_or_its_lost_trials_are_named(
     tmp_path: Path, ray_cleanup, capsys, monkeypatch

@@ -179,6 +179,22 @@ def test_timm_model():
     )
 
 
+def test_a_built_in_model_that_cannot_take_such_small_images_is_a_config_error(tmp_path):
+    message = _error(lambda: check_model("lenet5", in_channels=1, image_size=8, num_classes=2))
+    assert message.startswith("model: image_size 8 is too small for LeNet5 (needs >= 12)")
+    root = write_image_folder(tmp_path / "tiny", size=8)
+    data = load_dataset("imagefolder", str(root), val_fraction=0.25)
+    assert data.info.image_size == 8
+    assert "too small for LeNet5" in _error(
+        lambda: check_model(
+            "lenet5",
+            in_channels=data.info.in_channels,
+            image_size=data.info.image_size,
+            num_classes=data.info.num_classes,
+        )
+    )
+
+
 def test_the_users_factory(user_package):
     notes = check_model(f"{user_package}:mlp", in_channels=1, image_size=8, num_classes=4)
     assert notes == []
@@ -206,6 +222,57 @@ def test_a_model_vmap_cannot_batch_is_refused_for_stacked_seeds(user_package):
     message = _error(lambda: check_stackable(f"{user_package}:with_dropout", 1, 8, num_classes=4))
     assert message.startswith("seed_packing: model 'mine.nets:with_dropout' cannot train its seeds")
     assert "random operation" in message and "use seed_packing: separate or auto" in message
+
+
+def test_user_code_that_calls_sys_exit_is_an_error_not_the_exit_of_taso_tune(
+    user_package, tmp_path
+):
+    package = tmp_path / "userpkg" / "mine"
+    (package / "exits.py").write_text(
+        "import sys\n\n\ndef make(**kwargs):\n    sys.exit(3)\n\n\ndef load():\n    sys.exit(0)\n"
+    )
+    (package / "exits_on_import.py").write_text("import sys\n\nsys.exit(0)\n")
+    message = _error(
+        lambda: check_model("mine.exits_on_import:make", in_channels=1, image_size=8, num_classes=4)
+    )
+    assert "module 'mine.exits_on_import' does not import: SystemExit: 0" in message
+    message = _error(
+        lambda: check_model("mine.exits:make", in_channels=1, image_size=8, num_classes=4)
+    )
+    assert "the factory raised SystemExit: 3" in message
+    assert "the loader raised SystemExit: 0" in _error(lambda: load_dataset("mine.exits:load"))
+
+
+def test_a_module_name_of_the_standard_library_says_which_file_was_imported(user_package):
+    import json
+
+    message = _error(lambda: check_model("json:make", in_channels=1, image_size=8, num_classes=4))
+    assert f"module 'json' has no attribute 'make' (imported from {json.__file__})" in message
+    # the standard library is on every node: never shipped to Ray's workers
+    assert module_source("json") is None and module_source("random") is None
+
+
+def test_a_module_in_the_working_directory_imports_from_the_console_script(tmp_path, monkeypatch):
+    # the taso-tune command starts with its bin folder on sys.path, not the working directory
+    (tmp_path / "beside_space.py").write_text(
+        textwrap.dedent(USER_MODULE).replace("def mlp(", "def make(")
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "beside_space", raising=False)
+    assert check_model("beside_space:make", in_channels=1, image_size=8, num_classes=4) == []
+    assert module_source("beside_space") == str(tmp_path / "beside_space.py")
+
+
+def test_a_package_folder_without_init_is_shipped_as_its_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "userpkg" / "loose"
+    folder.mkdir(parents=True)
+    (folder / "nets.py").write_text(textwrap.dedent(USER_MODULE))  # no __init__.py
+    monkeypatch.syspath_prepend(str(tmp_path / "userpkg"))
+    for name in [m for m in sys.modules if m == "loose" or m.startswith("loose.")]:
+        monkeypatch.delitem(sys.modules, name)
+    assert check_model("loose.nets:mlp", in_channels=1, image_size=8, num_classes=4) == []
+    assert module_source("loose.nets") == str(folder)
 
 
 def test_a_callable_in_main_has_no_import_string():
@@ -293,6 +360,110 @@ def test_image_folder_problems_are_named(tmp_path):
     assert "no such folder" in _error(lambda: load_dataset("imagefolder", str(tmp_path / "none")))
 
 
+def test_sixteen_bit_pngs_are_scaled_to_eight_bits_not_clipped(tmp_path):
+    from PIL import Image
+
+    root = write_image_folder(tmp_path / "scans")
+    deep = np.full((10, 10), 40000, dtype=np.uint16)
+    deep[0, 0] = 65535
+    for path in (root / "test" / "dog").glob("*.png"):
+        Image.fromarray(deep).save(path)  # 16-bit greyscale PNGs (mode I;16)
+    assert Image.open(root / "test" / "dog" / "0.png").mode == "I;16"
+    data = load_dataset("imagefolder", str(root), val_fraction=0.25)
+    dogs = data.x_test[data.y_test == 1]
+    assert dogs[:, 0, 0, 0].tolist() == [255] * 6  # 65535 -> 255
+    assert dogs[:, 0, 1, 1].tolist() == [156] * 6  # 40000 / 257, where clipping gave 255
+    # beside RGB images, the 16-bit ones are scaled before they become RGB
+    Image.fromarray(np.full((10, 10, 3), 7, dtype=np.uint8)).save(root / "train" / "cat" / "9.png")
+    data = load_dataset("imagefolder", str(root), val_fraction=0.25)
+    assert data.info.in_channels == 3
+    assert data.x_test[data.y_test == 1][:, :, 1, 1].unique().tolist() == [156]
+
+
+def test_a_class_folder_without_images_in_test_or_val_is_named(tmp_path):
+    root = write_image_folder(tmp_path / "pets", splits=("train", "val", "test"))
+    for image in (root / "test" / "dog").iterdir():
+        image.unlink()
+    (root / "test" / "dog" / "notes.txt").write_text("no images here")
+    message = _error(lambda: load_dataset("imagefolder", str(root)))
+    assert message.startswith("data_root: test/dog/ holds no .png or .jpg images")
+    write_image_folder(root, splits=("test",))
+    for image in (root / "val" / "cat").iterdir():
+        image.unlink()
+    message = _error(lambda: load_dataset("imagefolder", str(root)))
+    assert message.startswith("data_root: val/cat/ holds no .png or .jpg images")
+
+
+STATS_MEMORY_PROBE = """
+import resource, torch
+from taso_tune.training.data.sets import _stats
+images = torch.randint(0, 256, (24000, 3, 64, 64), dtype=torch.uint8)  # 281 MiB, > 2**28 values
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+_stats(images)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+def test_the_statistics_of_a_large_image_folder_need_less_memory_than_its_images():
+    import subprocess
+
+    from taso_tune.training.data import sets
+
+    images = torch.randint(0, 256, (600, 3, 16, 16), dtype=torch.uint8)
+    in_one_go = sets._stats(images)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sets, "STATS_IN_ONE_GO", 0)
+        patch.setattr(sets, "STATS_CHUNK", 5000)
+        chunked = sets._stats(images)
+    assert np.allclose(chunked, in_one_go, atol=1e-5)
+    grown_mib = float(
+        subprocess.run(
+            [sys.executable, "-c", STATS_MEMORY_PROBE], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    assert grown_mib < 281  # float copies of every image took eight times their 281 MiB
+
+
+def test_an_image_too_large_for_pillow_is_named(tmp_path):
+    from PIL import Image
+
+    root = write_image_folder(tmp_path / "pets")
+    huge = root / "train" / "dog" / "huge.png"
+    Image.new("L", (14000, 14000)).save(huge)  # over Pillow's decompression-bomb limit
+    message = _error(lambda: load_dataset("imagefolder", str(root)))
+    assert message.startswith("data_root: cannot read this image: PIL.Image.DecompressionBombError")
+    assert repr(str(huge)) in message
+
+
+def test_every_image_size_of_a_folder_is_probed_before_ray_starts(tmp_path):
+    from taso_tune.spaces import load_space_dict
+    from taso_tune.tuning.data import check_models, load_sweep_data
+    from taso_tune.tuning.trials import trial_source
+
+    root = write_image_folder(tmp_path / "pets", size=16)
+    spec = load_space_dict(
+        {
+            "name": "sizes",
+            "train": {
+                "dataset": "imagefolder",
+                "data_root": str(root),
+                "epochs": 3,
+                "batch_size": 4,
+            },
+            "seeds": 1,
+            "search": "grid",
+            "scheduler": "none",
+            "blocks": [{"optimizer": "taso", "image_size": {"grid": [16, 8]}}],
+        },
+        source="sizes.yaml",
+    )
+    source = trial_source(spec)
+    datasets = load_sweep_data(source)
+    assert sorted(d.info.image_size for d in datasets.values()) == [8, 16]
+    message = _error(lambda: check_models(source, datasets))
+    assert "too small for LeNet5" in message and "sizes.yaml" in message
+
+
 def test_image_size_and_memory_fields_are_checked():
     assert "applies to imagefolder only" in _error(lambda: TrainConfig(image_size=32))
     for bad in (0, -1.0, float("inf"), "1"):
@@ -334,6 +505,74 @@ def test_bad_loaders_are_named(user_package, loader, expected):
     name = f"{user_package}:{loader}"
     message = _error(lambda: load_dataset(name))
     assert message.startswith("dataset: ") and expected in message and repr(name) in message
+
+
+HOSTILE_LOADERS = """
+import numpy as np
+import torch
+
+
+def _images(n):
+    return torch.zeros(n, 1, 8, 8, dtype=torch.uint8)
+
+
+def empty_test():
+    return (_images(8), torch.arange(8) % 2), (_images(0), torch.zeros(0, dtype=torch.int64))
+
+
+def empty_train_of_floats():
+    return (torch.zeros(0, 1, 8, 8), torch.zeros(0)), (_images(4), torch.arange(4) % 2)
+
+
+def fractional_labels():
+    return (_images(8), torch.linspace(0, 1.75, 8)), (_images(4), torch.arange(4) % 2)
+
+
+def fractional_labels_in_pairs():
+    images = _images(4)
+    return [(images[i], np.float32(i % 2 + 0.5)) for i in range(4)], [(images[0], 0)]
+
+
+def labels_as_text():
+    images = _images(4)
+    return [(images[i], str(i % 2)) for i in range(4)], [(images[0], "0")]
+
+
+def channels_last():
+    images = np.zeros((8, 12, 12, 3), dtype=np.uint8)
+    return (images, np.arange(8) % 2), (images[:4], np.arange(4) % 2)
+
+
+def whole_float_labels():
+    return (_images(8), (torch.arange(8) % 2).double()), (_images(4), torch.ones(4))
+"""
+
+
+@pytest.mark.parametrize(
+    ("loader", "expected"),
+    [
+        ("empty_test", "test: the set is empty"),
+        ("empty_train_of_floats", "train: the set is empty"),
+        ("fractional_labels", "train: labels must be integers, got 0.25 at train[1]"),
+        ("fractional_labels_in_pairs", "train: labels must be integers, got 0.5 at train[0]"),
+        ("labels_as_text", "train: labels must be integers"),
+        ("channels_last", "images of shape [12, 12, 3] look channels-last (H, W, C)"),
+    ],
+)
+def test_loaders_of_empty_sets_or_non_integer_labels_are_named(
+    user_package, tmp_path, loader, expected
+):
+    (tmp_path / "userpkg" / "mine" / "hostile.py").write_text(textwrap.dedent(HOSTILE_LOADERS))
+    name = f"mine.hostile:{loader}"
+    message = _error(lambda: load_dataset(name))
+    assert message.startswith("dataset: ") and expected in message and repr(name) in message
+
+
+def test_whole_number_float_labels_are_taken(user_package, tmp_path):
+    (tmp_path / "userpkg" / "mine" / "hostile.py").write_text(textwrap.dedent(HOSTILE_LOADERS))
+    data = load_dataset("mine.hostile:whole_float_labels", val_fraction=0.25)
+    assert data.info.num_classes == 2 and data.y_test.dtype == torch.int64
+    assert data.y_test.tolist() == [1, 1, 1, 1]
 
 
 # --- the train command ---------------------------------------------------------------------------

@@ -16,6 +16,7 @@ host, pid, start time and command, as JSON.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -152,10 +153,17 @@ class ExperimentLock:
                     raise self._refuse(Holder.parse(seen)) from None
                 self._break_stale(seen)
                 continue
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            except BaseException:
+                # our own lock file, empty or cut short (a full disk): left behind, it would refuse
+                # every later driver as "being written" until deleted by hand
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path)
+                raise
             return
         raise self._refuse(Holder.parse(_read_local(self.path)))
 

@@ -306,7 +306,11 @@ def build_model_with_notes(
     check_model_name(name, field)
     if name in MODELS:
         factory = MODELS[name]
-        return factory(in_channels=in_channels, image_size=image_size, num_classes=num_classes), []
+        try:
+            model = factory(in_channels=in_channels, image_size=image_size, num_classes=num_classes)
+        except ValueError as err:  # a built-in model that cannot take the data (LeNet5 under 12 px)
+            raise ConfigError(field, name, str(err)) from err
+        return model, []
     if name.startswith(TORCHVISION_PREFIX):
         import torchvision.models
 
@@ -325,7 +329,7 @@ def build_model_with_notes(
     factory = import_callable(name, field)
     try:
         model = factory(num_classes=num_classes, in_channels=in_channels, image_size=image_size)
-    except Exception as err:  # the user's factory: its own error, named
+    except (Exception, SystemExit) as err:  # the user's factory: its own error, named
         raise ConfigError(
             field,
             name,

@@ -52,13 +52,16 @@ def check_models(
     (fails before anything starts); what each model's stem was adapted to, said once here and in
     each trial's log, by model name."""
     notes: dict[str, list[str]] = {}
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, int, int, int]] = set()
     for flat in source.fixed_configs():
         model = flat.get("model", TrainConfig.model)
         info = datasets[data_key(flat)].info
-        if (model, info.name) in seen:
+        # by what the probe takes, not the data set's name: two image folders or image sizes
+        # under one name are two probes
+        probe = (model, info.in_channels, info.image_size, info.num_classes)
+        if probe in seen:
             continue
-        seen.add((model, info.name))
+        seen.add(probe)
         try:
             found = check_model(
                 model,
@@ -68,14 +71,15 @@ def check_models(
             )
         except ConfigError as err:
             raise err.in_file(source.spec.source or "space", "train") from None
-        for note in found:
+        new = [note for note in found if note not in notes.get(model, [])]
+        for note in new:
             print(f"{model}: {note}", flush=True)
         if _stacks(source.spec) and model not in MODELS:  # the paper's models are known to stack
             try:
                 check_stackable(model, info.in_channels, info.image_size, info.num_classes)
             except ConfigError as err:
                 raise err.in_file(source.spec.source or "space") from None
-        notes[model] = notes.get(model, []) + found
+        notes[model] = notes.get(model, []) + new
     return notes
 
 

@@ -149,10 +149,10 @@ def train_trial(
             last=runs.status != "running",
         ):
             with tempfile.TemporaryDirectory() as folder:
-                torch.save(runs.state_dict(), os.path.join(folder, STATE_FILE))
                 try:
+                    save_state(runs.state_dict(), os.path.join(folder, STATE_FILE))
                     tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
-                except OSError as err:  # the copy into the storage: a full disk is no trial failure
+                except (OSError, RuntimeError) as err:  # a full disk is no trial failure
                     full = storage_full(err)
                     if full is None:
                         raise
@@ -160,6 +160,15 @@ def train_trial(
             saved_at = now
         else:
             tune.report(metrics)
+
+
+def save_state(state: Mapping[str, Any], path: str) -> None:
+    """``torch.save`` into a file opened here, not by path: on a full disk (the node's temporary
+    folder, often the storage's own disk) torch then fails with the ``ENOSPC`` error as its
+    cause, which :func:`~taso_tune.core.storage.storage_full` finds; given a path, it fails with
+    a bare ``RuntimeError`` ("unexpected pos") that would spend the trial's retries."""
+    with open(path, "wb") as handle:
+        torch.save(state, handle)
 
 
 def _gpus_seen() -> str:

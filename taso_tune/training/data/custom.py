@@ -34,7 +34,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 #: The share of the machine's memory an image folder may take when ``data_memory_gb`` is not set.
 DEFAULT_MEMORY_SHARE = 0.25
 SPLITS = ("train", "val", "test")
-GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+#: Greyscale modes of more than 8 bits a pixel, scaled to 8 bits (:func:`_grey_as_uint8`).
+DEEP_GREY_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
 def machine_memory_gb() -> float:
@@ -100,8 +102,10 @@ def _listing(root: str) -> tuple[list[str], dict[str, list[tuple[str, int]]]]:
                 for f in os.listdir(folder)
                 if f.lower().endswith(IMAGE_SUFFIXES)
             )
-            if not images and split == "train":
-                raise ConfigError("data_root", root, f"train/{name}/ holds no .png or .jpg images")
+            if not images:  # as torchvision's ImageFolder: a class with no image in a split
+                raise ConfigError(
+                    "data_root", root, f"{split}/{name}/ holds no .png or .jpg images"
+                )
             files[split] += [(path, label) for path in images]
         if not files[split]:
             raise ConfigError("data_root", root, f"{split}/ holds no .png or .jpg images")
@@ -113,7 +117,7 @@ def _open(path: str):
 
     try:
         return Image.open(path)
-    except (UnidentifiedImageError, OSError) as err:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as err:
         raise ConfigError("data_root", path, f"cannot read this image: {error_line(err)}") from err
 
 
@@ -164,11 +168,31 @@ def load_image_folder(root: str, image_size: int | None, memory_gb: float | None
     )
 
 
+def _grey_as_uint8(array: np.ndarray, mode: str, path: str) -> np.ndarray:
+    """A 16-bit, 32-bit or float greyscale image in 8 bits, scaled, not clipped: Pillow's own
+    conversion to ``L`` clips, which turns a 16-bit PNG's every pixel above 255 white."""
+    values = array.astype(np.float64)
+    high = float(values.max()) if values.size else 0.0
+    low = float(values.min()) if values.size else 0.0
+    if not np.isfinite(values).all() or low < 0 or high > 65535:
+        raise ConfigError(
+            "data_root",
+            path,
+            f"cannot read this image: its {mode} pixels lie in [{low:.3g}, {high:.3g}], "
+            "outside the 8- or 16-bit range",
+        )
+    if mode.startswith("I;16") or high > 255:
+        values = values / 257  # 16 bits to 8: 65535 -> 255
+    return np.round(values).astype(np.uint8)
+
+
 def _decode(path: str, grey: bool, size: int) -> torch.Tensor:
     from PIL import Image
 
     with _open(path) as image:
         try:
+            if image.mode in DEEP_GREY_MODES:
+                image = Image.fromarray(_grey_as_uint8(np.asarray(image), image.mode, path))
             image = image.convert("L" if grey else "RGB")
             if image.size != (size, size):
                 image = image.resize((size, size), Image.Resampling.BILINEAR)
@@ -230,6 +254,8 @@ def _split_tensors(
         and all(isinstance(p, (torch.Tensor, np.ndarray)) for p in part)
     ):
         images, labels = (torch.as_tensor(p) for p in part)
+        if len(images) == 0:
+            raise ConfigError(field, spec, f"{split}: the set is empty")
         if images.ndim == 3:
             images = images.unsqueeze(1)
         if images.ndim != 4 or labels.ndim != 1 or len(images) != len(labels):
@@ -274,14 +300,29 @@ def _split_tensors(
 
 
 def _labels(values: Any, split: str, field: str, spec: str) -> torch.Tensor:
+    """Integer class labels; floats only when every one is a whole number (``3.0``), never cut."""
     try:
-        labels = torch.as_tensor(
-            [int(v) for v in (values.tolist() if hasattr(values, "tolist") else values)]
-        )
-    except (TypeError, ValueError) as err:
+        if isinstance(values, (torch.Tensor, np.ndarray)):
+            labels = torch.as_tensor(values)
+        else:
+            labels = torch.as_tensor(
+                [v.item() if isinstance(v, (torch.Tensor, np.generic)) else v for v in values]
+            )
+    except (TypeError, ValueError, RuntimeError) as err:
         raise ConfigError(
             field, spec, f"{split}: labels must be integers ({error_line(err)})"
         ) from err
+    if labels.dtype == torch.bool or labels.is_complex():
+        raise ConfigError(field, spec, f"{split}: labels must be integers, got {labels.dtype}")
+    if labels.is_floating_point():
+        whole = torch.isfinite(labels) & (labels == labels.round())
+        if not bool(whole.all()):
+            i = int((~whole).nonzero()[0, 0])
+            raise ConfigError(
+                field,
+                spec,
+                f"{split}: labels must be integers, got {float(labels[i])!r} at {split}[{i}]",
+            )
     return labels.to(torch.int64)
 
 
@@ -290,7 +331,7 @@ def load_user_data(spec: str, data_root: str | None, field: str = "dataset") -> 
     loader = import_callable(spec, field)
     try:
         result = loader() if data_root is None else loader(data_root=data_root)
-    except Exception as err:  # the user's loader: its own error, named
+    except (Exception, SystemExit) as err:  # the user's loader: its own error, named
         raise ConfigError(field, spec, f"the loader raised {error_line(err)}") from err
     if not (isinstance(result, Sequence) and len(result) == 2):
         raise ConfigError(
@@ -311,6 +352,13 @@ def load_user_data(spec: str, data_root: str | None, field: str = "dataset") -> 
         )
     channels, height, width = train[0].shape[1:]
     if height != width:
+        if width in (1, 3, 4) and channels == height:  # (N, H, W, C), as numpy and PIL lay out
+            raise ConfigError(
+                field,
+                spec,
+                f"images of shape {list(train[0].shape[1:])} look channels-last (H, W, C): "
+                "give them as (C, H, W), e.g. images.permute(0, 3, 1, 2)",
+            )
         raise ConfigError(
             field, spec, f"images must be square, got {height}x{width}: resize them in the loader"
         )

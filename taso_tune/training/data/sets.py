@@ -123,10 +123,29 @@ def _load_digits(data_root: str | None, download: bool) -> tuple[DatasetInfo, Ra
     return info, (x[idx_train], y[idx_train], x[idx_test], y[idx_test])
 
 
+#: Up to this many pixel values the statistics are taken in one go (every built-in data set);
+#: above it, a chunk of images at a time, so an image folder as large as its memory budget
+#: does not need eight times its size again in float copies.
+STATS_IN_ONE_GO = 2**28
+STATS_CHUNK = 2**24
+
+
 def _stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    xf = x.float() / 255.0
+    """Per-channel mean and standard deviation of uint8 images (N, C, H, W), in [0, 1] units."""
     dims = (0, 2, 3)
-    return tuple(xf.mean(dims).tolist()), tuple(xf.std(dims).tolist())
+    if x.numel() <= STATS_IN_ONE_GO:
+        xf = x.float() / 255.0
+        return tuple(xf.mean(dims).tolist()), tuple(xf.std(dims).tolist())
+    total = torch.zeros(x.shape[1], dtype=torch.float64)
+    squares = torch.zeros(x.shape[1], dtype=torch.float64)
+    for chunk in x.split(max(1, STATS_CHUNK // x[0].numel())):
+        values = chunk.to(torch.float64)
+        total += values.sum(dims)
+        squares += values.square().sum(dims)
+    count = x.numel() // x.shape[1]
+    mean = total / count
+    variance = (squares - count * mean.square()).clamp_min(0) / max(count - 1, 1)
+    return tuple((mean / 255.0).tolist()), tuple((variance.sqrt() / 255.0).tolist())
 
 
 # --- synthetic: random images with learnable class structure, for smoke tests --------------------
