@@ -133,3 +133,12 @@ def test_stacked_seeds_give_the_numbers_of_separate_runs(digits, recipe):
                     assert a[seed][key] == b[seed][key], (seed, key)
     finally:
         torch.set_default_dtype(before)
+
+
+@pytest.mark.parametrize("recipe", ["sgd_schedulefree", "adamw_schedulefree"])
+def test_the_free_space_check_measures_a_schedule_free_checkpoint(digits, recipe):
+    """The driver's free-space estimate steps each configuration's optimizer once, as the loop does."""
+    from taso_tune.tuning.preflight import checkpoint_bytes
+
+    flat = {"model": "lenet5", "dataset": "digits", "optimizer": recipe, "epochs": 2, "seeds": [0]}
+    assert checkpoint_bytes(flat, digits, cpus=1) > 100_000  # LeNet5's weights, z and averages

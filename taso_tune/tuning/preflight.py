@@ -28,6 +28,7 @@ import torch
 from taso_tune.core.errors import ConfigError
 from taso_tune.core.storage import first_line, format_bytes, free_bytes, is_uri
 from taso_tune.training.data.sets import ImageData
+from taso_tune.training.optimizers import set_mode
 from taso_tune.training.run import Run
 from taso_tune.tuning.trainable import DataKey, data_key, train_config_of
 from taso_tune.tuning.trials import TrialSource, seed_groups
@@ -215,6 +216,7 @@ def checkpoint_bytes(flat: Mapping, data: ImageData, cpus: float) -> int:
         run = Run(config, data)
         for parameter in run.module.parameters():
             parameter.grad = torch.zeros_like(parameter)
+        set_mode(run.optimizer, training=True)  # as the loop does: schedule-free steps need it
         run.optimizer.step()  # optimizers make their state (momentum, moments) at the first step
         buffer = io.BytesIO()
         torch.save(run.state_dict(), buffer)
