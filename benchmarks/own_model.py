@@ -79,7 +79,8 @@ def run(command: list[str], cwd: Path) -> tuple[float, str]:
     wall = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"{shlex.join(command)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    return wall, done.stdout + done.stderr
+    # paths as the user sees them, relative to docs/examples, not to this run's scratch folder
+    return wall, (done.stdout + done.stderr).replace(f"{cwd}/", "")
 
 
 def summary_of(output: str) -> str:
