@@ -195,3 +195,17 @@ def test_the_users_package_end_to_end_asha_report_export_apply_and_resume(
     out = capsys.readouterr().out
     assert f"{experiment}: its space names your code; resuming imports mine.nets" in out
     assert "nothing to resume" in out
+
+
+def test_a_timm_model_sweeps_when_the_extra_is_installed(tmp_path, ray_cleanup):
+    pytest.importorskip("timm")
+    space = write_space(
+        tmp_path / "space.yaml",
+        [{"optimizer": "taso"}],
+        name="timm",
+        train={"model": "timm/resnet10t", "epochs": 1, "batch_size": 16, "train_limit": 64},
+    )
+    storage = tmp_path / "runs"
+    assert main(["sweep", str(space), "--storage", str(storage)]) == 0
+    trials = load_experiment(str(storage / "timm")).trials
+    assert list(trials["model"]) == ["timm/resnet10t"] and list(trials["status"]) == ["complete"]
