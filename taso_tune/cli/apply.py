@@ -7,9 +7,8 @@ import argparse
 
 from taso_tune.cli.help_format import HelpFormatter
 from taso_tune.cli.sweep import (
-    DEFAULT_STORAGE,
-    OVERRIDE_FLAGS,
     add_pair_flags,
+    add_run_flags,
     override_values,
     run_spec,
 )
@@ -32,31 +31,10 @@ def add_apply_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("defaults", metavar="DEFAULTS", help="a defaults file from `taso-tune export`")
     add_pair_flags(p)
     p.add_argument("--name", help="experiment name (default: defaults-MODEL-DATASET)")
-    p.add_argument(
-        "--storage",
-        default=DEFAULT_STORAGE,
-        help="results root: a local path, an NFS mount or a URI (s3://, gs://)",
-    )
-    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
-    for flag, kind, text in OVERRIDE_FLAGS:
-        if flag != "--max-trials":  # one configuration per optimizer: nothing to cap
-            p.add_argument(flag, type=kind, help=text)
-    p.add_argument(
-        "--scheduler",
-        choices=["asha", "none", "budget-sh"],
-        help="early stopping (default none: every optimizer trains its full run)",
-    )
-    p.add_argument(
-        "--select-on",
-        choices=["val", "test"],
-        default="val",
-        help="split that picks the best configuration in the summary (test = the paper's protocol)",
-    )
-    p.add_argument("--dry-run", action="store_true", help="print the trials it would run and exit")
-    p.add_argument(
-        "--no-report",
-        action="store_true",
-        help="do not write report.html and defaults.yaml into the experiment folder at the end",
+    add_run_flags(
+        p,
+        scheduler_help="early stopping (default none: every optimizer trains its full run)",
+        skip=("--max-trials",),  # one configuration per optimizer: nothing to cap
     )
     p.set_defaults(handler=run_apply_command)
 

@@ -61,9 +61,8 @@ def add_submit_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--python", default="python", help="the cluster's Python that has taso-tune's dependencies"
     )
-    add_override_flags(
-        p
-    )  # the sweep's own, checked here and passed on to `taso-tune sweep` in the job
+    # the sweep's own, checked here and passed on to `taso-tune sweep` in the job
+    add_override_flags(p)
     p.add_argument(
         "--scheduler", choices=["asha", "none", "budget-sh"], help="as for `taso-tune sweep`"
     )

@@ -63,10 +63,39 @@ OVERRIDE_FLAGS: tuple[tuple[str, Callable[[str], Any], str], ...] = (
 )
 
 
-def add_override_flags(p: argparse.ArgumentParser) -> None:
-    """The :data:`OVERRIDE_FLAGS` on parser ``p``."""
+def add_override_flags(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """The :data:`OVERRIDE_FLAGS` on parser ``p``, but those in ``skip``."""
     for flag, kind, text in OVERRIDE_FLAGS:
-        p.add_argument(flag, type=kind, help=text)
+        if flag not in skip:
+            p.add_argument(flag, type=kind, help=text)
+
+
+def add_run_flags(
+    p: argparse.ArgumentParser, *, scheduler_help: str, skip: tuple[str, ...] = ()
+) -> None:
+    """The flags of a command that runs a sweep (``sweep``, ``apply``): where it writes, which Ray,
+    the space's overrides (but ``skip``), the scheduler, the selection split, a dry run and no
+    report."""
+    p.add_argument(
+        "--storage",
+        default=DEFAULT_STORAGE,
+        help="results root: a local path, an NFS mount or a URI (s3://, gs://)",
+    )
+    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
+    add_override_flags(p, skip)
+    p.add_argument("--scheduler", choices=["asha", "none", "budget-sh"], help=scheduler_help)
+    p.add_argument(
+        "--select-on",
+        choices=["val", "test"],
+        default="val",
+        help="split that picks the best configuration in the summary (test = the paper's protocol)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the trials it would run and exit")
+    p.add_argument(
+        "--no-report",
+        action="store_true",
+        help="do not write report.html and defaults.yaml into the experiment folder at the end",
+    )
 
 
 #: What ``sweep`` and ``resume`` exit with (their ``--help`` shows it).
@@ -97,36 +126,13 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
         "space", nargs="?", metavar="FILE", help="search-space YAML (see search_spaces/)"
     )
     p.add_argument("--name", help="experiment name (default: the space's name)")
-    p.add_argument(
-        "--storage",
-        default=DEFAULT_STORAGE,
-        help="results root: a local path, an NFS mount or a URI (s3://, gs://)",
-    )
-    p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
-    add_override_flags(p)
-    p.add_argument(
-        "--scheduler",
-        choices=["asha", "none", "budget-sh"],
-        help="override the early-stopping scheduler",
-    )
-    p.add_argument(
-        "--select-on",
-        choices=["val", "test"],
-        default="val",
-        help="split that picks the best configuration in the summary (test = the paper's protocol)",
-    )
+    add_run_flags(p, scheduler_help="override the early-stopping scheduler")
     p.add_argument(
         "--defaults",
         metavar="DEFAULTS.yaml",
         help="deprecated: use `taso-tune apply DEFAULTS.yaml --model M --dataset D`",
     )
     add_pair_flags(p, "with --defaults: ")
-    p.add_argument("--dry-run", action="store_true", help="print the trials it would run and exit")
-    p.add_argument(
-        "--no-report",
-        action="store_true",
-        help="do not write report.html and defaults.yaml into the experiment folder at the end",
-    )
     p.set_defaults(handler=run_sweep_command)
 
 
