@@ -32,15 +32,22 @@ class FakeCluster:
     folder: str
     env: dict[str, str]
 
-    def launched_types(self) -> list[str]:
-        """The node types the autoscaler has added, in order (from its log)."""
+    def launched_types(self, timeout: float = 60) -> list[str]:
+        """The node types the autoscaler has added, in order (from its log). A node can be up and
+        running tasks before the monitor's log line reaches the file, so this waits up to
+        ``timeout`` seconds for at least one; an empty list means none was logged by then."""
         logs = Path(self.folder, "ray", "session_latest", "logs")
-        text = "".join(p.read_text(errors="replace") for p in logs.glob("monitor*"))
-        return [
-            line.split("of type ", 1)[1].strip().rstrip(".")
-            for line in text.splitlines()
-            if "Adding" in line and "of type " in line
-        ]
+        deadline = time.monotonic() + timeout
+        while True:
+            text = "".join(p.read_text(errors="replace") for p in logs.glob("monitor*"))
+            launched = [
+                line.split("of type ", 1)[1].strip().rstrip(".")
+                for line in text.splitlines()
+                if "Adding" in line and "of type " in line
+            ]
+            if launched or time.monotonic() >= deadline:
+                return launched
+            time.sleep(0.5)
 
     def worker_log_text(self) -> str:
         """Everything the cluster's worker processes printed."""
