@@ -215,6 +215,26 @@ def test_a_sweep_that_cannot_fit_is_refused_before_ray(tmp_path: Path, tmpfs: Pa
     assert not ray.is_initialized()
 
 
+def test_a_budget_sh_sweep_that_cannot_fit_is_refused_before_ray(
+    tmp_path: Path, tmpfs: Path, capsys
+) -> None:
+    """Budget-aware successive halving is checked too: every rung's trials (all 5 configurations at
+    1 epoch, the best 2 at 3) with their checkpoints and results."""
+    _mount(tmpfs, "remount,size=3m")
+    space = str(_space(tmp_path))
+    assert main(["sweep", space, "--storage", str(tmpfs), "--scheduler", "budget-sh"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert re.match(
+        r"taso-tune sweep: error: --storage: too little space: the sweep writes up to [0-9.]+ MB "
+        r"\(checkpoints of [0-9.]+ [kM]B x 2 seeds x 2 kept x 7 trials over 2 rungs \(\+1 in "
+        r"flight for each of 2 running\), results [0-9.]+ kB\), [0-9.]+ MB free;",
+        err[0],
+    ), err[0]
+    assert list(tmpfs.iterdir()) == []
+    assert not ray.is_initialized()
+
+
 def test_a_copy_onto_a_full_disk_leaves_the_last_good_file_whole(tmpfs: Path) -> None:
     """What Ray Tune copies into local storage (its experiment state, result.json, checkpoints) goes
     through this file system: a copy that runs out of space leaves the previous file as it was."""

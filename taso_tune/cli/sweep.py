@@ -102,7 +102,8 @@ def add_run_flags(
 EXIT_STATUSES = f"""exit status:
   0    every trial ran
   1    some trials failed
-  2    bad input, or a storage too small for the sweep: nothing started
+  2    bad input, or a storage too small for what is still to write: nothing
+       started
   {STORAGE_FULL_EXIT}   the storage took no more writes (disk full, over quota, read-only): the
        sweep stopped as on Ctrl-C; make room, then `taso-tune resume EXPERIMENT`
   130  stopped by SIGINT (Ctrl-C); 143 stopped by SIGTERM
@@ -142,7 +143,8 @@ def add_resume_parser(sub: argparse._SubParsersAction) -> None:
         help="continue an interrupted sweep",
         description=(
             "Continue an interrupted sweep: finished trials are kept, unfinished ones continue from "
-            "their last checkpoints, errored ones are retried from theirs."
+            "their last checkpoints, errored ones are retried from theirs. What is still to write "
+            "must fit in the storage (checked before Ray starts)."
         ),
         epilog=EXIT_STATUSES,
         formatter_class=HelpFormatter,
@@ -162,6 +164,14 @@ def add_resume_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="continue on this cluster's device kind (cpu or cuda) even where the sweep started on "
         "the other (default: refuse)",
+    )
+    p.add_argument(
+        "--rerun-lost",
+        action="store_true",
+        help="where the experiment's Ray Tune state cannot be read and no good copy is left: keep "
+        "every finished trial as it is and train only the lost ones again (same configurations "
+        "and seeds, without early stopping, in EXPERIMENT/rerun-lost), each from the last "
+        "checkpoint its own folder holds, else from the start; refused when nothing is lost",
     )
     p.set_defaults(handler=run_resume_command)
 
@@ -316,7 +326,10 @@ def run_resume_command(args: argparse.Namespace) -> int:
     if not is_uri(args.experiment) and not os.path.isdir(args.experiment):
         raise ConfigError("EXPERIMENT", args.experiment, "no such experiment folder")
     outcome = resume_sweep(
-        args.experiment, address=args.address, allow_device_change=args.allow_device_change
+        args.experiment,
+        address=args.address,
+        allow_device_change=args.allow_device_change,
+        rerun_lost=args.rerun_lost,
     )
     disconnect()
     return finish(outcome, args.select_on, write_files=not args.no_report, command="resume")

@@ -129,3 +129,6 @@ RESOURCES_FILE = "taso_tune_resources.json"
 LOCK_FILE = "taso_tune.lock"
 #: Written when a signal stopped the sweep (signal, time, planned trials); removed when it completes.
 INTERRUPTED_FILE = "taso_tune_interrupted.json"
+#: Written by ``resume --rerun-lost`` when Ray Tune's state of the experiment's run is lost: the
+#: finished trials kept, and the lost ones trained again (each from its last checkpoint, if any).
+RERUN_FILE = "taso_tune_rerun.json"

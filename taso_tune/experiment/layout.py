@@ -14,6 +14,9 @@
         error.txt                       why it failed, when it did (ERROR_FILE)
         checkpoint_<n>/run_state.pt     its checkpoints (STATE_FILE)
       rung-<i>-<epochs>ep/              budget-sh: one Tune run a rung, laid out as above (RUNG_PREFIX)
+      taso_tune_rerun.json              resume --rerun-lost: trials kept and rerun (RERUN_FILE)
+      damaged-experiment_state-<time>.json  the unreadable state, set aside (DAMAGED_PREFIX)
+      rerun-lost/                       the Tune run of the lost trials, laid out as above (RERUN_FOLDER)
 
 Our own file names are declared with the typed records (:mod:`taso_tune.core.records`), which every
 layer may read; Ray Tune's, and the rung folders, here.
@@ -27,15 +30,19 @@ from taso_tune.core.records import (
     BUDGET_SH_FILE,
     INTERRUPTED_FILE,
     LOCK_FILE,
+    RERUN_FILE,
     SPACE_FILE,
     STATE_FILE,
 )
 
 __all__ = [
     "BUDGET_SH_FILE",
+    "DAMAGED_PREFIX",
     "ERROR_FILE",
     "INTERRUPTED_FILE",
     "LOCK_FILE",
+    "RERUN_FILE",
+    "RERUN_FOLDER",
     "RESULT_FILE",
     "RUNG_PREFIX",
     "SPACE_FILE",
@@ -57,6 +64,10 @@ TUNE_STATE_PREFIX = "experiment_state-"
 TUNER_FILE = "tuner.pkl"
 #: Budget-aware successive halving runs each rung as its own Tune run in ``rung-<i>-<epochs>ep``.
 RUNG_PREFIX = "rung-"
+#: ``resume --rerun-lost`` runs the trials a lost Tune state held as a Tune run of their own here.
+RERUN_FOLDER = "rerun-lost"
+#: A Tune state that cannot be read is kept for a look as ``damaged-<name>`` (no state by that name).
+DAMAGED_PREFIX = "damaged-"
 _RUNG = re.compile(rf"{RUNG_PREFIX}(\d+)-(\d+)ep")
 
 

@@ -4,6 +4,11 @@ Ray Tune's state of each run (every trial's status), each trial's reports (its `
 :class:`~taso_tune.spaces.SweepSpec`. Without Ray: the driver's counts, the results and the report
 all read through it.
 
+An experiment whose own Tune state was lost and whose lost trials ``resume --rerun-lost`` trains
+again (:data:`~taso_tune.experiment.layout.RERUN_FILE`) still reads as one experiment: its run keeps
+the finished trials, with the status they had, and the rerun's run (``rerun-lost/``) gives each lost
+trial once, its reports up to the checkpoint it continued from followed by the rerun's own.
+
 One error policy: a file that is missing is ``None`` or empty; a file that is there but is not what
 taso-tune or Ray Tune writes is a :class:`~taso_tune.core.errors.DamagedResults` (a
 :class:`~taso_tune.core.errors.ConfigError`) naming the file, and for ``result.json`` the line and
@@ -16,6 +21,8 @@ import json
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 import pyarrow.fs
 import yaml
@@ -25,6 +32,8 @@ from taso_tune.core.records import TrialReport
 from taso_tune.core.storage import filesystem, read_text, result_records
 from taso_tune.experiment.layout import (
     ERROR_FILE,
+    RERUN_FILE,
+    RERUN_FOLDER,
     RESULT_FILE,
     SPACE_FILE,
     is_tune_state,
@@ -42,6 +51,32 @@ class TuneRun:
 
     folder: str
     rung: int | None  # the rung index; ``None`` for the experiment's own run
+    rerun: bool = False  # the run of the trials a lost state held (``resume --rerun-lost``)
+
+
+@dataclass(frozen=True)
+class RerunTrial:
+    """One lost trial that ``resume --rerun-lost`` trains again."""
+
+    trial: dict[str, Any]  # the rerun trial's flat config (as a grid trial carries it)
+    lost: str | None  # the lost trial's folder in the experiment's run; ``None``: it never reported
+    from_epoch: int  # the epochs of the checkpoint it continues from (0: from the start)
+
+
+@dataclass(frozen=True)
+class RerunRecord:
+    """What ``resume --rerun-lost`` decided (:data:`~taso_tune.experiment.layout.RERUN_FILE`)."""
+
+    state: str  # the unreadable Tune state, kept as ``damaged-<state>``
+    kept: dict[str, str]  # trial_id -> folder of each finished trial kept
+    trials: list[RerunTrial]
+
+    def to_json(self) -> str:
+        trials = [
+            {"trial": t.trial, "lost": t.lost, "from_epoch": t.from_epoch} for t in self.trials
+        ]
+        record = {"state": self.state, "kept": self.kept, "trials": trials}
+        return json.dumps(record, indent=2, sort_keys=True) + "\n"
 
 
 @dataclass(frozen=True)
@@ -73,26 +108,60 @@ class ExperimentReader:
         return self.fs.get_file_info(self.root).type == pyarrow.fs.FileType.Directory
 
     def _entries(self, folder: str) -> list[pyarrow.fs.FileInfo]:
-        return self.fs.get_file_info(pyarrow.fs.FileSelector(folder))
+        return self.fs.get_file_info(pyarrow.fs.FileSelector(folder, allow_not_found=True))
 
     def runs(self) -> list[TuneRun]:
-        """The experiment's Tune runs: its own, then each budget-sh rung's in rung order."""
+        """The experiment's Tune runs: its own, then each budget-sh rung's in rung order, then the
+        rerun of its lost trials (:meth:`rerun`)."""
         rungs = sorted(
             (index, info.path)
             for info in self._entries(self.root)
             if info.type == pyarrow.fs.FileType.Directory
             and (index := rung_index(posixpath.basename(info.path))) is not None
         )
-        return [TuneRun(self.root, None), *(TuneRun(path, index) for index, path in rungs)]
+        runs = [TuneRun(self.root, None), *(TuneRun(path, index) for index, path in rungs)]
+        if self.rerun is not None:
+            runs.append(TuneRun(posixpath.join(self.root, RERUN_FOLDER), None, rerun=True))
+        return runs
+
+    @cached_property
+    def rerun(self) -> RerunRecord | None:
+        """What ``resume --rerun-lost`` decided; ``None`` when it never ran here.
+
+        Raises:
+            DamagedResults: the file is there but is not what taso-tune writes.
+        """
+        path = posixpath.join(self.root, RERUN_FILE)
+        text = read_text(self.fs, path)
+        if text is None:
+            return None
+        try:
+            data = json.loads(text)
+            trials = [
+                RerunTrial(dict(t["trial"]), t["lost"], int(t["from_epoch"]))
+                for t in data["trials"]
+            ]
+            return RerunRecord(str(data["state"]), dict(data["kept"]), trials)
+        except (ValueError, TypeError, KeyError) as err:
+            raise DamagedResults(
+                "experiment",
+                self.path,
+                f"its {RERUN_FILE} cannot be read ({type(err).__name__}): not what taso-tune wrote",
+            ) from None
 
     def tune_statuses(self, run: TuneRun) -> dict[str, str] | None:
         """trial_id -> Ray Tune's status of each trial in the newest saved state of ``run``;
         ``None`` when Tune saved no state there.
 
+        The experiment's own run, once its lost trials are rerun (:meth:`rerun`), holds the kept
+        trials, each ``TERMINATED`` as Tune had it; its unreadable state is not read again.
+
         Raises:
             DamagedResults: the state is there but is not Tune's JSON (Tune could not restore it
                 either: it would start every trial again).
         """
+        if run.folder == self.root and self.rerun is not None:
+            return dict.fromkeys(self.rerun.kept, FINISHED)
         states = sorted(
             info.path
             for info in self._entries(run.folder)
@@ -122,22 +191,45 @@ class ExperimentReader:
 
     def trial_folders(self, run: TuneRun, only: set[str] | None = None) -> list[str]:
         """The trial folders of ``run``; ``only``: just those of these trial ids (a trial folder's
-        name ends in ``_<trial_id>``; Tune's ids hold a '_', so the end of the name is matched)."""
+        name ends in ``_<trial_id>``; Tune's ids hold a '_', so the end of the name is matched).
+        The folders of lost trials that a rerun trains again are not the run's any more."""
+        lost = set()
+        if run.folder == self.root and self.rerun is not None:
+            lost = {posixpath.join(self.root, t.lost) for t in self.rerun.trials if t.lost}
         return sorted(
             info.path
             for info in self._entries(run.folder)
             if info.type == pyarrow.fs.FileType.Directory
+            and info.path not in lost
             and (only is None or any(info.path.endswith(f"_{t}") for t in only))
         )
+
+    def _lost_reports(self, rerun: RerunTrial) -> list[TrialReport]:
+        """The reports a lost trial keeps: those up to the checkpoint its rerun continues from."""
+        if rerun.lost is None or rerun.from_epoch == 0:
+            return []
+        reports = self.reports(posixpath.join(self.root, rerun.lost))
+        return [r for r in reports if r["epoch"] <= rerun.from_epoch]
+
+    def _rerun_of(self, reports: list[TrialReport]) -> RerunTrial | None:
+        """The lost trial a rerun trial trains again, by the config Tune reported it with."""
+        config = (reports[-1].get("config") or {}).get("trial")
+        return next((t for t in self.rerun.trials if t.trial == config), None)
 
     def trial(
         self, run: TuneRun, folder: str, statuses: dict[str, str] | None = None
     ) -> TrialResults | None:
         """The trial in ``folder`` of ``run`` with Tune's status from ``statuses``
-        (:meth:`tune_statuses`); ``None`` when it has not reported yet."""
+        (:meth:`tune_statuses`); ``None`` when it has not reported yet. A rerun trial's reports
+        begin with its lost trial's, up to the checkpoint it continued from."""
         reports = self.reports(folder)
         if not reports:
             return None
+        if run.rerun and self.rerun is not None:
+            lost = self._rerun_of(reports)
+            if lost is not None:
+                by_epoch = {r["epoch"]: r for r in [*self._lost_reports(lost), *reports]}
+                reports = [by_epoch[k] for k in sorted(by_epoch)]
         trial_id = str(reports[-1].get("trial_id", ""))
         return TrialResults(
             name=posixpath.basename(folder),
@@ -150,12 +242,24 @@ class ExperimentReader:
         )
 
     def trials(self, run: TuneRun) -> Iterator[TrialResults]:
-        """Every trial of ``run`` that reported at least once, with Tune's status."""
+        """Every trial of ``run`` that reported at least once, with Tune's status. In the rerun of
+        lost trials, a lost trial its rerun has not reported for yet is read from its own folder,
+        up to the checkpoint the rerun continues from (Tune's status unknown: unfinished)."""
         statuses = self.tune_statuses(run)
+        rerun = []
         for folder in self.trial_folders(run):
             trial = self.trial(run, folder, statuses)
             if trial is not None:
+                rerun.append(self._rerun_of(trial.reports) if run.rerun else None)
                 yield trial
+        if run.rerun and self.rerun is not None:
+            for lost in self.rerun.trials:
+                reports = self._lost_reports(lost)
+                if lost not in rerun and reports:
+                    folder = posixpath.join(self.root, lost.lost or "")
+                    yield TrialResults(
+                        posixpath.basename(folder), folder, run.rung, reports, "", False
+                    )
 
     def all_trials(self) -> Iterator[TrialResults]:
         """Every trial of every run of the experiment that reported at least once."""

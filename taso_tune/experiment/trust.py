@@ -3,10 +3,10 @@
 Ray Tune restores a run by unpickling what it saved there (``tuner.pkl``, the searcher's state, the
 trials inside ``experiment_state-*.json``), and unpickling a crafted file runs any command. So a
 local folder is resumed only when you alone could have written those files: the folder, every file
-at its top and at the top of each budget-sh rung folder belong to you and are not writable by group
-or others, and none is a symbolic link. (The trials' own checkpoints are read with
-``torch.load(weights_only=True)``, which builds tensors only.) A bucket has no owners to check:
-resume only from a bucket that nobody else can write.
+at its top and at the top of each budget-sh rung folder and of the rerun of lost trials belong to
+you and are not writable by group or others, and none is a symbolic link. (The trials' own
+checkpoints are read with ``torch.load(weights_only=True)``, which builds tensors only.) A bucket has
+no owners to check: resume only from a bucket that nobody else can write.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import stat
 
 from taso_tune.core.errors import ConfigError
 from taso_tune.core.storage import is_uri, resolve
-from taso_tune.experiment.layout import RUNG_PREFIX
+from taso_tune.experiment.layout import RERUN_FOLDER, RUNG_PREFIX
 
 WHY = (
     "resuming unpickles the folder's Ray Tune state (tuner.pkl and the experiment state), which "
@@ -65,7 +65,8 @@ def check_trusted_folder(experiment: str) -> None:
         folders += sorted(
             e.path
             for e in entries
-            if e.name.startswith(RUNG_PREFIX) and e.is_dir(follow_symlinks=False)
+            if (e.name.startswith(RUNG_PREFIX) or e.name == RERUN_FOLDER)
+            and e.is_dir(follow_symlinks=False)
         )
     for folder in folders:
         paths = [folder]

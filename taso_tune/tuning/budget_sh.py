@@ -33,6 +33,7 @@ from taso_tune.spaces import SweepSpec, with_overrides
 from taso_tune.stats.seeds import diverged_score, summarize
 from taso_tune.tuning.outcome import SweepOutcome
 from taso_tune.tuning.paths import new_experiment_path
+from taso_tune.tuning.preflight import Writes
 from taso_tune.tuning.prepare import prepare
 from taso_tune.tuning.resources import save_resources
 from taso_tune.tuning.space_file import write_space_file
@@ -95,6 +96,31 @@ def _rung_scores(results: tune.ResultGrid, metric: str, mode: str) -> dict[str, 
     return scores
 
 
+def rung_writes(spec: SweepSpec, state: dict[str, Any] | None = None) -> Writes:
+    """What the rungs still ahead write (:class:`~taso_tune.tuning.preflight.Writes`): each rung's
+    trials and epochs, every configuration at the first rung and the top ``1/eta`` of the previous
+    at each next; from ``state``, the rungs not done yet (the current one counted whole)."""
+    eta = spec.scheduler.reduction_factor
+    per_config = trials_per_configuration(spec)
+    if state is None:
+        budgets, configs = spec.scheduler.rung_epochs(spec.epochs), len(spec.configurations())
+    else:
+        rungs = state["rungs"]
+        done = [rung for rung in rungs if rung["done"]]
+        budgets = state["budgets"][len(done) :]
+        if len(rungs) > len(done):
+            configs = len(rungs[len(done)]["configs"])
+        elif done:
+            configs = max(1, math.ceil(len(done[-1]["configs"]) / eta))
+        else:
+            configs = len(state["configs"])
+    runs = []
+    for epochs in budgets:
+        runs.append((configs * per_config, epochs))
+        configs = max(1, math.ceil(configs / eta))
+    return Writes(tuple(runs), "sweep" if state is None else "resume")
+
+
 def _rung_source(spec: SweepSpec, epochs: int, config_ids: list[str]) -> GridTrials:
     """The trials of one rung: the survivors, no early stopping, ``epochs`` planned."""
     return GridTrials(with_overrides(spec, epochs=epochs, scheduler="none"), config_ids)
@@ -155,7 +181,7 @@ def run_budget_sh(
     name = name or spec.name
     experiment = new_experiment_path(storage, name)
     start = time.perf_counter()
-    datasets = prepare(GridTrials(spec), storage, address)
+    datasets = prepare(GridTrials(spec), storage, address, writes=rung_writes(spec))
     write_space_file(experiment, spec)
     save_resources(experiment, GridTrials(spec))
     state = {
@@ -174,5 +200,6 @@ def resume_budget_sh(experiment: str, spec: SweepSpec, storage: str, *, address:
     if state is None:
         raise ConfigError("experiment", experiment, f"has no {BUDGET_SH_FILE} to resume from")
     start = time.perf_counter()
-    datasets = prepare(GridTrials(spec), storage, address)
+    writes = rung_writes(spec, state)
+    datasets = prepare(GridTrials(spec), storage, address, writes=writes, experiment=experiment)
     return _run_rungs(spec, experiment, state, datasets, start)

@@ -4,8 +4,8 @@
 - every trial fits on some node: on a cluster of fixed size a trial asking for more CPUs or GPUs
   than any node has would wait forever; where an autoscaler may add nodes it says what it waits for;
 - Ray's token file stays private (Ray writes ``~/.ray/auth_token`` readable by everyone);
-- the storage has room for what the sweep will write (:func:`check_free_space`), checked before Ray
-  starts.
+- the storage has room for what the sweep, or a resume, will still write (:func:`check_free_space`),
+  checked before Ray starts.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import socket
 import stat
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import ray
@@ -225,12 +226,34 @@ def checkpoint_bytes(flat: Mapping, data: ImageData, cpus: float) -> int:
         torch.set_num_threads(threads)
 
 
-def sweep_bytes(source: TrialSource, datasets: Mapping[DataKey, ImageData]) -> tuple[int, str]:
-    """What a sweep of ``source`` writes into its storage at most, and how that was counted: every
-    trial keeps :data:`CHECKPOINTS_KEPT` checkpoints of all its seeds (a running trial one more while
-    it writes the next), plus its results."""
+@dataclass(frozen=True)
+class Writes:
+    """What a run of a sweep still writes into its storage, for :func:`check_free_space`: the trials
+    and planned epochs of each Tune run ahead (a sweep has one; budget-sh one a rung; a resume the
+    trials not finished yet), and who writes (``sweep`` refused on ``--storage``; ``resume`` on the
+    experiment)."""
+
+    runs: tuple[tuple[int, int], ...]
+    command: Literal["sweep", "resume"] = "sweep"
+
+    @classmethod
+    def sweep(cls, source: TrialSource) -> Writes:
+        """A whole sweep of ``source``'s trials, each its planned epochs."""
+        return cls(((source.planned_trials(), source.spec.epochs),))
+
+
+def sweep_bytes(
+    source: TrialSource,
+    datasets: Mapping[DataKey, ImageData],
+    runs: tuple[tuple[int, int], ...] | None = None,
+) -> tuple[int, str]:
+    """What ``runs`` (:attr:`Writes.runs`; default: the whole sweep of ``source``) write into the
+    storage at most, and how that was counted: every trial keeps :data:`CHECKPOINTS_KEPT`
+    checkpoints of all its seeds (a running trial one more while it writes the next), plus its
+    results."""
     spec = source.spec
-    trials = source.planned_trials()
+    runs = runs or Writes.sweep(source).runs
+    trials = sum(count for count, _epochs in runs)
     seeds = len(seed_groups(spec)[0])
     sizes = {}
     for flat in source.fixed_configs():
@@ -238,29 +261,44 @@ def sweep_bytes(source: TrialSource, datasets: Mapping[DataKey, ImageData]) -> t
         if key not in sizes:
             sizes[key] = checkpoint_bytes(flat, datasets[data_key(flat)], spec.resources.cpus)
     checkpoint = max(sizes.values())
-    running = min(trials, spec.max_concurrent or trials)
+    widest = max(count for count, _epochs in runs)
+    running = min(widest, spec.max_concurrent or widest)
     checkpoints = checkpoint * seeds * (CHECKPOINTS_KEPT * trials + running)
-    results = trials * (
-        spec.epochs * (RESULT_BYTES_PER_EPOCH + RESULT_BYTES_PER_SEED_EPOCH * seeds)
-        + STATE_BYTES_PER_TRIAL
+    results = sum(
+        count
+        * (
+            epochs * (RESULT_BYTES_PER_EPOCH + RESULT_BYTES_PER_SEED_EPOCH * seeds)
+            + STATE_BYTES_PER_TRIAL
+        )
+        for count, epochs in runs
     )
+    over = f" over {len(runs)} rungs" if len(runs) > 1 else ""
     how = (
         f"checkpoints of {format_bytes(checkpoint)} x {seeds} seeds x {CHECKPOINTS_KEPT} kept x "
-        f"{trials} trials (+1 in flight for each of {running} running), results "
+        f"{trials} trials{over} (+1 in flight for each of {running} running), results "
         f"{format_bytes(results)}"
     )
     return checkpoints + results, how
 
 
 def check_free_space(
-    source: TrialSource, datasets: Mapping[DataKey, ImageData], storage: str
+    source: TrialSource,
+    datasets: Mapping[DataKey, ImageData],
+    storage: str,
+    writes: Writes | None = None,
+    experiment: str | None = None,
 ) -> None:
-    """Refuse a sweep its storage cannot hold (a :class:`ConfigError` on ``--storage`` with the
-    figures); warn when it would take most of the free space. A bucket has no free space to ask
-    about: the check is skipped, and a line says so."""
+    """Refuse a sweep or resume its storage cannot hold (a :class:`ConfigError` with the figures,
+    on ``--storage`` for a sweep, on the ``experiment`` for a resume); warn when it would take most
+    of the free space. ``writes``: what is still to write (default: the whole sweep). A bucket has
+    no free space to ask about: the check is skipped, and a line says so."""
+    writes = writes or Writes.sweep(source)
+    if sum(count for count, _epochs in writes.runs) <= 0:
+        return
+    flag = "--storage" if writes.command == "sweep" else "the experiment's storage"
     if is_uri(storage):
         print(
-            f"note: --storage {storage} is a bucket: its free space is not checked",
+            f"note: {flag} {storage} is a bucket: its free space is not checked",
             file=sys.stderr,
             flush=True,
         )
@@ -268,19 +306,27 @@ def check_free_space(
     free = free_bytes(storage)
     if free is None:
         return
-    need, how = sweep_bytes(source, datasets)
-    figures = f"the sweep writes up to {format_bytes(need)} ({how}), {format_bytes(free)} free"
-    if need > free:
+    need, how = sweep_bytes(source, datasets, writes.runs)
+    figures = (
+        f"the {writes.command} writes up to {format_bytes(need)} ({how}), {format_bytes(free)} free"
+    )
+    if need > free and writes.command == "sweep":
         raise ConfigError(
             "--storage",
             storage,
             f"too little space: {figures}; make room, choose other storage, or run fewer trials "
             "or seeds",
         )
+    if need > free:
+        raise ConfigError(
+            "EXPERIMENT",
+            experiment,
+            f"too little space in {storage}: {figures}; make room there, then resume again",
+        )
     if need > WARN_SHARE * free:
         print(
-            f"warning: --storage {storage}: {figures}; a sweep that fills it stops and resumes "
-            "once there is room",
+            f"warning: {flag} {storage}: {figures}; a {writes.command} that fills it stops and "
+            "resumes once there is room",
             file=sys.stderr,
             flush=True,
         )

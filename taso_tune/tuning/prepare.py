@@ -12,6 +12,7 @@ from taso_tune.training.data.sets import ImageData
 from taso_tune.tuning.data import check_models, load_sweep_data, model_and_data_names
 from taso_tune.tuning.interrupts import SIGNALS
 from taso_tune.tuning.preflight import (
+    Writes,
     check_free_space,
     check_trial_fits,
     cluster_address,
@@ -24,17 +25,23 @@ from taso_tune.tuning.trials import TrialSource
 
 
 def prepare(
-    source: TrialSource, storage: str, address: str | None, *, new: bool = False
+    source: TrialSource,
+    storage: str,
+    address: str | None,
+    *,
+    writes: Writes | None = None,
+    experiment: str | None = None,
 ) -> dict[DataKey, ImageData]:
-    """Load the data (failing before anything starts), check that a ``new`` sweep fits in its
-    storage, connect to Ray, and check the storage."""
+    """Load the data (failing before anything starts), check that what the sweep or the resume of
+    ``experiment`` still ``writes`` fits in its storage (:func:`check_free_space`; ``None``: no
+    check), connect to Ray, and check the storage."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our progress table with our columns
     # checkpointing every epoch of short epochs makes Tune warn about frequent experiment snapshots
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     datasets = load_sweep_data(source)
     check_models(source, datasets)
-    if new:
-        check_free_space(source, datasets, storage)
+    if writes is not None:
+        check_free_space(source, datasets, storage, writes, experiment)
     connect(address, runtime_env(model_and_data_names(source)))
     SIGNALS.install()  # after ray.init, which puts in its own SIGTERM handler
     check_trial_fits(trial_resources(source), cluster_address(address))

@@ -9,8 +9,9 @@ the search type), ``paths`` (the experiment folder), ``space_file`` (the resolve
 results), ``prepare`` (data, Ray and storage before the first trial), ``data`` (the data sets, loaded
 once), ``tuner`` (the one Tuner build-or-restore), ``tune_settings`` and ``trial_names`` (what the
 Tuner is configured with), ``schedulers``, ``trainable`` (one trial on a worker), ``outcome`` (what a
-run returns), ``preflight`` (cluster checks), ``interrupts`` (SIGINT/SIGTERM) and ``observe``
-(progress lines, TensorBoard, Prometheus gauges).
+run returns), ``preflight`` (cluster checks, free space), ``rerun`` (the trials a lost Tune state
+held, trained again), ``interrupts`` (SIGINT/SIGTERM) and ``observe`` (progress lines, TensorBoard,
+Prometheus gauges).
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ from taso_tune.core.storage import (
     storage_full,
 )
 from taso_tune.experiment.lock import ExperimentLock
-from taso_tune.experiment.reader import read_space
-from taso_tune.experiment.recovery import recover_state
+from taso_tune.experiment.reader import ExperimentReader, read_space
+from taso_tune.experiment.recovery import recover_state, set_aside
 from taso_tune.experiment.state import (
     all_finished,
     finished_trials,
@@ -55,8 +56,9 @@ from taso_tune.tuning import budget_sh
 from taso_tune.tuning.interrupts import SIGNALS, STORAGE, StorageInterrupted, SweepInterrupted
 from taso_tune.tuning.outcome import SweepOutcome, outcome
 from taso_tune.tuning.paths import new_experiment_path
-from taso_tune.tuning.preflight import disconnect
+from taso_tune.tuning.preflight import Writes, disconnect
 from taso_tune.tuning.prepare import prepare
+from taso_tune.tuning.rerun import plan_rerun, run_rerun
 from taso_tune.tuning.resources import keep_resources, save_resources
 from taso_tune.tuning.shipping import space_callables, user_modules
 from taso_tune.tuning.space_file import write_space_file
@@ -92,7 +94,7 @@ def run_sweep(
     def body() -> SweepOutcome:
         start = time.perf_counter()
         source = trial_source(spec)
-        datasets = prepare(source, storage, address, new=True)
+        datasets = prepare(source, storage, address, writes=Writes.sweep(source))
         write_space_file(path, spec)
         save_resources(path, source)
         tuner = build_tuner(source, datasets, storage, name)
@@ -102,11 +104,21 @@ def run_sweep(
 
 
 def resume_sweep(
-    experiment: str, *, address: str | None = None, allow_device_change: bool = False
+    experiment: str,
+    *,
+    address: str | None = None,
+    allow_device_change: bool = False,
+    rerun_lost: bool = False,
 ) -> SweepOutcome:
     """Continue an interrupted sweep: finished trials stay finished, unfinished ones continue from
     their last checkpoints, errored ones are retried from theirs. A sweep whose trials all finished
-    says so and starts nothing.
+    says so and starts nothing. What is still to write must fit in the storage
+    (:func:`~taso_tune.tuning.preflight.check_free_space`).
+
+    Where the experiment's Ray Tune state cannot be read and no good copy is left, ``rerun_lost``
+    keeps the finished trials and trains the lost ones again (:mod:`~taso_tune.tuning.rerun`);
+    without it that is a :class:`ConfigError` naming the lost trials and the flag. ``rerun_lost``
+    on an experiment that lost nothing is refused.
 
     Trials keep the CPUs, GPUs and device the sweep started with; on a cluster that would run them on
     another device kind it stops, unless ``allow_device_change``
@@ -126,8 +138,24 @@ def resume_sweep(
         )
 
     def body() -> SweepOutcome:
-        for note in recover_state(path):
+        recovery = recover_state(path, rerun_lost=rerun_lost)
+        for note in recovery.notes:
             print(note, flush=True)
+        record = ExperimentReader(path).rerun
+        if rerun_lost and recovery.lost is None and record is None and not recovery.notes:
+            raise ConfigError(
+                "--rerun-lost",
+                path,
+                "nothing is lost: every Ray Tune state of the experiment can be read; resume "
+                "without --rerun-lost",
+            )
+        if recovery.lost is not None:  # the sweep's own run: a budget-sh sweep's are its rungs'
+            record = plan_rerun(path, spec, recovery.lost)
+            if not record.trials:
+                set_aside(path, record)
+            else:
+                kept = keep_resources(path, spec, address, allow_device_change=allow_device_change)
+                return run_rerun(path, kept, record, storage, address, new=True)
         statuses = trial_statuses(path, strict=True) or []
         if all_finished(path, spec, planned_trials(spec)):
             print(f"{path}: all {len(statuses)} trials finished; nothing to resume", flush=True)
@@ -135,12 +163,17 @@ def resume_sweep(
         if spec.scheduler.type == "budget-sh":
             kept = keep_resources(path, spec, address, allow_device_change=allow_device_change)
             return budget_sh.resume_budget_sh(path, kept, storage, address=address)
+        if record is not None:
+            kept = keep_resources(path, spec, address, allow_device_change=allow_device_change)
+            return run_rerun(path, kept, record, storage, address)
         if not tune.Tuner.can_restore(path):
             raise ConfigError("experiment", experiment, "has no Ray Tune state to resume from")
         kept = keep_resources(path, spec, address, allow_device_change=allow_device_change)
         start = time.perf_counter()
         source = trial_source(kept)
-        datasets = prepare(source, storage, address)
+        left = planned_trials(kept) - finished_trials(path)
+        writes = Writes(((max(left, 0), kept.epochs),), "resume")
+        datasets = prepare(source, storage, address, writes=writes, experiment=path)
         tuner = build_tuner(source, datasets, storage, name, restore=True)
         return outcome(path, tuner.fit(), start)
 

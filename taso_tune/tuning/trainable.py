@@ -45,8 +45,11 @@ from taso_tune.tuning.interrupts import wait_for_stop
 from taso_tune.tuning.observe import live_metrics
 from taso_tune.tuning.trials import TrialSource
 
+#: Where a trial that ``resume --rerun-lost`` trains again starts: the checkpoint its lost trial's
+#: folder still holds (a path or URI; ``None``: from the start). Tune's own checkpoint comes first.
+FROM_CHECKPOINT = "from_checkpoint"
 #: Keys of a trial's flat config that describe it but are not training fields.
-LABEL_KEYS = ("config_id", "block", "seeds")
+LABEL_KEYS = ("config_id", "block", "seeds", FROM_CHECKPOINT)
 
 DataKey = tuple[str, str | None, float, int | None, int | None, float | None]
 
@@ -116,8 +119,11 @@ def train_trial(
     train_config = train_config_of(flat, cpus, device)
     checkpoint_min_seconds = checkpoint_age(checkpoint_min_seconds, device)
     data = datasets[data_key(flat)]
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None and flat.get(FROM_CHECKPOINT):
+        checkpoint = tune.Checkpoint(flat[FROM_CHECKPOINT])
     runs = seed_training(
-        train_config, flat["seeds"], data, _load_state(tune.get_checkpoint()), packing=seed_packing
+        train_config, flat["seeds"], data, _load_state(checkpoint), packing=seed_packing
     )
     labels = trial_labels(flat, train_config, data)
     # one line at the start, under the trial's name in the logs (a resumed trial says where it resumes)
