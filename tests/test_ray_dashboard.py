@@ -496,6 +496,11 @@ def test_stop_ends_the_job_cleanly_and_resume_finishes_it(
     ).read_text()
     assert "has been terminated gracefully with SIGTERM" in supervisor, supervisor[-2000:]
     assert all(result_records(d)[-1]["epoch"] < 20 for d in _trials(experiment))
+    # the job was given its grace period by `submit`, on the job (the head sets none)
+    assert cluster.api(f"/api/jobs/{job_id}")["runtime_env"]["env_vars"] == {
+        "RAY_JOB_STOP_WAIT_TIME_S": "30"
+    }
+    left_by_stop = _best_last_report(experiment)
     code, out = run_cli(
         "submit", "--resume", str(experiment), "--address", cluster.url, "--working-dir", str(work)
     )
@@ -511,6 +516,28 @@ def test_stop_ends_the_job_cleanly_and_resume_finishes_it(
     # the resumed trials continued from their checkpoints, not from the start
     started = [int(n) for n in re.findall(r"seeds \[0\]: (\d+) of 20 epochs done", logs)]
     assert len(started) == 2 and all(n >= 2 for n in started), started
+    # the resume's metadata names the space it runs: the one the sweep wrote beside its results
+    assert cluster.api(f"/api/jobs/{resumed}")["metadata"] == {
+        "taso_tune": "resume",
+        "space_file": f"{experiment}/taso_tune_space.yaml",
+        "experiment": str(experiment),
+    }
+    # each row of `taso-tune jobs` shows its own job's best: the stopped one what it left
+    code, listing = run_cli("jobs", "--address", cluster.url)
+    assert code == 0, listing
+    rows = {line.split()[0]: line for line in listing.splitlines()[1:]}
+    finished = _best_last_report(experiment)
+    assert finished != left_by_stop
+    assert rows[job_id].endswith(f"val_acc {left_by_stop[0]:.2%} ({left_by_stop[1]})"), listing
+    assert rows[resumed].endswith(f"val_acc {finished[0]:.2%} ({finished[1]})"), listing
+
+
+def _best_last_report(experiment: Path) -> tuple[float, str]:
+    """(val_acc, config id) of the trial whose last report is best, as the folder stands now."""
+    return max(
+        (result_records(d)[-1]["val_acc"], result_records(d)[-1]["config_id"])
+        for d in _trials(experiment)
+    )
 
 
 @pytest.mark.ray
@@ -623,3 +650,15 @@ def test_a_submitted_sweep_ships_the_users_package_from_outside_the_working_dir(
     assert len(cluster.api(f"/api/jobs/{job_id}")["runtime_env"]["py_modules"]) == 1
     trials = load_experiment(str(storage / "own")).trials
     assert len(trials) == 2 and (trials["status"] == "complete").all()
+
+
+def test_a_stop_wait_under_a_second_is_refused_before_anything_is_sent(
+    tmp_path: Path, capsys
+) -> None:
+    space = tmp_path / "tiny.yaml"
+    space.write_text(yaml.safe_dump(TINY_SPACE))
+    # no dashboard answers at this address: an error about it would mean a request was made
+    argv = ["submit", str(space), "--working-dir", str(tmp_path), "--address", "http://127.0.0.1:9"]
+    assert main([*argv, "--stop-wait", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err == "taso-tune submit: error: --stop-wait: must be 1 second or more (got 0)\n"
