@@ -109,8 +109,8 @@ def ray_head() -> Iterator[Cluster]:
     folder = tempfile.mkdtemp(prefix="taso-dash-")
     # HOME: the token file (~/.ray/auth_token) stays in this test's folder; report interval: gauges
     # reach the metrics endpoint within a second, not ten; PATH: `python` in a job entry point is
-    # this environment's (as for a head started from an activated virtualenv); stop wait: a stopped
-    # sweep's driver has time to save its state before Ray kills it
+    # this environment's (as for a head started from an activated virtualenv); no
+    # RAY_JOB_STOP_WAIT_TIME_S: `taso-tune submit` sets it on each job
     bin_dir = str(Path(sys.executable).parent)
     env = {
         **os.environ,
@@ -119,9 +119,14 @@ def ray_head() -> Iterator[Cluster]:
         "RAY_USAGE_STATS_ENABLED": "0",
         "RAY_metrics_report_interval_ms": "1000",
         "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
-        "RAY_JOB_STOP_WAIT_TIME_S": "30",
     }
-    for name in ("RAY_ADDRESS", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "PYTHONPATH"):
+    for name in (
+        "RAY_ADDRESS",
+        "RAY_AUTH_TOKEN",
+        "RAY_AUTH_TOKEN_PATH",
+        "PYTHONPATH",
+        "RAY_JOB_STOP_WAIT_TIME_S",
+    ):
         env.pop(name, None)
     token = subprocess.run(
         [RAY, "get-auth-token", "--generate"],

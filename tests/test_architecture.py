@@ -21,7 +21,7 @@ LAYERS = {
     "spaces": 3,  # search-space files: parse, validate, expand
     "experiment": 4,  # one experiment folder: Tune's state, the lock, the trust rule
     "tuning": 5,  # the Ray Tune layer: sweeps, trials, schedulers
-    "cluster": 5,  # cluster files and the Ray cluster check
+    "cluster": 5,  # cluster files and their check, Ray Jobs, the dashboard proxy
     "results": 6,  # report, export, studies (plotly lives here)
     "api": 7,  # taso_tune.sweep(...) for notebooks and scripts
     "cli": 8,  # one module per command

@@ -6,7 +6,8 @@ back the ways a person would: the Jobs API (metadata), the State API and the das
 (trial actors named after their trials), the job's logs (progress lines, log prefixes, the
 TensorBoard line), ``taso-tune jobs``, every Grafana panel's PromQL through Prometheus's HTTP API,
 and the TensorBoard event files through TensorBoard's own reader. A second sweep is stopped with
-``taso-tune stop`` and resumed with ``taso-tune submit --resume``.
+``taso-tune stop`` and resumed with ``taso-tune submit --resume``; ``taso-tune dashboard`` serves
+the dashboard to a browser that holds no token.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -211,6 +213,83 @@ def test_a_missing_or_wrong_token_is_one_line_and_exit_2(
     assert main(["logs", "raysubmit_none", "--address", cluster.url]) == 2
     err = capsys.readouterr().err
     assert "'RAY_AUTH_TOKEN'" in err and "also-wrong" not in err
+    # `taso-tune dashboard` says the same, before it listens anywhere
+    assert main(["dashboard", "--address", cluster.url, "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'RAY_AUTH_TOKEN'" in err and "also-wrong" not in err
+    monkeypatch.delenv("RAY_AUTH_TOKEN")
+    assert main(["dashboard", "--address", cluster.url, "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"the cluster at {cluster.url} needs a token and none was found" in err
+
+
+def _get(url: str) -> tuple[int, str, str]:
+    """(status, content type, text) of a GET that carries no token."""
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.status, response.headers["Content-Type"], response.read().decode()
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_the_dashboard_proxy_serves_it_without_the_token_in_the_browser(
+    cluster: Cluster,
+) -> None:
+    from taso_tune.cluster.dashboard import open_dashboard
+
+    assert cluster.request("/api/version")[0] == 401  # the dashboard itself asks for the token
+    access = open_dashboard(cluster.url, cluster.token_file, port=0)
+    assert access.proxy is not None and access.url.startswith("http://127.0.0.1:")
+    serving = threading.Thread(target=access.proxy.serve_forever)
+    serving.start()
+    try:
+        status, _, text = _get(f"{access.url}api/version")
+        assert (
+            status == 200
+            and json.loads(text)["ray_version"] == cluster.api("/api/version")["ray_version"]
+        )
+        summary = json.loads(_get(f"{access.url}nodes?view=summary")[2])
+        assert summary["result"] is True and isinstance(summary["data"]["summary"], list)
+        status, kind, page = _get(access.url)  # the page itself, and a token the browser sent
+        assert status == 200 and kind.startswith("text/html") and "<title>" in page.lower()
+        request = urllib.request.Request(
+            f"{access.url}api/jobs/", headers={"Authorization": "Bearer stale"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200 and isinstance(json.loads(response.read()), list)
+    finally:
+        access.proxy.shutdown()
+        access.proxy.server_close()
+        serving.join(timeout=30)
+    assert not serving.is_alive()
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_taso_tune_dashboard_prints_the_url_and_stops_on_ctrl_c(cluster: Cluster) -> None:
+    command = [sys.executable, "-m", "taso_tune.cli", "dashboard", "--address", cluster.url]
+    command += ["--token-file", cluster.token_file, "--port", "0"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proxy = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        first = proxy.stdout.readline()
+        match = re.fullmatch(
+            rf"dashboard: (http://127\.0\.0\.1:\d+/) \(forwards to {re.escape(cluster.url)} "
+            r"with the token\)\n",
+            first,
+        )
+        assert match, first
+        assert proxy.stdout.readline() == "press Ctrl-C to stop\n"
+        status, _, text = _get(f"{match.group(1)}api/version")
+        assert status == 200 and "ray_version" in json.loads(text)
+        assert cluster.token not in first
+        proxy.send_signal(signal.SIGINT)
+        assert proxy.wait(timeout=30) == 0
+        assert proxy.stdout.read() == "stopped\n"
+    finally:
+        if proxy.poll() is None:
+            proxy.kill()
+            proxy.wait(timeout=10)
 
 
 @pytest.mark.ray
@@ -496,6 +575,11 @@ def test_stop_ends_the_job_cleanly_and_resume_finishes_it(
     ).read_text()
     assert "has been terminated gracefully with SIGTERM" in supervisor, supervisor[-2000:]
     assert all(result_records(d)[-1]["epoch"] < 20 for d in _trials(experiment))
+    # the job was given its grace period by `submit`, on the job (the head sets none)
+    assert cluster.api(f"/api/jobs/{job_id}")["runtime_env"]["env_vars"] == {
+        "RAY_JOB_STOP_WAIT_TIME_S": "30"
+    }
+    left_by_stop = _best_last_report(experiment)
     code, out = run_cli(
         "submit", "--resume", str(experiment), "--address", cluster.url, "--working-dir", str(work)
     )
@@ -511,6 +595,28 @@ def test_stop_ends_the_job_cleanly_and_resume_finishes_it(
     # the resumed trials continued from their checkpoints, not from the start
     started = [int(n) for n in re.findall(r"seeds \[0\]: (\d+) of 20 epochs done", logs)]
     assert len(started) == 2 and all(n >= 2 for n in started), started
+    # the resume's metadata names the space it runs: the one the sweep wrote beside its results
+    assert cluster.api(f"/api/jobs/{resumed}")["metadata"] == {
+        "taso_tune": "resume",
+        "space_file": f"{experiment}/taso_tune_space.yaml",
+        "experiment": str(experiment),
+    }
+    # each row of `taso-tune jobs` shows its own job's best: the stopped one what it left
+    code, listing = run_cli("jobs", "--address", cluster.url)
+    assert code == 0, listing
+    rows = {line.split()[0]: line for line in listing.splitlines()[1:]}
+    finished = _best_last_report(experiment)
+    assert finished != left_by_stop
+    assert rows[job_id].endswith(f"val_acc {left_by_stop[0]:.2%} ({left_by_stop[1]})"), listing
+    assert rows[resumed].endswith(f"val_acc {finished[0]:.2%} ({finished[1]})"), listing
+
+
+def _best_last_report(experiment: Path) -> tuple[float, str]:
+    """(val_acc, config id) of the trial whose last report is best, as the folder stands now."""
+    return max(
+        (result_records(d)[-1]["val_acc"], result_records(d)[-1]["config_id"])
+        for d in _trials(experiment)
+    )
 
 
 @pytest.mark.ray
@@ -623,3 +729,15 @@ def test_a_submitted_sweep_ships_the_users_package_from_outside_the_working_dir(
     assert len(cluster.api(f"/api/jobs/{job_id}")["runtime_env"]["py_modules"]) == 1
     trials = load_experiment(str(storage / "own")).trials
     assert len(trials) == 2 and (trials["status"] == "complete").all()
+
+
+def test_a_stop_wait_under_a_second_is_refused_before_anything_is_sent(
+    tmp_path: Path, capsys
+) -> None:
+    space = tmp_path / "tiny.yaml"
+    space.write_text(yaml.safe_dump(TINY_SPACE))
+    # no dashboard answers at this address: an error about it would mean a request was made
+    argv = ["submit", str(space), "--working-dir", str(tmp_path), "--address", "http://127.0.0.1:9"]
+    assert main([*argv, "--stop-wait", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err == "taso-tune submit: error: --stop-wait: must be 1 second or more (got 0)\n"

@@ -13,9 +13,9 @@ from sweep_helpers import write_space
 
 from taso_tune.cli import main
 from taso_tune.cli.epoch_bar import EpochBar
+from taso_tune.cluster.jobs import Token, find_token
 from taso_tune.cluster.prometheus import discovery_file, prometheus_command, prometheus_config
 from taso_tune.core.errors import ConfigError
-from taso_tune.tuning.jobs import Token, find_token
 from taso_tune.tuning.observe.progress import SweepProgress, TrialView, format_duration
 from taso_tune.tuning.observe.tensorboard import hparam_metrics, trial_hparams
 

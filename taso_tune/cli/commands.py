@@ -2,6 +2,7 @@
 
 from taso_tune.cli.apply import add_apply_parser
 from taso_tune.cli.cluster import add_check_cluster_parser
+from taso_tune.cli.dashboard import add_dashboard_parser
 from taso_tune.cli.jobs import add_jobs_parsers, add_submit_parser
 from taso_tune.cli.optimizers import add_optimizers_parser
 from taso_tune.cli.report import add_export_parser, add_report_parser
@@ -17,6 +18,7 @@ COMMANDS = [
     add_apply_parser,
     add_submit_parser,
     add_jobs_parsers,
+    add_dashboard_parser,
     add_check_cluster_parser,
     add_report_parser,
     add_export_parser,

@@ -7,6 +7,7 @@ import os
 import posixpath
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from taso_tune.cli.help_format import HelpFormatter
 from taso_tune.cli.sweep import (
@@ -16,11 +17,16 @@ from taso_tune.cli.sweep import (
     override_values,
     resolve_spec,
 )
+from taso_tune.cluster.jobs import DEFAULT_STOP_WAIT_S
 from taso_tune.core.errors import ConfigError
 from taso_tune.core.storage import is_uri
+from taso_tune.experiment.layout import SPACE_FILE
+
+if TYPE_CHECKING:
+    from taso_tune.cluster.jobs import SweepJob, SweepJobs
 
 
-def _add_cluster_flags(p: argparse.ArgumentParser) -> None:
+def add_cluster_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--address",
         help="the Ray dashboard (default: RAY_API_SERVER_ADDRESS, else http://127.0.0.1:8265)",
@@ -48,7 +54,7 @@ def add_submit_parser(sub: argparse._SubParsersAction) -> None:
         "space", nargs="?", metavar="FILE", help="search-space YAML, inside the working directory"
     )
     p.add_argument("--resume", metavar="EXPERIMENT", help="continue this stopped sweep instead")
-    _add_cluster_flags(p)
+    add_cluster_flags(p)
     p.add_argument("--name", help="experiment name (default: the space's name and the time)")
     p.add_argument(
         "--storage",
@@ -67,6 +73,15 @@ def add_submit_parser(sub: argparse._SubParsersAction) -> None:
         "--scheduler", choices=["asha", "none", "budget-sh"], help="as for `taso-tune sweep`"
     )
     p.add_argument("--no-report", action="store_true", help="as for `taso-tune sweep`")
+    p.add_argument(
+        "--stop-wait",
+        type=int,
+        default=DEFAULT_STOP_WAIT_S,
+        metavar="SECONDS",
+        help="seconds Ray waits, when the job is stopped, between the sweep's SIGTERM and its "
+        "SIGKILL: time to stop the trials and save the state (set on the job as "
+        "RAY_JOB_STOP_WAIT_TIME_S, which wins over the head's; default %(default)s, Ray's own is 3)",
+    )
     p.set_defaults(handler=run_submit)
 
 
@@ -75,14 +90,15 @@ def add_jobs_parsers(sub: argparse._SubParsersAction) -> None:
         "jobs",
         help="list the sweeps submitted to a Ray cluster",
         description="List the cluster's sweep jobs, newest first: status, experiment and "
-        "the best mean so far of each.",
+        "the best configuration mean each job reached (a stopped job and its resume share an "
+        "experiment folder; each row counts the reports written up to its own job's end).",
     )
-    _add_cluster_flags(p)
+    add_cluster_flags(p)
     p.set_defaults(handler=run_jobs)
     p = sub.add_parser("logs", help="print (or follow) a sweep job's output")
     p.add_argument("job", metavar="JOB", help="the job id `taso-tune submit` printed")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
-    _add_cluster_flags(p)
+    add_cluster_flags(p)
     p.set_defaults(handler=run_logs)
     p = sub.add_parser(
         "stop",
@@ -94,12 +110,12 @@ def add_jobs_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--wait", type=float, default=60, help="seconds to wait for the job to end (default 60)"
     )
-    _add_cluster_flags(p)
+    add_cluster_flags(p)
     p.set_defaults(handler=run_stop)
 
 
-def _jobs(args: argparse.Namespace):
-    from taso_tune.tuning.jobs import SweepJobs
+def _jobs(args: argparse.Namespace) -> SweepJobs:
+    from taso_tune.cluster.jobs import SweepJobs
 
     return SweepJobs(args.address, args.token_file)
 
@@ -157,8 +173,12 @@ def run_submit(args: argparse.Namespace) -> int:
         )
     if not os.path.isdir(args.working_dir):
         raise ConfigError("--working-dir", args.working_dir, "no such folder")
+    if args.stop_wait < 1:
+        raise ConfigError("--stop-wait", args.stop_wait, "must be 1 second or more")
     if args.resume:
-        experiment, space, command = args.resume, "", ["resume", args.resume]
+        experiment, command = args.resume, ["resume", args.resume]
+        # the resolved space the sweep wrote beside its results: what the resume runs
+        space = f"{args.resume.rstrip('/')}/{SPACE_FILE}"
         py_modules = _resumed_py_modules(args.resume, args.working_dir)
     else:
         space, experiment, flags, py_modules = _sweep_args(args)
@@ -171,6 +191,7 @@ def run_submit(args: argparse.Namespace) -> int:
         working_dir=args.working_dir,
         python=args.python,
         py_modules=py_modules,
+        stop_wait_s=args.stop_wait,
     )
     more = _cluster_flags(args)
     print(f"submitted job {job_id}")
@@ -183,23 +204,19 @@ def run_submit(args: argparse.Namespace) -> int:
     return 0
 
 
-def best_so_far(experiment: str) -> str:
-    """The best configuration mean of the experiment's metric so far, as text ('-' when none yet or
-    the folder cannot be read from here)."""
-    from taso_tune.results.experiment import load_experiment
+def best_so_far(job: SweepJob) -> str:
+    """The best configuration mean of the job's experiment as the job left it (up to its end; a
+    running job: up to now), as text: '-' when none yet or the folder cannot be read from here."""
+    from taso_tune.cluster.jobs import best_result
 
     try:
-        exp = load_experiment(experiment)
+        best = best_result(job.experiment, job.end_time_ms) if job.experiment else None
     except (ConfigError, OSError):
         return "-"
-    metric, mode = exp.space.get("metric", "val_acc"), exp.space.get("mode", "max")
-    means = exp.trials.groupby("config_id")[metric].mean().dropna()
-    if means.empty:
+    if best is None:
         return "-"
-    config_id = means.idxmax() if mode == "max" else means.idxmin()
-    value = means[config_id]
-    shown = f"{value:.2%}" if metric.endswith("_acc") else f"{value:.4g}"
-    return f"{metric} {shown} ({config_id})"
+    shown = f"{best.value:.2%}" if best.metric.endswith("_acc") else f"{best.value:.4g}"
+    return f"{best.metric} {shown} ({best.config_id})"
 
 
 def run_jobs(args: argparse.Namespace) -> int:
@@ -210,9 +227,7 @@ def run_jobs(args: argparse.Namespace) -> int:
     width = max(len("EXPERIMENT"), *(len(job.experiment) for job in sweeps))
     print(f"{'JOB':<28}  {'STATUS':<9}  {'EXPERIMENT':<{width}}  BEST SO FAR")
     for job in sweeps:
-        print(
-            f"{job.job_id:<28}  {job.status:<9}  {job.experiment:<{width}}  {best_so_far(job.experiment)}"
-        )
+        print(f"{job.job_id:<28}  {job.status:<9}  {job.experiment:<{width}}  {best_so_far(job)}")
     return 0
 
 
@@ -228,7 +243,7 @@ def run_logs(args: argparse.Namespace) -> int:
 
 
 def run_stop(args: argparse.Namespace) -> int:
-    from taso_tune.tuning.jobs import TERMINAL_STATES
+    from taso_tune.cluster.jobs import TERMINAL_STATES
 
     jobs = _jobs(args)
     job = jobs.sweep(args.job)

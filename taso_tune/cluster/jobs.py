@@ -6,6 +6,10 @@ the commands work from any shell. The token is read from ``--token-file``, ``RAY
 ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``, in that order, and is never printed: errors name
 where it came from. A job's metadata carries the space file and the experiment path, which is how
 ``taso-tune jobs`` tells sweeps from other jobs and where ``taso-tune stop`` says to resume from.
+
+Ray's SDK is imported only when a client is made, and the experiment is read through
+:class:`~taso_tune.experiment.reader.ExperimentReader` without the results layer: listing jobs
+loads neither Ray Tune nor pandas.
 """
 
 from __future__ import annotations
@@ -13,13 +17,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import shlex
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from taso_tune.core.errors import ConfigError
+from taso_tune.experiment.reader import ExperimentReader
 
 #: Where a local ``ray start --head`` serves its dashboard (and the Jobs API).
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
@@ -31,6 +37,12 @@ SWEEP_KEY = "taso_tune"
 #: Files the job does not need from the working directory (Ray also skips what .gitignore lists).
 UPLOAD_EXCLUDES = [".venv", "runs", "__pycache__", "*.pyc"]
 TERMINAL_STATES = ("SUCCEEDED", "FAILED", "STOPPED")
+#: Ray reads it in the job's supervisor (an actor on the head) when it stops a job: the seconds
+#: between SIGTERM and SIGKILL. The job's ``runtime_env`` ``env_vars`` win over the environment
+#: ``ray start`` ran in on the head; ``submit`` sets it on the job.
+STOP_WAIT_ENV = "RAY_JOB_STOP_WAIT_TIME_S"
+#: What ``submit`` gives a sweep to stop its trials and save its state (Ray's own default is 3 s).
+DEFAULT_STOP_WAIT_S = 30
 TOKEN_HELP = (
     f"set {TOKEN_ENV}, or put it in {DEFAULT_TOKEN_FILE} or a file given by --token-file; "
     "`ray get-auth-token` prints it on the head node"
@@ -79,16 +91,49 @@ class SweepJob:
     experiment: str
     space_file: str
     start_time_ms: int | None
+    end_time_ms: int | None  # None while the job runs
     driver_exit_code: int | None
+
+
+def dashboard_address(address: str | None = None) -> str:
+    """``address``, else ``RAY_API_SERVER_ADDRESS``, else a local head's dashboard."""
+    return (address or os.environ.get("RAY_API_SERVER_ADDRESS") or DEFAULT_ADDRESS).rstrip("/")
+
+
+def token_missing(address: str) -> ConfigError:
+    """The error for a cluster that asks for a token when none was found."""
+    looked = f"looked in {TOKEN_ENV}, {TOKEN_PATH_ENV}, {DEFAULT_TOKEN_FILE}"
+    return ConfigError(
+        "token",
+        looked,
+        f"the cluster at {address} needs a token and none was found: {TOKEN_HELP}",
+    )
+
+
+def token_refused(token: Token, address: str, refused: bool) -> ConfigError:
+    """The error for a token the cluster did not accept (``refused``: it answered 403)."""
+    why = "refused" if refused else "not accepted"
+    return ConfigError(
+        "token",
+        token.source,
+        f"the token was {why} by {address}: it is not this cluster's token; {TOKEN_HELP}",
+    )
+
+
+def no_dashboard(address: str) -> ConfigError:
+    """The error for an address where no dashboard answers."""
+    return ConfigError(
+        "--address",
+        address,
+        "no Ray dashboard answers there (start one with `ray start --head`, or tunnel to it)",
+    )
 
 
 class SweepJobs:
     """The Jobs API of one cluster, with its token; auth and connection problems are ConfigErrors."""
 
     def __init__(self, address: str | None = None, token_file: str | None = None) -> None:
-        self.address = (
-            address or os.environ.get("RAY_API_SERVER_ADDRESS") or DEFAULT_ADDRESS
-        ).rstrip("/")
+        self.address = dashboard_address(address)
         self.token = find_token(token_file)
         headers = {"Authorization": f"Bearer {self.token.value}"} if self.token else None
         # Ray's SDK logs every upload step at INFO; its warnings (a large working directory) stay
@@ -107,26 +152,11 @@ class SweepJobs:
             yield
         except AuthenticationError as err:
             if self.token is None:
-                looked = f"looked in {TOKEN_ENV}, {TOKEN_PATH_ENV}, {DEFAULT_TOKEN_FILE}"
-                raise ConfigError(
-                    "token",
-                    looked,
-                    f"the cluster at {self.address} needs a token and none was found: {TOKEN_HELP}",
-                ) from None
-            why = "refused" if "403" in str(err) or "Invalid" in str(err) else "not accepted"
-            raise ConfigError(
-                "token",
-                self.token.source,
-                f"the token was {why} by {self.address}: it is "
-                f"not this cluster's token; {TOKEN_HELP}",
-            ) from None
+                raise token_missing(self.address) from None
+            refused = "403" in str(err) or "Invalid" in str(err)
+            raise token_refused(self.token, self.address, refused) from None
         except ConnectionError:
-            raise ConfigError(
-                "--address",
-                self.address,
-                "no Ray dashboard answers there (start one with "
-                "`ray start --head`, or tunnel to it)",
-            ) from None
+            raise no_dashboard(self.address) from None
 
     def submit(
         self,
@@ -137,13 +167,19 @@ class SweepJobs:
         working_dir: str = ".",
         python: str = "python",
         py_modules: Sequence[str] = (),
+        stop_wait_s: int = DEFAULT_STOP_WAIT_S,
     ) -> str:
         """Submit ``taso-tune COMMAND`` (``sweep FILE ...`` or ``resume EXPERIMENT``) with
-        ``working_dir`` uploaded, the job running in it, and the user's modules that live outside it
-        shipped as ``py_modules``; returns the job id."""
+        ``working_dir`` uploaded, the job running in it, the user's modules that live outside it
+        shipped as ``py_modules``, and ``stop_wait_s`` seconds between Ray's SIGTERM and its SIGKILL
+        when the job is stopped; returns the job id."""
         entrypoint = shlex.join([python, "-m", "taso_tune.cli", *command])
         metadata = {SWEEP_KEY: command[0], "space_file": space_file, "experiment": experiment}
-        runtime_env: dict[str, Any] = {"working_dir": working_dir, "excludes": UPLOAD_EXCLUDES}
+        runtime_env: dict[str, Any] = {
+            "working_dir": working_dir,
+            "excludes": UPLOAD_EXCLUDES,
+            "env_vars": {STOP_WAIT_ENV: str(stop_wait_s)},
+        }
         if py_modules:
             runtime_env["py_modules"] = list(py_modules)
         with self._errors():
@@ -207,5 +243,53 @@ def _sweep_job(job) -> SweepJob:
         experiment=metadata.get("experiment", ""),
         space_file=metadata.get("space_file", ""),
         start_time_ms=job.start_time,
+        end_time_ms=job.end_time,
         driver_exit_code=getattr(job, "driver_exit_code", None),
     )
+
+
+@dataclass(frozen=True)
+class BestResult:
+    """The best configuration of an experiment as one job left it."""
+
+    metric: str
+    value: float
+    config_id: str
+
+
+def best_result(experiment: str, until_ms: int | None = None) -> BestResult | None:
+    """The best configuration mean of the experiment's metric from the reports written up to
+    ``until_ms`` (a job's end time; ``None``: all of them), ``None`` when there is none.
+
+    A stopped sweep and its resume write into the same folder; bounding by the job's end keeps
+    the stopped job's result from showing what its resume reached later. Each trial counts with its
+    last report in that window; a configuration's value is the mean over its trials of one Tune
+    run (the seeds, when each seed is its own trial), and the best is taken over every run.
+
+    Raises:
+        ConfigError: the folder or its files cannot be read as a taso-tune experiment.
+    """
+    reader = ExperimentReader(experiment)
+    spec = reader.space()
+    if spec is None:
+        return None
+    until_s = None if until_ms is None else until_ms / 1000
+    values: dict[tuple[int | None, str], list[float]] = {}
+    for trial in reader.all_trials():
+        # ``timestamp``: Ray Tune's, in whole seconds, on every line of a result.json
+        reports = [r for r in trial.reports if until_s is None or _written_at(r) <= until_s]
+        if not reports or not isinstance(value := reports[-1].get(spec.metric), int | float):
+            continue
+        if not math.isnan(value):
+            values.setdefault((trial.rung, str(reports[-1]["config_id"])), []).append(value)
+    if not values:
+        return None
+    means = {key: sum(v) / len(v) for key, v in values.items()}
+    pick = max if spec.mode == "max" else min
+    (_rung, config_id), value = pick(means.items(), key=lambda item: item[1])
+    return BestResult(spec.metric, value, config_id)
+
+
+def _written_at(report: Mapping[str, Any]) -> float:
+    value = report.get("timestamp")
+    return float(value) if isinstance(value, int | float) else 0.0

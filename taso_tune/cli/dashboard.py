@@ -1,0 +1,58 @@
+"""``taso-tune dashboard``: the cluster's Ray dashboard in a browser, without pasting its token."""
+
+from __future__ import annotations
+
+import argparse
+import webbrowser
+
+from taso_tune.cli.help_format import HelpFormatter
+from taso_tune.cli.jobs import add_cluster_flags
+
+
+def add_dashboard_parser(sub: argparse._SubParsersAction) -> None:
+    from taso_tune.cluster.dashboard import DEFAULT_PORT
+
+    p = sub.add_parser(
+        "dashboard",
+        help="open the cluster's Ray dashboard without pasting its token",
+        description=(
+            "A dashboard with token authentication asks for the token in the page, and no URL can "
+            "carry it. This serves the dashboard on http://127.0.0.1:PORT/ and forwards each "
+            "request with the token (found as for `taso-tune jobs`), so the browser never asks; "
+            "it prints that URL and runs until Ctrl-C. Anyone who can reach that port on this "
+            "machine uses the dashboard as you. A dashboard without token authentication needs "
+            "none of this: its own URL is printed and the command ends."
+        ),
+        formatter_class=HelpFormatter,
+    )
+    add_cluster_flags(p)
+    p.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help="local port to serve on (default %(default)s; 0: any free port)",
+    )
+    p.add_argument("--open", action="store_true", help="also open the URL in a web browser")
+    p.set_defaults(handler=run_dashboard)
+
+
+def run_dashboard(args: argparse.Namespace) -> int:
+    from taso_tune.cluster.dashboard import open_dashboard
+
+    access = open_dashboard(args.address, args.token_file, args.port)
+    if access.proxy is None:
+        print(f"dashboard: {access.url} (no token needed)", flush=True)
+        if args.open:
+            webbrowser.open(access.url)
+        return 0
+    print(f"dashboard: {access.url} (forwards to {access.address} with the token)", flush=True)
+    print("press Ctrl-C to stop", flush=True)
+    if args.open:
+        webbrowser.open(access.url)
+    try:
+        access.proxy.serve_forever()
+    except KeyboardInterrupt:
+        print("stopped")
+    finally:
+        access.proxy.server_close()
+    return 0
