@@ -1,9 +1,9 @@
 """Early stopping: epochs the quickstart sweep consumes under ASHA (and budget-sh) against none,
 and whether the best configuration per optimizer stays the same.
 
-The quickstart space (13 configurations x 3 seeds, 15 epochs, ASHA grace 3, eta 3) runs three times
-on the same Ray: ``scheduler: none`` (every trial to the end: the ground truth), ``asha`` and
-``budget-sh``. Epochs are counted from what the trials reported; the best configuration per optimizer
+The quickstart space (13 configurations x 3 seeds, 15 epochs) runs three times on the same Ray:
+``scheduler: none`` (every trial to the end: the ground truth, and the space's own setting), ASHA
+(grace 3, eta 3) and ``budget-sh`` (eta 3), the settings of :data:`SCHEDULERS`. Epochs are counted from what the trials reported; the best configuration per optimizer
 is :meth:`taso_tune.results.Experiment.best`, over the seeds that ran the full planned length (for
 budget-sh: its last rung). ASHA is asynchronous, so its epoch count moves a little from run to run;
 the winners of ``none`` are deterministic (seeded, CPU).
@@ -21,9 +21,15 @@ from common import Row, Target, add_repo_to_path, section_main
 add_repo_to_path()
 
 from taso_tune.results.experiment import load_experiment  # noqa: E402
+from taso_tune.spaces import load_space_dict  # noqa: E402
 from taso_tune.stats.seeds import format_mean_std  # noqa: E402
 
 SECTION = "4 early stopping"
+#: The early-stopping settings this section measures against ``none``.
+SCHEDULERS = {
+    "asha": {"type": "asha", "grace_period": 3, "reduction_factor": 3},
+    "budget-sh": {"type": "budget-sh", "reduction_factor": 3},
+}
 
 
 @dataclass(frozen=True)
@@ -42,9 +48,9 @@ class Outcome:
 def sweep_outcome(scheduler: str, epochs: int | None, seeds: int | None) -> Outcome:
     from sweeps import quickstart, run_quiet, storage
 
-    spec = quickstart(
-        scheduler=scheduler, epochs=epochs, seeds=seeds, name=f"quickstart-{scheduler}"
-    )
+    spec = quickstart(epochs=epochs, seeds=seeds, name=f"quickstart-{scheduler}")
+    if scheduler != "none":
+        spec = load_space_dict({**spec.to_dict(), "scheduler": SCHEDULERS[scheduler]}, spec.source)
     with storage() as root:
         run = run_quiet(spec, root, spec.name)
         experiment = load_experiment(str(run.experiment))

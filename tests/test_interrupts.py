@@ -27,7 +27,7 @@ from taso_tune.tuning.trainable import _quiet_shutdown
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "search_spaces" / "quickstart.yaml"
-EPOCHS = 4  # more than the quickstart's ASHA grace period (3); a trial takes a second or two
+EPOCHS = 4  # a trial takes a second or two
 PLANNED = 13  # the quickstart's configurations, one seed each
 FINISHED = ("complete", "stopped-early", "diverged")
 

@@ -38,6 +38,8 @@ def test_quickstart_under_asha_ranks_only_configurations_with_all_seeds(
                 str(storage),
                 "--epochs",
                 "4",
+                "--scheduler",
+                "asha",
                 "--name",
                 "q",
             ]

@@ -148,7 +148,8 @@ def test_quickstart():
     assert (
         spec.train["model"] == "lenet5" and spec.train["dataset"] == "digits" and spec.epochs == 15
     )
-    assert spec.scheduler == SchedulerSpec("asha", grace_period=3, reduction_factor=3)
+    # no early stopping: ASHA would judge TASO before its decay
+    assert spec.scheduler == SchedulerSpec("none")
     assert (spec.resources.cpus, spec.resources.gpus, spec.max_concurrent) == (1, None, 2)
     counts = {
         o: sum(c["optimizer"] == o for c in spec.configurations())
@@ -468,7 +469,7 @@ def test_with_overrides():
 @pytest.mark.parametrize(
     "overrides, flag, text",
     [
-        ({"epochs": 3}, "--epochs", "scheduler.grace_period = 3"),
+        ({"epochs": 2}, "--epochs", "scheduler.grace_period = 2"),
         ({"epochs": 0}, "--epochs", "integer >= 1"),
         ({"seeds": 0}, "--seeds", "integer >= 1"),
         ({"scheduler": "hyperband"}, "--scheduler", "asha, none, budget-sh"),
@@ -478,7 +479,7 @@ def test_with_overrides():
     ],
 )
 def test_with_overrides_errors_name_the_flag(overrides, flag, text):
-    spec = load_space(str(SPACES / "quickstart.yaml"))
+    spec = load_space(str(SPACES / "early_stopping.yaml"))  # ASHA, grace period 2
     with pytest.raises(ConfigError) as info:
         with_overrides(spec, **overrides)
     message = str(info.value)

@@ -27,6 +27,8 @@ def test_quickstart_end_to_end(tmp_path: Path, ray_cleanup, capsys) -> None:
             "6",
             "--seeds",
             "1",
+            "--scheduler",
+            "asha",  # the space itself trains every trial to the end
         ]
     )
     assert rc == 0
