@@ -129,3 +129,6 @@ RESOURCES_FILE = "taso_tune_resources.json"
 LOCK_FILE = "taso_tune.lock"
 #: Written when a signal stopped the sweep (signal, time, planned trials); removed when it completes.
 INTERRUPTED_FILE = "taso_tune_interrupted.json"
+#: TensorBoard's experiment-level HParams summary: every hyperparameter any trial can have, with
+#: its domain (an event file; TensorBoard reads files whose names hold ``tfevents``).
+HPARAMS_FILE = "events.out.tfevents.taso_tune_hparams"

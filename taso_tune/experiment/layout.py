@@ -7,6 +7,7 @@
       taso_tune.lock                    who drives it now (LOCK_FILE)
       taso_tune_interrupted.json        a signal stopped it (INTERRUPTED_FILE)
       taso_tune_budget_sh.json          budget-sh's rung bookkeeping (BUDGET_SH_FILE)
+      events.out.tfevents.taso_tune_hparams   TensorBoard's HParams experiment (HPARAMS_FILE)
       experiment_state-<time>.json      Ray Tune's state of its run (TUNE_STATE_PREFIX)
       tuner.pkl                         the Tuner Ray Tune restores (TUNER_FILE)
       <trial name>_<trial id>/          one trial
@@ -25,6 +26,7 @@ import re
 
 from taso_tune.core.records import (
     BUDGET_SH_FILE,
+    HPARAMS_FILE,
     INTERRUPTED_FILE,
     LOCK_FILE,
     SPACE_FILE,
@@ -34,6 +36,7 @@ from taso_tune.core.records import (
 __all__ = [
     "BUDGET_SH_FILE",
     "ERROR_FILE",
+    "HPARAMS_FILE",
     "INTERRUPTED_FILE",
     "LOCK_FILE",
     "RESULT_FILE",
