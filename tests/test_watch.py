@@ -23,6 +23,7 @@ from taso_tune.tuning.jobs import Token, find_token
 from taso_tune.tuning.observe.progress import (
     SweepProgress,
     TrialView,
+    best_trial_line,
     format_duration,
 )
 from taso_tune.tuning.observe.tensorboard import (
@@ -278,6 +279,13 @@ def test_the_experiment_of_an_optuna_space_holds_its_intervals(tmp_path: Path) -
     assert infos["seeds"] == ("DATA_TYPE_STRING", ["0", "1"], False)
     assert infos["rho"][1] == [0.99] and infos["lr_decay"][1] == [0.0]
     assert [n for n, (_, _, differs) in infos.items() if differs] == ["lr", "optimizer", "trial"]
+
+
+def test_the_best_trial_line_names_the_trial() -> None:
+    best = TrialView("adagrad_lr=0.05", "RUNNING", _report(3, 0.9312, 0.004))
+    assert best_trial_line(best, "val_acc") == (
+        "Current best trial: adagrad_lr=0.05, val_acc 0.9312 ± 0.0040 over 2 seeds at epoch 3/4"
+    )
 
 
 def test_prometheus_config_uses_rays_discovery_file_on_localhost() -> None:

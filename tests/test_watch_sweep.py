@@ -1,10 +1,11 @@
-"""What a person watches of a real sweep on a local Ray: TensorBoard's HParams view, read by
-TensorBoard's own plugin, holds every optimizer's hyperparameters with one row per trial named after
-it."""
+"""What a person watches of a real sweep on a local Ray: Ray Tune's status table names the trials
+(the best one included), and TensorBoard's HParams view, read by TensorBoard's own plugin, holds
+every optimizer's hyperparameters with one row per trial named after it."""
 
 from __future__ import annotations
 
 import io
+import re
 from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,21 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Sweep:
         shutdown_ray()
     assert code == 0, out.getvalue()[-3000:]
     return Sweep(root / "runs" / "watch", out.getvalue())
+
+
+@pytest.mark.ray
+def test_rays_status_table_names_the_trials_and_the_best_one(sweep: Sweep) -> None:
+    assert "== Status ==" in sweep.out
+    best = re.findall(r"^Current best trial: (.*)$", sweep.out, flags=re.MULTILINE)
+    assert best, sweep.out[-3000:]
+    for line in best:
+        name = line.split(",")[0]
+        assert name in NAMES, line
+        assert re.search(r", val_acc \d\.\d{4} over 1 seed at epoch [12]/2$", line), line
+    # no trial id (Tune's ``12670_00011``) where a name belongs
+    assert not re.search(r"Current best trial: [0-9a-f]{5}_\d{5}", sweep.out)
+    rows = {m.group(1) for m in re.finditer(r"^\| (\S+)\s+\| TERMINATED ", sweep.out, re.M)}
+    assert rows == NAMES, sweep.out[-3000:]
 
 
 @pytest.mark.ray

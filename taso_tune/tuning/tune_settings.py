@@ -9,7 +9,7 @@ from ray import tune
 from taso_tune.core.storage import resolve, tune_filesystem
 from taso_tune.experiment.layout import rung_index
 from taso_tune.tuning.interrupts import StopAfterSignal
-from taso_tune.tuning.observe.progress import ProgressCallback, SweepProgress
+from taso_tune.tuning.observe.progress import ProgressCallback, StatusTable, SweepProgress
 from taso_tune.tuning.observe.tensorboard import HParamsLogger
 from taso_tune.tuning.preflight import CHECKPOINTS_KEPT
 from taso_tune.tuning.schedulers import build_scheduler
@@ -23,9 +23,7 @@ PROGRESS_COLUMNS = ("epoch", "lr", "train_loss", "val_acc", "test_acc")
 def run_config(source: TrialSource, name: str, storage: str) -> tune.RunConfig:
     """Where results go, failure retries, checkpoints kept, the progress table and lines, and the
     TensorBoard files (``name``: the experiment's, or a budget-sh rung's)."""
-    from ray.tune import CLIReporter
-
-    reporter = CLIReporter(
+    reporter = StatusTable(
         metric_columns=list(PROGRESS_COLUMNS),
         parameter_columns=source.parameter_columns,
         max_report_frequency=15,
