@@ -27,6 +27,7 @@ from taso_tune.tuning.observe.progress import (
     format_duration,
 )
 from taso_tune.tuning.observe.tensorboard import (
+    HParamsLogger,
     event_file,
     session_summaries,
     trial_hparams,
@@ -279,6 +280,38 @@ def test_the_experiment_of_an_optuna_space_holds_its_intervals(tmp_path: Path) -
     assert infos["seeds"] == ("DATA_TYPE_STRING", ["0", "1"], False)
     assert infos["rho"][1] == [0.99] and infos["lr_decay"][1] == [0.0]
     assert [n for n, (_, _, differs) in infos.items() if differs] == ["lr", "optimizer", "trial"]
+
+
+class _Trial:
+    """What Ray Tune's TensorBoard logger asks of a trial: its folder, params and name."""
+
+    def __init__(self, folder: Path, name: str) -> None:
+        self.local_path, self.name, self.evaluated_params = str(folder), name, {"trial": {}}
+
+    def init_local_path(self) -> None:
+        Path(self.local_path).mkdir(parents=True, exist_ok=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def test_a_logger_restored_from_an_older_sweep_writes_the_session_of_a_failed_trial(
+    tmp_path: Path,
+) -> None:
+    # a resumed sweep unpickles the logger saved with its Tuner: one without group_prefix here
+    saved = HParamsLogger("rung-0-1ep/").__dict__
+    logger = HParamsLogger.__new__(HParamsLogger)
+    logger.__dict__.update({k: v for k, v in saved.items() if k != "group_prefix"})
+    trial = _Trial(tmp_path / "adagrad_0000", "adagrad")
+    report = {**TASO_REPORT, "optimizer": "adagrad", "hp": {"lr": 0.05, "eps": 1e-10}}
+    logger.log_trial_result(1, trial, {**report, "training_iteration": 1})
+    logger.log_trial_end(trial, failed=True)
+    _, groups = tensorboard_hparams(tmp_path)
+    assert [g.name for g in groups] == ["adagrad"]
+    assert hparam_values(groups[0])["eps"] == 1e-10
+    assert groups[0].sessions[0].status == api_pb2.Status.STATUS_FAILURE
+    metrics = {m.name.tag: m.value for m in groups[0].metric_values}
+    assert metrics["ray/tune/val_acc"] == 0.5
 
 
 def test_the_best_trial_line_names_the_trial() -> None:

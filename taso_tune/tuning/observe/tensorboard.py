@@ -265,11 +265,15 @@ class HParamsLogger(TBXLoggerCallback):
     ``group_prefix`` goes before each trial's name in the HParams view's Trial ID (budget-sh: the
     rung, so a configuration's rungs stay apart)."""
 
+    # class defaults too: a resumed sweep restores the logger pickled with its Tuner, which may
+    # predate an attribute
+    group_prefix = ""
+    _ending_failed = False
+
     def __init__(self, group_prefix: str = "") -> None:
         super().__init__()
         self.group_prefix = group_prefix
         self._last: dict[Any, TrialReport] = {}
-        self._failed: set[Any] = set()
 
     def log_trial_result(self, iteration: int, trial, result: dict) -> None:
         self._last[trial] = result  # type: ignore[assignment]  (a TrialReport and Tune's keys)
@@ -278,12 +282,11 @@ class HParamsLogger(TBXLoggerCallback):
         super().log_trial_result(iteration, trial, scalars)
 
     def log_trial_end(self, trial, failed: bool = False) -> None:
-        if failed:
-            self._failed.add(trial)
+        self._ending_failed = failed
         try:
             super().log_trial_end(trial, failed)
         finally:
-            self._failed.discard(trial)
+            self._ending_failed = False
             self._last.pop(trial, None)
 
     def _try_log_hparams(self, trial, result: dict) -> None:
@@ -295,7 +298,7 @@ class HParamsLogger(TBXLoggerCallback):
             return
         name = str(trial)
         summaries = session_summaries(
-            trial_hparams(last, name), f"{self.group_prefix}{name}", trial in self._failed
+            trial_hparams(last, name), f"{self.group_prefix}{name}", self._ending_failed
         )
         writer = self._trial_writer[trial].file_writer
         for summary in summaries:
