@@ -44,3 +44,43 @@ def shutdown_ray() -> None:
     if ray.is_initialized():
         ray.shutdown()
     os.environ.pop("RAY_ADDRESS", None)
+
+
+def tensorboard_hparams(logdir: Path):
+    """What TensorBoard's HParams view shows of ``logdir``, read by TensorBoard's own plugin (its
+    event multiplexer, data provider and request handlers, as ``tensorboard --logdir`` serves them):
+    ``(experiment, session groups)``, the ``api_pb2`` messages of its GetExperiment and
+    ListSessionGroups answers (every status allowed)."""
+    from tensorboard import context
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+    from tensorboard.plugins import base_plugin
+    from tensorboard.plugins.hparams import (
+        api_pb2,
+        backend_context,
+        get_experiment,
+        list_session_groups,
+    )
+
+    events = plugin_event_multiplexer.EventMultiplexer()
+    events.AddRunsFromDirectory(str(logdir))
+    events.Reload()
+    provider = data_provider.MultiplexerDataProvider(events, str(logdir))
+    plugin = backend_context.Context(
+        base_plugin.TBContext(logdir=str(logdir), data_provider=provider)
+    )
+    request = context.RequestContext()
+    experiment = get_experiment.Handler(request, plugin, "", api_pb2.GetExperimentRequest()).run()
+    groups = list_session_groups.Handler(
+        request,
+        plugin,
+        "",
+        api_pb2.ListSessionGroupsRequest(
+            start_index=0, slice_size=1000, allowed_statuses=list(api_pb2.Status.values())
+        ),
+    ).run()
+    return experiment, list(groups.session_groups)
+
+
+def hparam_values(group) -> dict[str, Any]:
+    """A session group's hparams as Python values (numbers as floats)."""
+    return {name: getattr(value, value.WhichOneof("kind")) for name, value in group.hparams.items()}

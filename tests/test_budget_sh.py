@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sweep_helpers import result_records, shutdown_ray, trial_dirs, write_space
+from sweep_helpers import result_records, shutdown_ray, tensorboard_hparams, trial_dirs, write_space
 
 from taso_tune.cli import main
 from taso_tune.core.records import BUDGET_SH_FILE
@@ -75,6 +75,15 @@ def test_budget_sh_end_to_end_and_resume(tmp_path: Path, capsys) -> None:
                 budget, budget, lr_initial=hp["lr"], alpha=hp["alpha"], beta=hp["beta"]
             )
             assert records[-1]["lr"] == pytest.approx(expected)
+
+    # TensorBoard's HParams view: a row per trial of each rung, its rung before its name
+    _, groups = tensorboard_hparams(experiment)
+    assert sorted(g.name for g in groups) == sorted(
+        f"{rung.name}/{d.name.rsplit('_', 2)[0]}"
+        for rung in experiment.glob("rung-*")
+        for d in trial_dirs(rung)
+    )
+    assert len(groups) == 7 + 3 + 1
 
     loaded = load_experiment(str(experiment))
     assert set(loaded.trials["rung"]) == {0, 1, 2}

@@ -3,6 +3,8 @@ one real tiny run on Ray), the paper's defaults file, and one clear error per ma
 
 from __future__ import annotations
 
+import argparse
+import re
 import time
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import yaml
 from test_results import damage_result, write_fixture_experiment
 
 from taso_tune.cli import main
+from taso_tune.cli.main import build_parser
 from taso_tune.results.experiment import Experiment, load_experiment
 from taso_tune.results.export import (
     FORMAT,
@@ -239,6 +242,35 @@ def test_a_bad_data_root_names_the_flag_not_the_defaults_file(
     assert line.startswith(f"taso-tune {command.split()[0]}: error: --data-root: "), line
     assert str(missing) in line and "train.data_root" not in line, line
     assert str(PAPER_DEFAULTS) not in line and not storage.exists()
+    # every flag the line suggests is one the command has (--download fetches the files)
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", line))
+    assert "--download" in named and named <= _flags(command.split()[0]), line
+
+
+def _flags(command: str) -> set[str]:
+    """The option strings of ``taso-tune COMMAND``."""
+    (sub,) = (a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return {flag for action in sub.choices[command]._actions for flag in action.option_strings}
+
+
+@pytest.mark.parametrize("command", ["apply", "sweep --defaults"])
+def test_download_goes_to_the_applied_space(command: str, capsys) -> None:
+    argv = _apply_argv(PAPER_DEFAULTS, "--data-root", "data", "--download", "--dry-run")
+    if command != "apply":
+        argv = ["sweep", "--defaults", *argv[1:]]
+    assert main(argv) == 0, capsys.readouterr().err
+    trials = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+    assert trials and all("'download': True" in line for line in trials), trials
+
+
+def test_download_without_defaults_is_refused(tmp_path: Path, capsys) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        "name: s\ntrain: {model: lenet5, dataset: digits}\nblocks: [{optimizer: taso}]\n"
+    )
+    assert main(["sweep", str(space), "--download", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "--download" in err and "only goes with --defaults" in err, err
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--model", "lenet"), ("--dataset", "mnits")])

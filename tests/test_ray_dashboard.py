@@ -33,7 +33,7 @@ import psutil
 import pytest
 import yaml
 from ray_head import Cluster, Prometheus, prometheus_for, ray_head
-from sweep_helpers import result_records, trial_dirs
+from sweep_helpers import hparam_values, result_records, tensorboard_hparams, trial_dirs
 from test_own_model import USER_MODULE
 
 from taso_tune.cli import main
@@ -474,7 +474,6 @@ def _poll(prometheus: Prometheus, query: str, timeout: float = 30) -> list[dict]
 @pytest.mark.slow
 def test_tensorboard_reads_hparams_and_epoch_scalars(sweep: Sweep) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    from tensorboard.plugins.hparams import plugin_data_pb2
 
     assert sweep.status == "SUCCEEDED"
     folders = trial_dirs(sweep.experiment)
@@ -493,17 +492,15 @@ def test_tensorboard_reads_hparams_and_epoch_scalars(sweep: Sweep) -> None:
         assert not {"ray/tune/config_id", "ray/tune/batch_size"} & set(
             events.Tags()["scalars"]
         )  # labels are hparams
-        content = events.PluginTagToContent("hparams")
-        start = plugin_data_pb2.HParamsPluginData.FromString(
-            content["_hparams_/session_start_info"]
-        ).session_start_info
-        hparams = {
-            k: v.string_value or v.number_value or v.bool_value for k, v in start.hparams.items()
-        }
-        lr = records[-1]["hp"]["lr"]
-        assert hparams == {
+        assert "_hparams_/experiment" not in events.PluginTagToContent("hparams")  # the driver's
+    experiment, groups = tensorboard_hparams(sweep.experiment)
+    rows = {group.name: hparam_values(group) for group in groups}
+    assert set(rows) == TRIAL_NAMES  # TensorBoard's Trial ID: the trial's name
+    for name, row in rows.items():
+        lr = float(name.split("=")[1])
+        assert row == {
+            "trial": name,
             "optimizer": "taso",
-            "config_id": f"taso_lr={lr}",
             "seeds": "0",
             "n_seeds": 1.0,
             "model": "lenet5",
@@ -516,12 +513,9 @@ def test_tensorboard_reads_hparams_and_epoch_scalars(sweep: Sweep) -> None:
             "nesterov": False,
             "weight_decay": 0.0001,
         }
-        experiment = plugin_data_pb2.HParamsPluginData.FromString(
-            content["_hparams_/experiment"]
-        ).experiment
-        assert {"ray/tune/val_acc", "ray/tune/test_acc", "ray/tune/epoch"} <= {
-            m.name.tag for m in experiment.metric_infos
-        }
+    assert {"ray/tune/val_acc", "ray/tune/test_acc", "ray/tune/epoch"} <= {
+        m.name.tag for m in experiment.metric_infos
+    }
 
 
 STOP_SPACE = {**TINY_SPACE, "train": {**TINY_SPACE["train"], "epochs": 20}, "checkpoint_every": 1}

@@ -1,6 +1,7 @@
-"""What a person watches a sweep with, without a cluster: the progress lines, the TensorBoard hparams,
-the Prometheus config, where the cluster token is read, the `submit` checks made before anything is
-sent, and the training progress bar. Expected lines are written out by hand."""
+"""What a person watches a sweep with, without a cluster: the progress lines, the TensorBoard hparams
+(read by TensorBoard's own HParams plugin), the Prometheus config, where the cluster token is read,
+the `submit` checks made before anything is sent, and the training progress bar. Expected lines are
+written out by hand."""
 
 from __future__ import annotations
 
@@ -9,15 +10,29 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sweep_helpers import write_space
+from sweep_helpers import hparam_values, tensorboard_hparams, write_space
+from tensorboard.plugins.hparams import api_pb2
 
 from taso_tune.cli import main
 from taso_tune.cli.epoch_bar import EpochBar
 from taso_tune.cluster.jobs import Token, find_token
 from taso_tune.cluster.prometheus import discovery_file, prometheus_command, prometheus_config
 from taso_tune.core.errors import ConfigError
-from taso_tune.tuning.observe.progress import SweepProgress, TrialView, format_duration
-from taso_tune.tuning.observe.tensorboard import hparam_metrics, trial_hparams
+from taso_tune.spaces import load_space
+from taso_tune.training.optimizers import resolve_hparams
+from taso_tune.tuning.observe.progress import (
+    SweepProgress,
+    TrialView,
+    best_trial_line,
+    format_duration,
+)
+from taso_tune.tuning.observe.tensorboard import (
+    HParamsLogger,
+    event_file,
+    session_summaries,
+    trial_hparams,
+    write_experiment_summary,
+)
 
 
 class Clock:
@@ -139,33 +154,171 @@ TASO_REPORT = {
 }
 
 
-def test_hparams_are_the_optimizer_its_resolved_fields_and_the_seeds() -> None:
-    assert trial_hparams(TASO_REPORT) == {
+def test_hparams_are_the_trial_its_optimizer_its_resolved_fields_and_the_seeds() -> None:
+    assert trial_hparams(TASO_REPORT, "taso_lr=0.05") == {
+        "trial": "taso_lr=0.05",
         "optimizer": "taso",
-        "config_id": "taso_lr=0.05",
         "seeds": "0,1",
-        "n_seeds": 2,
+        "n_seeds": 2.0,
         "model": "lenet5",
         "dataset": "digits",
-        "batch_size": 64,
+        "batch_size": 64.0,
         "alpha": 25.0,
         "beta": 0.7,
         "lr": 0.05,
         "momentum": 0.9,
         "nesterov": False,
         "weight_decay": 0.0001,
-    }
+    }  # lr_final None: nothing to show
     adam = trial_hparams(
-        {"optimizer": "amsgrad", "seeds": [4], "hp": {"betas": [0.9, 0.99], "amsgrad": True}}
+        {"optimizer": "amsgrad", "seeds": [4], "hp": {"betas": [0.9, 0.99], "amsgrad": True}}, "a"
     )
     assert adam["betas"] == "0.9,0.99" and adam["amsgrad"] is True and adam["seeds"] == "4"
-    assert hparam_metrics(TASO_REPORT) == {
-        "ray/tune/val_acc": 0.5,
-        "ray/tune/test_acc": 0.4,
-        "ray/tune/train_loss": 2.0,
-        "ray/tune/val_acc_std": 0.125,
-        "ray/tune/epoch": 2.0,
-    }
+
+
+def _hparam_info(info) -> tuple:
+    """``(type, domain, differs)`` of a TensorBoard ``HParamInfo``."""
+    if info.HasField("domain_interval"):
+        domain = (info.domain_interval.min_value, info.domain_interval.max_value)
+    else:
+        domain = [getattr(v, v.WhichOneof("kind")) for v in info.domain_discrete.values]
+    return api_pb2.DataType.Name(info.type), domain, info.differs
+
+
+def test_tensorboard_reads_one_experiment_with_every_optimizers_hyperparameters(
+    tmp_path: Path,
+) -> None:
+    """The driver's experiment summary and a session per trial (as the logger writes them), read by
+    TensorBoard's own HParams plugin: every optimizer's fields with their planned values, the trial's
+    name, optimizer, lr and the varied fields ticked, each trial a row named after it."""
+    spec = load_space(
+        str(
+            write_space(
+                tmp_path / "space.yaml",
+                [
+                    {"optimizer": "taso", "lr": {"grid": [0.05, 0.1]}},
+                    {"optimizer": "amsgrad"},
+                    {"optimizer": "rmsprop", "centered": {"grid": [True, False]}},
+                    {"optimizer": "adagrad", "lr": 0.02},
+                ],
+                train={"batch_size": 64},
+                seeds=2,
+            )
+        )
+    )
+    experiment = tmp_path / "runs" / "tiny"
+    write_experiment_summary(str(experiment), spec)
+    for flat in spec.configurations():
+        trial = experiment / f"{flat['config_id']}_0000"
+        trial.mkdir()
+        report = {
+            **{k: flat[k] for k in ("optimizer", "model", "dataset", "batch_size")},
+            "seeds": [0, 1],
+            "hp": resolve_hparams(flat["optimizer"], {k: flat[k] for k in flat if k == "lr"}),
+        }
+        start, end = session_summaries(
+            trial_hparams(report, flat["config_id"]), flat["config_id"], failed=False
+        )
+        (trial / "events.out.tfevents.1.host").write_bytes(event_file([start, end]))
+
+    shown, groups = tensorboard_hparams(experiment)
+    infos = {info.name: _hparam_info(info) for info in shown.hparam_infos}
+    assert infos == {
+        "trial": ("DATA_TYPE_STRING", [], True),
+        "optimizer": ("DATA_TYPE_STRING", ["adagrad", "amsgrad", "rmsprop", "taso"], True),
+        "lr": ("DATA_TYPE_FLOAT64", [0.0005, 0.02, 0.05, 0.1], True),
+        "centered": ("DATA_TYPE_BOOL", [False, True], True),  # varied by the space
+        "alpha": ("DATA_TYPE_FLOAT64", [25.0], False),
+        "beta": ("DATA_TYPE_FLOAT64", [0.7], False),
+        "momentum": ("DATA_TYPE_FLOAT64", [0.0, 0.9], False),
+        "nesterov": ("DATA_TYPE_BOOL", [False], False),
+        "beta1": ("DATA_TYPE_FLOAT64", [0.9], False),
+        "beta2": ("DATA_TYPE_FLOAT64", [0.99], False),
+        "rho": ("DATA_TYPE_FLOAT64", [0.99], False),
+        "lr_decay": ("DATA_TYPE_FLOAT64", [0.0], False),
+        "eps": ("DATA_TYPE_FLOAT64", [1e-10, 1e-08], False),
+        "weight_decay": ("DATA_TYPE_FLOAT64", [0.0, 0.0001], False),
+        "seeds": ("DATA_TYPE_STRING", ["0,1"], False),
+        "n_seeds": ("DATA_TYPE_FLOAT64", [2.0], False),
+        "model": ("DATA_TYPE_STRING", ["lenet5"], False),
+        "dataset": ("DATA_TYPE_STRING", ["digits"], False),
+        "batch_size": ("DATA_TYPE_FLOAT64", [64.0], False),
+    }  # taso's lr_final (None unless set) has no value to show
+    assert shown.metric_infos[0].name.tag == "ray/tune/val_acc"  # the sweep's metric first
+    assert {m.name.tag for m in shown.metric_infos} >= {"ray/tune/test_acc", "ray/tune/epoch"}
+    rows = {group.name: hparam_values(group) for group in groups}
+    assert set(rows) == {c["config_id"] for c in spec.configurations()}
+    adagrad = rows["adagrad"]
+    assert adagrad["trial"] == "adagrad" and adagrad["lr"] == 0.02
+    assert {"lr_decay", "eps"} <= set(adagrad) and "rho" not in adagrad
+    assert {"beta1", "beta2"} <= set(rows["amsgrad"]) and {"rho", "centered"} <= set(
+        rows["rmsprop_centered=true"]
+    )
+
+
+def test_the_experiment_of_an_optuna_space_holds_its_intervals(tmp_path: Path) -> None:
+    spec = load_space(
+        str(
+            write_space(
+                tmp_path / "space.yaml",
+                [
+                    {"optimizer": "taso", "lr": {"loguniform": [0.01, 0.2]}},
+                    {"optimizer": {"choice": ["adagrad", "rmsprop"]}, "lr": 0.3},
+                ],
+                search={"type": "optuna", "num_samples": 4},
+                seeds={"count": 2},
+                seeds_per_trial=1,
+            )
+        )
+    )
+    write_experiment_summary(str(tmp_path), spec)
+    shown, _ = tensorboard_hparams(tmp_path)
+    infos = {info.name: _hparam_info(info) for info in shown.hparam_infos}
+    # the interval covers the distribution and the other blocks' values
+    assert infos["lr"] == ("DATA_TYPE_FLOAT64", (0.01, 0.3), True)
+    assert infos["optimizer"] == ("DATA_TYPE_STRING", ["adagrad", "rmsprop", "taso"], True)
+    assert infos["seeds"] == ("DATA_TYPE_STRING", ["0", "1"], False)
+    assert infos["rho"][1] == [0.99] and infos["lr_decay"][1] == [0.0]
+    assert [n for n, (_, _, differs) in infos.items() if differs] == ["lr", "optimizer", "trial"]
+
+
+class _Trial:
+    """What Ray Tune's TensorBoard logger asks of a trial: its folder, params and name."""
+
+    def __init__(self, folder: Path, name: str) -> None:
+        self.local_path, self.name, self.evaluated_params = str(folder), name, {"trial": {}}
+
+    def init_local_path(self) -> None:
+        Path(self.local_path).mkdir(parents=True, exist_ok=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def test_a_logger_restored_from_an_older_sweep_writes_the_session_of_a_failed_trial(
+    tmp_path: Path,
+) -> None:
+    # a resumed sweep unpickles the logger saved with its Tuner: one without group_prefix here
+    saved = HParamsLogger("rung-0-1ep/").__dict__
+    logger = HParamsLogger.__new__(HParamsLogger)
+    logger.__dict__.update({k: v for k, v in saved.items() if k != "group_prefix"})
+    trial = _Trial(tmp_path / "adagrad_0000", "adagrad")
+    report = {**TASO_REPORT, "optimizer": "adagrad", "hp": {"lr": 0.05, "eps": 1e-10}}
+    logger.log_trial_result(1, trial, {**report, "training_iteration": 1})
+    logger.log_trial_end(trial, failed=True)
+    _, groups = tensorboard_hparams(tmp_path)
+    assert [g.name for g in groups] == ["adagrad"]
+    assert hparam_values(groups[0])["eps"] == 1e-10
+    assert groups[0].sessions[0].status == api_pb2.Status.STATUS_FAILURE
+    metrics = {m.name.tag: m.value for m in groups[0].metric_values}
+    assert metrics["ray/tune/val_acc"] == 0.5
+
+
+def test_the_best_trial_line_names_the_trial() -> None:
+    best = TrialView("adagrad_lr=0.05", "RUNNING", _report(3, 0.9312, 0.004))
+    assert best_trial_line(best, "val_acc") == (
+        "Current best trial: adagrad_lr=0.05, val_acc 0.9312 ± 0.0040 over 2 seeds at epoch 3/4"
+    )
 
 
 def test_prometheus_config_uses_rays_discovery_file_on_localhost() -> None:

@@ -49,6 +49,7 @@ def apply_spec(args: argparse.Namespace) -> SweepSpec:
         model=args.model,
         dataset=args.dataset,
         data_root=args.data_root,
+        download=args.download,
         train_limit=args.train_limit,
         val_fraction=args.val_fraction,
         **override_values(args),

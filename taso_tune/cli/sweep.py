@@ -182,6 +182,12 @@ def add_pair_flags(p: argparse.ArgumentParser, prefix: str = "") -> None:
     p.add_argument("--dataset", help=f"{prefix}the data set to train on (required)")
     p.add_argument("--data-root", help=f"{prefix}where the data set's files are")
     p.add_argument(
+        "--download",
+        action="store_true",
+        default=None,
+        help=f"{prefix}download the data set into --data-root if missing",
+    )
+    p.add_argument(
         "--train-limit", type=int, help=f"{prefix}a stratified subset of N training images"
     )
     p.add_argument(
@@ -266,7 +272,7 @@ def print_dry_run(spec: SweepSpec) -> None:
 
 
 #: The flags of ``sweep`` that only go with ``--defaults`` (``taso-tune apply``'s own).
-PAIR_KEYWORDS = ("model", "dataset", "data_root", "train_limit", "val_fraction")
+PAIR_KEYWORDS = ("model", "dataset", "data_root", "download", "train_limit", "val_fraction")
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:

@@ -132,3 +132,6 @@ INTERRUPTED_FILE = "taso_tune_interrupted.json"
 #: Written by ``resume --rerun-lost`` when Ray Tune's state of the experiment's run is lost: the
 #: finished trials kept, and the lost ones trained again (each from its last checkpoint, if any).
 RERUN_FILE = "taso_tune_rerun.json"
+#: TensorBoard's experiment-level HParams summary: every hyperparameter any trial can have, with
+#: its domain (an event file; TensorBoard reads files whose names hold ``tfevents``).
+HPARAMS_FILE = "events.out.tfevents.taso_tune_hparams"

@@ -79,14 +79,15 @@ def read_experiment_file(experiment: str, name: str) -> str | None:
     return read_text(fs, posixpath.join(root.rstrip("/"), name))
 
 
-def write_experiment_file(experiment: str, name: str, text: str) -> None:
-    """Write ``EXPERIMENT/name`` atomically: a temporary file beside it, then a move."""
+def write_experiment_file(experiment: str, name: str, text: str | bytes) -> None:
+    """Write ``EXPERIMENT/name`` atomically: a temporary file beside it, then a move (``text``:
+    written as UTF-8; ``bytes``: as they are)."""
     fs, root = filesystem(experiment)
     root = root.rstrip("/")
     fs.create_dir(root, recursive=True)
     tmp, final = f"{root}/.{name}.tmp", f"{root}/{name}"
     with fs.open_output_stream(tmp) as handle:
-        handle.write(text.encode())
+        handle.write(text if isinstance(text, bytes) else text.encode())
     fs.move(tmp, final)
 
 

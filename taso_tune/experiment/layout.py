@@ -7,6 +7,7 @@
       taso_tune.lock                    who drives it now (LOCK_FILE)
       taso_tune_interrupted.json        a signal stopped it (INTERRUPTED_FILE)
       taso_tune_budget_sh.json          budget-sh's rung bookkeeping (BUDGET_SH_FILE)
+      events.out.tfevents.taso_tune_hparams   TensorBoard's HParams experiment (HPARAMS_FILE)
       experiment_state-<time>.json      Ray Tune's state of its run (TUNE_STATE_PREFIX)
       tuner.pkl                         the Tuner Ray Tune restores (TUNER_FILE)
       <trial name>_<trial id>/          one trial
@@ -28,6 +29,7 @@ import re
 
 from taso_tune.core.records import (
     BUDGET_SH_FILE,
+    HPARAMS_FILE,
     INTERRUPTED_FILE,
     LOCK_FILE,
     RERUN_FILE,
@@ -39,6 +41,7 @@ __all__ = [
     "BUDGET_SH_FILE",
     "DAMAGED_PREFIX",
     "ERROR_FILE",
+    "HPARAMS_FILE",
     "INTERRUPTED_FILE",
     "LOCK_FILE",
     "RERUN_FILE",

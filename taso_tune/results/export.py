@@ -231,6 +231,7 @@ def defaults_space(
     model: str | None,
     dataset: str | None,
     data_root: str | None = None,
+    download: bool | None = None,
     train_limit: int | None = None,
     val_fraction: float | None = None,
     epochs: int | None = None,
@@ -240,8 +241,8 @@ def defaults_space(
 ) -> SweepSpec:
     """A sweep that trains each optimizer of the defaults file at ``path`` on ``model``/``dataset``
     with no tuning: one configuration per optimizer, ``seeds`` seeds (5, as in the paper);
-    ``data_root``, ``train_limit`` and ``val_fraction`` go to the space's ``train`` section, where
-    the space's checks validate them. ``overrides`` are the other keyword arguments of
+    ``data_root``, ``download``, ``train_limit`` and ``val_fraction`` go to the space's ``train``
+    section, where the space's checks validate them. ``overrides`` are the other keyword arguments of
     :func:`~taso_tune.spaces.with_overrides` (``name``, ``scheduler``, ``cpus``, ...).
 
     The seeds are fresh: they start above every seed that selected the defaults (the file's
@@ -257,6 +258,7 @@ def defaults_space(
                 model=model,
                 dataset=dataset,
                 data_root=data_root,
+                download=download,
                 train_limit=train_limit,
                 val_fraction=val_fraction,
                 epochs=epochs,
@@ -295,6 +297,7 @@ def _defaults_space(
     model: str | None,
     dataset: str | None,
     data_root: str | None,
+    download: bool | None,
     train_limit: int | None,
     val_fraction: float | None,
     epochs: int | None,
@@ -318,6 +321,8 @@ def _defaults_space(
     train: dict[str, Any] = {"model": model, "dataset": dataset, "epochs": planned}
     if data_root:
         train["data_root"] = data_root
+    if download:
+        train["download"] = True
     if train_limit is not None:
         train["train_limit"] = train_limit
     if val_fraction is not None:

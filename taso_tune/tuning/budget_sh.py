@@ -31,6 +31,7 @@ from taso_tune.experiment.layout import rung_name
 from taso_tune.experiment.state import trials_per_configuration
 from taso_tune.spaces import SweepSpec, with_overrides
 from taso_tune.stats.seeds import diverged_score, summarize
+from taso_tune.tuning.observe.tensorboard import write_experiment_summary
 from taso_tune.tuning.outcome import SweepOutcome
 from taso_tune.tuning.paths import new_experiment_path
 from taso_tune.tuning.preflight import Writes
@@ -183,6 +184,7 @@ def run_budget_sh(
     start = time.perf_counter()
     datasets = prepare(GridTrials(spec), storage, address, writes=rung_writes(spec))
     write_space_file(experiment, spec)
+    write_experiment_summary(experiment, spec)
     save_resources(experiment, GridTrials(spec))
     state = {
         "budgets": spec.scheduler.rung_epochs(spec.epochs),

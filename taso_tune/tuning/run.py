@@ -28,6 +28,7 @@ from ray import tune
 from taso_tune.core.errors import ConfigError
 from taso_tune.core.records import (
     BUDGET_SH_FILE,
+    HPARAMS_FILE,
     INTERRUPTED_FILE,
     LOCK_FILE,
     RESOURCES_FILE,
@@ -54,6 +55,7 @@ from taso_tune.experiment.trust import check_trusted_folder
 from taso_tune.spaces import SweepSpec
 from taso_tune.tuning import budget_sh
 from taso_tune.tuning.interrupts import SIGNALS, STORAGE, StorageInterrupted, SweepInterrupted
+from taso_tune.tuning.observe.tensorboard import write_experiment_summary
 from taso_tune.tuning.outcome import SweepOutcome, outcome
 from taso_tune.tuning.paths import new_experiment_path
 from taso_tune.tuning.preflight import Writes, disconnect
@@ -68,7 +70,14 @@ from taso_tune.tuning.tuner import build_tuner
 __all__ = ["SweepInterrupted", "SweepOutcome", "disconnect", "resume_sweep", "run_sweep"]
 
 #: What a sweep writes before Tune does: a folder holding only these started nothing.
-_OWN_FILES = (LOCK_FILE, SPACE_FILE, RESOURCES_FILE, BUDGET_SH_FILE, INTERRUPTED_FILE)
+_OWN_FILES = (
+    LOCK_FILE,
+    SPACE_FILE,
+    HPARAMS_FILE,
+    RESOURCES_FILE,
+    BUDGET_SH_FILE,
+    INTERRUPTED_FILE,
+)
 
 
 def run_sweep(
@@ -96,6 +105,7 @@ def run_sweep(
         source = trial_source(spec)
         datasets = prepare(source, storage, address, writes=Writes.sweep(source))
         write_space_file(path, spec)
+        write_experiment_summary(path, spec)
         save_resources(path, source)
         tuner = build_tuner(source, datasets, storage, name)
         return outcome(path, tuner.fit(), start)

@@ -1,5 +1,5 @@
-"""Readable trial names: the progress table, the dashboard and the trial folders show a trial's
-configuration id, not Tune's generated one."""
+"""Readable trial names: the progress table, the dashboard, TensorBoard and the trial folders show a
+trial's configuration id, not Tune's generated one."""
 
 from __future__ import annotations
 

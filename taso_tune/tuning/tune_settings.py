@@ -7,8 +7,9 @@ from __future__ import annotations
 from ray import tune
 
 from taso_tune.core.storage import resolve, tune_filesystem
+from taso_tune.experiment.layout import rung_index
 from taso_tune.tuning.interrupts import StopAfterSignal
-from taso_tune.tuning.observe.progress import ProgressCallback, SweepProgress
+from taso_tune.tuning.observe.progress import ProgressCallback, StatusTable, SweepProgress
 from taso_tune.tuning.observe.tensorboard import HParamsLogger
 from taso_tune.tuning.preflight import CHECKPOINTS_KEPT
 from taso_tune.tuning.schedulers import build_scheduler
@@ -21,10 +22,8 @@ PROGRESS_COLUMNS = ("epoch", "lr", "train_loss", "val_acc", "test_acc")
 
 def run_config(source: TrialSource, name: str, storage: str) -> tune.RunConfig:
     """Where results go, failure retries, checkpoints kept, the progress table and lines, and the
-    TensorBoard files."""
-    from ray.tune import CLIReporter
-
-    reporter = CLIReporter(
+    TensorBoard files (``name``: the experiment's, or a budget-sh rung's)."""
+    reporter = StatusTable(
         metric_columns=list(PROGRESS_COLUMNS),
         parameter_columns=source.parameter_columns,
         max_report_frequency=15,
@@ -41,7 +40,8 @@ def run_config(source: TrialSource, name: str, storage: str) -> tune.RunConfig:
         progress_reporter=reporter,
         callbacks=[
             StopAfterSignal(),
-            HParamsLogger(),
+            # a budget-sh rung's trials keep their rung in TensorBoard's Trial ID
+            HParamsLogger(f"{name}/" if rung_index(name) is not None else ""),
             ProgressCallback(SweepProgress(source.planned_trials(), spec.epochs, spec.metric)),
         ],
         verbose=1,

@@ -4,6 +4,8 @@ A line for each trial that ends (complete, stopped early by the scheduler, diver
 line with the trials done of those planned, the trial-epochs done of those planned and an estimate of
 the time left. :class:`SweepProgress` is the bookkeeping (no Ray, testable on its own);
 :class:`ProgressCallback` feeds it Ray Tune's trials after every step of the Tuner loop.
+:class:`StatusTable` is Ray Tune's own status table, whose line on the best trial so far names the
+trial (Ray's names its id).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TextIO, cast
 
-from ray.tune import Callback
+from ray.tune import Callback, CLIReporter
 
 from taso_tune.core.records import TrialReport
 
@@ -46,6 +48,27 @@ def format_duration(seconds: float) -> str:
 def _seeds(last: TrialReport) -> str:
     count = len(last.get("seeds") or [])
     return f"{count} seed" if count == 1 else f"{count} seeds"
+
+
+def _score(last: TrialReport, metric: str) -> str:
+    """``val_acc 0.9312 ± 0.0040 over 3 seeds``, or ``""`` while the trial has no finite score."""
+    value = last.get(metric)
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        return ""
+    std = last.get(f"{metric}_std")
+    spread = f" ± {std:.4f}" if isinstance(std, int | float) and math.isfinite(std) else ""
+    return f"{metric} {value:.4f}{spread} over {_seeds(last)}"
+
+
+def best_trial_line(trial: TrialView, metric: str) -> str:
+    """The status table's line on the best trial so far: its name, score and epoch."""
+    last = trial.last
+    epoch = int(last.get("epoch", 0))
+    planned = last.get("planned_epochs")
+    at = f"epoch {epoch}/{planned}" if planned else f"epoch {epoch}"
+    return (
+        f"Current best trial: {trial.name}, {_score(last, metric) or metric + ' none yet'} at {at}"
+    )
 
 
 class SweepProgress:
@@ -107,13 +130,8 @@ class SweepProgress:
             how = f"stopped early by the scheduler at epoch {epoch}/{planned}"
         else:
             how = f"complete, {epoch}/{planned} epochs"
-        value = last.get(self.metric)
-        score = ""
-        if isinstance(value, int | float) and math.isfinite(value):
-            std = last.get(f"{self.metric}_std")
-            spread = f" ± {std:.4f}" if isinstance(std, int | float) and math.isfinite(std) else ""
-            score = f": {self.metric} {value:.4f}{spread} over {_seeds(last)}"
-        return f"trial {trial.name} {how}{score}"
+        score = _score(last, self.metric)
+        return f"trial {trial.name} {how}{': ' + score if score else ''}"
 
     def status_line(self, trials: list[TrialView], now: float) -> str:
         done = [t for t in trials if t.status in ("TERMINATED", "ERROR")]
@@ -148,11 +166,29 @@ class ProgressCallback(Callback):
         self.progress.restart()
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-        views = [
-            TrialView(str(t), t.status, cast(TrialReport, t.last_result or {})) for t in trials
-        ]
-        lines = self.progress.update(views)
+        lines = self.progress.update(_view(t) for t in trials)
         if lines:
             out = self.out or sys.stdout
             out.write("".join(f"{line}\n" for line in lines))
             out.flush()
+
+
+def _view(trial: Any) -> TrialView:
+    """What the progress lines need of one of Ray Tune's trials (its ``str`` is its name)."""
+    return TrialView(str(trial), trial.status, cast(TrialReport, trial.last_result or {}))
+
+
+class StatusTable(CLIReporter):
+    """Ray Tune's status table (a row per trial, named after it), whose line on the best trial so
+    far names the trial and its score over its seeds (:func:`best_trial_line`) where Ray's own names
+    the trial's id and its config (two private methods of Ray's reporter: ray is pinned to 2.60)."""
+
+    def _current_best_trial(self, trials: list) -> tuple[Any, Any]:
+        # Ray prints its line on the trial this returns: none, ours goes in _progress_str instead
+        return None, None
+
+    def _progress_str(self, trials: list, done: bool, *sys_info: str, **kwargs: Any) -> str:
+        best, metric = super()._current_best_trial(trials)
+        if best is not None:
+            sys_info = (*sys_info, best_trial_line(_view(best), metric))
+        return super()._progress_str(trials, done, *sys_info, **kwargs)
