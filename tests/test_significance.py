@@ -300,6 +300,7 @@ def test_one_sweep_gives_one_verdict_in_summary_report_and_export(sweep: Experim
 
     # adam's seed 2 is at chance: flagged in every table, and no interval leaves [0, 100]
     assert "at chance 1/4" in summary and "at chance 1/4" in report
+    assert "at chance 1/4" in significance_html(sweep)  # the report's verdict table too
     assert document["optimizers"]["adam"]["val_acc"]["at_chance"] == 1
     assert document["optimizers"]["adam"]["test_acc"]["at_chance"] == 1
     assert document["optimizers"]["rmsprop"]["val_acc"]["at_chance"] == 0

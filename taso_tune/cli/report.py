@@ -148,16 +148,18 @@ def format_defaults_table(document: dict[str, Any]) -> str:
         )
         return f"at chance {at_chance[0]}/{at_chance[1]}; " if at_chance[0] else ""
 
-    lines = [f"  {'optimizer':<13} {'val_acc':<36} {'test_acc':<36} verdict; hyperparameters"]
+    lines = []
+    if comparison:
+        lines.append(
+            f"  verdicts against the reference {comparison.get('reference')} (the best on "
+            f"{comparison.get('selected_on')}), on {comparison.get('compared_on')} in points, with "
+            f"the {INTERVAL_LABEL}"
+        )
+    lines.append(f"  {'optimizer':<13} {'val_acc':<36} {'test_acc':<36} verdict; hyperparameters")
     for name, entry in document["optimizers"].items():
         hps = ", ".join(f"{k}={v}" for k, v in entry["hparams"].items() if v is not None)
         lines.append(
             f"  {name:<13} {stat(entry.get('val_acc') or {}):<36} {stat(entry.get('test_acc') or {}):<36} "
             f"{verdict(entry)}; {notes(entry)}{hps}"
-        )
-    if comparison:
-        lines.append(
-            f"  verdicts against the reference {comparison.get('reference')}, on "
-            f"{comparison.get('compared_on')} (points), with the {INTERVAL_LABEL}"
         )
     return "\n".join(lines)

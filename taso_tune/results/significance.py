@@ -62,6 +62,7 @@ COLUMNS = [
     "equivalence",
     "selected_on",
     "compared_on",
+    "status",
 ]
 VERDICT_COLORS = {"better": "#2ca02c", "worse": "#d62728", "no difference shown": "#7f7f7f"}
 
@@ -104,7 +105,8 @@ def paired_comparisons(
     ``confidence``), the paired t-test ``p_value``, the Holm-adjusted ``p_holm``, the verdict and,
     for a pick not compared, the ``reason``; ``equivalence`` is the TOST at ``margin`` (an
     :class:`~taso_tune.stats.equivalence.Equivalence`). ``selected_on`` and ``compared_on`` name
-    the two metrics. Empty when no family has a pick.
+    the two metrics, ``status`` the pick's notes (seeds diverged or at chance). Empty when no family
+    has a pick.
     """
     metric = compared_metric(experiment, select_on) if metric is None else metric
     if not metric.endswith("_acc"):
@@ -141,6 +143,7 @@ def paired_comparisons(
             "reason": "",
             "selected_on": selection_metric(select_on),
             "compared_on": metric,
+            "status": row.status,
         }
         if row.config_id != reference:
             found = verdicts[row.config_id]
@@ -237,6 +240,7 @@ def significance_html(
         "p (Holm)",
         "verdict at 5%",
         f"equivalence (TOST, margin ±{margin * 100:g} points)",
+        "notes",
     )
     cells = []
     for _, row in table.iterrows():
@@ -258,6 +262,7 @@ def significance_html(
                 )
             ),
             escape(equivalence_text(row["equivalence"])),
+            escape(row["status"]),
         )
         numeric = {2, 3, 4, 5, 6, 7}
         cells.append(
