@@ -24,8 +24,9 @@ from reproduction_tables import (
 
 from taso_tune.results.experiment import Experiment, load_experiment
 from taso_tune.results.significance import paired_comparisons, seed_values
-from taso_tune.stats.paired import holm, paired_difference, paired_verdict
+from taso_tune.stats.paired import holm, paired_difference
 from taso_tune.stats.seeds import MISSING_TEXT
+from taso_tune.stats.verdict import paired_verdict
 
 NAMES = ("grids", "table5", "table6", "table7", "suboptimal", "transfer", "beyond")
 
@@ -52,8 +53,8 @@ def significance_table(exp: Experiment) -> str:
             {
                 "optimizer": row.optimizer,
                 "test acc %": _points(row.mean, sign=False),
-                "difference to the best (points)": _points(row.difference),
-                "95% interval": interval,
+                "difference to the reference (points)": _points(row.difference),
+                "Holm-adjusted interval": interval,
                 "p (paired t)": MISSING_TEXT
                 if row.p_value != row.p_value or row.p_value is None
                 else f"{row.p_value:.3f}",
@@ -101,9 +102,11 @@ def transfer_table(tuned: Experiment, transferred: Experiment) -> str:
         )
     for row, diff, adjusted in zip(rows, diffs, holm([d.p_value for d in diffs]), strict=True):
         row["p (Holm)"] = f"{adjusted:.3f}"
-        row["verdict at 5%"] = {"better": "tuning helps", "worse": "tuning hurts", "tie": "tie"}[
-            paired_verdict(adjusted, diff.mean, mode="max")
-        ]
+        row["verdict at 5%"] = {
+            "better": "tuning helps",
+            "worse": "tuning hurts",
+            "no difference shown": "no difference shown",
+        }[paired_verdict(adjusted, diff.mean, mode="max")]
     return _md(rows)
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 import yaml
 
 from taso_tune.results.experiment import Experiment, load_experiment
+from taso_tune.results.significance import paired_comparisons
 from taso_tune.stats.seeds import format_interval, format_mean_std
 
 # (optimizer, variant, lr) -> (accuracy, std, loss): Tables I-IV of the paper
@@ -244,9 +245,15 @@ def best_table(exp: Experiment, select_on: str = "val") -> pd.DataFrame:
 
 def beyond_table(exp: Experiment) -> str:
     best = best_table(exp)
+    verdicts = paired_comparisons(exp).set_index("config_id")["verdict"]
     return _md(
         [
-            {"schedule": name, "best lr": row["hp.lr"], **_ours(row), "verdict": row["verdict"]}
+            {
+                "schedule": name,
+                "best lr": row["hp.lr"],
+                **_ours(row),
+                "verdict": verdicts[row["config_id"]],
+            }
             for name, row in best.iterrows()
         ]
     )

@@ -63,8 +63,10 @@ def test_regret_and_epochs_of_a_method_that_stopped_the_best_configuration(full)
     assert "| asha |" in text and "regret_points" in text and "n/a (< 5 configurations)" in text
 
 
-def test_regret_interval_resamples_seeds_by_hand(full) -> None:
-    from taso_tune.results.studies.early_stopping import regret_interval
+def test_each_pick_is_judged_against_the_true_best_by_the_one_rule(full) -> None:
+    from scipy import stats
+
+    from taso_tune.results.studies.early_stopping import pick_verdicts
 
     trials = full.trials
     kept = trials[
@@ -72,10 +74,34 @@ def test_regret_interval_resamples_seeds_by_hand(full) -> None:
         & (trials["seed"] < 2)
     ]
     two = replace(full, trials=kept)
-    # seeds 0, 1: taso (0.90, 0.92), adagrad (0.70, 0.75): every resample keeps taso best by >= 15 points
-    low, high = regret_interval(two, "adagrad_lr=0.05")
-    assert 15.0 <= low <= high <= 22.0
-    assert regret_interval(two, "taso_alpha=10_beta=0.5") == (0.0, 0.0)
+    # seeds 0, 1: taso (0.90, 0.92) is the true best, adagrad (0.70, 0.75): differences -0.20,
+    # -0.17, mean -0.185, std 0.0212132; one comparison, so its Holm interval is the 95% t interval
+    # -0.185 ± 12.706205 * 0.0212132 / sqrt(2) = [-0.375593, 0.005593]: it contains 0, and the
+    # verdict says no difference shown (p = 0.0547 by scipy), the two in step
+    found = pick_verdicts(
+        two, {"full": "taso_alpha=10_beta=0.5", "asha": "adagrad_lr=0.05", "none": None}
+    )
+    assert found["full"].verdict == "reference"
+    adagrad = found["asha"]
+    assert adagrad.p_value == pytest.approx(stats.ttest_rel([0.70, 0.75], [0.90, 0.92]).pvalue)
+    assert adagrad.p_holm == pytest.approx(adagrad.p_value) and adagrad.p_value > 0.05
+    assert adagrad.difference == pytest.approx(-0.185)
+    assert (adagrad.ci_low, adagrad.ci_high) == (
+        pytest.approx(-0.375593, abs=1e-6),
+        pytest.approx(0.005593, abs=1e-6),
+    )
+    assert adagrad.verdict == "no difference shown"
+    assert found["none"].verdict == "not compared"
+    # a method that stopped the true best early picks adagrad
+    stopped = replace(two, trials=kept[kept["config_id"] == "adagrad_lr=0.05"])
+    summary = compare(two, {"asha": stopped}).summary
+    row = summary.set_index("method").loc["asha"]
+    # the regret's interval is the difference's turned round, in points
+    assert row["regret_holm_interval"] == "[-0.56, +37.56]"
+    assert row["verdict_vs_true_best"] == "no difference shown at 5%"
+    assert summary.set_index("method").loc["full", "verdict_vs_true_best"] == (
+        "reference (best on val_acc)"
+    )
 
 
 def test_comparison_page_is_written_with_its_plotly(full, tmp_path: Path) -> None:

@@ -27,14 +27,14 @@ def test_tost_equivalent_within_a_wide_margin():
     assert result.p_value == pytest.approx(0.0038783291, rel=1e-6)
     assert (result.ci_low, result.ci_high) == pytest.approx((-0.1866902145, 0.2266902145), rel=1e-6)
     assert result.equivalent
-    assert result.describe(" points") == "equivalent within ±0.5 points (TOST p 0.00388, n=5)"
+    assert result.describe(" points") == "equivalent within ±0.5 points (TOST p=0.00388, n=5)"
 
 
 def test_tost_not_shown_equivalent_within_a_narrow_margin():
     result = paired_equivalence(A, B, margin=0.1)
     assert result.p_value == pytest.approx(0.2278297700, rel=1e-6)
     assert not result.equivalent
-    assert result.describe().startswith("not shown equivalent within ±0.1 (TOST p 0.228")
+    assert result.describe().startswith("not shown equivalent within ±0.1 (TOST p=0.228")
 
 
 def test_tost_is_symmetric_and_pairs_by_seed():

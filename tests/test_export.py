@@ -70,14 +70,21 @@ def test_export_content_follows_the_selection(experiment) -> None:
     assert taso["val_acc"] == {
         "mean": pytest.approx(0.91),
         "std": pytest.approx(0.01414213562373095),
-        "ci95": [pytest.approx(0.782938), pytest.approx(1.037062)],
+        "ci95": [pytest.approx(0.782938), 1.0],  # the t interval's 1.037062 cut at 1
         "n": 2,
         "planned": 2,
         "complete": 2,
         "diverged": 0,
+        "at_chance": 0,
     }
-    assert taso["verdict"] == "best" and on_val["optimizers"]["adagrad"]["verdict"] == "tie"
+    # the one rule's verdicts: adagrad ran seeds 0-3, the reference 0-1, so it is not compared
+    assert taso["verdict"] == "reference"
+    assert on_val["optimizers"]["adagrad"]["verdict"] == "not compared"
+    assert on_val["optimizers"]["adagrad"]["versus_best"]["reason"] == (
+        "not run over the reference's seeds"
+    )
     assert on_val["optimizers"]["adagrad"]["val_acc"]["diverged"] == 1
+    assert on_val["optimizers"]["adagrad"]["val_acc"]["at_chance"] == 1
     assert on_val["optimizers"]["adagrad"]["val_acc"]["complete"] == 3
     provenance = on_val["provenance"]
     assert (
@@ -110,7 +117,9 @@ def test_cli_export_writes_and_prints_a_table(
     assert main(["export", experiment.path]) == 0
     out = capsys.readouterr().out
     path = Path(experiment.path) / "defaults.yaml"
-    assert str(path) in out and "91.00 ± 1.41 (n=2) [78.29, 103.71]" in out and "adagrad" in out
+    assert str(path) in out and "91.00 ± 1.41 (n=2) [78.29, 100.00]" in out and "adagrad" in out
+    assert "reference (best on val_acc)" in out and "at chance 1/4" in out
+    assert "Holm-adjusted interval (excludes 0 exactly when the verdict says better/worse" in out
     assert load_defaults(str(path))["optimizers"]["adagrad"]["hparams"]["lr"] == 0.05
 
 

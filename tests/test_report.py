@@ -89,16 +89,21 @@ def test_report_has_every_section(experiment: Experiment, complete: Experiment) 
     # results tables: per optimizer, varied hyperparameters as columns, best (on val) in bold
     assert "<h3>taso</h3>" in html and "<h3>adagrad</h3>" in html
     assert "<th>alpha</th><th>beta</th><th>seeds n/planned</th>" in html
-    assert "<b>91.00 ± 1.41 (n=2)<br>[78.29, 103.71]</b>" in html  # taso alpha 10: val 0.90, 0.92
+    # taso alpha 10: val 0.90, 0.92; its t interval [78.29, 103.71] cut at 100
+    assert "<b>91.00 ± 1.41 (n=2)<br>[78.29, 100.00]</b>" in html
     assert (
         "<b>58.75 ± 32.76 (n=4)" in html
     )  # adagrad lr 0.05: 0.70, 0.75, 0.80 and a diverged seed at 0.10
     assert (
-        "diverged 1/4" in html
+        "diverged 1/4; at chance 1/4" in html
         and "not compared: 2 of 3 seeds" in html
         and "not compared: 1 of 2 seeds" in html
     )
-    assert "± 0.00" not in html and "tie with best" in html
+    # the one rule's verdicts (adagrad ran other seeds than the reference), ranks, no "tie"
+    assert "reference (best on val_acc)" in html
+    assert "not compared (not run over the reference&#x27;s seeds)" in html
+    assert "<th>rank in family</th>" in html and "tie with best" not in html
+    assert "± 0.00" not in html
     # one seed: no std and no interval, shown as "—" (a table's empty cell is NaN, never printed)
     assert "± — (n=1)<br>—" in html and not re.search(r"± (?!—)\S+ \(n=1\)", html)
     assert not re.search(r"± nan|\[nan|nan\]", html)

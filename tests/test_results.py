@@ -290,10 +290,13 @@ def test_aggregate_follows_the_one_statistics_rule(experiment) -> None:
     )
     assert taso_a["val_acc_mean"] == pytest.approx(0.91)
     assert taso_a["val_acc_std"] == pytest.approx(0.01414213562373095)  # sqrt(2 * 0.01**2 / 1)
-    # t_{0.975, 1} = 12.706205; half width 12.706205 * 0.0141421 / sqrt(2) = 0.127062
-    assert (taso_a["val_acc_ci_low"], taso_a["val_acc_ci_high"]) == (
-        pytest.approx(0.782938),
-        pytest.approx(1.037062),
+    # t_{0.975, 1} = 12.706205; half width 12.706205 * 0.0141421 / sqrt(2) = 0.127062: the t
+    # interval [0.782938, 1.037062] passes 100%; an accuracy's stops at 1
+    assert (taso_a["val_acc_ci_low"], taso_a["val_acc_ci_high"]) == (pytest.approx(0.782938), 1.0)
+    # a loss's stays as it is above 0: val loss 0.30, 0.26 give 0.28 ± 12.706205 * 0.0282843 / sqrt(2)
+    assert (taso_a["val_loss_ci_low"], taso_a["val_loss_ci_high"]) == (
+        pytest.approx(0.28 - 0.254124, abs=1e-6),
+        pytest.approx(0.28 + 0.254124, abs=1e-6),
     )
     assert taso_a["test_acc_mean"] == pytest.approx(0.82)
     assert taso_a["val_loss_mean"] == pytest.approx(0.28)
@@ -307,7 +310,7 @@ def test_a_diverged_seed_counts_at_chance_level(experiment) -> None:
         1,
         True,
     )
-    assert adagrad["status"] == "diverged 1/4"
+    assert adagrad["status"] == "diverged 1/4; at chance 1/4" and adagrad["at_chance"] == 1
     assert adagrad["val_acc_mean"] == pytest.approx(
         (0.70 + 0.75 + 0.80 + 0.10) / 4
     )  # 1 / 10 classes
@@ -336,8 +339,9 @@ def test_best_per_optimizer_ranks_only_comparable_configurations(experiment) -> 
     assert on_test["taso"] == "taso_alpha=10_beta=0.5"
     assert on_val.loc["adagrad", "config_id"] == on_test["adagrad"] == "adagrad_lr=0.05"
     assert list(best_per_optimizer(agg, "val")["optimizer"]) == ["taso", "adagrad"]  # best first
-    # adagrad's interval [0.066, 1.109] (t_{0.975,3} = 3.182446) overlaps taso's: a tie, not "worse"
-    assert (on_val.loc["taso", "verdict"], on_val.loc["adagrad", "verdict"]) == ("best", "tie")
+    # a rank is an order, never a verdict (the one rule's verdicts are in test_significance.py)
+    assert (on_val.loc["taso", "rank"], on_val.loc["adagrad", "rank"]) == (1, 2)
+    assert "verdict" not in on_val.columns
 
 
 def test_a_configuration_with_diverged_seeds_is_not_picked_over_a_stable_one() -> None:
@@ -371,11 +375,17 @@ def test_selection_metric_rejects_unknown_split() -> None:
         selection_metric("train")  # type: ignore[arg-type]
 
 
-def test_format_summary_states_n_of_planned_intervals_and_ties(experiment) -> None:
+def test_format_summary_states_n_of_planned_intervals_and_verdicts(experiment) -> None:
     text = format_summary(experiment, "val")
     assert "selected on val_acc" in text
-    assert "91.00 ± 1.41 (n=2) [78.29, 103.71]" in text and "n=2/2 seeds, best" in text
-    assert "n=4/4 seeds, tie with best; diverged 1/4" in text
+    assert "91.00 ± 1.41 (n=2) [78.29, 100.00]" in text  # the t interval cut at 100
+    assert "Reference: taso (taso_alpha=10_beta=0.5), the best pick on val_acc" in text
+    assert "n=2/2 seeds  [taso_alpha=10_beta=0.5]" in text
+    assert "verdict: reference (best on val_acc)" in text
+    # adagrad ran seeds 0-3, the reference 0-1: not paired, so not compared
+    assert "n=4/4 seeds; diverged 1/4; at chance 1/4  [adagrad_lr=0.05]" in text
+    assert "verdict: not compared (not run over the reference's seeds)" in text
+    assert "tie" not in text
     assert "not compared: 2 of 4 configurations" in text
     assert "stopped-early 1" in text and "diverged 1" in text and "errored 1" in text
     assert "± 0.00" not in text and "how to read these numbers" in text

@@ -14,10 +14,14 @@ import numpy as np
 import pytest
 
 from taso_tune.core.errors import ConfigError
-from taso_tune.stats.paired import bootstrap_interval, holm, paired_difference, paired_verdict
+from taso_tune.stats.paired import bootstrap_interval, holm, paired_difference
 from taso_tune.stats.seeds import (
+    ACCURACY_RANGE,
+    LOSS_RANGE,
     Interval,
     SeedSummary,
+    at_chance_threshold,
+    bounded,
     chance_level,
     diverged_score,
     format_interval,
@@ -28,6 +32,7 @@ from taso_tune.stats.seeds import (
     summarize,
     t_interval,
 )
+from taso_tune.stats.verdict import paired_verdict
 
 T_975_DF2 = 4.302653
 HALF_WIDTH_PER_STD_N3 = T_975_DF2 / math.sqrt(3)  # 2.484138
@@ -91,7 +96,7 @@ def test_diverged_seeds_are_scored_at_chance_and_counted() -> None:
     assert s.std == approx(0.513842)
     # half-width 4.302653 · 0.89 / 3 = 1.276454
     assert (s.ci_low, s.ci_high) == (approx(0.396667 - 1.276454), approx(0.396667 + 1.276454))
-    assert status_text(s) == "diverged 2/3"
+    assert status_text(s) == "diverged 2/3; at chance 2/3"
 
 
 def test_loss_chance_is_the_worst_value_seen() -> None:
@@ -120,7 +125,54 @@ def test_the_one_rule_for_a_diverged_seed() -> None:
 def test_missing_and_diverged_status_text() -> None:
     s = summarize([0.9, 0.91], planned=5, diverged=1, chance=0.1)
     assert (s.n, s.missing, s.comparable) == (3, 2, False)
-    assert status_text(s) == "not compared: 3 of 5 seeds; diverged 1/3"
+    assert status_text(s) == "not compared: 3 of 5 seeds; diverged 1/3; at chance 1/3"
+
+
+def test_an_accuracy_interval_stays_inside_0_and_1() -> None:
+    # 0.97, 0.98, 0.99: the t interval [0.955159, 1.004841] passes 1; an accuracy's stops at 1
+    plain = summarize([0.97, 0.98, 0.99], planned=3)
+    s = summarize([0.97, 0.98, 0.99], planned=3, chance=0.1, kind="accuracy")
+    assert (s.ci_low, s.ci_high) == (approx(plain.ci_low), 1.0)
+    assert (s.mean, s.std) == (plain.mean, plain.std)  # only the interval is cut
+    # a seed at chance: 0.9, 0.92 and a diverged seed at 0.1, deviations 0.26, 0.28, -0.54 from
+    # 0.64, std sqrt(0.4376 / 2) = 0.467761, t interval 0.64 ± 2.484138 · 0.467761 =
+    # [-0.521982, 1.801982]; cut to [0, 1]
+    low = summarize([0.9, 0.92], planned=3, diverged=1, chance=0.1, kind="accuracy")
+    assert low.std == approx(0.467761)
+    assert (low.ci_low, low.ci_high) == (0.0, 1.0)
+    assert format_interval(low.ci_low, low.ci_high) == "[0.00, 100.00]"
+
+
+def test_a_loss_interval_stops_at_0() -> None:
+    # 0.01, 0.05, 0.30: mean 0.12, deviations -0.11, -0.07, 0.18, std sqrt(0.0494 / 2) = 0.157162,
+    # t interval 0.12 ± 2.484138 · 0.157162 = [-0.270413, 0.510413]
+    s = summarize([0.01, 0.05, 0.30], planned=3, kind="loss")
+    assert s.std == approx(0.157162)
+    assert (s.ci_low, s.ci_high) == (0.0, approx(0.12 + HALF_WIDTH_PER_STD_N3 * 0.157162))
+
+
+def test_bounded_intersects_with_the_range() -> None:
+    assert bounded(Interval(-0.2, 0.5), ACCURACY_RANGE) == (0.0, 0.5)
+    assert bounded(Interval(0.2, 1.5), ACCURACY_RANGE) == (0.2, 1.0)
+    assert bounded(Interval(0.2, 0.5), ACCURACY_RANGE) == (0.2, 0.5)
+    assert bounded(Interval(-3.0, 2.0), LOSS_RANGE) == (0.0, 2.0)
+    assert bounded(Interval(-3.0, 2.0), None) == (-3.0, 2.0)
+
+
+def test_seeds_at_chance_are_counted_and_shown() -> None:
+    # 10 classes: chance 0.1, threshold 0.1 + 0.1 · 0.9 = 0.19
+    assert at_chance_threshold(0.1) == approx(0.19)
+    assert at_chance_threshold(0.5) == approx(0.55)  # 2 classes
+    s = summarize([0.95, 0.96, 0.18, 0.19], planned=5, diverged=1, chance=0.1, kind="accuracy")
+    assert (s.n, s.diverged, s.at_chance) == (5, 1, 2)  # the diverged seed and 0.18; 0.19 is not
+    assert status_text(s) == "diverged 1/5; at chance 2/5"
+    # a loss has no chance threshold: only the diverged seed
+    loss = summarize([0.2, 0.3], planned=3, diverged=1, chance=2.3, kind="loss")
+    assert loss.at_chance == 1
+    with pytest.raises(ConfigError, match="^chance:"):
+        summarize([0.9, 0.8], planned=2, kind="accuracy")
+    with pytest.raises(ConfigError, match="^kind:"):
+        summarize([0.9, 0.8], planned=2, kind="f1")  # type: ignore[arg-type]
 
 
 def test_format_mean_std_golden() -> None:
@@ -142,16 +194,13 @@ def test_stable_configuration_beats_one_that_diverged_on_two_seeds() -> None:
         },
         "max",
     )
-    assert [(r.config_id, r.rank, r.verdict) for r in rows] == [
-        ("stable", 1, "best"),
-        ("lucky", 2, "tie"),
-    ]
-    # "tie", not "worse": the lucky one's interval [-0.879787, 1.673120] covers 0.98
+    assert [(r.config_id, r.rank) for r in rows] == [("stable", 1), ("lucky", 2)]
     assert pick(rows).config_id == "stable"
-    assert rows[1].status == "diverged 2/3"
+    # summarised without its kind: only the diverged seeds count as at chance
+    assert rows[1].status == "diverged 2/3; at chance 2/3"
 
 
-def test_best_tie_worse_from_interval_overlap() -> None:
+def test_rank_orders_by_mean_and_names_no_verdict() -> None:
     rows = rank(
         {
             "b_low": summarize([0.90, 0.91, 0.92], planned=3),  # [0.885159, 0.934841]
@@ -160,11 +209,13 @@ def test_best_tie_worse_from_interval_overlap() -> None:
         },
         "max",
     )
-    assert [(r.config_id, r.rank, r.verdict) for r in rows] == [
-        ("a_top", 1, "best"),
-        ("c_mid", 2, "tie"),
-        ("b_low", 3, "worse"),
+    assert [(r.config_id, r.rank, r.compared) for r in rows] == [
+        ("a_top", 1, True),
+        ("c_mid", 2, True),
+        ("b_low", 3, True),
     ]
+    # c_mid's interval overlaps a_top's and b_low's does not: ranking reads neither as a verdict
+    assert not any(hasattr(r, "verdict") for r in rows)
 
 
 def test_configuration_with_a_missing_seed_is_never_ranked_nor_picked() -> None:
@@ -173,9 +224,9 @@ def test_configuration_with_a_missing_seed_is_never_ranked_nor_picked() -> None:
         "finished": summarize([0.90, 0.91, 0.92], planned=3),
     }
     rows = rank(summaries, "max")
-    assert [(r.config_id, r.rank, r.verdict) for r in rows] == [
-        ("finished", 1, "best"),
-        ("incomplete", None, "not compared"),
+    assert [(r.config_id, r.rank, r.compared) for r in rows] == [
+        ("finished", 1, True),
+        ("incomplete", None, False),
     ]
     assert rows[1].status == "not compared: 2 of 3 seeds"
     assert pick(rows).config_id == "finished"
@@ -183,9 +234,9 @@ def test_configuration_with_a_missing_seed_is_never_ranked_nor_picked() -> None:
 
 def test_no_comparable_configuration_means_no_pick() -> None:
     rows = rank({"b": summarize([0.9], planned=2), "a": summarize([], planned=2)}, "max")
-    assert [(r.config_id, r.rank, r.verdict) for r in rows] == [
-        ("a", None, "not compared"),
-        ("b", None, "not compared"),
+    assert [(r.config_id, r.rank, r.status) for r in rows] == [
+        ("a", None, "not compared: 0 of 2 seeds"),
+        ("b", None, "not compared: 1 of 2 seeds"),
     ]
     assert pick(rows) is None
     assert rank({}, "max") == []
@@ -201,11 +252,7 @@ def test_min_mode_ranks_losses_lowest_first() -> None:
         },
         "min",
     )
-    assert [(r.config_id, r.rank, r.verdict) for r in rows] == [
-        ("low", 1, "best"),
-        ("high", 2, "worse"),
-        ("blew_up", 3, "tie"),  # [1.04 ± 2.484138 · 1.264437] still reaches 0.32
-    ]
+    assert [(r.config_id, r.rank) for r in rows] == [("low", 1), ("high", 2), ("blew_up", 3)]
     assert rows[2].summary.std == approx(1.264437)
 
 
@@ -213,17 +260,14 @@ def test_equal_means_rank_by_config_id_whatever_the_order_given() -> None:
     same = [0.95, 0.96, 0.97]
     for order in (["z", "a", "m"], ["m", "z", "a"]):
         rows = rank({c: summarize(same, planned=3) for c in order}, "max")
-        assert [(r.config_id, r.rank, r.verdict) for r in rows] == [
-            ("a", 1, "best"),
-            ("m", 2, "tie"),
-            ("z", 3, "tie"),
-        ]
+        assert [(r.config_id, r.rank) for r in rows] == [("a", 1), ("m", 2), ("z", 3)]
 
 
-def test_single_seed_configurations_are_never_shown_apart() -> None:
-    # with n = 1 there is no interval: nothing shows 0.5 worse than 0.9
+def test_single_seed_configurations_are_ranked_by_their_one_value() -> None:
+    # with n = 1 there is no interval; the order is still the order of the means
     rows = rank({"a": summarize([0.9], planned=1), "b": summarize([0.5], planned=1)}, "max")
-    assert [(r.config_id, r.verdict) for r in rows] == [("a", "best"), ("b", "tie")]
+    assert [(r.config_id, r.rank) for r in rows] == [("a", 1), ("b", 2)]
+    assert pick(rows).config_id == "a"
 
 
 def test_rank_refuses_mixed_confidence_levels() -> None:
@@ -311,10 +355,10 @@ def test_holm_refuses_non_probabilities(bad: list[float]) -> None:
         (0.03, -0.02, "max", "worse"),
         (0.03, -0.02, "min", "better"),
         (0.03, 0.02, "min", "worse"),
-        (0.06, 0.02, "max", "tie"),
-        (0.05, 0.02, "max", "tie"),  # the level itself is not significant
-        (float("nan"), 0.02, "max", "tie"),
-        (0.0, 0.0, "max", "tie"),
+        (0.06, 0.02, "max", "no difference shown"),
+        (0.05, 0.02, "max", "no difference shown"),  # the level itself is not significant
+        (float("nan"), 0.02, "max", "no difference shown"),
+        (0.0, 0.0, "max", "no difference shown"),
     ],
 )
 def test_paired_verdict(p: float, difference: float, mode: str, expected: str) -> None:
@@ -330,7 +374,7 @@ def test_paired_study_end_to_end() -> None:
     ]
     adjusted = holm(p_raw)
     assert adjusted == [approx(0.074180), approx(0.0)]
-    assert paired_verdict(adjusted[0], 0.02, mode="max") == "tie"
+    assert paired_verdict(adjusted[0], 0.02, mode="max") == "no difference shown"
 
 
 # --- bootstrap ----------------------------------------------------------------------------------

@@ -1,15 +1,19 @@
-"""Paired comparisons of each optimizer's pick against the best one: values against a case computed
-by hand, the report's table and forest plot, the exported interval, and the edge cases."""
+"""The one verdict of the results, each optimizer's pick against the reference: values against a case
+computed by hand, the report's table and forest plot, the exported interval, the edge cases, and one
+sweep read by the summary, the report and the export, which must all say the same."""
 
 from __future__ import annotations
 
 import math
 import re
 import subprocess
+from html import escape
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from scipy import stats
 from test_report import CHROMIUM_FLAGS, ERROR_HOOK, _chromium
 from test_results import write_fixture_experiment
@@ -19,6 +23,7 @@ from taso_tune.results.experiment import Experiment, load_experiment
 from taso_tune.results.export import defaults_from_experiment
 from taso_tune.results.report import render_report, report_figures, write_report
 from taso_tune.results.significance import forest_plot, paired_comparisons, significance_html
+from taso_tune.results.summary import format_summary
 
 SEEDS = (0, 1, 2, 3)
 # config -> (optimizer, val_acc per seed, test_acc per seed); None: the seed diverged
@@ -33,6 +38,7 @@ CASE = {
     ),  # not its family's pick
 }
 T_975_DF3 = 3.182446305284263  # Student t, 97.5% quantile, 3 degrees of freedom (tables)
+T_9875_DF3 = 4.176535  # Student t, 98.75% quantile, 3 degrees of freedom: Holm's first of two
 
 
 @pytest.fixture
@@ -70,11 +76,13 @@ def test_values_match_the_hand_computed_case(case: Experiment) -> None:
     # adam - taso per seed: -0.10, -0.09, -0.09, -0.08: mean -0.09, std sqrt(0.0002 / 3)
     adam = table.loc["adam"]
     std = math.sqrt(0.0002 / 3)
-    half = T_975_DF3 * std / 2
+    # adam's p is the smaller of two: Holm doubles it, so its interval is at 1 - 0.05 / 2
+    half = T_9875_DF3 * std / 2
     assert adam["difference"] == pytest.approx(-0.09)
+    assert adam["confidence"] == pytest.approx(0.975)
     assert (adam["ci_low"], adam["ci_high"]) == (
-        pytest.approx(-0.09 - half),
-        pytest.approx(-0.09 + half),
+        pytest.approx(-0.09 - half, abs=1e-6),
+        pytest.approx(-0.09 + half, abs=1e-6),
     )
     t_adam = -0.09 / (std / 2)
     assert adam["p_value"] == pytest.approx(2 * stats.t.sf(abs(t_adam), 3))
@@ -90,19 +98,34 @@ def test_values_match_the_hand_computed_case(case: Experiment) -> None:
     p_a = adam["p_value"]
     assert adam["p_holm"] == pytest.approx(min(1.0, 2 * p_a))
     assert adagrad["p_holm"] == pytest.approx(max(p_c, 2 * p_a))
-    assert adam["verdict"] == "worse" and adagrad["verdict"] == "tie"
+    assert adam["verdict"] == "worse" and adagrad["verdict"] == "no difference shown"
     assert adagrad["mean"] == pytest.approx((0.91 + 0.10 + 0.95 + 0.97) / 4)
+    # adagrad's p_holm is its own p (larger than adam's doubled): the 95% interval, cut to [-1, 1]
+    assert adagrad["p_holm"] == pytest.approx(p_c) and adagrad["confidence"] == pytest.approx(0.95)
+    half_c = T_975_DF3 * std_c / 2
+    assert (adagrad["ci_low"], adagrad["ci_high"]) == (
+        pytest.approx(max(-1.0, -0.1975 - half_c)),
+        pytest.approx(-0.1975 + half_c),
+    )
+    assert (table["selected_on"] == "val_acc").all() and (table["compared_on"] == "test_acc").all()
 
 
 def test_table_and_forest_plot_in_the_report(case: Experiment) -> None:
     html = significance_html(case)
-    assert "-9.00" in html and "worse" in html and "tie" in html and "reference" in html
-    assert f"[{(-0.09 - T_975_DF3 * math.sqrt(0.0002 / 3) / 2) * 100:+.2f}," in html
+    assert "-9.00" in html and "worse" in html and "no difference shown at 5%" in html
+    assert "Reference: taso (taso_a), the best pick on val_acc" in html
+    assert "picked on val_acc, compared on test_acc" in html
+    assert f"[{(-0.09 - T_9875_DF3 * math.sqrt(0.0002 / 3) / 2) * 100:+.2f}," in html
+    assert "Holm-adjusted interval (excludes 0 exactly when the verdict says better/worse" in html
+    assert "margin ±0.5 points" in html and "not shown equivalent within ±0.5 points" in html
+    assert "tie" not in html
     fig = forest_plot(case)
     xs = sorted(x for trace in fig.data for x in trace.x)
     assert xs == [pytest.approx(-19.75), pytest.approx(-9.0)]
     worse = next(trace for trace in fig.data if trace.name == "worse")
-    assert worse.error_x.arrayminus[0] == pytest.approx(T_975_DF3 * math.sqrt(0.0002 / 3) / 2 * 100)
+    assert worse.error_x.arrayminus[0] == pytest.approx(
+        T_9875_DF3 * math.sqrt(0.0002 / 3) / 2 * 100, abs=1e-4
+    )
     page = render_report(case)
     assert 'id="significance"' in page and "significance" in report_figures(case)
 
@@ -113,20 +136,27 @@ def test_export_carries_the_paired_interval(case: Experiment) -> None:
     assert (
         adam["metric"] == "test_acc" and adam["against"] == "taso_a" and adam["verdict"] == "worse"
     )
-    assert adam["difference"] == pytest.approx(-0.09) and len(adam["ci95"]) == 2
-    assert adam["ci95"][0] == pytest.approx(-0.09 - T_975_DF3 * math.sqrt(0.0002 / 3) / 2)
+    assert adam["difference"] == pytest.approx(-0.09) and len(adam["holm_interval"]) == 2
+    assert adam["holm_interval"][0] == pytest.approx(
+        -0.09 - T_9875_DF3 * math.sqrt(0.0002 / 3) / 2, abs=1e-6
+    )
+    assert adam["interval_confidence"] == pytest.approx(0.975)
     assert optimizers["taso"]["versus_best"] == {"metric": "test_acc", "reference": True}
-    assert isinstance(adam["p_holm"], float)
+    assert isinstance(adam["p_holm"], float) and optimizers["adam"]["verdict"] == "worse"
+    assert adam["equivalence"]["margin"] == 0.005 and adam["equivalence"]["equivalent"] is False
 
 
 def test_nothing_to_compare_with_one_family_or_one_seed(case: Experiment, tmp_path: Path) -> None:
     taso = case.trials[case.trials["optimizer"] == "taso"]
     single = Experiment(case.path, case.space, taso, case.epochs)
-    assert paired_comparisons(single).empty and forest_plot(single) is None
+    assert list(paired_comparisons(single)["verdict"]) == ["reference"]
+    assert forest_plot(single) is None
     assert "at least two optimizer families" in significance_html(single)
     one_seed = case.trials[case.trials["seed"] == 0]
     solo = Experiment(case.path, {**case.space, "seeds": 1}, one_seed, case.epochs)
-    assert paired_comparisons(solo).empty
+    table = paired_comparisons(solo)
+    assert list(table["verdict"]) == ["reference", "not compared", "not compared"]
+    assert set(table["reason"][1:]) == {"fewer than 2 seeds"} and forest_plot(solo) is None
     with pytest.raises(ConfigError, match="accuracies"):
         paired_comparisons(case, metric="test_loss")
 
@@ -137,7 +167,8 @@ def test_unpaired_seeds_are_not_tested(case: Experiment) -> None:
     table = paired_comparisons(Experiment(case.path, case.space, trials, case.epochs)).set_index(
         "optimizer"
     )
-    assert table.loc["adam", "verdict"] == "not paired" and pd.isna(table.loc["adam", "p_holm"])
+    assert table.loc["adam", "verdict"] == "not compared" and pd.isna(table.loc["adam", "p_holm"])
+    assert table.loc["adam", "reason"] == "not run over the reference's seeds"
     assert table.loc["adagrad", "p_holm"] == pytest.approx(
         table.loc["adagrad", "p_value"]
     )  # one test: no correction
@@ -168,3 +199,128 @@ def test_forest_plot_draws_in_headless_chromium(case: Experiment, tmp_path: Path
     assert "errorbar" in section or "errorbars" in section
     html_tag = re.search(r"<html[^>]*>", run.stdout).group(0)
     assert "data-console-errors" not in html_tag, html_tag
+
+
+# --- one sweep, one verdict ---------------------------------------------------------------------
+
+# config -> (optimizer, lr, val_acc per seed, test_acc per seed). taso is the best on validation;
+# rmsprop is below it on validation and above it on test, seed by seed; adam's seed 2 is at chance.
+SWEEP = {
+    "taso_lr=0.05": ("taso", 0.05, [0.95, 0.95, 0.95, 0.95], [0.90, 0.91, 0.92, 0.93]),
+    "rmsprop_lr=0.005": ("rmsprop", 0.005, [0.94, 0.94, 0.94, 0.94], [0.92, 0.935, 0.94, 0.955]),
+    "adam_lr=0.002": ("adam", 0.002, [0.90, 0.91, 0.12, 0.92], [0.89, 0.90, 0.13, 0.91]),
+}
+SWEEP_BLOCKS = [
+    {"optimizer": "taso", "lr": {"grid": [0.02, 0.05, 0.1]}},  # the pick is interior
+    {"optimizer": "rmsprop", "lr": {"grid": [0.001, 0.005]}},  # the pick is the largest
+    {"optimizer": "adam", "lr": {"grid": [0.001, 0.002, 0.005]}},  # interior
+]
+
+
+@pytest.fixture
+def sweep(tmp_path: Path) -> Experiment:
+    fixture = load_experiment(str(write_fixture_experiment(tmp_path)))
+    template = {
+        k: v for k, v in fixture.trials.iloc[6].to_dict().items() if not k.startswith("hp.")
+    }
+    rows = []
+    for config_id, (optimizer, lr, val, test) in SWEEP.items():
+        for seed, v, t in zip(SEEDS, val, test, strict=True):
+            rows.append(
+                {
+                    **template,
+                    "trial_id": f"{config_id}_{seed}",
+                    "config_id": config_id,
+                    "optimizer": optimizer,
+                    "seed": seed,
+                    "status": "complete",
+                    "val_acc": v,
+                    "test_acc": t,
+                    "hp.lr": lr,
+                }
+            )
+    space = {
+        **fixture.space,
+        "seeds": len(SEEDS),
+        "seeds_per_trial": "all",
+        "scheduler": "none",
+        "blocks": SWEEP_BLOCKS,
+    }
+    return Experiment(fixture.path, space, pd.DataFrame(rows), fixture.epochs.iloc[0:0])
+
+
+def _intervals(text: str) -> list[tuple[float, float, bool]]:
+    """Every ``[a, b]`` of a text, and whether it is a signed one (a difference)."""
+    return [
+        (float(low), float(high), low[0] in "+-")
+        for low, high in re.findall(r"\[([+-]?\d+\.\d+), ([+-]?\d+\.\d+)\]", text)
+    ]
+
+
+def test_one_sweep_gives_one_verdict_in_summary_report_and_export(sweep: Experiment) -> None:
+    # rmsprop - taso on test, seed by seed: +0.02, +0.025, +0.02, +0.025: mean 0.0225, std
+    # sqrt(4 · 0.0025² / 3); its p is the smaller of two, so Holm doubles it and its interval is at 97.5%
+    diffs = [0.02, 0.025, 0.02, 0.025]
+    std = float(np.std(diffs, ddof=1))
+    assert std == pytest.approx(math.sqrt(4 * 0.0025**2 / 3))
+    p = stats.ttest_rel([0.92, 0.935, 0.94, 0.955], [0.90, 0.91, 0.92, 0.93]).pvalue
+    assert 2 * p < 0.05
+    half = stats.t.ppf(1 - 0.025 / 2, 3) * std / 2
+    low, high = 0.0225 - half, 0.0225 + half
+    shown = f"+2.25 [{low * 100:+.2f}, {high * 100:+.2f}]"
+    words = "better (on test_acc; the reference was picked on val_acc)"
+
+    summary = format_summary(sweep)
+    report = render_report(sweep)
+    document = defaults_from_experiment(sweep)
+    rmsprop = document["optimizers"]["rmsprop"]
+
+    # the same verdict and the same interval everywhere
+    assert f"verdict: {words}: {shown} points on test_acc" in summary
+    assert escape(words) in report and shown in report
+    assert rmsprop["verdict"] == "better" and rmsprop["versus_best"]["verdict"] == "better"
+    assert rmsprop["versus_best"]["difference"] == pytest.approx(0.0225)
+    assert rmsprop["versus_best"]["holm_interval"] == [pytest.approx(low), pytest.approx(high)]
+    assert rmsprop["versus_best"]["p_holm"] == pytest.approx(2 * p)
+    comparison = document["provenance"]["comparison"]
+    assert (comparison["reference"], comparison["selected_on"], comparison["compared_on"]) == (
+        "taso_lr=0.05",
+        "val_acc",
+        "test_acc",
+    )
+    assert document["optimizers"]["taso"]["verdict"] == "reference"
+    assert document["optimizers"]["adam"]["verdict"] == "no difference shown"
+    assert "no difference shown at 5%" in summary and "no difference shown at 5%" in report
+    # the interval's label in every output; no verdict from overlap
+    label = "Holm-adjusted interval (excludes 0 exactly when the verdict says better/worse"
+    assert label in summary and label in report and label in comparison["interval"]
+    page = re.sub(r"<script.*?</script>", "", report, flags=re.DOTALL)  # plotly.js says "tie"
+    for text in (summary, page, yaml.safe_dump(document)):
+        assert not re.search(r"\btie\b", text)
+
+    # adam's seed 2 is at chance: flagged in every table, and no interval leaves [0, 100]
+    assert "at chance 1/4" in summary and "at chance 1/4" in report
+    assert "at chance 1/4" in significance_html(sweep)  # the report's verdict table too
+    assert document["optimizers"]["adam"]["val_acc"]["at_chance"] == 1
+    assert document["optimizers"]["adam"]["test_acc"]["at_chance"] == 1
+    assert document["optimizers"]["rmsprop"]["val_acc"]["at_chance"] == 0
+    for text in (summary, report):
+        found = _intervals(text)
+        assert any(not signed and high == 100.0 for _, high, signed in found)  # adam's, cut
+        for low_, high_, signed in found:
+            assert (-100.0 if signed else 0.0) <= low_ <= high_ <= 100.0, (low_, high_)
+    for entry in document["optimizers"].values():
+        for metric in ("val_acc", "test_acc"):
+            assert 0.0 <= entry[metric]["ci95"][0] <= entry[metric]["ci95"][1] <= 1.0
+
+    # TOST beside each comparison, with its margin
+    assert "not shown equivalent within ±0.5 points (TOST p=" in report
+    assert "margin ±0.5 points" in report
+    assert rmsprop["versus_best"]["equivalence"]["margin"] == 0.005
+    assert comparison["equivalence_margin"] == 0.005
+
+    # the grid-edge warning: rmsprop's lr is the largest tried, taso's and adam's are interior
+    edge = "lr 0.005 is the largest value tried; the best may lie beyond"
+    assert edge in report and edge in summary and rmsprop["grid_edges"] == [edge]
+    assert "lr 0.05 is" not in report and "lr 0.002 is" not in report
+    assert document["optimizers"]["taso"]["grid_edges"] == []

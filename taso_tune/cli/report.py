@@ -114,8 +114,13 @@ def run_export_command(args: argparse.Namespace) -> int:
 
 def format_defaults_table(document: dict[str, Any]) -> str:
     """The optimizers of a defaults document, one line each: accuracy mean ± std (n/planned) with
-    its interval, the verdict against the best, and the hyperparameters."""
+    its interval, the verdict against the reference with the difference and its Holm-adjusted
+    interval (the one rule, as the summary and the report word it), seeds at chance, and the
+    hyperparameters."""
     from taso_tune.stats.seeds import format_interval, format_mean_std
+    from taso_tune.stats.verdict import INTERVAL_LABEL, format_difference, verdict_text
+
+    comparison = document.get("provenance", {}).get("comparison") or {}
 
     def stat(entry: dict[str, Any]) -> str:
         if entry.get("mean") is None:
@@ -123,11 +128,38 @@ def format_defaults_table(document: dict[str, Any]) -> str:
         low, high = entry.get("ci95") or (None, None)
         return f"{format_mean_std(entry['mean'], entry.get('std'), entry.get('n', 0))} {format_interval(low, high)}"
 
-    lines = [f"  {'optimizer':<13} {'val_acc':<36} {'test_acc':<36} verdict  hyperparameters"]
+    def verdict(entry: dict[str, Any]) -> str:
+        versus = entry.get("versus_best") or {}
+        words = verdict_text(
+            entry.get("verdict", ""),
+            selected_on=comparison.get("selected_on", ""),
+            compared_on=comparison.get("compared_on", ""),
+            reason=versus.get("reason", ""),
+        )
+        if versus.get("difference") is None:
+            return words
+        low, high = versus.get("holm_interval") or (None, None)
+        return f"{words}: {format_difference(versus['difference'], low, high)}"
+
+    def notes(entry: dict[str, Any]) -> str:
+        at_chance = max(
+            ((entry.get(m) or {}).get("at_chance", 0), (entry.get(m) or {}).get("n", 0))
+            for m in ("val_acc", "test_acc")
+        )
+        return f"at chance {at_chance[0]}/{at_chance[1]}; " if at_chance[0] else ""
+
+    lines = []
+    if comparison:
+        lines.append(
+            f"  verdicts against the reference {comparison.get('reference')} (the best on "
+            f"{comparison.get('selected_on')}), on {comparison.get('compared_on')} in points, with "
+            f"the {INTERVAL_LABEL}"
+        )
+    lines.append(f"  {'optimizer':<13} {'val_acc':<36} {'test_acc':<36} verdict; hyperparameters")
     for name, entry in document["optimizers"].items():
         hps = ", ".join(f"{k}={v}" for k, v in entry["hparams"].items() if v is not None)
         lines.append(
             f"  {name:<13} {stat(entry.get('val_acc') or {}):<36} {stat(entry.get('test_acc') or {}):<36} "
-            f"{entry.get('verdict', ''):<8} {hps}"
+            f"{verdict(entry)}; {notes(entry)}{hps}"
         )
     return "\n".join(lines)

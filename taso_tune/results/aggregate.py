@@ -2,10 +2,11 @@
 
 Every number a user reads (summary, report, export) comes from :func:`aggregate`: per configuration
 the n of its planned seeds, each metric's mean, sample std (``None`` with n < 2, never 0) and 95% t
-interval, a diverged seed scored at chance level (1 / classes for an accuracy; for a loss, the worst
-value the sweep saw), and whether it can be compared at all (every planned seed finished). Only
-comparable configurations are ranked or picked; ties are those whose interval overlaps the best's
-(:func:`taso_tune.stats.seeds.rank`).
+interval inside the metric's range, a diverged seed scored at chance level (1 / classes for an
+accuracy; for a loss, the worst value the sweep saw), the seeds at chance, and whether it can be
+compared at all (every planned seed finished). Only comparable configurations are ranked or picked
+(:func:`taso_tune.stats.seeds.rank`); a rank is an order by mean, and whether a pick differs from
+another is the one verdict rule's question (:mod:`taso_tune.results.significance`).
 """
 
 from __future__ import annotations
@@ -57,10 +58,12 @@ def aggregate(
     """One row per configuration of ``trials`` (one row per seed) with ``planned`` seeds each.
 
     Columns: config_id, optimizer, model, dataset, epochs, the hp.* columns, planned, n, complete,
-    diverged, stopped_early, comparable, status (e.g. "not compared: 3 of 5 seeds; diverged 1/3"),
-    and per metric ``_mean``, ``_std``, ``_ci_low``, ``_ci_high`` (``None`` where undefined) and
-    ``_summary`` (the :class:`~taso_tune.stats.seeds.SeedSummary`). ``mode`` is the sweep's (for
-    reference only: accuracies are maximised, losses minimised).
+    diverged, at_chance, stopped_early, comparable, status (e.g. "not compared: 3 of 5 seeds;
+    diverged 1/3; at chance 1/3"), and per metric ``_mean``, ``_std``, ``_ci_low``, ``_ci_high``
+    (``None`` where undefined; an accuracy's interval inside [0, 1], a loss's above 0) and
+    ``_summary`` (the :class:`~taso_tune.stats.seeds.SeedSummary`). ``at_chance`` is the most seeds
+    at chance on any accuracy the sweep recorded. ``mode`` is the sweep's (for reference only:
+    accuracies are maximised, losses minimised).
     """
     if trials.empty:
         return pd.DataFrame(columns=["config_id", "optimizer", "n", "planned", "comparable"])
@@ -83,11 +86,13 @@ def aggregate(
                 v for v in pd.to_numeric(complete[metric], errors="coerce") if math.isfinite(v)
             ]
             scored_at_chance = diverged + len(complete) - len(values)
+            accuracy = metric.endswith("_acc")
             summary = summarize(
                 values,
                 count,
                 diverged=scored_at_chance,
-                chance=_chance(metric, group, trials) if scored_at_chance else None,
+                chance=_chance(metric, group, trials) if scored_at_chance or accuracy else None,
+                kind="accuracy" if accuracy else "loss",
             )
             row.update(
                 {
@@ -98,28 +103,47 @@ def aggregate(
                     f"{metric}_summary": summary,
                 }
             )
-        reference: SeedSummary = row[f"{metrics[0]}_summary"]
+        flagged = _most_at_chance([row[f"{m}_summary"] for m in recorded_metrics(trials, metrics)])
         row.update(
             planned=count,
-            n=reference.n,
+            n=flagged.n,
             complete=len(complete),
             diverged=diverged,
+            at_chance=flagged.at_chance,
             stopped_early=int((group["status"] == "stopped-early").sum()),
-            comparable=reference.comparable,
-            status=status_text(reference),
+            comparable=flagged.comparable,
+            status=status_text(flagged),
         )
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def with_verdicts(
+def recorded_metrics(trials: pd.DataFrame, metrics: Sequence[str] = METRICS) -> list[str]:
+    """The accuracies of ``metrics`` that some seed of ``trials`` recorded (a sweep without a
+    validation split has no ``val_acc``): the ones whose seeds at chance a row reports."""
+    recorded = [
+        m
+        for m in metrics
+        if m.endswith("_acc")
+        and m in trials
+        and pd.to_numeric(trials[m], errors="coerce").notna().any()
+    ]
+    return recorded or list(metrics[:1])
+
+
+def _most_at_chance(summaries: Sequence[SeedSummary]) -> SeedSummary:
+    return max(summaries, key=lambda s: s.at_chance)
+
+
+def with_ranks(
     aggregated: pd.DataFrame, select_on: SelectOn = "val", by_optimizer: bool = False
 ) -> pd.DataFrame:
-    """``aggregated`` with ``rank`` and ``verdict`` (best / tie / worse / not compared) on the
-    selection metric, over all configurations or within each optimizer family."""
+    """``aggregated`` with ``rank`` (1, 2, ... by mean selection accuracy; ``None`` for a
+    configuration not compared), over all configurations or within each optimizer family. A rank is
+    an order, not a verdict (:func:`taso_tune.stats.seeds.rank`)."""
     column = f"{selection_metric(select_on)}_summary"
     out = aggregated.copy()
-    out["rank"], out["verdict"] = None, "not compared"
+    out["rank"] = None
     if out.empty or column not in out:
         return out
     groups = out.groupby("optimizer").groups.values() if by_optimizer else [out.index]
@@ -127,18 +151,18 @@ def with_verdicts(
         summaries = {out.at[i, "config_id"]: out.at[i, column] for i in index}
         by_id = {row.config_id: row for row in rank(summaries, "max")}
         for i in index:
-            ranked = by_id[out.at[i, "config_id"]]
-            out.at[i, "rank"], out.at[i, "verdict"] = ranked.rank, ranked.verdict
+            out.at[i, "rank"] = by_id[out.at[i, "config_id"]].rank
     return out
 
 
 def best_per_optimizer(aggregated: pd.DataFrame, select_on: SelectOn = "val") -> pd.DataFrame:
     """Each optimizer family's best comparable configuration (highest mean selection accuracy over
-    all its planned seeds), best first, with its verdict against the overall best."""
+    all its planned seeds), best first, with its overall ``rank``; the first is the reference every
+    other pick is compared with (:func:`taso_tune.results.significance.paired_comparisons`)."""
     key = f"{selection_metric(select_on)}_mean"
     if aggregated.empty or key not in aggregated:
         return aggregated.iloc[0:0]
-    judged = with_verdicts(aggregated, select_on)
+    judged = with_ranks(aggregated, select_on)
     ranked = judged[judged["comparable"]].sort_values("rank", kind="stable")
     return ranked.groupby("optimizer", sort=False).head(1).reset_index(drop=True)
 

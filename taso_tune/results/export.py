@@ -8,17 +8,24 @@ A defaults file is YAML::
                  epochs: ..., selected_on: val_acc, scheduler: asha, seeds: [0, 1, 2],
                  planned_seeds: 3, configurations: {total: 13, compared: 5, not_compared: 8},
                  seeds_stopped_early: 24, seeds_diverged: 1, split_sizes: {train: ..., val: ..., test: ...},
-                 statistics: "..."}
+                 statistics: "...", comparison: {reference: taso_lr=0.05, selected_on: val_acc,
+                 compared_on: test_acc, level: 0.05, interval: "Holm-adjusted interval ...",
+                 equivalence_margin: 0.005}}
     optimizers:
       taso:
         config_id: taso_lr=0.05
         hparams: {alpha: 25.0, beta: 0.7, lr: 0.05, ...}
-        verdict: best            # or tie (interval overlaps the best's) or worse
-        val_acc: {mean: 0.97, std: 0.004, ci95: [0.965, 0.975], n: 3, planned: 3, complete: 3, diverged: 0}
+        verdict: reference       # or better / worse / no difference shown / not compared
+        val_acc: {mean: 0.97, std: 0.004, ci95: [0.965, 0.975], n: 3, planned: 3, complete: 3,
+                  diverged: 0, at_chance: 0}
         test_acc: {...}
+        versus_best: {metric: test_acc, reference: true}   # for the others: the one rule's numbers
+        grid_edges: []
 
-``std`` and ``ci95`` are null with fewer than two seeds. Only configurations whose planned seeds all
-finished are exported.
+``std`` and ``ci95`` are null with fewer than two seeds; ``ci95`` lies inside [0, 1]. Only
+configurations whose planned seeds all finished are exported. ``verdict`` and ``versus_best`` are
+the one verdict rule's (:func:`~taso_tune.results.significance.paired_comparisons`), the same the
+summary and the report print.
 
 Optimizers and fields are sorted, so two exports of the same results diff cleanly.
 """
@@ -41,8 +48,9 @@ from taso_tune.core.storage import write_yaml_atomic
 from taso_tune.results.aggregate import SelectOn, hyperparameter_columns, present, selection_metric
 from taso_tune.results.experiment import Experiment
 from taso_tune.results.grid_edges import edge_warnings
-from taso_tune.results.significance import COMPARED_METRIC, paired_comparisons
+from taso_tune.results.significance import paired_comparisons
 from taso_tune.spaces import SpaceLoader, SweepSpec, load_space_dict, with_overrides
+from taso_tune.stats.verdict import DEFAULT_LEVEL, DEFAULT_MARGIN, INTERVAL_LABEL
 from taso_tune.training.optimizers import OPTIMIZERS, resolve_hparams
 
 FORMAT = "taso-tune-defaults/1"
@@ -73,26 +81,38 @@ def _stat(row: Mapping[str, Any], metric: str) -> dict[str, Any]:
         "planned": int(row["planned"]),
         "complete": int(row["complete"]),
         "diverged": int(row["diverged"]),
+        "at_chance": int(row[f"{metric}_summary"].at_chance),
     }
 
 
-def _versus_best(row: Mapping[str, Any] | None, reference: str) -> dict[str, Any] | None:
-    """The paired comparison with the overall pick (:mod:`~taso_tune.results.significance`): the
-    difference of means on the compared metric with its 95% interval, Holm's p and the verdict."""
-    if row is None:
-        return None
+def _versus_best(row: Mapping[str, Any], reference: str) -> dict[str, Any]:
+    """The one rule's comparison with the reference (:mod:`~taso_tune.results.significance`): the
+    difference of means on the compared metric with its Holm-adjusted interval and that interval's
+    confidence, the paired and Holm p-values, the verdict, and TOST at its margin."""
     if row["verdict"] == "reference":
-        return {"metric": COMPARED_METRIC, "reference": True}
+        return {"metric": row["compared_on"], "reference": True}
     low, high = _number(row["ci_low"]), _number(row["ci_high"])
-    return {
-        "metric": COMPARED_METRIC,
+    equivalence = row["equivalence"]
+    out = {
+        "metric": row["compared_on"],
         "against": reference,
         "n": int(row["n"]),
         "difference": _number(row["difference"]),
-        "ci95": None if low is None or high is None else [low, high],
+        "holm_interval": None if low is None or high is None else [low, high],
+        "interval_confidence": _number(row["confidence"]),
+        "p_value": _number(row["p_value"]),
         "p_holm": _number(row["p_holm"]),
         "verdict": row["verdict"],
     }
+    if row["reason"]:
+        out["reason"] = row["reason"]
+    if hasattr(equivalence, "equivalent"):
+        out["equivalence"] = {
+            "margin": equivalence.margin,
+            "p_value": equivalence.p_value,
+            "equivalent": equivalence.equivalent,
+        }
+    return out
 
 
 def _provenance(experiment: Experiment, select_on: SelectOn) -> dict[str, Any]:
@@ -130,9 +150,26 @@ def _provenance(experiment: Experiment, select_on: SelectOn) -> dict[str, Any]:
 
 
 STATISTICS_RULE = (
-    "mean, sample std and 95% t interval over the planned seeds; a diverged seed at chance "
-    "level; only configurations with every planned seed finished compared"
+    "mean, sample std and 95% t interval over the planned seeds, an accuracy's cut to [0, 1]; a "
+    "diverged seed at chance level; at_chance counts the seeds diverged or under a tenth of the "
+    "way from chance to perfect accuracy; only configurations with every planned seed finished "
+    "compared"
 )
+
+
+def _comparison(table) -> dict[str, Any]:
+    """How the verdicts were reached: the reference, the two metrics, the level, the interval, the
+    equivalence margin (the one rule of :mod:`taso_tune.stats.verdict`)."""
+    reference = table.iloc[0]
+    return {
+        "reference": reference["config_id"],
+        "selected_on": reference["selected_on"],
+        "compared_on": reference["compared_on"],
+        "paired": "by seed; Holm-corrected over the other families' picks",
+        "level": DEFAULT_LEVEL,
+        "interval": INTERVAL_LABEL,
+        "equivalence_margin": DEFAULT_MARGIN,
+    }
 
 
 def defaults_from_experiment(experiment: Experiment, select_on: SelectOn = "val") -> dict[str, Any]:
@@ -145,18 +182,17 @@ def defaults_from_experiment(experiment: Experiment, select_on: SelectOn = "val"
             "has no configuration whose planned seeds all finished: nothing to export",
         )
     optimizers: dict[str, Any] = {}
-    paired = {
-        row["config_id"]: row for _, row in paired_comparisons(experiment, select_on).iterrows()
-    }
+    table = paired_comparisons(experiment, select_on)
+    paired = {row["config_id"]: row for _, row in table.iterrows()}
     for _, row in best.iterrows():
         hps = {c[3:]: _plain(row[c]) for c in hyperparameter_columns(best) if present(row[c])}
         optimizers[row["optimizer"]] = {
             "config_id": row["config_id"],
             "hparams": dict(sorted(hps.items())),
-            "verdict": row["verdict"],
+            "verdict": paired[row["config_id"]]["verdict"],
             "val_acc": _stat(row, "val_acc"),
             "test_acc": _stat(row, "test_acc"),
-            "versus_best": _versus_best(paired.get(row["config_id"]), best.iloc[0]["config_id"]),
+            "versus_best": _versus_best(paired[row["config_id"]], best.iloc[0]["config_id"]),
             # a pick on the edge of the range its family was searched over: the best may lie beyond
             "grid_edges": (
                 edge_warnings(experiment.spec, row["optimizer"], hps)
@@ -166,7 +202,7 @@ def defaults_from_experiment(experiment: Experiment, select_on: SelectOn = "val"
         }
     return {
         "format": FORMAT,
-        "provenance": _provenance(experiment, select_on),
+        "provenance": {**_provenance(experiment, select_on), "comparison": _comparison(table)},
         "optimizers": dict(sorted(optimizers.items())),
     }
 

@@ -16,11 +16,25 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from taso_tune.results.aggregate import present
 from taso_tune.spaces import SweepSpec
 from taso_tune.spaces.values import is_number
 
 #: The outer share of a distribution's range that counts as its edge.
 EDGE_SHARE = 0.05
+
+
+def pick_config(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A pick's hyperparameters by field: the ``hp.*`` cells of a results row that hold a value."""
+    return {c[3:]: row[c] for c in row.keys() if str(c).startswith("hp.") and present(row[c])}
+
+
+def pick_edge_warnings(spec: SweepSpec | None, row: Mapping[str, Any]) -> list[str]:
+    """:func:`edge_warnings` of a family's pick, a row of the results (its ``optimizer`` and its
+    ``hp.*`` cells); empty for results without their space file."""
+    if spec is None:
+        return []
+    return edge_warnings(spec, row["optimizer"], pick_config(row))
 
 
 def _searched(spec: SweepSpec, optimizer: str) -> dict[str, list[tuple[str, tuple[Any, ...]]]]:

@@ -2,7 +2,8 @@
 
 The results tables follow the paper's Tables I-X: grouped by optimizer, the hyperparameters that vary
 as columns, accuracy and loss as ``mean (± std)`` over the n seeds that completed, and the best
-configuration of each optimizer in bold.
+configuration of each optimizer in bold. Every verdict in them is the one rule's
+(:mod:`taso_tune.results.significance`): a family's pick against the reference; a rank is an order.
 """
 
 from __future__ import annotations
@@ -25,11 +26,18 @@ from taso_tune.results.aggregate import (
     present,
     selection_metric,
     status_counts,
-    with_verdicts,
+    with_ranks,
 )
 from taso_tune.results.experiment import Experiment
-from taso_tune.results.significance import significance_html
+from taso_tune.results.grid_edges import pick_edge_warnings
+from taso_tune.results.significance import (
+    comparison_text,
+    paired_comparisons,
+    reference_text,
+    significance_html,
+)
 from taso_tune.stats.seeds import format_interval, format_mean_std
+from taso_tune.stats.verdict import INTERVAL_LABEL
 
 #: Table columns after the hyperparameters: (metric, heading, scale, digits).
 METRIC_COLUMNS = (
@@ -106,8 +114,16 @@ def _numeric(cell: str) -> bool:
 
 def configuration_summary(experiment: Experiment, select_on: SelectOn = "val") -> pd.DataFrame:
     """One row per configuration of the compared trials: its hyperparameters, n of the planned
-    seeds, each metric by the one statistics rule, and its verdict within its optimizer family."""
-    return with_verdicts(experiment.aggregated, select_on, by_optimizer=True)
+    seeds, each metric by the one statistics rule, and its rank within its optimizer family."""
+    return with_ranks(experiment.aggregated, select_on, by_optimizer=True)
+
+
+def pick_verdicts(experiment: Experiment, select_on: SelectOn = "val") -> dict[str, str]:
+    """Each family pick's verdict against the reference, worded by the one rule, by config id."""
+    return {
+        row["config_id"]: comparison_text(row)
+        for _, row in paired_comparisons(experiment, select_on).iterrows()
+    }
 
 
 def varied_hyperparameters(frame: pd.DataFrame) -> list[str]:
@@ -146,21 +162,27 @@ def _seeds_cell(row: Mapping[str, Any]) -> str:
 
 def results_tables_html(experiment: Experiment, select_on: SelectOn = "val") -> str:
     """One table per optimizer family, like the paper's Tables I-V: every configuration, the varied
-    hyperparameters as columns, mean (± std) over its n complete seeds, the best in bold."""
+    hyperparameters as columns, mean (± std) over its n complete seeds, its rank in the family, the
+    family's pick in bold with its verdict against the reference."""
     summary = configuration_summary(experiment, select_on)
     metric = selection_metric(select_on)
-    best_ids = set(experiment.best(select_on)["config_id"])
+    verdicts = pick_verdicts(experiment, select_on)
     parts = []
     for optimizer, rows in summary.groupby("optimizer", sort=True):
         hps = varied_hyperparameters(rows) or ["hp.lr"]
         headers = [escape(HP_LABELS.get(c[3:], c[3:])) for c in hps] + ["seeds n/planned"]
-        headers += [h for _, h, _, _ in METRIC_COLUMNS] + ["verdict in family", "notes"]
+        headers += [h for _, h, _, _ in METRIC_COLUMNS]
+        headers += ["rank in family", "verdict against the reference (the family's pick)", "notes"]
         body, classes = [], []
         for _, row in _by_values(rows, hps).iterrows():
-            best = row["config_id"] in best_ids
+            best = row["config_id"] in verdicts
+            rank = (
+                "not compared" if row["rank"] is None or pd.isna(row["rank"]) else int(row["rank"])
+            )
             cells = [escape(format_hparam(row[c])) for c in hps] + [_seeds_cell(row)]
             cells += _metric_cells(row, metric if best else None) + [
-                escape(row["verdict"]),
+                str(rank),
+                escape(verdicts.get(row["config_id"], "")),
                 escape(row["status"]),
             ]
             body.append(cells)
@@ -178,12 +200,16 @@ def _by_values(rows: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 
 def best_table_html(experiment: Experiment, select_on: SelectOn = "val") -> str:
-    """The best configuration of each optimizer (the paper's Tables VI-X), best first."""
+    """The best configuration of each optimizer (the paper's Tables VI-X), best first, with the one
+    rule's verdict against the reference and the notes: seeds at chance, a pick on its grid's edge."""
     best = experiment.best(select_on)
     if best.empty:
         return '<p class="muted">No configuration has all its planned seeds finished yet.</p>'
+    comparisons = paired_comparisons(experiment, select_on)
+    verdicts = pick_verdicts(experiment, select_on)
     headers = ["optimizer", "configuration", "hyperparameters", "seeds n/planned"]
-    headers += [h for _, h, _, _ in METRIC_COLUMNS] + ["verdict", "notes"]
+    headers += [h for _, h, _, _ in METRIC_COLUMNS]
+    headers += ["verdict against the reference (Holm-adjusted interval, points)", "notes"]
     rows = []
     for i, row in best.iterrows():
         hps = ", ".join(
@@ -197,10 +223,17 @@ def best_table_html(experiment: Experiment, select_on: SelectOn = "val") -> str:
             escape(hps),
             _seeds_cell(row),
         ]
-        verdict = {"tie": "tie with best"}.get(row["verdict"], row["verdict"])
         cells += _metric_cells(row, selection_metric(select_on) if i == 0 else None)
-        rows.append(cells + [escape(verdict), escape(row["status"])])
-    return _table(headers, rows)
+        notes = [row["status"], *pick_edge_warnings(experiment.spec, row)]
+        rows.append(
+            cells
+            + [
+                escape(verdicts[row["config_id"]]),
+                "<br>".join(escape(note) for note in notes if note),
+            ]
+        )
+    lead = f'<p class="note">{escape(reference_text(comparisons))}.</p>'
+    return lead + _table(headers, rows)
 
 
 def _lr_first(columns: Sequence[str]) -> list[str]:
@@ -278,11 +311,16 @@ def provenance_html(experiment: Experiment) -> str:
 
 STATISTICS_NOTE = (
     "<p>Accuracy and loss are the mean ± sample standard deviation (ddof=1) over n of the planned "
-    "seeds, with the 95% t interval of the mean below; \u2014 where fewer than two seeds leave no "
-    "standard deviation. A diverged seed counts at chance level (1 / classes; for a loss, the worst "
-    "value the sweep saw). A configuration is compared only when every planned seed finished "
-    "(complete or diverged); the others are listed as not compared, never picked. "
-    "<i>tie</i>: its interval overlaps the best's, so these seeds cannot tell the two apart.</p>"
+    "seeds, with the 95% t interval of the mean below, cut to the metric's range (an accuracy's to "
+    "[0, 100], a loss's at 0); \u2014 where fewer than two seeds leave no standard deviation. A "
+    "diverged seed counts at chance level (1 / classes; for a loss, the worst value the sweep saw). "
+    "<i>at chance k/n</i>: seeds that diverged or stayed under a tenth of the way from chance to "
+    "perfect accuracy; the t interval assumes roughly normal seeds, which such a seed breaks. A "
+    "configuration is compared only when every planned seed finished (complete or diverged); the "
+    "others are listed as not compared, never picked. A rank orders by mean; the only verdicts are "
+    "each family pick's against the reference (the best pick), paired by seed and Holm-corrected: "
+    f"<i>better</i>, <i>worse</i> or <i>no difference shown</i> at 5%, beside the "
+    f"{escape(INTERVAL_LABEL)}. Overlapping intervals are not a verdict.</p>"
 )
 
 

@@ -1,14 +1,19 @@
-"""Is each optimizer's pick really better or worse than the best one? Paired comparisons over seeds.
+"""The one verdict of the results: each optimizer family's pick against the reference, paired by seed.
 
-Every configuration of a sweep trains on the same seeds, and seed ``s`` gives the same initialisation
-(``torch.manual_seed(s)`` before the model is built) and the same data order and augmentation (a
-generator seeded with ``s``) whatever the optimizer, as long as the model, data set and batch size
-are the same. So the per-seed results of two configurations are paired: comparing them seed by seed
-removes the share of the spread that comes from the seed. For each optimizer family's pick (chosen
-on the selection metric) against the overall pick, :func:`paired_comparisons` gives the difference
-of means on a held-out metric (test accuracy by default) with its 95% t interval, the paired t-test,
-Holm's correction across the comparisons and a verdict at 5%: better, worse or tie. A diverged seed
-counts at chance level, as in every other statistic of taso-tune.
+The reference is named up front: the overall best configuration on the selection metric. Every other
+family's pick is compared with it on one metric, :func:`compared_metric` (test accuracy when the
+results have it, which the selection never saw; else the selection metric), by the one rule of
+:mod:`taso_tune.stats.verdict`: the per-seed differences, the paired t-test, Holm's correction over
+the picks compared, "better" / "worse" / "no difference shown" at 5%, the Holm-adjusted interval
+that matches the verdict, and TOST at a stated margin. The summary, the report, the export and the
+command line all read :func:`paired_comparisons`, so they give one verdict.
+
+Pairing is sound because every configuration of a sweep trains on the same seeds, and seed ``s``
+gives the same initialisation (``torch.manual_seed(s)`` before the model is built) and the same data
+order and augmentation (a generator seeded with ``s``) whatever the optimizer, as long as the model,
+data set and batch size are the same: comparing seed by seed removes the share of the spread that
+comes from the seed. A diverged seed counts at chance level, as in every other statistic of
+taso-tune.
 """
 
 from __future__ import annotations
@@ -22,10 +27,24 @@ import plotly.graph_objects as go
 from taso_tune.core.errors import ConfigError
 from taso_tune.results.aggregate import SelectOn, selection_metric
 from taso_tune.results.experiment import Experiment
-from taso_tune.stats.paired import DEFAULT_LEVEL, holm, paired_difference, paired_verdict
-from taso_tune.stats.seeds import MISSING_TEXT, diverged_score
+from taso_tune.stats.seeds import (
+    ACCURACY_DIFFERENCE_RANGE,
+    MISSING_TEXT,
+    diverged_score,
+    format_interval,
+)
+from taso_tune.stats.verdict import (
+    DEFAULT_LEVEL,
+    DEFAULT_MARGIN,
+    INTERVAL_LABEL,
+    compare_to_reference,
+    equivalence_text,
+    format_difference,
+    verdict_text,
+)
 
-#: The metric compared by default: held out from the selection, as the paper's final tables report.
+#: The metric compared when the results have it: held out from the selection, as the paper's final
+#: tables report.
 COMPARED_METRIC = "test_acc"
 COLUMNS = [
     "optimizer",
@@ -35,11 +54,17 @@ COLUMNS = [
     "difference",
     "ci_low",
     "ci_high",
+    "confidence",
     "p_value",
     "p_holm",
     "verdict",
+    "reason",
+    "equivalence",
+    "selected_on",
+    "compared_on",
+    "status",
 ]
-VERDICT_COLORS = {"better": "#2ca02c", "worse": "#d62728", "tie": "#7f7f7f"}
+VERDICT_COLORS = {"better": "#2ca02c", "worse": "#d62728", "no difference shown": "#7f7f7f"}
 
 
 def seed_values(experiment: Experiment, config_id: str, metric: str) -> dict[int, float]:
@@ -55,18 +80,35 @@ def seed_values(experiment: Experiment, config_id: str, metric: str) -> dict[int
     return values
 
 
+def compared_metric(experiment: Experiment, select_on: SelectOn = "val") -> str:
+    """The one metric the picks are compared on: test accuracy when some seed recorded it (held
+    out: the selection never saw it), else the selection metric."""
+    trials = experiment.final_trials
+    if COMPARED_METRIC in trials and (
+        pd.to_numeric(trials[COMPARED_METRIC], errors="coerce").notna().any()
+    ):
+        return COMPARED_METRIC
+    return selection_metric(select_on)
+
+
 def paired_comparisons(
     experiment: Experiment,
     select_on: SelectOn = "val",
-    metric: str = COMPARED_METRIC,
+    metric: str | None = None,
     level: float = DEFAULT_LEVEL,
+    margin: float = DEFAULT_MARGIN,
 ) -> pd.DataFrame:
-    """One row per optimizer family's pick (best first): its mean ``metric`` over seeds and, for all
-    but the overall pick (``verdict`` "reference"), the paired difference to it (``difference``,
-    ``ci_low``, ``ci_high``: this family minus the reference), the paired t-test ``p_value``, the
-    Holm-adjusted ``p_holm`` and the verdict at ``level``. Empty with fewer than two families, or
-    when the picks have under 2 seeds. Families not run over the reference's seeds are "not paired".
+    """One row per optimizer family's pick, best first: the first is the reference (``verdict``
+    "reference"); each other carries the one rule's verdict against it on ``metric``
+    (:func:`compared_metric` when ``None``): the mean of the paired differences (``difference``,
+    this pick minus the reference) with its Holm-adjusted interval (``ci_low``, ``ci_high``, at
+    ``confidence``), the paired t-test ``p_value``, the Holm-adjusted ``p_holm``, the verdict and,
+    for a pick not compared, the ``reason``; ``equivalence`` is the TOST at ``margin`` (an
+    :class:`~taso_tune.stats.equivalence.Equivalence`). ``selected_on`` and ``compared_on`` name
+    the two metrics, ``status`` the pick's notes (seeds diverged or at chance). Empty when no family
+    has a pick.
     """
+    metric = compared_metric(experiment, select_on) if metric is None else metric
     if not metric.endswith("_acc"):
         raise ConfigError(
             "metric",
@@ -75,13 +117,21 @@ def paired_comparisons(
             choices=["val_acc", "test_acc"],
         )
     best = experiment.best(select_on)
-    if len(best) < 2 or int(best["n"].min()) < 2:
+    if best.empty:
         return pd.DataFrame(columns=COLUMNS)
     values = {
         row.config_id: seed_values(experiment, row.config_id, metric) for row in best.itertuples()
     }
     reference = best.iloc[0]["config_id"]
-    rows, tests = [], []
+    verdicts = compare_to_reference(
+        values[reference],
+        {c: v for c, v in values.items() if c != reference},
+        mode="max",
+        level=level,
+        bounds=ACCURACY_DIFFERENCE_RANGE,
+        margin=margin,
+    )
+    rows = []
     for row in best.itertuples():
         mine = values[row.config_id]
         out = {
@@ -89,26 +139,49 @@ def paired_comparisons(
             "config_id": row.config_id,
             "n": len(mine),
             "mean": sum(mine.values()) / len(mine),
-            "difference": None,
-            "ci_low": None,
-            "ci_high": None,
-            "p_value": None,
-            "p_holm": None,
-            "verdict": "reference" if row.config_id == reference else "not paired",
+            "verdict": "reference",
+            "reason": "",
+            "selected_on": selection_metric(select_on),
+            "compared_on": metric,
+            "status": row.status,
         }
-        if row.config_id != reference and set(mine) == set(values[reference]):
-            diff = paired_difference(mine, values[reference])
+        if row.config_id != reference:
+            found = verdicts[row.config_id]
             out.update(
-                difference=diff.mean, ci_low=diff.ci_low, ci_high=diff.ci_high, p_value=diff.p_value
+                difference=found.difference,
+                ci_low=found.ci_low,
+                ci_high=found.ci_high,
+                confidence=found.confidence,
+                p_value=found.p_value,
+                p_holm=found.p_holm,
+                verdict=found.verdict,
+                reason=found.reason,
+                equivalence=found.equivalence,
             )
-            tests.append(len(rows))
         rows.append(out)
-    for i, adjusted in zip(tests, holm([rows[i]["p_value"] for i in tests]), strict=True):
-        rows[i]["p_holm"] = adjusted
-        rows[i]["verdict"] = paired_verdict(
-            adjusted, rows[i]["difference"], mode="max", level=level
-        )
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=COLUMNS).astype({"equivalence": object})
+
+
+def comparison_text(row, level: float = DEFAULT_LEVEL) -> str:
+    """A row of :func:`paired_comparisons` as every output words it: the verdict, and for a pick
+    compared, the difference with its Holm-adjusted interval and the equivalence test."""
+    words = verdict_text(
+        row["verdict"],
+        selected_on=row["selected_on"],
+        compared_on=row["compared_on"],
+        level=level,
+        reason=row["reason"],
+    )
+    if _missing(row["difference"]):
+        return words
+    return (
+        f"{words}: {format_difference(row['difference'], row['ci_low'], row['ci_high'])} points "
+        f"on {row['compared_on']}; {equivalence_text(row['equivalence'])}"
+    )
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _points(value: float | None, sign: bool = False) -> str:
@@ -120,47 +193,76 @@ def _points(value: float | None, sign: bool = False) -> str:
 def _p(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return MISSING_TEXT
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+    return "&lt; 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def reference_text(table: pd.DataFrame) -> str:
+    """The sentence that names the reference and the rule before any verdict (``table``: a
+    non-empty :func:`paired_comparisons`)."""
+    reference = table.iloc[0]
+    compared = int(table["p_holm"].notna().sum())
+    selected_on, compared_on = reference["selected_on"], reference["compared_on"]
+    held_out = (
+        f"picked on {selected_on}, compared on {compared_on}"
+        if selected_on != compared_on
+        else f"picked and compared on {compared_on} (not held out)"
+    )
+    return (
+        f"Reference: {reference['optimizer']} ({reference['config_id']}), the best pick on "
+        f"{selected_on}; each other family's pick against it, paired by seed, Holm-corrected over "
+        f"the {compared} pick{'s' if compared != 1 else ''} compared ({held_out})"
+    )
 
 
 def significance_html(
-    experiment: Experiment, select_on: SelectOn = "val", metric: str = COMPARED_METRIC
+    experiment: Experiment,
+    select_on: SelectOn = "val",
+    metric: str | None = None,
+    margin: float = DEFAULT_MARGIN,
 ) -> str:
-    """The report's table of :func:`paired_comparisons`, with what it compares and how."""
-    table = paired_comparisons(experiment, select_on, metric)
-    if table.empty:
+    """The report's table of :func:`paired_comparisons`, with the reference named first and what the
+    interval and the words mean."""
+    table = paired_comparisons(experiment, select_on, metric, margin=margin)
+    if len(table) < 2:
         return (
             '<p class="muted">Needs at least two optimizer families whose picks have every planned '
             "seed finished, with 2 or more seeds.</p>"
         )
+    compared_on = table.iloc[0]["compared_on"]
     head = (
         "optimizer",
         "configuration",
         "n",
-        f"{metric} mean (%)",
-        "difference to the best (points)",
-        "95% interval",
+        f"{compared_on} mean (%)",
+        "difference to the reference (points)",
+        "Holm-adjusted interval (points)",
         "p (paired t)",
         "p (Holm)",
         "verdict at 5%",
+        f"equivalence (TOST, margin ±{margin * 100:g} points)",
+        "notes",
     )
     cells = []
-    for row in table.itertuples():
-        interval = (
-            MISSING_TEXT
-            if row.ci_low is None or pd.isna(row.ci_low)
-            else f"[{_points(row.ci_low, True)}, {_points(row.ci_high, True)}]"
-        )
+    for _, row in table.iterrows():
         values = (
-            escape(row.optimizer),
-            f"<code>{escape(row.config_id)}</code>",
-            str(row.n),
-            _points(row.mean),
-            _points(row.difference, True),
-            interval,
-            _p(row.p_value),
-            _p(row.p_holm),
-            escape(row.verdict),
+            escape(row["optimizer"]),
+            f"<code>{escape(row['config_id'])}</code>",
+            str(row["n"]),
+            _points(row["mean"]),
+            _points(row["difference"], True),
+            format_interval(row["ci_low"], row["ci_high"], signed=True),
+            _p(row["p_value"]),
+            _p(row["p_holm"]),
+            escape(
+                verdict_text(
+                    row["verdict"],
+                    selected_on=row["selected_on"],
+                    compared_on=row["compared_on"],
+                    reason=row["reason"],
+                )
+            ),
+            escape(equivalence_text(row["equivalence"])),
+            escape(row["status"]),
         )
         numeric = {2, 3, 4, 5, 6, 7}
         cells.append(
@@ -171,26 +273,31 @@ def significance_html(
         )
     rows = "".join(f"<tr>{c}</tr>" for c in cells)
     header = "".join(f"<th>{h}</th>" for h in head)
+    lead = f'<p class="note">{escape(reference_text(table))}.</p>'
     note = (
-        f'<p class="muted">Each family\'s pick (selected on {selection_metric(select_on)}) against the overall '
-        f"pick, on {metric}, seed by seed: the same seed gives the same initialisation and data order "
-        "to every optimizer, so the differences are paired. Difference of means with its 95% t interval, "
-        "two-sided paired t-test, Holm-corrected across the comparisons; a diverged seed at chance level. "
-        '"tie": no difference at 5% after correction (not: no difference).</p>'
+        f'<p class="muted">The same seed gives the same initialisation and data order to every '
+        "optimizer, so the per-seed differences are paired; a diverged seed counts at chance level. "
+        "Difference of means, two-sided paired t-test, Holm's correction over the picks compared. "
+        f"The interval is the {escape(INTERVAL_LABEL)}: the paired t interval at confidence "
+        "1 - 0.05 · p / p<sub>Holm</sub>, cut to [-100, 100] points. <i>no difference shown</i>: "
+        "these seeds cannot tell the two apart, which is not <i>the same</i>; only TOST says "
+        f"<i>equivalent</i>, within the margin of ±{margin * 100:g} points shown. "
+        "<i>not compared</i>: the two did not run over the same seeds, or over fewer than 2.</p>"
     )
-    return f"<table><tr>{header}</tr>{rows}</table>{note}"
+    return f"{lead}<table><tr>{header}</tr>{rows}</table>{note}"
 
 
 def forest_plot(
-    experiment: Experiment, select_on: SelectOn = "val", metric: str = COMPARED_METRIC
+    experiment: Experiment, select_on: SelectOn = "val", metric: str | None = None
 ) -> go.Figure | None:
-    """Each family's difference to the overall pick (points) with its 95% interval, a line at 0;
-    ``None`` when there is nothing to compare."""
+    """Each family's difference to the reference (points) with its Holm-adjusted interval, a line at
+    0; ``None`` when there is nothing to compare."""
     table = paired_comparisons(experiment, select_on, metric)
     compared = table[table["difference"].notna()] if not table.empty else table
     if compared.empty:
         return None
-    reference = table[table["verdict"] == "reference"].iloc[0]
+    reference = table.iloc[0]
+    compared_on = reference["compared_on"]
     fig = go.Figure()
     for verdict, rows in compared.groupby("verdict", sort=False):
         diff = rows["difference"].astype(float) * 100
@@ -213,11 +320,17 @@ def forest_plot(
         )
     fig.add_vline(x=0, line={"color": "#444", "dash": "dash"})
     fig.update_xaxes(
-        title_text=f"difference in {metric} to {reference['optimizer']} ({reference['config_id']}), points"
+        title_text=(
+            f"difference in {compared_on} to the reference {reference['optimizer']} "
+            f"({reference['config_id']}), points"
+        )
     )
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(
-        title=f"Paired differences to the best pick with 95% intervals ({metric})",
+        title=(
+            f"Paired differences to the reference on {compared_on}, with Holm-adjusted intervals "
+            "(each excludes 0 exactly when its verdict says better/worse; not simultaneous)"
+        ),
         height=160 + 50 * len(compared),
         legend={"title": {"text": "verdict at 5%"}},
     )

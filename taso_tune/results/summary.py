@@ -11,39 +11,38 @@ from taso_tune.results.aggregate import (
     status_counts,
 )
 from taso_tune.results.experiment import Experiment
-from taso_tune.results.grid_edges import edge_warnings
+from taso_tune.results.grid_edges import pick_edge_warnings
+from taso_tune.results.significance import comparison_text, paired_comparisons, reference_text
 from taso_tune.stats.seeds import format_interval, format_mean_std
+from taso_tune.stats.verdict import INTERVAL_LABEL
 
 READING_NOTE = (
     "how to read these numbers: mean ± sample std over n of the planned seeds, percent; [a, b] is the\n"
-    "95% t interval of the mean; '—' where fewer than 2 seeds leave no std; a diverged seed counts at\n"
-    "chance level; a configuration is compared only when all its planned seeds finished; 'tie' marks\n"
-    "an interval overlapping the best's (the data cannot tell the two apart)."
+    "95% t interval of the mean, cut to [0, 100] for an accuracy; '—' where fewer than 2 seeds leave\n"
+    "no std; a diverged seed counts at chance level; 'at chance k/n': seeds diverged or under a tenth\n"
+    "of the way from chance to perfect accuracy, which the t interval does not model; a configuration\n"
+    "is compared only when all its planned seeds finished. verdict: each family's pick against the\n"
+    "reference, paired by seed, Holm-corrected: better, worse or no difference shown at 5%, with the\n"
+    f"difference in points and its {INTERVAL_LABEL};\n"
+    "only TOST says equivalent, within the margin it shows."
 )
 
 
-def pick_config(row) -> dict:
-    """A pick's hyperparameters by field (its ``hp.*`` cells that hold a value)."""
-    return {c[3:]: row[c] for c in hyperparameter_columns(row.to_frame().T) if present(row[c])}
-
-
-def _pick_lines(row, metric: str, edges: list[str]) -> list[str]:
+def _pick_lines(row, metric: str, verdict: str, edges: list[str]) -> list[str]:
     def stat(name: str) -> str:
         return (
             f"{name} {format_mean_std(row[f'{name}_mean'], row[f'{name}_std'], row['n'])} "
             f"{format_interval(row[f'{name}_ci_low'], row[f'{name}_ci_high'])}"
         )
 
-    verdict = {"best": "best", "tie": "tie with best", "worse": "worse"}.get(
-        row["verdict"], row["verdict"]
-    )
     hps = ", ".join(
         f"{c[3:]}={row[c]}" for c in hyperparameter_columns(row.to_frame().T) if present(row[c])
     )
     note = f"; {row['status']}" if row["status"] else ""
     return [
         f"  {row['optimizer']:<13} {stat(metric)}  {stat('test_acc' if metric != 'test_acc' else 'val_acc')}",
-        f"  {'':<13} n={row['n']}/{row['planned']} seeds, {verdict}{note}  [{row['config_id']}]",
+        f"  {'':<13} n={row['n']}/{row['planned']} seeds{note}  [{row['config_id']}]",
+        f"  {'':<13} verdict: {verdict}",
         f"  {'':<13} {hps}",
         *(f"  {'':<13} warning: {edge}" for edge in edges),
     ]
@@ -78,6 +77,9 @@ def format_summary(experiment: Experiment, select_on: SelectOn = "val") -> str:
             "configurations rarely keep all their seeds"
         )
     lines.append(f"best configuration per optimizer (selected on {metric}):")
+    comparisons = paired_comparisons(experiment, select_on).set_index("config_id", drop=False)
+    if len(comparisons):
+        lines.append(f"  {reference_text(comparisons)}")
     for optimizer in [
         *best["optimizer"],
         *sorted(set(aggregated["optimizer"]) - set(best["optimizer"])),
@@ -85,12 +87,8 @@ def format_summary(experiment: Experiment, select_on: SelectOn = "val") -> str:
         picked = best[best["optimizer"] == optimizer]
         if len(picked):
             row = picked.iloc[0]
-            edges = (
-                edge_warnings(experiment.spec, optimizer, pick_config(row))
-                if experiment.spec is not None
-                else []
-            )
-            lines += _pick_lines(row, metric, edges)
+            verdict = comparison_text(comparisons.loc[row["config_id"]])
+            lines += _pick_lines(row, metric, verdict, pick_edge_warnings(experiment.spec, row))
         else:
             rows = aggregated[aggregated["optimizer"] == optimizer]
             lines.append(

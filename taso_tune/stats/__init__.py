@@ -1,1 +1,2 @@
-"""Statistics over seeds: summaries and intervals (``seeds``) and paired comparisons (``paired``)."""
+"""Statistics over seeds: summaries and intervals (``seeds``), paired comparisons (``paired``),
+equivalence (``equivalence``) and the one verdict rule (``verdict``)."""

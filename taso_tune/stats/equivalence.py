@@ -37,10 +37,13 @@ class Equivalence:
         """Whether both one-sided tests reject at ``level``: a difference within the margin."""
         return self.p_value < self.level
 
-    def describe(self, unit: str = "") -> str:
-        """``equivalent within ±0.5 (TOST p 0.004)`` or ``not shown equivalent within ±0.1 ...``."""
+    def describe(self, unit: str = "", scale: float = 1.0) -> str:
+        """``equivalent within ±0.5 points (TOST p=0.004, n=5)`` or ``not shown equivalent within
+        ±0.1 ...``: the margin always shown, times ``scale`` (100 for an accuracy in points)."""
         words = "equivalent" if self.equivalent else "not shown equivalent"
-        return f"{words} within ±{self.margin:g}{unit} (TOST p {self.p_value:.3g}, n={self.n})"
+        return (
+            f"{words} within ±{self.margin * scale:g}{unit} (TOST p={self.p_value:.3g}, n={self.n})"
+        )
 
 
 def paired_equivalence(

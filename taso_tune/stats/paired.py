@@ -1,12 +1,12 @@
 """Paired comparisons of configurations trained on the same seeds: the difference of means with its
-t interval and paired t-test, Holm's correction across comparisons, a verdict at a level, and a
-bootstrap interval over seeds for any statistic. The one-configuration rule is in ``stats.seeds``."""
+t interval and paired t-test, Holm's correction across comparisons, and a bootstrap interval over
+seeds for any statistic. The one-configuration rule is in ``stats.seeds``; the one verdict rule,
+built on these, in ``stats.verdict``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 from scipy import stats
@@ -15,16 +15,13 @@ from taso_tune.core.errors import ConfigError
 from taso_tune.stats.seeds import (
     DEFAULT_CONFIDENCE,
     Interval,
-    Mode,
     check_confidence,
     check_count,
-    check_mode,
     finite_array,
     t_interval,
 )
 
-PairedVerdict = Literal["better", "worse", "tie"]
-#: Significance level of :func:`paired_verdict`.
+#: Significance level of the verdicts (:mod:`taso_tune.stats.verdict`) and of TOST.
 DEFAULT_LEVEL = 0.05
 
 
@@ -117,22 +114,6 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return [float(v) for v in adjusted]
 
 
-def paired_verdict(
-    adjusted_p: float, difference: float, *, mode: Mode, level: float = DEFAULT_LEVEL
-) -> PairedVerdict:
-    """ "better" / "worse" for ``a`` against ``b`` when ``adjusted_p < level``, else "tie".
-
-    ``difference`` is the mean of ``a - b`` (:attr:`PairedDifference.mean`); its sign means better
-    for ``mode="max"`` when positive, for ``mode="min"`` when negative. A NaN p-value is a tie.
-    """
-    mode = check_mode(mode)
-    level = check_confidence(level, "level")
-    if not (adjusted_p < level) or difference == 0.0:
-        return "tie"
-    a_higher = difference > 0.0
-    return "better" if a_higher == (mode == "max") else "worse"
-
-
 def bootstrap_interval(
     values: Sequence[float],
     statistic: Callable[..., float] = np.mean,
@@ -161,6 +142,3 @@ def bootstrap_interval(
         rng=np.random.default_rng(seed),
     )
     return Interval(float(result.confidence_interval.low), float(result.confidence_interval.high))
-
-
-# --- formatting ---------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The one statistics rule for results over seeds: summarise, rank, compare, format.
+"""The one statistics rule for results over seeds: summarise, bound, rank, format.
 
 A configuration (one optimizer and its hyperparameters) is trained with ``planned`` seeds. Each seed
 ends *complete* (a final metric value), *diverged* (training blew up) or *missing* (still running,
@@ -7,11 +7,13 @@ asks this module the same questions, so they all give the same, honestly uncerta
 
 * :func:`diverged_score` is the one rule for what a diverged seed scores (every caller asks it), and
   :func:`summarize` scores a diverged seed at that chance level and counts it, and
-  gives the mean, the sample std (``ddof=1``) and a Student-t confidence interval of the mean. With
-  fewer than two seeds std and interval are ``None`` (shown as "—", exported as null), never 0.
-* :func:`rank` ranks only the configurations whose planned seeds all finished; the others are listed
-  as "not compared: k of n seeds" and are never the pick. Configurations whose interval overlaps the
-  best's are marked tied with it.
+  gives the mean, the sample std (``ddof=1``) and a Student-t confidence interval of the mean, cut to
+  the range the metric can take (:func:`bounded`). With fewer than two seeds std and interval are
+  ``None`` (shown as "—", exported as null), never 0. It also counts the seeds *at chance*
+  (:func:`at_chance_threshold`), which break the t interval's assumption of roughly normal seeds.
+* :func:`rank` orders only the configurations whose planned seeds all finished, by mean; the others
+  are listed as "not compared: k of n seeds" and are never the pick. Ranking gives no verdict: two
+  configurations are told apart only by :mod:`taso_tune.stats.verdict`.
 * :mod:`taso_tune.stats.paired` compares two configurations run over the same seeds.
 * :func:`format_mean_std`, :func:`format_interval` and :func:`status_text` are the one way every
   output writes these numbers.
@@ -33,16 +35,21 @@ from taso_tune.core.errors import ConfigError
 
 Mode = Literal["max", "min"]
 MetricKind = Literal["accuracy", "loss"]
-Verdict = Literal["best", "tie", "worse", "not compared"]
 
 MODES: tuple[Mode, ...] = ("max", "min")
 METRIC_KINDS: tuple[MetricKind, ...] = ("accuracy", "loss")
 DEFAULT_CONFIDENCE = 0.95
+#: A seed is at chance when it learned under this share of the way from chance to perfect accuracy.
+AT_CHANCE_SHARE = 0.1
 #: Shown where a number does not exist (std or interval with n < 2, mean with n = 0).
 MISSING_TEXT = "—"
 
 __all__ = [
+    "ACCURACY_DIFFERENCE_RANGE",
+    "ACCURACY_RANGE",
+    "AT_CHANCE_SHARE",
     "DEFAULT_CONFIDENCE",
+    "LOSS_RANGE",
     "METRIC_KINDS",
     "MISSING_TEXT",
     "MODES",
@@ -51,7 +58,8 @@ __all__ = [
     "Mode",
     "RankedRow",
     "SeedSummary",
-    "Verdict",
+    "at_chance_threshold",
+    "bounded",
     "chance_level",
     "diverged_score",
     "format_interval",
@@ -71,15 +79,24 @@ class Interval(NamedTuple):
     high: float
 
 
+#: What an accuracy can be, what a difference of two accuracies can be, and what a loss can be.
+ACCURACY_RANGE = Interval(0.0, 1.0)
+ACCURACY_DIFFERENCE_RANGE = Interval(-1.0, 1.0)
+LOSS_RANGE = Interval(0.0, math.inf)
+
+
 @dataclass(frozen=True)
 class SeedSummary:
     """One configuration's result over its seeds.
 
     ``n = complete + diverged`` seeds enter the statistics (diverged ones at chance level);
     ``missing = planned - n`` do not. ``mean`` is ``None`` when ``n == 0``; ``std``, ``ci_low`` and
-    ``ci_high`` are ``None`` when ``n < 2``. ``comparable`` is true only when every planned seed
-    finished, which is what :func:`rank` requires. ``dataclasses.asdict`` of it is the export record
-    (``None`` becomes JSON null).
+    ``ci_high`` are ``None`` when ``n < 2``; the interval lies inside the metric's range when
+    :func:`summarize` was told it. ``at_chance`` counts the seeds of the ``n`` that learned nothing
+    worth the name: the diverged ones, and for an accuracy those below
+    :func:`at_chance_threshold`. ``comparable`` is true only when every planned seed finished, which
+    is what :func:`rank` requires. ``dataclasses.asdict`` of it is the export record (``None``
+    becomes JSON null).
     """
 
     planned: int
@@ -93,6 +110,7 @@ class SeedSummary:
     ci_high: float | None
     confidence: float
     comparable: bool
+    at_chance: int = 0
 
     @property
     def interval(self) -> Interval | None:
@@ -104,16 +122,18 @@ class SeedSummary:
 
 @dataclass(frozen=True)
 class RankedRow:
-    """One row of :func:`rank`: ``rank`` is 1-based, ``None`` for a configuration not compared.
-
-    ``verdict``: "best" (rank 1), "tie" (cannot be told apart from the best), "worse" (interval
-    entirely on the wrong side of the best's) or "not compared" (not all planned seeds finished).
-    """
+    """One row of :func:`rank`: ``rank`` is 1-based, ``None`` for a configuration not compared (not
+    all planned seeds finished). A rank is an order by mean, never a verdict: whether two
+    configurations differ is :mod:`taso_tune.stats.verdict`'s question."""
 
     config_id: str
     rank: int | None
     summary: SeedSummary
-    verdict: Verdict
+
+    @property
+    def compared(self) -> bool:
+        """Whether the row was ranked (every planned seed finished)."""
+        return self.rank is not None
 
     @property
     def status(self) -> str:
@@ -216,6 +236,29 @@ def diverged_score(
     return chance_level("loss", worst_value=math.log(check_count(num_classes, "num_classes", 2)))
 
 
+def at_chance_threshold(chance: float) -> float:
+    """The accuracy under which a seed counts as *at chance*: ``chance + 0.1 · (1 - chance)``, a
+    tenth of the way from a uniform guess (``chance``, 1 / classes) to perfect accuracy; 0.19 on a
+    10-class data set. A diverged seed is at chance whatever it reached."""
+    return float(chance) + AT_CHANCE_SHARE * (1.0 - float(chance))
+
+
+def bounded(interval: Interval, bounds: Interval | None) -> Interval:
+    """``interval`` intersected with ``bounds``, the values the quantity can take (``None``: any).
+
+    The one way an interval is kept inside a metric's range (:data:`ACCURACY_RANGE`,
+    :data:`ACCURACY_DIFFERENCE_RANGE`, :data:`LOSS_RANGE`). It keeps the interval's coverage: when
+    the true value lies in the interval, it lies in the range too, hence in both. An interval that
+    misses the range altogether (impossible for an interval around a mean of values in the range)
+    shrinks to the range's nearest end.
+    """
+    if bounds is None:
+        return interval
+    low = min(max(interval.low, bounds.low), bounds.high)
+    high = max(min(interval.high, bounds.high), low)
+    return Interval(low, high)
+
+
 def t_interval(mean: float, std: float, n: int, confidence: float = DEFAULT_CONFIDENCE) -> Interval:
     """``mean ± t_{(1+confidence)/2, n-1} · std / √n``: the interval of a mean of ``n >= 2`` values."""
     n = check_count(n, "n", 2)
@@ -231,6 +274,7 @@ def summarize(
     diverged: int = 0,
     chance: float | None = None,
     confidence: float = DEFAULT_CONFIDENCE,
+    kind: MetricKind | None = None,
 ) -> SeedSummary:
     """Summarise one configuration over its seeds.
 
@@ -239,10 +283,19 @@ def summarize(
     configuration that blows up on some seeds pays for it instead of looking better on the survivors.
     The remaining ``planned - len(values) - diverged`` seeds are missing: they do not enter the
     numbers and make the summary not comparable.
+
+    ``kind`` says what the metric is. An ``"accuracy"`` (which needs ``chance``, 1 / classes) gets
+    its interval cut to [0, 1] and counts the complete seeds below :func:`at_chance_threshold` as at
+    chance; a ``"loss"`` gets its interval cut at 0 below. Without ``kind`` the interval is the
+    plain t interval and only diverged seeds count as at chance.
     """
     planned = check_count(planned, "planned", 1)
     diverged = check_count(diverged, "diverged", 0)
     confidence = check_confidence(confidence)
+    if kind is not None and kind not in METRIC_KINDS:
+        raise ConfigError("kind", kind, "unknown metric kind", choices=METRIC_KINDS)
+    if kind == "accuracy" and (not is_number(chance) or not math.isfinite(chance)):
+        raise ConfigError("chance", chance, "an accuracy needs its chance level (1 / classes)")
     complete_values = finite_array(values, "values")
     complete = len(complete_values)
     missing = planned - complete - diverged
@@ -263,7 +316,11 @@ def summarize(
     std = ci_low = ci_high = None
     if n >= 2:
         std = float(scores.std(ddof=1))
-        ci_low, ci_high = t_interval(mean, std, n, confidence)
+        bounds = {"accuracy": ACCURACY_RANGE, "loss": LOSS_RANGE}.get(kind)
+        ci_low, ci_high = bounded(t_interval(mean, std, n, confidence), bounds)
+    at_chance = diverged
+    if kind == "accuracy":
+        at_chance += int((complete_values < at_chance_threshold(chance)).sum())
     return SeedSummary(
         planned=planned,
         complete=complete,
@@ -276,27 +333,20 @@ def summarize(
         ci_high=ci_high,
         confidence=confidence,
         comparable=missing == 0,
+        at_chance=at_chance,
     )
 
 
 # --- ranking ------------------------------------------------------------------------------------
 
 
-def _overlaps(a: Interval | None, b: Interval | None) -> bool:
-    # without an interval (n = 1) nothing shows the two apart, so they count as overlapping
-    if a is None or b is None:
-        return True
-    return a.low <= b.high and b.low <= a.high
-
-
 def rank(summaries: Mapping[str, SeedSummary], mode: Mode) -> list[RankedRow]:
     """Rank configurations by mean, ``mode="max"`` (accuracy) or ``"min"`` (loss).
 
     Only comparable summaries (every planned seed finished) are ranked, 1, 2, ... by mean, equal
-    means in config-id order. Rank 1 is "best"; a ranked configuration whose interval overlaps the
-    best's (or where either has none, n = 1) is "tie", the others "worse". Overlapping intervals are
-    a deliberately cautious test: "tie" means "not shown to differ", never "equal". Configurations
-    not comparable follow in config-id order with ``rank=None`` and verdict "not compared"; none is
+    means in config-id order; rank 1 is the pick. A rank is an order, not a verdict: overlapping or
+    separate intervals are never read as one (:mod:`taso_tune.stats.verdict` compares picks, paired
+    by seed). Configurations not comparable follow in config-id order with ``rank=None``; none is
     ever dropped.
     """
     mode = check_mode(mode)
@@ -312,32 +362,28 @@ def rank(summaries: Mapping[str, SeedSummary], mode: Mode) -> list[RankedRow]:
             sorted(confidences),
             "summaries ranked together must share one confidence level",
         )
-    rows: list[RankedRow] = []
-    best_interval = ranked[0][1].interval if ranked else None
-    for position, (config_id, summary) in enumerate(ranked, start=1):
-        if position == 1:
-            verdict: Verdict = "best"
-        elif _overlaps(summary.interval, best_interval):
-            verdict = "tie"
-        else:
-            verdict = "worse"
-        rows.append(RankedRow(config_id, position, summary, verdict))
+    rows = [
+        RankedRow(config_id, position, summary)
+        for position, (config_id, summary) in enumerate(ranked, start=1)
+    ]
     for config_id in sorted(c for c, s in summaries.items() if not s.comparable):
-        rows.append(RankedRow(config_id, None, summaries[config_id], "not compared"))
+        rows.append(RankedRow(config_id, None, summaries[config_id]))
     return rows
 
 
 def pick(rows: Sequence[RankedRow]) -> RankedRow | None:
-    """The best row of :func:`rank`, or ``None`` when no configuration could be compared."""
-    return next((row for row in rows if row.verdict == "best"), None)
+    """The best row of :func:`rank` (rank 1), or ``None`` when no configuration could be compared."""
+    return next((row for row in rows if row.rank == 1), None)
 
 
-# --- paired comparisons -------------------------------------------------------------------------
+# --- formatting ---------------------------------------------------------------------------------
 
 
-def _number(value: float | None, scale: float, digits: int) -> str:
+def _number(value: float | None, scale: float, digits: int, signed: bool = False) -> str:
     """A value as text; none (``None``, or NaN as a table's empty cell holds it) is ``"—"``."""
-    return MISSING_TEXT if value is None or math.isnan(value) else f"{value * scale:.{digits}f}"
+    if value is None or math.isnan(value):
+        return MISSING_TEXT
+    return f"{value * scale:+.{digits}f}" if signed else f"{value * scale:.{digits}f}"
 
 
 def format_mean_std(
@@ -349,21 +395,29 @@ def format_mean_std(
 
 
 def format_interval(
-    low: float | None, high: float | None, scale: float = 100.0, digits: int = 2
+    low: float | None,
+    high: float | None,
+    scale: float = 100.0,
+    digits: int = 2,
+    signed: bool = False,
 ) -> str:
-    """``"[96.63, 98.61]"``, or ``"—"`` when there is no interval (n < 2)."""
+    """``"[96.63, 98.61]"``, or ``"—"`` when there is no interval (n < 2); ``signed`` for a
+    difference: ``"[-0.20, +1.48]"``."""
     if low is None or high is None or math.isnan(low) or math.isnan(high):
         return MISSING_TEXT
-    return f"[{_number(low, scale, digits)}, {_number(high, scale, digits)}]"
+    return f"[{_number(low, scale, digits, signed)}, {_number(high, scale, digits, signed)}]"
 
 
 def status_text(summary: SeedSummary) -> str:
     """What a row says beside its numbers: ``"not compared: 3 of 5 seeds"`` when seeds are
-    missing, ``"diverged 1/5"`` when some diverged (out of the n in the mean), joined by ``"; "``;
-    empty for a row with every planned seed complete."""
+    missing, ``"diverged 1/5"`` when some diverged and ``"at chance 1/5"`` when some are at chance
+    (diverged ones included; out of the n in the mean), joined by ``"; "``; empty for a row with
+    every planned seed complete and above chance."""
     parts = []
     if not summary.comparable:
         parts.append(f"not compared: {summary.n} of {summary.planned} seeds")
     if summary.diverged:
         parts.append(f"diverged {summary.diverged}/{summary.n}")
+    if summary.at_chance:
+        parts.append(f"at chance {summary.at_chance}/{summary.n}")
     return "; ".join(parts)

@@ -7,8 +7,11 @@ stopping method run on the same space this computes, from saved results only:
 - epochs consumed, and their share of the full sweep's;
 - the configuration it picks (the best comparable one: every planned seed finished, by the one
   statistics rule) and its regret: the true final mean validation accuracy of the truly best
-  configuration minus that of the pick, both read from the full sweep (accuracy points), with a 95%
-  bootstrap interval that resamples the seeds;
+  configuration minus that of the pick, both read from the full sweep (accuracy points);
+- the one verdict rule (:mod:`taso_tune.stats.verdict`) on each pick against that truly best
+  configuration, the reference: paired by seed on the full sweep's validation accuracy,
+  Holm-corrected over the distinct picks, with the regret's Holm-adjusted interval. "worse" says the
+  method lost accuracy; "no difference shown" says these seeds cannot tell (not that it lost none);
 - how well each rung ranks configurations: Spearman correlation between what the method actually saw
   at the rung (ASHA: the mean of the seeds that reached epoch r in its own run; budget-sh: complete
   runs of r epochs) and the final ranking; not given for fewer than 5 configurations;
@@ -19,11 +22,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from taso_tune.results.experiment import Experiment
-from taso_tune.stats.seeds import diverged_score
+from taso_tune.stats.seeds import ACCURACY_DIFFERENCE_RANGE, diverged_score, format_interval
+from taso_tune.stats.verdict import ReferenceComparison, compare_to_reference, verdict_text
 
 METRIC = "val_acc"
 
@@ -66,22 +69,30 @@ def _seed_matrix(full: Experiment) -> pd.DataFrame:
     ).pivot(index="config_id", columns="seed", values="v")
 
 
-def regret_interval(
-    full: Experiment, pick: str | None, resamples: int = 2000, seed: int = 0
-) -> tuple[float, float]:
-    """95% bootstrap interval of the pick's regret (points), resampling the seeds of the full sweep
-    (the same seeds for every configuration: each resample keeps the pairing)."""
-    matrix = _seed_matrix(full).dropna()
-    if pick is None or pick not in matrix.index or matrix.shape[1] < 2:
-        return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    values = matrix.to_numpy()
-    row = list(matrix.index).index(pick)
-    draws = rng.integers(0, values.shape[1], size=(resamples, values.shape[1]))
-    means = values[:, draws].mean(axis=2)  # configurations x resamples
-    regrets = 100 * (means.max(axis=0) - means[row])
-    low, high = np.percentile(regrets, [2.5, 97.5])
-    return (float(low), float(high))
+def pick_verdicts(full: Experiment, picks: dict[str, str | None]) -> dict[str, ReferenceComparison]:
+    """The one verdict rule on each method's pick (method -> config id) against the truly best
+    configuration of the full sweep, paired by seed on its final validation accuracy, Holm-corrected
+    over the distinct picks other than the reference; a pick of the reference itself is "reference",
+    a method with no pick or a pick without every seed of the full sweep "not compared"."""
+    matrix = _seed_matrix(full)
+    truth = true_scores(full)
+    reference = truth.index[0]
+    seeds = {config_id: row.dropna().to_dict() for config_id, row in matrix.iterrows()}
+    candidates = {
+        c: seeds[c] for c in dict.fromkeys(picks.values()) if c in seeds and c != reference
+    }
+    found = compare_to_reference(seeds[reference], candidates, bounds=ACCURACY_DIFFERENCE_RANGE)
+    out = {}
+    for method, pick in picks.items():
+        if pick is None:
+            out[method] = ReferenceComparison("not compared", 0, reason="no configuration compared")
+        elif pick == reference:
+            out[method] = ReferenceComparison("reference", len(seeds[reference]))
+        elif pick not in found:
+            out[method] = ReferenceComparison("not compared", 0, reason="not in the full sweep")
+        else:
+            out[method] = found[pick]
+    return out
 
 
 def asha_rungs(grace_period: int, reduction_factor: float, max_t: int) -> list[int]:
@@ -173,10 +184,19 @@ def compare(
     full_epochs = int(full.trials["epochs_run"].sum())
     test = full.aggregated.set_index("config_id")["test_acc_mean"]
     rows, correlations = [], []
-    for method, experiment in {"full": full, **methods}.items():
-        pick = _pick(experiment)
+    everyone = {"full": full, **methods}
+    picks = {method: _pick(experiment) for method, experiment in everyone.items()}
+    verdicts = pick_verdicts(full, picks)
+    for method, experiment in everyone.items():
+        pick = picks[method]
         epochs = int(experiment.trials["epochs_run"].sum())
-        low, high = regret_interval(full, pick)
+        found = verdicts[method]
+        regret = (
+            # the regret is the reference minus the pick: the difference's interval, turned round
+            format_interval(-found.ci_high, -found.ci_low, signed=True)
+            if found.ci_low is not None
+            else "n/a"
+        )
         rows.append(
             {
                 "method": method,
@@ -185,7 +205,10 @@ def compare(
                 "pick": pick or "none compared",
                 "pick_true_val_acc": truth.get(pick, float("nan")),
                 "regret_points": 100 * (truth.iloc[0] - truth.get(pick, float("nan"))),
-                "regret_95ci": f"[{low:.2f}, {high:.2f}]" if low == low else "n/a",
+                "regret_holm_interval": regret,
+                "verdict_vs_true_best": verdict_text(
+                    found.verdict, selected_on=METRIC, compared_on=METRIC, reason=found.reason
+                ),
                 "pick_test_acc": test.get(pick, float("nan")),
             }
         )
