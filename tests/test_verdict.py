@@ -103,17 +103,70 @@ def test_golden_values_of_the_one_rule() -> None:
     assert found["close"].equivalence.p_value == pytest.approx(p_tost)
     assert found["close"].equivalence.equivalent
     assert not found["up"].equivalence.equivalent
-    assert found["close"].equivalence == paired_equivalence(CANDIDATES["close"], REFERENCE, 0.005)
+    # TOST is Holm-adjusted over the same family of three: close's p is the smallest, tripled
+    raw = {n: paired_equivalence(CANDIDATES[n], REFERENCE, 0.005).p_value for n in CANDIDATES}
+    assert raw["close"] < min(raw["up"], raw["mixed"])
+    assert found["close"].equivalence.p_holm == pytest.approx(3 * p_tost)
+    assert found["close"].equivalence == paired_equivalence(
+        CANDIDATES["close"], REFERENCE, 0.005, p_holm=found["close"].equivalence.p_holm
+    )
+    assert "TOST Holm-adjusted p=" in equivalence_text(found["close"].equivalence)
+
+
+def test_tost_is_holm_adjusted_over_the_family() -> None:
+    # one candidate alone is equivalent at its raw TOST p; among four comparisons Holm multiplies
+    # its p by 4, which no longer clears 5%, and its interval widens past the margin to match
+    reference = {0: 0.90, 1: 0.92, 2: 0.94, 3: 0.96}
+    near = {
+        s: v + d for (s, v), d in zip(reference.items(), [0.003, -0.001, 0.004, 0.0], strict=True)
+    }
+    alone = compare_to_reference(reference, {"near": near}, margin=0.005)["near"].equivalence
+    assert alone.equivalent and 0.0125 < alone.p_value < 0.05
+    others = {
+        f"far{i}": {s: v - 0.05 - 0.01 * i + 0.001 * s for s, v in reference.items()}
+        for i in range(3)
+    }
+    family = compare_to_reference(reference, {"near": near, **others}, margin=0.005)
+    tost = family["near"].equivalence
+    assert tost.p_value == pytest.approx(alone.p_value)
+    assert tost.p_holm == pytest.approx(min(1.0, 4 * alone.p_value)) and not tost.equivalent
+    assert tost.ci_low <= -0.005 or tost.ci_high >= 0.005  # the matching interval leaves the margin
+    assert alone.ci_low > -0.005 and alone.ci_high < 0.005
+    assert "not shown equivalent within ±0.5 points (TOST Holm-adjusted p=" in equivalence_text(
+        tost
+    )
+
+
+def test_differences_without_spread_are_not_compared() -> None:
+    # three seeds each exactly one test image (of 10,000) apart: the differences are one number up
+    # to rounding, the t statistic 0/0 or a rounding artefact, and the t-test undefined
+    reference = {0: 0.9012, 1: 0.9137, 2: 0.8954}
+    one_image = {s: round(v + 0.0001, 4) for s, v in reference.items()}
+    found = compare_to_reference(
+        reference,
+        {
+            "one_image": one_image,
+            "mixed": {
+                s: v + d for (s, v), d in zip(reference.items(), [-0.1, 0.05, 0.02], strict=True)
+            },
+        },
+        bounds=ACCURACY_DIFFERENCE_RANGE,
+        margin=0.005,
+    )
+    apart = found["one_image"]
+    assert apart.verdict == "not compared" and apart.p_value is None and apart.ci_low is None
+    assert apart.reason == "the per-seed differences have no spread; the t-test is undefined"
+    assert verdict_text(
+        apart.verdict, selected_on="val_acc", compared_on="test_acc", reason=apart.reason
+    ) == ("not compared (the per-seed differences have no spread; the t-test is undefined)")
+    assert found["mixed"].p_holm == pytest.approx(found["mixed"].p_value)  # a family of one
+    # identical values: differences of 0, "no difference shown" (p = 1)
+    same = compare_to_reference(reference, {"same": dict(reference)})["same"]
+    assert same.verdict == "no difference shown" and same.p_value == 1.0
+    assert (same.ci_low, same.ci_high) == (0.0, 0.0)
 
 
 def test_a_p_value_of_zero_takes_the_holm_step_confidence() -> None:
-    # a constant difference of +0.01: std 0, p = 0 (scipy's limit); the interval is the point
-    constant = {seed: value + 0.01 for seed, value in REFERENCE.items()}
-    found = compare_to_reference(REFERENCE, {"constant": constant, "mixed": CANDIDATES["mixed"]})
-    assert found["constant"].p_value == 0.0 and found["constant"].p_holm == 0.0
-    assert found["constant"].confidence == pytest.approx(1 - 0.05 / 2)  # step 1 of 2
-    assert found["constant"].verdict == "better"
-    assert found["constant"].ci_low == pytest.approx(0.01) == found["constant"].ci_high
     assert holm_confidences([0.0, 0.0, 0.5]) == [
         pytest.approx(1 - 0.05 / 3),
         pytest.approx(1 - 0.05 / 2),

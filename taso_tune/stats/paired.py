@@ -27,7 +27,10 @@ DEFAULT_LEVEL = 0.05
 
 @dataclass(frozen=True)
 class PairedDifference:
-    """Mean of the per-seed differences ``a - b`` with its t interval and paired t-test p-value."""
+    """Mean of the per-seed differences ``a - b`` with its t interval and paired t-test p-value.
+
+    ``p_value`` is NaN where the t-test is undefined: differences with no spread (all equal, up to
+    rounding) and not all 0 (:attr:`undefined`)."""
 
     n: int
     mean: float
@@ -36,6 +39,11 @@ class PairedDifference:
     ci_high: float
     p_value: float
     confidence: float
+
+    @property
+    def undefined(self) -> bool:
+        """Whether the t-test is undefined: the per-seed differences have no spread, and are not 0."""
+        return bool(np.isnan(self.p_value))
 
 
 def _pair(
@@ -76,7 +84,9 @@ def paired_difference(
     interval (df = n - 1) and the two-sided paired t-test p-value (``scipy.stats.ttest_rel``).
 
     ``a`` and ``b`` are sequences in the same seed order, or mappings seed -> value (paired by
-    seed). Score diverged seeds at chance level before pairing, as :func:`summarize` does.
+    seed). Score diverged seeds at chance level before pairing, as :func:`summarize` does. When the
+    differences have no spread (equal up to rounding), ``std`` is 0 and the p-value 1 for
+    differences of 0, NaN otherwise (:attr:`PairedDifference.undefined`).
     """
     confidence = check_confidence(confidence)
     x, y = _pair(a, b)
@@ -84,11 +94,18 @@ def paired_difference(
     n = len(differences)
     mean = float(differences.mean())
     std = float(differences.std(ddof=1))
+    # accuracies are counts over a test set: seeds each exactly one image apart differ only by
+    # rounding, which would give a t statistic of 1e16 and p = 0 from no evidence at all
+    rounding = 8 * np.finfo(float).eps * max(1.0, float(np.abs(x).max()), float(np.abs(y).max()))
+    if np.ptp(differences) <= rounding:
+        std = 0.0
+        mean = 0.0 if abs(mean) <= rounding else mean
     low, high = t_interval(mean, std, n, confidence)
     if std == 0.0:
         # the t statistic is 0/0 or ±inf: identical differences of 0 are no evidence of a
-        # difference (p = 1); identical non-zero ones are scipy's limit t -> ±inf (p = 0)
-        p_value = 1.0 if mean == 0.0 else 0.0
+        # difference (p = 1); identical non-zero ones leave the t-test undefined (p = NaN), since
+        # the t distribution's spread is estimated from the very spread that is missing
+        p_value = 1.0 if mean == 0.0 else float("nan")
     else:
         p_value = float(stats.ttest_rel(x, y).pvalue)
     return PairedDifference(n, mean, std, low, high, p_value, confidence)

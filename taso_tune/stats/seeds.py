@@ -48,6 +48,7 @@ __all__ = [
     "ACCURACY_DIFFERENCE_RANGE",
     "ACCURACY_RANGE",
     "AT_CHANCE_SHARE",
+    "AT_CHANCE_UNKNOWN",
     "DEFAULT_CONFIDENCE",
     "LOSS_RANGE",
     "METRIC_KINDS",
@@ -89,12 +90,14 @@ LOSS_RANGE = Interval(0.0, math.inf)
 class SeedSummary:
     """One configuration's result over its seeds.
 
-    ``n = complete + diverged`` seeds enter the statistics (diverged ones at chance level);
-    ``missing = planned - n`` do not. ``mean`` is ``None`` when ``n == 0``; ``std``, ``ci_low`` and
+    ``n = complete + diverged + no_value`` seeds enter the statistics (diverged ones, and the
+    ``no_value`` ones that finished without a finite value, at chance level); ``missing = planned -
+    n`` do not; ``complete`` counts the seeds with a finite value. ``mean`` is ``None`` when ``n == 0``; ``std``, ``ci_low`` and
     ``ci_high`` are ``None`` when ``n < 2``; the interval lies inside the metric's range when
     :func:`summarize` was told it. ``at_chance`` counts the seeds of the ``n`` that learned nothing
-    worth the name: the diverged ones, and for an accuracy those below
-    :func:`at_chance_threshold`. ``comparable`` is true only when every planned seed finished, which
+    worth the name: the diverged and no-value ones, and for an accuracy those below
+    :func:`at_chance_threshold`; ``None`` for an accuracy whose chance level is unknown (the data
+    set's number of classes unknown), where no seed is counted. ``comparable`` is true only when every planned seed finished, which
     is what :func:`rank` requires. ``dataclasses.asdict`` of it is the export record (``None``
     becomes JSON null).
     """
@@ -110,7 +113,8 @@ class SeedSummary:
     ci_high: float | None
     confidence: float
     comparable: bool
-    at_chance: int = 0
+    at_chance: int | None = 0
+    no_value: int = 0
 
     @property
     def interval(self) -> Interval | None:
@@ -272,43 +276,53 @@ def summarize(
     planned: int,
     *,
     diverged: int = 0,
+    no_value: int = 0,
     chance: float | None = None,
     confidence: float = DEFAULT_CONFIDENCE,
     kind: MetricKind | None = None,
+    chance_known: bool = True,
 ) -> SeedSummary:
     """Summarise one configuration over its seeds.
 
     ``values`` are the final metric values of the complete seeds; ``diverged`` seeds are scored as
     ``chance`` (see :func:`chance_level`; required when ``diverged > 0``) and counted in ``n``, so a
     configuration that blows up on some seeds pays for it instead of looking better on the survivors.
-    The remaining ``planned - len(values) - diverged`` seeds are missing: they do not enter the
-    numbers and make the summary not comparable.
+    ``no_value`` seeds finished without a finite value (a blow-up the divergence rule did not flag):
+    they are scored and counted like diverged ones, and named apart. The remaining ``planned -
+    len(values) - diverged - no_value`` seeds are missing: they do not enter the numbers and make
+    the summary not comparable.
 
     ``kind`` says what the metric is. An ``"accuracy"`` (which needs ``chance``, 1 / classes) gets
     its interval cut to [0, 1] and counts the complete seeds below :func:`at_chance_threshold` as at
     chance; a ``"loss"`` gets its interval cut at 0 below. Without ``kind`` the interval is the
-    plain t interval and only diverged seeds count as at chance.
+    plain t interval and only diverged and no-value seeds count as at chance. ``chance_known=False``
+    says the chance level is not the data set's (its number of classes unknown; ``chance`` is then
+    only the score of a seed without a value): an accuracy then counts no seed at chance
+    (``at_chance`` is ``None``), since a bar computed from a made-up chance level would mislead.
     """
     planned = check_count(planned, "planned", 1)
     diverged = check_count(diverged, "diverged", 0)
+    no_value = check_count(no_value, "no_value", 0)
     confidence = check_confidence(confidence)
     if kind is not None and kind not in METRIC_KINDS:
         raise ConfigError("kind", kind, "unknown metric kind", choices=METRIC_KINDS)
-    if kind == "accuracy" and (not is_number(chance) or not math.isfinite(chance)):
+    if kind == "accuracy" and chance_known and (not is_number(chance) or not math.isfinite(chance)):
         raise ConfigError("chance", chance, "an accuracy needs its chance level (1 / classes)")
     complete_values = finite_array(values, "values")
     complete = len(complete_values)
-    missing = planned - complete - diverged
+    without = diverged + no_value
+    missing = planned - complete - without
     if missing < 0:
         raise ConfigError(
             "planned",
             planned,
-            f"fewer than the {complete} complete + {diverged} diverged seeds given",
+            f"fewer than the {complete} complete + {diverged} diverged + {no_value} no-value "
+            "seeds given",
         )
-    if diverged:
+    if without:
         if not is_number(chance) or not math.isfinite(chance):
             raise ConfigError("chance", chance, "diverged seeds need a finite chance-level score")
-        scores = np.concatenate([complete_values, np.full(diverged, float(chance))])
+        scores = np.concatenate([complete_values, np.full(without, float(chance))])
     else:
         scores = complete_values
     n = len(scores)
@@ -318,9 +332,12 @@ def summarize(
         std = float(scores.std(ddof=1))
         bounds = {"accuracy": ACCURACY_RANGE, "loss": LOSS_RANGE}.get(kind)
         ci_low, ci_high = bounded(t_interval(mean, std, n, confidence), bounds)
-    at_chance = diverged
+    at_chance: int | None = without
     if kind == "accuracy":
-        at_chance += int((complete_values < at_chance_threshold(chance)).sum())
+        if chance_known:
+            at_chance += int((complete_values < at_chance_threshold(chance)).sum())
+        else:
+            at_chance = None
     return SeedSummary(
         planned=planned,
         complete=complete,
@@ -334,6 +351,7 @@ def summarize(
         confidence=confidence,
         comparable=missing == 0,
         at_chance=at_chance,
+        no_value=no_value,
     )
 
 
@@ -408,16 +426,26 @@ def format_interval(
     return f"[{_number(low, scale, digits, signed)}, {_number(high, scale, digits, signed)}]"
 
 
+#: What a row says when its seeds at chance were not counted.
+AT_CHANCE_UNKNOWN = "at chance not counted (number of classes unknown)"
+
+
 def status_text(summary: SeedSummary) -> str:
     """What a row says beside its numbers: ``"not compared: 3 of 5 seeds"`` when seeds are
-    missing, ``"diverged 1/5"`` when some diverged and ``"at chance 1/5"`` when some are at chance
-    (diverged ones included; out of the n in the mean), joined by ``"; "``; empty for a row with
-    every planned seed complete and above chance."""
+    missing, ``"diverged 1/5"`` when some diverged (the seeds whose status says so, the export's
+    ``diverged``), ``"no finite value 1/5"`` when some finished without one, and ``"at chance
+    1/5"`` when some are at chance (diverged and no-value ones included; out of the n in the mean),
+    or :data:`AT_CHANCE_UNKNOWN` when that could not be counted, joined by ``"; "``; empty for a
+    row with every planned seed complete and above chance."""
     parts = []
     if not summary.comparable:
         parts.append(f"not compared: {summary.n} of {summary.planned} seeds")
     if summary.diverged:
         parts.append(f"diverged {summary.diverged}/{summary.n}")
-    if summary.at_chance:
+    if summary.no_value:
+        parts.append(f"no finite value {summary.no_value}/{summary.n}")
+    if summary.at_chance is None:
+        parts.append(AT_CHANCE_UNKNOWN)
+    elif summary.at_chance:
         parts.append(f"at chance {summary.at_chance}/{summary.n}")
     return "; ".join(parts)

@@ -12,8 +12,9 @@ the export, the studies) asks :func:`compare_to_reference`, and writes its answe
   actually compared (:func:`~taso_tune.stats.paired.holm`).
 * The **words** are "better" or "worse" (Holm-adjusted p below ``level``, 5% by default), "no
   difference shown" (otherwise: the seeds cannot tell the two apart, which is not "the same"), and
-  "not compared" (the two were not run over the same seeds, or over fewer than 2). The reference
-  itself is "reference". Overlapping intervals are never a verdict.
+  "not compared" (the two were not run over the same seeds, or over fewer than 2, or their per-seed
+  differences are all the same non-zero number: no spread, where the t-test is undefined). The
+  reference itself is "reference". Overlapping intervals are never a verdict.
 * The **interval** beside a verdict matches it. For a comparison with raw p-value ``p`` and
   Holm-adjusted ``p_holm`` it is the paired t interval at confidence ``1 - level · p / p_holm``
   (``1 - level / (m - k + 1)`` when ``p = 0``, at Holm step ``k`` of ``m``). By the duality of the
@@ -23,7 +24,8 @@ the export, the studies) asks :func:`compare_to_reference`, and writes its answe
   take (:func:`~taso_tune.stats.seeds.bounded`), which keeps both its coverage and whether it
   contains 0.
 * **Equivalence** is only ever TOST's word (:mod:`taso_tune.stats.equivalence`), at a margin the
-  output shows: "equivalent within ±0.5 points" or "not shown equivalent".
+  output shows: "equivalent within ±0.5 points" or "not shown equivalent", its p-values
+  Holm-adjusted over the same family as the verdicts.
 
 Pure: numpy and scipy through the modules it builds on, no I/O.
 """
@@ -61,6 +63,8 @@ VERDICT_WORDS: tuple[VerdictWord, ...] = (
 )
 #: The equivalence margin of the outputs: half a point of accuracy, as a fraction.
 DEFAULT_MARGIN = 0.005
+#: Why a pair whose per-seed differences are all the same non-zero number is not compared.
+NO_SPREAD = "the per-seed differences have no spread; the t-test is undefined"
 #: What every output calls the interval beside a verdict.
 INTERVAL_LABEL = (
     "Holm-adjusted interval (excludes 0 exactly when the verdict says better/worse; "
@@ -71,9 +75,11 @@ __all__ = [
     "DEFAULT_LEVEL",
     "DEFAULT_MARGIN",
     "INTERVAL_LABEL",
+    "NO_SPREAD",
     "VERDICT_WORDS",
     "ReferenceComparison",
     "VerdictWord",
+    "compare_pairs",
     "compare_to_reference",
     "equivalence_text",
     "format_difference",
@@ -89,8 +95,8 @@ class ReferenceComparison:
 
     ``difference`` is the mean of ``candidate - reference`` over the shared seeds; ``ci_low`` and
     ``ci_high`` its Holm-adjusted interval at ``confidence``; ``p_value`` the paired t-test's and
-    ``p_holm`` after Holm's correction; ``equivalence`` the TOST at the stated margin. All are
-    ``None`` for a comparison not made, whose ``reason`` says why.
+    ``p_holm`` after Holm's correction; ``equivalence`` the TOST at the stated margin, Holm-adjusted
+    over the same family. All are ``None`` for a comparison not made, whose ``reason`` says why.
     """
 
     verdict: VerdictWord
@@ -156,6 +162,33 @@ def compare_to_reference(
     ``margin`` the TOST margin in the metric's units (``None``: no equivalence test). Score a
     diverged seed at chance level before calling, as every statistic of taso-tune does.
     """
+    return compare_pairs(
+        {name: (values, reference) for name, values in candidates.items()},
+        mode=mode,
+        level=level,
+        bounds=bounds,
+        margin=margin,
+    )
+
+
+def compare_pairs(
+    pairs: Mapping[str, tuple[Mapping[Hashable, float], Mapping[Hashable, float]]],
+    *,
+    mode: Mode = "max",
+    level: float = DEFAULT_LEVEL,
+    bounds: Interval | None = None,
+    margin: float | None = None,
+) -> dict[str, ReferenceComparison]:
+    """The one verdict rule over a declared family of pairs (name -> (``a``, ``b``), each seed ->
+    value): ``a`` against ``b`` for each, paired by seed, Holm-corrected over the pairs compared.
+    :func:`compare_to_reference` is the family whose ``b`` is always the reference; a study that
+    compares each family with its own baseline (tuned against transferred settings) asks this.
+
+    A pair not run over the same seeds, over fewer than 2, or whose per-seed differences have no
+    spread but are not 0 (the t-test is undefined there: its spread is estimated from the missing
+    one) is "not compared", with its ``reason``, and is left out of Holm's family. TOST at
+    ``margin`` is Holm-adjusted over the same family.
+    """
     mode = check_mode(mode)
     level = check_confidence(level, "level")
     if margin is not None and (
@@ -166,8 +199,8 @@ def compare_to_reference(
         raise ConfigError("margin", margin, "must be a finite number > 0")
     out: dict[str, ReferenceComparison] = {}
     tested = {}
-    for name, values in candidates.items():
-        if set(values) != set(reference):
+    for name, (values, base) in pairs.items():
+        if set(values) != set(base):
             out[name] = ReferenceComparison(
                 "not compared", len(values), reason="not run over the reference's seeds"
             )
@@ -175,10 +208,20 @@ def compare_to_reference(
             out[name] = ReferenceComparison(
                 "not compared", len(values), reason="fewer than 2 seeds"
             )
+        elif (diff := paired_difference(values, base)).undefined:
+            out[name] = ReferenceComparison("not compared", diff.n, reason=NO_SPREAD)
         else:
-            tested[name] = paired_difference(values, reference)
+            tested[name] = diff
     names = list(tested)
     p_values = [tested[name].p_value for name in names]
+    equivalences: dict[str, Equivalence] = {}
+    if margin is not None:
+        raw = {name: paired_equivalence(*pairs[name], margin, level) for name in names}
+        adjusted = holm([raw[name].p_value for name in names])
+        equivalences = {
+            name: paired_equivalence(*pairs[name], margin, level, p_holm=p_holm)
+            for name, p_holm in zip(names, adjusted, strict=True)
+        }
     for name, p_holm, confidence in zip(
         names, holm(p_values), holm_confidences(p_values, level), strict=True
     ):
@@ -193,13 +236,9 @@ def compare_to_reference(
             confidence=confidence,
             p_value=diff.p_value,
             p_holm=p_holm,
-            equivalence=(
-                None
-                if margin is None
-                else paired_equivalence(candidates[name], reference, margin, level)
-            ),
+            equivalence=equivalences.get(name),
         )
-    return {name: out[name] for name in candidates}
+    return {name: out[name] for name in pairs}
 
 
 # --- formatting ---------------------------------------------------------------------------------
