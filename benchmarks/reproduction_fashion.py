@@ -24,9 +24,8 @@ from reproduction_tables import (
 
 from taso_tune.results.experiment import Experiment, load_experiment
 from taso_tune.results.significance import paired_comparisons, seed_values
-from taso_tune.stats.paired import holm, paired_difference
-from taso_tune.stats.seeds import MISSING_TEXT
-from taso_tune.stats.verdict import paired_verdict
+from taso_tune.stats.seeds import ACCURACY_DIFFERENCE_RANGE, MISSING_TEXT, format_interval
+from taso_tune.stats.verdict import compare_pairs
 
 NAMES = ("grids", "table5", "table6", "table7", "suboptimal", "transfer", "beyond")
 
@@ -69,19 +68,26 @@ def significance_table(exp: Experiment) -> str:
 
 def transfer_table(tuned: Experiment, transferred: Experiment) -> str:
     """Per optimizer: test accuracy with the Fashion-MNIST-tuned defaults and with the digits-tuned
-    ones (same fresh seeds), the paired difference tuned - transferred with its interval, Holm across
-    the optimizers, and the verdict: what tuning on the new pair bought."""
+    ones (same fresh seeds), and the one verdict rule on tuned - transferred
+    (:func:`taso_tune.stats.verdict.compare_pairs`): paired by seed, Holm across the optimizers,
+    the difference with the Holm-adjusted interval that matches the verdict: what tuning on the new
+    pair bought."""
     # Adam and AMSGrad are one family, as in the paper's Tables VI-X (each study keeps the better one)
     by_name = {_family(row.optimizer): row.config_id for row in tuned.best().itertuples()}
     moved = {_family(row.optimizer): row.config_id for row in transferred.best().itertuples()}
-    rows, diffs = [], []
-    for name in sorted(set(by_name) & set(moved)):
-        mine, theirs = (
+    names = sorted(set(by_name) & set(moved))
+    pairs = {
+        name: (
             seed_values(tuned, by_name[name], "test_acc"),
             seed_values(transferred, moved[name], "test_acc"),
         )
-        diff = paired_difference(mine, theirs)
-        diffs.append(diff)
+        for name in names
+    }
+    found = compare_pairs(pairs, bounds=ACCURACY_DIFFERENCE_RANGE)
+    rows = []
+    for name in names:
+        mine, theirs = pairs[name]
+        verdict = found[name]
         label = (
             name
             if name != "adam"
@@ -96,18 +102,22 @@ def transfer_table(tuned: Experiment, transferred: Experiment) -> str:
                 "digits defaults unchanged, test acc %": _points(
                     sum(theirs.values()) / len(theirs), False
                 ),
-                "tuning bought (points)": _points(diff.mean),
-                "95% interval": f"[{_points(diff.ci_low)}, {_points(diff.ci_high)}]",
+                "tuning bought (points)": _points(verdict.difference),
+                "Holm-adjusted interval": format_interval(
+                    verdict.ci_low, verdict.ci_high, signed=True
+                ),
+                "p (Holm)": MISSING_TEXT if verdict.p_holm is None else f"{verdict.p_holm:.3f}",
+                "verdict at 5%": {
+                    "better": "tuning helps",
+                    "worse": "tuning hurts",
+                    "no difference shown": "no difference shown",
+                }.get(verdict.verdict, f"not compared ({verdict.reason})"),
             }
         )
-    for row, diff, adjusted in zip(rows, diffs, holm([d.p_value for d in diffs]), strict=True):
-        row["p (Holm)"] = f"{adjusted:.3f}"
-        row["verdict at 5%"] = {
-            "better": "tuning helps",
-            "worse": "tuning hurts",
-            "no difference shown": "no difference shown",
-        }[paired_verdict(adjusted, diff.mean, mode="max")]
-    return _md(rows)
+    return _md(rows) + (
+        "\n\nThe Holm-adjusted interval excludes 0 exactly when the verdict says tuning helps or "
+        "hurts; it is not simultaneous."
+    )
 
 
 def render_fashion_tables(

@@ -75,6 +75,7 @@ def test_export_content_follows_the_selection(experiment) -> None:
         "planned": 2,
         "complete": 2,
         "diverged": 0,
+        "no_value": 0,
         "at_chance": 0,
     }
     # the one rule's verdicts: adagrad ran seeds 0-3, the reference 0-1, so it is not compared

@@ -140,6 +140,32 @@ def test_learning_curves_are_mean_and_std_over_complete_seeds(experiment: Experi
     assert len(fig.data) == 2 * 2 * 4  # (band + line) x 2 optimizers x 4 panels
 
 
+def test_a_one_seed_curve_has_no_band_and_no_zero_std(experiment: Experiment) -> None:
+    import math
+
+    import plotly.graph_objects as go
+
+    from taso_tune.results.report import add_band
+
+    one = seed_curve(experiment, "taso_alpha=10_beta=0.5", "val_acc").assign(std=math.nan)
+    fig = go.Figure()
+    add_band(fig, one["epoch"], one["mean"], one["std"], name="one seed", color="#1f77b4")
+    band, line = fig.data
+    assert len(band.x) == 0 and len(band.y) == 0  # no band where there is no std
+    assert list(line.customdata) == ["—"] * 3 and "± %{customdata}" in line.hovertemplate
+    two = seed_curve(experiment, "taso_alpha=10_beta=0.5", "val_acc")
+    epochs = experiment.epochs
+    alone = epochs[
+        (epochs["config_id"] == "taso_alpha=10_beta=0.5") & (epochs["seed"] == epochs["seed"].min())
+    ]
+    from taso_tune.results.report import _curve
+
+    assert _curve(alone, "val_acc")["std"].isna().all()  # n=1: NaN, never 0
+    fig = go.Figure()
+    add_band(fig, two["epoch"], two["mean"], two["std"], name="two seeds", color="#1f77b4")
+    assert len(fig.data[0].x) == 6 and fig.data[1].customdata[-1] == "0.014"
+
+
 def test_learning_rates_one_line_per_trial_on_a_log_axis(experiment: Experiment) -> None:
     fig = learning_rates(experiment)
     assert fig.layout.yaxis.type == "log"

@@ -528,3 +528,83 @@ def test_a_cut_last_line_still_reads(tmp_path: Path) -> None:
     result = sorted(experiment.glob("*/result.json"))[0]
     result.write_text(result.read_text() + '{"epoch": 4, "val_acc": 0.9')  # the driver killed here
     assert load_experiment(str(experiment)).trials.equals(whole)
+
+
+def _frame(experiment, statuses_and_values: dict[int, tuple[str, float, float, float]], **extra):
+    """One configuration over seeds: seed -> (status, train_acc, val_acc, test_acc)."""
+    template = experiment.trials.iloc[0].to_dict()
+    return pd.DataFrame(
+        [
+            {
+                **template,
+                "trial_id": f"t{seed}",
+                "config_id": "c",
+                "seed": seed,
+                "status": status,
+                "train_acc": train,
+                "val_acc": val,
+                "test_acc": test,
+                **extra,
+            }
+            for seed, (status, train, val, test) in statuses_and_values.items()
+        ]
+    )
+
+
+def test_at_chance_counts_the_held_out_accuracies_only(experiment) -> None:
+    from taso_tune.results.aggregate import aggregate
+
+    # seed 2's training accuracy is at chance (0.15 < 0.19 on 10 classes); its val and test are not
+    trials = _frame(
+        experiment,
+        {
+            0: ("complete", 0.95, 0.90, 0.89),
+            1: ("complete", 0.96, 0.91, 0.90),
+            2: ("complete", 0.15, 0.92, 0.91),
+        },
+    )
+    row = aggregate(trials, 3).iloc[0]
+    assert row["train_acc_summary"].at_chance == 1  # the metric's own count is kept
+    assert row["at_chance"] == 0 and "at chance" not in row["status"]
+
+
+def test_a_complete_seed_without_a_value_is_named_apart_from_diverged(experiment) -> None:
+    from taso_tune.results.aggregate import aggregate
+    from taso_tune.results.export import _stat
+
+    trials = _frame(
+        experiment,
+        {
+            0: ("complete", 0.95, 0.90, 0.89),
+            1: ("complete", 0.96, math.nan, math.nan),
+            2: ("diverged", math.nan, math.nan, math.nan),
+        },
+    )
+    row = aggregate(trials, 3).iloc[0]
+    # both scored at chance (0.10); one diverged, one finished without a finite value
+    assert row["val_acc_mean"] == pytest.approx((0.90 + 0.10 + 0.10) / 3)
+    assert row["status"] == "diverged 1/3; no finite value 1/3; at chance 2/3"
+    record = _stat(row, "val_acc")
+    assert (record["diverged"], record["no_value"], record["at_chance"]) == (1, 1, 2)
+
+
+def test_unknown_classes_count_no_seed_at_chance(experiment) -> None:
+    from taso_tune.results.aggregate import aggregate
+    from taso_tune.results.export import _stat
+    from taso_tune.stats.seeds import AT_CHANCE_UNKNOWN
+
+    # 0.05 would be "at chance" only against a made-up chance level of 0 (bar 10%)
+    trials = _frame(
+        experiment,
+        {
+            0: ("complete", 0.95, 0.90, 0.89),
+            1: ("complete", 0.96, 0.05, 0.06),
+            2: ("complete", 0.97, 0.92, 0.91),
+        },
+        num_classes=None,
+    )
+    row = aggregate(trials, 3).iloc[0]
+    assert row["at_chance"] is None and row["val_acc_summary"].at_chance is None
+    assert row["status"] == AT_CHANCE_UNKNOWN == "at chance not counted (number of classes unknown)"
+    assert _stat(row, "val_acc")["at_chance"] is None
+    assert row["val_acc_ci_low"] >= 0.0  # still an accuracy: its interval stays inside [0, 1]

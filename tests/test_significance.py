@@ -22,7 +22,12 @@ from taso_tune.core.errors import ConfigError
 from taso_tune.results.experiment import Experiment, load_experiment
 from taso_tune.results.export import defaults_from_experiment
 from taso_tune.results.report import render_report, report_figures, write_report
-from taso_tune.results.significance import forest_plot, paired_comparisons, significance_html
+from taso_tune.results.significance import (
+    forest_plot,
+    paired_comparisons,
+    reference_text,
+    significance_html,
+)
 from taso_tune.results.summary import format_summary
 
 SEEDS = (0, 1, 2, 3)
@@ -314,7 +319,7 @@ def test_one_sweep_gives_one_verdict_in_summary_report_and_export(sweep: Experim
             assert 0.0 <= entry[metric]["ci95"][0] <= entry[metric]["ci95"][1] <= 1.0
 
     # TOST beside each comparison, with its margin
-    assert "not shown equivalent within ±0.5 points (TOST p=" in report
+    assert "not shown equivalent within ±0.5 points (TOST Holm-adjusted p=" in report
     assert "margin ±0.5 points" in report
     assert rmsprop["versus_best"]["equivalence"]["margin"] == 0.005
     assert comparison["equivalence_margin"] == 0.005
@@ -324,3 +329,78 @@ def test_one_sweep_gives_one_verdict_in_summary_report_and_export(sweep: Experim
     assert edge in report and edge in summary and rmsprop["grid_edges"] == [edge]
     assert "lr 0.05 is" not in report and "lr 0.002 is" not in report
     assert document["optimizers"]["taso"]["grid_edges"] == []
+
+
+def test_the_transfer_table_prints_the_holm_adjusted_interval_of_its_verdict(
+    case: Experiment,
+) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from reproduction_fashion import transfer_table
+
+    # the digits defaults lose 0.01, 0.02, 0.02, 0.03 on taso's seeds and nothing elsewhere
+    trials = case.trials.copy()
+    lost = {0: 0.01, 1: 0.02, 2: 0.02, 3: 0.03}
+    taso = trials["config_id"] == "taso_a"
+    trials.loc[taso, "test_acc"] -= trials.loc[taso, "seed"].map(lost)
+    transferred = Experiment(case.path, case.space, trials, case.epochs)
+    table = transfer_table(case, transferred)
+    assert "Holm-adjusted interval" in table and "95% interval" not in table
+    # taso's p is the smallest of three (the others' differences are 0, p = 1): its interval is at
+    # 1 - 0.05 / 3, the one that matches its Holm-adjusted verdict
+    std = math.sqrt(0.0002 / 3)
+    half = stats.t.ppf(1 - 0.05 / 6, 3) * std / 2
+    taso_row = next(line for line in table.splitlines() if line.startswith("| taso"))
+    assert f"[{(0.02 - half) * 100:+.2f}, {(0.02 + half) * 100:+.2f}]" in taso_row
+    assert "tuning helps" in taso_row
+    p = stats.ttest_rel([0.90, 0.92, 0.94, 0.96], [0.89, 0.90, 0.92, 0.93]).pvalue
+    assert f"{3 * p:.3f}" in taso_row
+    assert "it is not simultaneous" in table
+
+
+def test_select_on_test_compares_on_validation_the_split_it_did_not_use(sweep: Experiment) -> None:
+    # rmsprop is the best on test; the picks are compared on validation, which chose nothing
+    table = paired_comparisons(sweep, "test").set_index("optimizer")
+    assert table.loc["rmsprop", "verdict"] == "reference"
+    assert (table["selected_on"] == "test_acc").all() and (table["compared_on"] == "val_acc").all()
+    # adam - rmsprop on validation: -0.04, -0.03, -0.82, -0.02
+    assert table.loc["adam", "difference"] == pytest.approx((-0.04 - 0.03 - 0.82 - 0.02) / 4)
+    # taso - rmsprop on validation is +0.01 on every seed: no spread, not compared
+    assert table.loc["taso", "verdict"] == "not compared"
+    text = reference_text(table.reset_index())
+    assert "over the 1 pick compared (picked on test_acc, compared on val_acc)" in text
+    assert "not held out" not in text
+    # without a validation split there is no other split: the fallback says it is not held out
+    no_val = sweep.trials.assign(val_acc=math.nan)
+    alone = paired_comparisons(Experiment(sweep.path, sweep.space, no_val, sweep.epochs), "test")
+    assert (alone["compared_on"] == "test_acc").all()
+    assert "picked and compared on test_acc (not held out)" in reference_text(alone)
+
+
+def test_the_reference_alone_has_no_other_pick_to_compare(case: Experiment) -> None:
+    taso = case.trials[case.trials["optimizer"] == "taso"]
+    table = paired_comparisons(Experiment(case.path, case.space, taso, case.epochs))
+    text = reference_text(table)
+    assert text.endswith("no other family's pick to compare") and "0 picks" not in text
+    one_seed = case.trials[case.trials["seed"] == 0]
+    solo = paired_comparisons(
+        Experiment(case.path, {**case.space, "seeds": 1}, one_seed, case.epochs)
+    )
+    assert "could be compared" in reference_text(solo) and "0 picks" not in reference_text(solo)
+
+
+def test_the_export_commands_table_carries_the_tost_text(sweep: Experiment) -> None:
+    from taso_tune.cli.report import format_defaults_table
+
+    document = defaults_from_experiment(sweep)
+    table = format_defaults_table(document)
+    rmsprop = next(line for line in table.splitlines() if line.strip().startswith("rmsprop"))
+    tost = document["optimizers"]["rmsprop"]["versus_best"]["equivalence"]
+    assert tost["p_holm"] >= tost["p_value"]
+    assert (
+        f"not shown equivalent within ±0.5 points (TOST Holm-adjusted p={tost['p_holm']:.3g}, n=4)"
+        in rmsprop
+    )
+    # the summary prints the same words
+    assert f"(TOST Holm-adjusted p={tost['p_holm']:.3g}, n=4)" in format_summary(sweep)

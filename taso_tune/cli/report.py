@@ -115,9 +115,10 @@ def run_export_command(args: argparse.Namespace) -> int:
 def format_defaults_table(document: dict[str, Any]) -> str:
     """The optimizers of a defaults document, one line each: accuracy mean ± std (n/planned) with
     its interval, the verdict against the reference with the difference and its Holm-adjusted
-    interval (the one rule, as the summary and the report word it), seeds at chance, and the
-    hyperparameters."""
-    from taso_tune.stats.seeds import format_interval, format_mean_std
+    interval and the equivalence test at its margin (the one rule, as the summary and the report
+    word it), seeds diverged, without a value or at chance, and the hyperparameters."""
+    from taso_tune.stats.equivalence import equivalence_words
+    from taso_tune.stats.seeds import AT_CHANCE_UNKNOWN, format_interval, format_mean_std
     from taso_tune.stats.verdict import INTERVAL_LABEL, format_difference, verdict_text
 
     comparison = document.get("provenance", {}).get("comparison") or {}
@@ -139,14 +140,37 @@ def format_defaults_table(document: dict[str, Any]) -> str:
         if versus.get("difference") is None:
             return words
         low, high = versus.get("holm_interval") or (None, None)
-        return f"{words}: {format_difference(versus['difference'], low, high)}"
+        text = f"{words}: {format_difference(versus['difference'], low, high)}"
+        tost = versus.get("equivalence")
+        if tost:
+            text += "; " + equivalence_words(
+                tost["equivalent"],
+                tost["margin"],
+                tost["p_value"],
+                versus["n"],
+                tost.get("p_holm"),
+                " points",
+                100.0,
+            )
+        return text
 
     def notes(entry: dict[str, Any]) -> str:
-        at_chance = max(
-            ((entry.get(m) or {}).get("at_chance", 0), (entry.get(m) or {}).get("n", 0))
-            for m in ("val_acc", "test_acc")
+        # the summary's and the report's row notes, from the record with the most seeds at chance
+        records = [entry.get(m) or {} for m in ("val_acc", "test_acc")]
+        worst = max(
+            records, key=lambda r: -1 if r.get("at_chance", 0) is None else r.get("at_chance", 0)
         )
-        return f"at chance {at_chance[0]}/{at_chance[1]}; " if at_chance[0] else ""
+        n = worst.get("n", 0)
+        parts = []
+        if worst.get("diverged"):
+            parts.append(f"diverged {worst['diverged']}/{n}")
+        if worst.get("no_value"):
+            parts.append(f"no finite value {worst['no_value']}/{n}")
+        if "at_chance" in worst and worst["at_chance"] is None:
+            parts.append(AT_CHANCE_UNKNOWN)
+        elif worst.get("at_chance"):
+            parts.append(f"at chance {worst['at_chance']}/{n}")
+        return "".join(f"{p}; " for p in parts)
 
     lines = []
     if comparison:

@@ -42,14 +42,19 @@ def selection_metric(select_on: SelectOn = "val") -> str:
     return f"{select_on}_acc"
 
 
-def _chance(metric: str, group: pd.DataFrame, trials: pd.DataFrame) -> float:
+#: The accuracies whose seeds at chance a row reports: the held-out ones, which the summary, the
+#: report and the export show (training accuracy is none of theirs).
+JUDGED_ACCURACIES = ("val_acc", "test_acc")
+
+
+def _chance(metric: str, group: pd.DataFrame, trials: pd.DataFrame) -> tuple[float, bool]:
     """A diverged seed's score on ``metric`` (:func:`~taso_tune.stats.seeds.diverged_score`): a loss
-    against every complete seed of the sweep."""
+    against every complete seed of the sweep; and whether the data set's number of classes, hence
+    an accuracy's chance level, is known."""
     classes = pd.to_numeric(group["num_classes"], errors="coerce").dropna()
     done = pd.to_numeric(trials.loc[trials["status"] == "complete", metric], errors="coerce")
-    return diverged_score(
-        metric, num_classes=int(classes.iloc[0]) if len(classes) else None, complete=done
-    )
+    num_classes = int(classes.iloc[0]) if len(classes) else None
+    return diverged_score(metric, num_classes=num_classes, complete=done), num_classes is not None
 
 
 def aggregate(
@@ -59,10 +64,12 @@ def aggregate(
 
     Columns: config_id, optimizer, model, dataset, epochs, the hp.* columns, planned, n, complete,
     diverged, at_chance, stopped_early, comparable, status (e.g. "not compared: 3 of 5 seeds;
-    diverged 1/3; at chance 1/3"), and per metric ``_mean``, ``_std``, ``_ci_low``, ``_ci_high``
+    diverged 1/3; at chance 1/3"; a complete seed without a finite value is "no finite value"), and
+    per metric ``_mean``, ``_std``, ``_ci_low``, ``_ci_high``
     (``None`` where undefined; an accuracy's interval inside [0, 1], a loss's above 0) and
     ``_summary`` (the :class:`~taso_tune.stats.seeds.SeedSummary`). ``at_chance`` is the most seeds
-    at chance on any accuracy the sweep recorded. ``mode`` is the sweep's (for reference only:
+    at chance on validation or test accuracy, whichever the sweep recorded (``None`` when the
+    number of classes is unknown: no chance level to measure against). ``mode`` is the sweep's (for reference only:
     accuracies are maximised, losses minimised).
     """
     if trials.empty:
@@ -85,14 +92,19 @@ def aggregate(
             values = [
                 v for v in pd.to_numeric(complete[metric], errors="coerce") if math.isfinite(v)
             ]
-            scored_at_chance = diverged + len(complete) - len(values)
+            no_value = len(complete) - len(values)
             accuracy = metric.endswith("_acc")
+            chance, known = (
+                _chance(metric, group, trials) if diverged or no_value or accuracy else (None, True)
+            )
             summary = summarize(
                 values,
                 count,
-                diverged=scored_at_chance,
-                chance=_chance(metric, group, trials) if scored_at_chance or accuracy else None,
+                diverged=diverged,
+                no_value=no_value,
+                chance=chance,
                 kind="accuracy" if accuracy else "loss",
+                chance_known=known,
             )
             row.update(
                 {
@@ -119,20 +131,21 @@ def aggregate(
 
 
 def recorded_metrics(trials: pd.DataFrame, metrics: Sequence[str] = METRICS) -> list[str]:
-    """The accuracies of ``metrics`` that some seed of ``trials`` recorded (a sweep without a
-    validation split has no ``val_acc``): the ones whose seeds at chance a row reports."""
+    """The held-out accuracies (:data:`JUDGED_ACCURACIES`) of ``metrics`` that some seed of
+    ``trials`` recorded (a sweep without a validation split has no ``val_acc``): the ones whose
+    seeds at chance a row reports, as the summary, the report and the export show them."""
     recorded = [
         m
         for m in metrics
-        if m.endswith("_acc")
+        if m in JUDGED_ACCURACIES
         and m in trials
         and pd.to_numeric(trials[m], errors="coerce").notna().any()
     ]
-    return recorded or list(metrics[:1])
+    return recorded or [next((m for m in metrics if m in JUDGED_ACCURACIES), metrics[0])]
 
 
 def _most_at_chance(summaries: Sequence[SeedSummary]) -> SeedSummary:
-    return max(summaries, key=lambda s: s.at_chance)
+    return max(summaries, key=lambda s: -1 if s.at_chance is None else s.at_chance)
 
 
 def with_ranks(

@@ -17,12 +17,16 @@ A defaults file is YAML::
         hparams: {alpha: 25.0, beta: 0.7, lr: 0.05, ...}
         verdict: reference       # or better / worse / no difference shown / not compared
         val_acc: {mean: 0.97, std: 0.004, ci95: [0.965, 0.975], n: 3, planned: 3, complete: 3,
-                  diverged: 0, at_chance: 0}
+                  diverged: 0, no_value: 0, at_chance: 0}
         test_acc: {...}
         versus_best: {metric: test_acc, reference: true}   # for the others: the one rule's numbers
         grid_edges: []
 
-``std`` and ``ci95`` are null with fewer than two seeds; ``ci95`` lies inside [0, 1]. Only
+``std`` and ``ci95`` are null with fewer than two seeds; ``ci95`` lies inside [0, 1]. ``diverged``
+counts the seeds whose status says so (the summary's and the report's "diverged k/n"),
+``no_value`` those that finished without a finite value (scored at chance like them: "no finite
+value k/n"), ``at_chance`` both and the seeds under the at-chance bar (null when the number of
+classes is unknown). Only
 configurations whose planned seeds all finished are exported. ``verdict`` and ``versus_best`` are
 the one verdict rule's (:func:`~taso_tune.results.significance.paired_comparisons`), the same the
 summary and the report print.
@@ -73,6 +77,7 @@ def _number(value: Any) -> float | None:
 
 def _stat(row: Mapping[str, Any], metric: str) -> dict[str, Any]:
     low, high = _number(row[f"{metric}_ci_low"]), _number(row[f"{metric}_ci_high"])
+    summary = row[f"{metric}_summary"]
     return {
         "mean": _number(row[f"{metric}_mean"]),
         "std": _number(row[f"{metric}_std"]),
@@ -80,15 +85,17 @@ def _stat(row: Mapping[str, Any], metric: str) -> dict[str, Any]:
         "n": int(row["n"]),
         "planned": int(row["planned"]),
         "complete": int(row["complete"]),
-        "diverged": int(row["diverged"]),
-        "at_chance": int(row[f"{metric}_summary"].at_chance),
+        "diverged": int(summary.diverged),
+        "no_value": int(summary.no_value),
+        "at_chance": None if summary.at_chance is None else int(summary.at_chance),
     }
 
 
 def _versus_best(row: Mapping[str, Any], reference: str) -> dict[str, Any]:
     """The one rule's comparison with the reference (:mod:`~taso_tune.results.significance`): the
     difference of means on the compared metric with its Holm-adjusted interval and that interval's
-    confidence, the paired and Holm p-values, the verdict, and TOST at its margin."""
+    confidence, the paired and Holm p-values, the verdict, and TOST at its margin (its p-value and,
+    Holm-adjusted over the same family, ``p_holm``, which decides ``equivalent``)."""
     if row["verdict"] == "reference":
         return {"metric": row["compared_on"], "reference": True}
     low, high = _number(row["ci_low"]), _number(row["ci_high"])
@@ -110,6 +117,7 @@ def _versus_best(row: Mapping[str, Any], reference: str) -> dict[str, Any]:
         out["equivalence"] = {
             "margin": equivalence.margin,
             "p_value": equivalence.p_value,
+            "p_holm": _number(equivalence.p_holm),
             "equivalent": equivalence.equivalent,
         }
     return out
@@ -151,8 +159,9 @@ def _provenance(experiment: Experiment, select_on: SelectOn) -> dict[str, Any]:
 
 STATISTICS_RULE = (
     "mean, sample std and 95% t interval over the planned seeds, an accuracy's cut to [0, 1]; a "
-    "diverged seed at chance level; at_chance counts the seeds diverged or under a tenth of the "
-    "way from chance to perfect accuracy; only configurations with every planned seed finished "
+    "diverged seed, or one without a finite value (no_value), at chance level; at_chance counts "
+    "those and the seeds under a tenth of the way from chance to perfect accuracy (null when the "
+    "number of classes is unknown); only configurations with every planned seed finished "
     "compared"
 )
 

@@ -28,7 +28,7 @@ from taso_tune.results.aggregate import SelectOn, selection_metric
 from taso_tune.results.experiment import Experiment
 from taso_tune.results.report_tables import render_page, varied_hyperparameters
 from taso_tune.results.significance import forest_plot
-from taso_tune.stats.seeds import format_mean_std
+from taso_tune.stats.seeds import MISSING_TEXT, format_mean_std
 
 PlotlyJS = Literal["inline", "directory"]
 #: The file ``--plotlyjs directory`` writes beside the report (plotly's own name for it).
@@ -73,19 +73,22 @@ def add_band(
     col: int | None = None,
     showlegend: bool = True,
 ) -> None:
-    """Add a mean line with a shaded ± std band (the paper's "shadow areas") to ``fig``."""
+    """Add a mean line with a shaded ± std band (the paper's "shadow areas") to ``fig``. Where the
+    std is NaN (one seed: no std) no band is drawn and the hover says "± —", never "± 0"."""
     x, mean, std = (
         np.asarray(x, dtype=float),
         np.asarray(mean, dtype=float),
         np.asarray(std, dtype=float),
     )
     keep = np.isfinite(mean)  # e.g. no validation split: nothing to draw
-    x, mean, std = x[keep], mean[keep], np.nan_to_num(std[keep])
+    x, mean, std = x[keep], mean[keep], std[keep]
+    banded = np.isfinite(std)
+    bx, bmean, bstd = x[banded], mean[banded], std[banded]
     where = {"row": row, "col": col} if row is not None else {}
     fig.add_trace(
         go.Scatter(
-            x=np.concatenate([x, x[::-1]]),
-            y=np.concatenate([mean + std, (mean - std)[::-1]]),
+            x=np.concatenate([bx, bx[::-1]]),
+            y=np.concatenate([bmean + bstd, (bmean - bstd)[::-1]]),
             mode="lines",
             fill="toself",
             fillcolor=_rgba(color, 0.2),
@@ -105,8 +108,8 @@ def add_band(
             line={"color": color, "width": 2},
             legendgroup=name,
             showlegend=showlegend,
-            customdata=std,
-            hovertemplate="epoch %{x}: %{y:.4g} ± %{customdata:.2g}",
+            customdata=[f"{v:.2g}" if math.isfinite(v) else MISSING_TEXT for v in std],
+            hovertemplate="epoch %{x}: %{y:.4g} ± %{customdata}",
         ),
         **where,
     )
@@ -135,8 +138,8 @@ def _complete_epochs(experiment: Experiment, config_id: str) -> pd.DataFrame:
 
 def _curve(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     values = pd.to_numeric(rows[metric], errors="coerce").groupby(rows["epoch"])
+    # one seed has no std: NaN, drawn as no band (its n is in the legend), never as ± 0
     curve = pd.DataFrame({"mean": values.mean(), "std": values.std(ddof=1), "n": values.count()})
-    curve["std"] = curve["std"].fillna(0.0)  # one seed: no band (its n is in the legend)
     return curve.reset_index()
 
 

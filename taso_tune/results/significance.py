@@ -1,8 +1,9 @@
 """The one verdict of the results: each optimizer family's pick against the reference, paired by seed.
 
 The reference is named up front: the overall best configuration on the selection metric. Every other
-family's pick is compared with it on one metric, :func:`compared_metric` (test accuracy when the
-results have it, which the selection never saw; else the selection metric), by the one rule of
+family's pick is compared with it on one metric, :func:`compared_metric` (the held-out split the
+selection did not use when the results have it: test accuracy after selection on validation,
+validation accuracy after selection on test; else the selection metric), by the one rule of
 :mod:`taso_tune.stats.verdict`: the per-seed differences, the paired t-test, Holm's correction over
 the picks compared, "better" / "worse" / "no difference shown" at 5%, the Holm-adjusted interval
 that matches the verdict, and TOST at a stated margin. The summary, the report, the export and the
@@ -43,9 +44,12 @@ from taso_tune.stats.verdict import (
     verdict_text,
 )
 
-#: The metric compared when the results have it: held out from the selection, as the paper's final
-#: tables report.
-COMPARED_METRIC = "test_acc"
+#: The metric compared after selection on each split, when the results have it: the other split,
+#: which the selection never saw (test accuracy after selection on validation, as the paper's
+#: final tables report; validation accuracy after the paper's selection on test).
+HELD_OUT = {"val": "test_acc", "test": "val_acc"}
+#: The statuses whose seeds have a final value (a diverged one scored at chance).
+FINISHED = ("complete", "diverged")
 COLUMNS = [
     "optimizer",
     "config_id",
@@ -68,9 +72,13 @@ VERDICT_COLORS = {"better": "#2ca02c", "worse": "#d62728", "no difference shown"
 
 
 def seed_values(experiment: Experiment, config_id: str, metric: str) -> dict[int, float]:
-    """``metric`` per seed of ``config_id``'s final trials: a diverged seed at chance level."""
+    """``metric`` per finished seed of ``config_id``'s final trials, by the one statistics rule
+    (:func:`~taso_tune.results.aggregate.aggregate`'s): a diverged seed, or a complete one without
+    a finite value, at chance level; a seed errored, unfinished or stopped early is missing (left
+    out, never read at its last value), so a configuration with one is not paired with another
+    that ran every seed."""
     trials = experiment.final_trials
-    rows = trials[trials["config_id"] == config_id]
+    rows = trials[(trials["config_id"] == config_id) & trials["status"].isin(FINISHED)]
     values: dict[int, float] = {}
     for _, row in rows.iterrows():
         value = pd.to_numeric(pd.Series([row.get(metric)]), errors="coerce").iloc[0]
@@ -81,14 +89,16 @@ def seed_values(experiment: Experiment, config_id: str, metric: str) -> dict[int
 
 
 def compared_metric(experiment: Experiment, select_on: SelectOn = "val") -> str:
-    """The one metric the picks are compared on: test accuracy when some seed recorded it (held
-    out: the selection never saw it), else the selection metric."""
+    """The one metric the picks are compared on: the split the selection did not use, when some
+    seed recorded it (test accuracy after selection on validation, validation accuracy after
+    selection on test), so the reference is not judged on the numbers that picked it (the winner's
+    curse); else the selection metric, which the outputs then call "not held out"."""
+    selected = selection_metric(select_on)  # refuses an unknown split by name
+    held_out = HELD_OUT[select_on]
     trials = experiment.final_trials
-    if COMPARED_METRIC in trials and (
-        pd.to_numeric(trials[COMPARED_METRIC], errors="coerce").notna().any()
-    ):
-        return COMPARED_METRIC
-    return selection_metric(select_on)
+    if held_out in trials and pd.to_numeric(trials[held_out], errors="coerce").notna().any():
+        return held_out
+    return selected
 
 
 def paired_comparisons(
@@ -207,9 +217,16 @@ def reference_text(table: pd.DataFrame) -> str:
         if selected_on != compared_on
         else f"picked and compared on {compared_on} (not held out)"
     )
-    return (
+    lead = (
         f"Reference: {reference['optimizer']} ({reference['config_id']}), the best pick on "
-        f"{selected_on}; each other family's pick against it, paired by seed, Holm-corrected over "
+        f"{selected_on}; "
+    )
+    if len(table) < 2:
+        return f"{lead}no other family's pick to compare"
+    if compared == 0:
+        return f"{lead}no other family's pick could be compared with it (each says why)"
+    return (
+        f"{lead}each other family's pick against it, paired by seed, Holm-corrected over "
         f"the {compared} pick{'s' if compared != 1 else ''} compared ({held_out})"
     )
 

@@ -7,7 +7,8 @@ stopping method run on the same space this computes, from saved results only:
 - epochs consumed, and their share of the full sweep's;
 - the configuration it picks (the best comparable one: every planned seed finished, by the one
   statistics rule) and its regret: the true final mean validation accuracy of the truly best
-  configuration minus that of the pick, both read from the full sweep (accuracy points);
+  configuration (the full sweep's best comparable one, as :meth:`Experiment.best` picks) minus
+  that of the pick, both read from the full sweep (accuracy points);
 - the one verdict rule (:mod:`taso_tune.stats.verdict`) on each pick against that truly best
   configuration, the reference: paired by seed on the full sweep's validation accuracy,
   Holm-corrected over the distinct picks, with the regret's Holm-adjusted interval. "worse" says the
@@ -25,7 +26,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from taso_tune.results.experiment import Experiment
-from taso_tune.stats.seeds import ACCURACY_DIFFERENCE_RANGE, diverged_score, format_interval
+from taso_tune.results.significance import seed_values
+from taso_tune.stats.seeds import ACCURACY_DIFFERENCE_RANGE, format_interval
 from taso_tune.stats.verdict import ReferenceComparison, compare_to_reference, verdict_text
 
 METRIC = "val_acc"
@@ -45,9 +47,12 @@ MIN_CORRELATED = 5
 
 
 def true_scores(full: Experiment) -> pd.Series:
-    """Final mean validation accuracy per configuration in the full sweep (diverged seeds at chance
-    level), best first."""
-    agg = full.aggregated.set_index("config_id")
+    """Final mean validation accuracy per comparable configuration of the full sweep (every planned
+    seed finished; diverged seeds at chance level), best first, equal means in config-id order: the
+    ranking :meth:`Experiment.best` picks from. A configuration with a seed errored or unfinished
+    has no true score, and is never the truly best."""
+    agg = full.aggregated
+    agg = agg[agg["comparable"].astype(bool)].set_index("config_id").sort_index()
     return agg[f"{METRIC}_mean"].astype(float).sort_values(ascending=False, kind="stable")
 
 
@@ -56,31 +61,29 @@ def _pick(experiment: Experiment) -> str | None:
     return str(best.iloc[0]["config_id"]) if len(best) else None
 
 
-def _seed_matrix(full: Experiment) -> pd.DataFrame:
-    """Final validation accuracy per configuration (rows) and seed (columns), diverged at chance."""
-    trials = full.trials
-    complete = trials.loc[trials["status"] == "complete", METRIC]
-    chance = trials["num_classes"].map(
-        lambda classes: diverged_score(METRIC, num_classes=int(classes), complete=complete)
-    )
-    values = trials[METRIC].where(trials["status"] != "diverged", chance)
-    return pd.DataFrame(
-        {"config_id": trials["config_id"], "seed": trials["seed"], "v": values}
-    ).pivot(index="config_id", columns="seed", values="v")
-
-
 def pick_verdicts(full: Experiment, picks: dict[str, str | None]) -> dict[str, ReferenceComparison]:
     """The one verdict rule on each method's pick (method -> config id) against the truly best
     configuration of the full sweep, paired by seed on its final validation accuracy, Holm-corrected
     over the distinct picks other than the reference; a pick of the reference itself is "reference",
-    a method with no pick or a pick without every seed of the full sweep "not compared"."""
-    matrix = _seed_matrix(full)
+    a method with no pick or a pick without every seed of the full sweep "not compared". The values
+    per seed are :func:`~taso_tune.results.significance.seed_values`', the rule of every other
+    verdict."""
     truth = true_scores(full)
+    if truth.empty:
+        return {
+            method: ReferenceComparison(
+                "not compared", 0, reason="no configuration of the full sweep ran every seed"
+            )
+            for method in picks
+        }
     reference = truth.index[0]
-    seeds = {config_id: row.dropna().to_dict() for config_id, row in matrix.iterrows()}
-    candidates = {
-        c: seeds[c] for c in dict.fromkeys(picks.values()) if c in seeds and c != reference
+    in_full = set(full.trials["config_id"])
+    seeds = {
+        c: seed_values(full, c, METRIC)
+        for c in dict.fromkeys([reference, *picks.values()])
+        if c is not None and c in in_full
     }
+    candidates = {c: v for c, v in seeds.items() if c != reference}
     found = compare_to_reference(seeds[reference], candidates, bounds=ACCURACY_DIFFERENCE_RANGE)
     out = {}
     for method, pick in picks.items():
@@ -204,7 +207,11 @@ def compare(
                 "share_of_full": epochs / full_epochs,
                 "pick": pick or "none compared",
                 "pick_true_val_acc": truth.get(pick, float("nan")),
-                "regret_points": 100 * (truth.iloc[0] - truth.get(pick, float("nan"))),
+                "regret_points": (
+                    100 * (truth.iloc[0] - truth.get(pick, float("nan")))
+                    if len(truth)
+                    else float("nan")
+                ),
                 "regret_holm_interval": regret,
                 "verdict_vs_true_best": verdict_text(
                     found.verdict, selected_on=METRIC, compared_on=METRIC, reason=found.reason
