@@ -18,6 +18,7 @@ from reproduction_tables import (
     beyond_table,
     final_table,
     grid_tables,
+    seeds_sentence,
     selection_table,
     table5,
 )
@@ -153,8 +154,8 @@ def render_fashion_tables(
     return f"""Measured by `make reproduce DATA=fashion_mnist` (`python benchmarks/reproduce.py --data fashion_mnist
 --epochs {epochs}`): LeNet5 on Fashion-MNIST ({split} images), {epochs} epochs (the paper: 100), Table VII at
 {quarter}, 5 seeds everywhere: mean ± sample std and [95% t interval] over n of the planned seeds, a
-diverged seed counted at chance level (10%), selection on the validation split unless said. Tables VI-X
-and the transfer train on fresh seeds (5-9), not the seeds 0-4 that selected the defaults. The paired
+diverged seed counted at chance level (10%), selection on the validation split unless said.
+{seeds_sentence(exp)} The paired
 tests compare test accuracy seed by seed (the same seed gives every optimizer the same initialisation
 and data order), Holm-corrected within each table. The sweeps took {total / 60:.1f} min in all.
 

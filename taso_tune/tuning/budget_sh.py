@@ -1,4 +1,4 @@
-"""Budget-aware successive halving: early stopping that is fair to training-aware schedules.
+"""Budget-aware successive halving: each rung trains complete runs, decay included, at its budget.
 
 ASHA judges a trial at an early rung by its metric *so far*; a schedule that knows the planned run
 length (TASO, cosine, linear, WSD) keeps its learning rate high until late and so looks worse at every
