@@ -19,7 +19,7 @@ from sweep_helpers import result_records, shutdown_ray, trial_dirs, write_space
 from test_disk_faults import _mount, tmpfs  # noqa: F401  (the fixture)
 
 from taso_tune.cli import main
-from taso_tune.core.records import LOCK_FILE, RERUN_FILE, SPACE_FILE
+from taso_tune.core.records import HPARAMS_FILE, LOCK_FILE, RERUN_FILE, SPACE_FILE
 from taso_tune.experiment.layout import RERUN_FOLDER
 from taso_tune.experiment.recovery import session_copies
 from taso_tune.results.experiment import load_experiment
@@ -111,10 +111,18 @@ def test_lost_trials_rerun_from_their_checkpoints_and_the_rest_is_kept(
     shutdown_ray()
 
     _mount(tmpfs, "remount,size=64m")
+    (experiment / HPARAMS_FILE).unlink()  # a sweep from before it was written: resume writes it
     assert main(["resume", str(experiment), "--rerun-lost", "--no-report"]) == 0
     out = capsys.readouterr().out
     assert "keeping the 1 finished trials as they are; training the 3 lost trials again" in out
-    assert f"  {resumed.name}: from its checkpoint after epoch 1 of 2" in out
+    checkpoint = result_records(resumed)[0]["checkpoint_dir_name"]
+    assert (
+        f"  {resumed.name}: from its checkpoint after epoch 1 of 2, loading "
+        f"{experiment}/{resumed.name}/{checkpoint}/run_state.pt" in out
+    )
+    assert (experiment / HPARAMS_FILE).is_file()
+    rerun_config = json.loads((experiment / RERUN_FILE).read_text())["trials"]
+    assert f"{resumed.name}/{checkpoint}" in [t["trial"]["from_checkpoint"] for t in rerun_config]
     assert f"  {restarted.name}: from the start (its folder holds no checkpoint)" in out
     assert re.search(rf"  {unstarted_config} seeds \[0, 1\]: from the start \(it had not", out)
     assert (experiment / f"damaged-{state.name}").is_file() and not state.exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import io
 import json
 import os
@@ -36,6 +37,8 @@ STORAGE_ENV = "TASO_TUNE_STORAGE"
 #: Seconds a storage URI's file system gets to answer before the sweep gives up on it.
 STORAGE_TIMEOUT_ENV = "TASO_TUNE_STORAGE_TIMEOUT"
 DEFAULT_STORAGE_TIMEOUT_S = 20.0
+#: Every temporary file written before a move into place starts so: hidden, and named after nothing.
+TEMP_PREFIX = ".tmp-"
 
 T = TypeVar("T")
 
@@ -79,13 +82,21 @@ def read_experiment_file(experiment: str, name: str) -> str | None:
     return read_text(fs, posixpath.join(root.rstrip("/"), name))
 
 
+def temporary_name(name: str) -> str:
+    """The name of the temporary file written before ``name`` is moved into place: hidden, and
+    holding nothing of ``name`` that a reader matches files by (TensorBoard reads any file whose
+    name holds ``tfevents``, and would read one half written), yet the same for the same ``name``,
+    so a write cut short leaves one file that the next write replaces."""
+    return f"{TEMP_PREFIX}{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+
+
 def write_experiment_file(experiment: str, name: str, text: str | bytes) -> None:
-    """Write ``EXPERIMENT/name`` atomically: a temporary file beside it, then a move (``text``:
-    written as UTF-8; ``bytes``: as they are)."""
+    """Write ``EXPERIMENT/name`` atomically: a temporary file beside it (:func:`temporary_name`),
+    then a move (``text``: written as UTF-8; ``bytes``: as they are)."""
     fs, root = filesystem(experiment)
     root = root.rstrip("/")
     fs.create_dir(root, recursive=True)
-    tmp, final = f"{root}/.{name}.tmp", f"{root}/{name}"
+    tmp, final = f"{root}/{temporary_name(name)}", f"{root}/{name}"
     with fs.open_output_stream(tmp) as handle:
         handle.write(text if isinstance(text, bytes) else text.encode())
     fs.move(tmp, final)
@@ -246,7 +257,7 @@ def write_text_atomic(path: str, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
     umask = os.umask(0)
     os.umask(umask)
     os.fchmod(
@@ -375,7 +386,8 @@ class _ReplaceOnClose(io.RawIOBase):
         super().__init__()
         self._final = path
         folder = os.path.dirname(path) or "."
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=folder)
+        # not named after the file: TensorBoard would read a half-written ``*tfevents*`` one
+        fd, self._tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
         umask = os.umask(0)
         os.umask(umask)
         os.fchmod(fd, 0o666 & ~umask)

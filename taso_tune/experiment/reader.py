@@ -6,7 +6,8 @@ all read through it.
 
 An experiment whose own Tune state was lost and whose lost trials ``resume --rerun-lost`` trains
 again (:data:`~taso_tune.experiment.layout.RERUN_FILE`) still reads as one experiment: its run keeps
-the finished trials, with the status they had, and the rerun's run (``rerun-lost/``) gives each lost
+the finished trials, with the status they had (not the lost trials' folders, nor those whose
+``result.json`` the rerun found damaged), and the rerun's run (``rerun-lost/``) gives each lost
 trial once, its reports up to the checkpoint it continued from followed by the rerun's own.
 
 One error policy: a file that is missing is ``None`` or empty; a file that is there but is not what
@@ -20,7 +21,7 @@ from __future__ import annotations
 import json
 import posixpath
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -32,12 +33,15 @@ from taso_tune.core.records import TrialReport
 from taso_tune.core.storage import filesystem, read_text, result_records
 from taso_tune.experiment.layout import (
     ERROR_FILE,
+    FROM_CHECKPOINT,
     RERUN_FILE,
     RERUN_FOLDER,
     RESULT_FILE,
     SPACE_FILE,
+    is_checkpoint_name,
     is_tune_state,
     rung_index,
+    trial_checkpoint,
 )
 from taso_tune.spaces import SweepSpec, load_space_dict
 
@@ -67,16 +71,36 @@ class RerunTrial:
 class RerunRecord:
     """What ``resume --rerun-lost`` decided (:data:`~taso_tune.experiment.layout.RERUN_FILE`)."""
 
-    state: str  # the unreadable Tune state, kept as ``damaged-<state>``
+    state: str  # the unreadable Tune state, kept as ``damaged-<state>`` ('': Tune saved none)
     kept: dict[str, str]  # trial_id -> folder of each finished trial kept
     trials: list[RerunTrial]
+    # folders of the run whose result.json cannot be read: left out of the experiment's results
+    damaged: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         trials = [
             {"trial": t.trial, "lost": t.lost, "from_epoch": t.from_epoch} for t in self.trials
         ]
-        record = {"state": self.state, "kept": self.kept, "trials": trials}
+        record = {
+            "state": self.state,
+            "kept": self.kept,
+            "trials": trials,
+            "damaged": self.damaged,
+        }
         return json.dumps(record, indent=2, sort_keys=True) + "\n"
+
+
+def _checked_trial(trial: RerunTrial) -> RerunTrial:
+    """``trial`` as the record holds it, its checkpoint a ``<trial folder>/checkpoint_<n>`` of the
+    experiment's own run (anything else would have the rerun load a file from elsewhere)."""
+    checkpoint = trial.trial.get(FROM_CHECKPOINT)
+    if checkpoint is not None and (
+        not isinstance(checkpoint, str) or trial_checkpoint(checkpoint) is None
+    ):
+        raise ValueError(f"{FROM_CHECKPOINT} {checkpoint!r} is not <trial folder>/checkpoint_<n>")
+    if trial.lost is not None and (not isinstance(trial.lost, str) or "/" in trial.lost):
+        raise ValueError(f"lost {trial.lost!r} is not a trial folder's name")
+    return trial
 
 
 @dataclass(frozen=True)
@@ -93,6 +117,11 @@ class TrialResults:
     @property
     def trial_id(self) -> str:
         return str(self.reports[-1].get("trial_id", "")) if self.reports else ""
+
+
+def _other_run(name: str) -> bool:
+    """Whether a folder at the experiment's top named ``name`` is a Tune run of its own."""
+    return rung_index(name) is not None or name == RERUN_FOLDER
 
 
 class ExperimentReader:
@@ -138,15 +167,20 @@ class ExperimentReader:
         try:
             data = json.loads(text)
             trials = [
-                RerunTrial(dict(t["trial"]), t["lost"], int(t["from_epoch"]))
+                _checked_trial(RerunTrial(dict(t["trial"]), t["lost"], int(t["from_epoch"])))
                 for t in data["trials"]
             ]
-            return RerunRecord(str(data["state"]), dict(data["kept"]), trials)
-        except (ValueError, TypeError, KeyError) as err:
+            damaged = [str(name) for name in data.get("damaged", [])]
+            if any("/" in name or name in ("", ".", "..") for name in damaged):
+                raise ValueError(f"damaged {damaged!r} are not trial folders' names")
+            return RerunRecord(str(data["state"]), dict(data["kept"]), trials, damaged)
+        except (ValueError, TypeError, KeyError, AttributeError) as err:
+            why = f": {err}" if type(err) is ValueError and str(err) else ""
             raise DamagedResults(
                 "experiment",
                 self.path,
-                f"its {RERUN_FILE} cannot be read ({type(err).__name__}): not what taso-tune wrote",
+                f"its {RERUN_FILE} cannot be read ({type(err).__name__}{why}): not what "
+                "taso-tune wrote",
             ) from None
 
     def tune_statuses(self, run: TuneRun) -> dict[str, str] | None:
@@ -192,17 +226,34 @@ class ExperimentReader:
     def trial_folders(self, run: TuneRun, only: set[str] | None = None) -> list[str]:
         """The trial folders of ``run``; ``only``: just those of these trial ids (a trial folder's
         name ends in ``_<trial_id>``; Tune's ids hold a '_', so the end of the name is matched).
-        The folders of lost trials that a rerun trains again are not the run's any more."""
+        The folders of lost trials that a rerun trains again, and those whose ``result.json`` the
+        rerun found damaged, are not the run's any more; nor, in the experiment's own run, are the
+        folders of the other runs (budget-sh's rungs, the rerun)."""
         lost = set()
         if run.folder == self.root and self.rerun is not None:
             lost = {posixpath.join(self.root, t.lost) for t in self.rerun.trials if t.lost}
+            lost |= {posixpath.join(self.root, name) for name in self.rerun.damaged}
         return sorted(
             info.path
             for info in self._entries(run.folder)
             if info.type == pyarrow.fs.FileType.Directory
             and info.path not in lost
+            and not (run.folder == self.root and _other_run(posixpath.basename(info.path)))
             and (only is None or any(info.path.endswith(f"_{t}") for t in only))
         )
+
+    def checkpoint_bytes(self, trial_folder: str) -> int:
+        """The bytes of every file in ``trial_folder``'s checkpoint folders (``checkpoint_<n>``)."""
+        total = 0
+        for info in self._entries(trial_folder):
+            if info.type == pyarrow.fs.FileType.Directory and is_checkpoint_name(info.base_name):
+                selector = pyarrow.fs.FileSelector(info.path, recursive=True)
+                total += sum(
+                    f.size or 0
+                    for f in self.fs.get_file_info(selector)
+                    if f.type == pyarrow.fs.FileType.File
+                )
+        return total
 
     def _lost_reports(self, rerun: RerunTrial) -> list[TrialReport]:
         """The reports a lost trial keeps: those up to the checkpoint its rerun continues from."""

@@ -8,9 +8,10 @@ disk that filled) can hold a truncated one, from which Tune would start every tr
 
 :func:`recover_state` looks, for each Tune run of the experiment (the top folder, and each budget-sh
 rung), whether its newest state can be read. Where it cannot, the last good copy is the one the
-driver kept in Ray's session folder on this host: the newest readable copy of the same file is
-written back (atomically; the damaged one is kept beside it as ``damaged-<name>``) and resume goes on.
-Where no such copy is left, resume stops with one line that says which trials are lost (the
+driver kept in Ray's session folder on this host: the newest readable copy of the same file that
+only you could have written (the rule of :mod:`~taso_tune.experiment.trust`) is written back (atomically; the damaged one is kept beside it as ``damaged-<name>``) and resume goes on.
+Where no such copy is left (or the experiment's own run has trial folders but no state: the disk
+filled before Tune first saved it), resume stops with one line that says which trials are lost (the
 unfinished ones: Tune no longer knows their checkpoints), which finished trials stay readable by
 ``report`` and ``export``, and how to go on: ``taso-tune resume EXPERIMENT --rerun-lost``. With
 that flag, :func:`recover_state` returns what the experiment's own run lost (:class:`LostState`: the
@@ -41,23 +42,22 @@ from taso_tune.experiment.layout import (
     RERUN_FOLDER,
     RESULT_FILE,
     STATE_FILE,
+    TUNE_STATE_PREFIX,
+    is_checkpoint_name,
+    is_tune_state,
     rung_index,
 )
 from taso_tune.experiment.reader import ExperimentReader, RerunRecord, TuneRun
 from taso_tune.experiment.state import record_finished
+from taso_tune.experiment.trust import untrusted
 
 #: Where Ray keeps its session folders: ``$RAY_TMPDIR/ray``, else the system's temporary folder.
 RAY_TMPDIR_ENV = "RAY_TMPDIR"
-_STATE_PREFIX = "experiment_state-"
 
 
 def _newest_state(fs: pyarrow.fs.FileSystem, folder: str) -> str | None:
     entries = fs.get_file_info(pyarrow.fs.FileSelector(folder))
-    states = sorted(
-        e.path
-        for e in entries
-        if posixpath.basename(e.path).startswith(_STATE_PREFIX) and e.path.endswith(".json")
-    )
+    states = sorted(e.path for e in entries if is_tune_state(posixpath.basename(e.path)))
     return states[-1] if states else None
 
 
@@ -88,13 +88,14 @@ class LostTrial:
     config: dict[str, Any]  # Tune's config of the trial, as its reports carry it
     from_epoch: int  # the epochs of the last checkpoint its folder still holds (0: none)
     checkpoint: str | None  # that checkpoint's folder, relative to the experiment
+    damaged: bool = False  # its result.json cannot be read: nothing says what it trained
 
 
 @dataclass(frozen=True)
 class LostState:
     """The experiment's own Tune run, whose state cannot be read and has no good copy left."""
 
-    state: str  # the state's file name
+    state: str  # the state's file name ('': Tune saved none)
     kept: dict[str, str]  # trial_id -> folder of each finished trial
     kept_configs: list[dict[str, Any]]  # Tune's config of each finished trial
     lost: list[LostTrial]
@@ -138,6 +139,12 @@ def recover_state(experiment: str, *, rerun_lost: bool = False) -> Recovery:
     for folder in [*own, *sorted(folders)]:
         state = _newest_state(fs, folder)
         if state is None:
+            # trial folders but no state: the disk filled before Tune's first copy of it
+            if folder == root and reader.trial_folders(TuneRun(root, None)):
+                if rerun_lost:
+                    lost = _lost_state(reader, "")
+                    continue
+                raise ConfigError("experiment", experiment, _lost(reader, folder, "", None))
             continue
         try:
             text = read_text(fs, state)
@@ -166,12 +173,22 @@ def set_aside(experiment: str, record: RerunRecord) -> None:
     write_experiment_file(experiment, RERUN_FILE, record.to_json())
     fs, root = filesystem(experiment)
     state = posixpath.join(root.rstrip("/"), record.state)
-    if fs.get_file_info(state).type == pyarrow.fs.FileType.File:
+    if record.state and fs.get_file_info(state).type == pyarrow.fs.FileType.File:
         fs.move(state, posixpath.join(root.rstrip("/"), f"{DAMAGED_PREFIX}{record.state}"))
 
 
 def _good_copy(name: str) -> tuple[str, str] | None:
+    """The newest readable copy of ``name`` in Ray's session folders that only you could have
+    written (:func:`~taso_tune.experiment.trust.untrusted`: the file and its folders up to the
+    session's ``artifacts``), as (its path, its text): Tune unpickles what it holds."""
     for path in session_copies(name):
+        # SESSION/artifacts/<time>/<run>/driver_artifacts/NAME; the session folder itself is
+        # writable by everyone (Ray makes it so), which a folder you own below it stops
+        artifacts = path
+        for _ in range(4):
+            artifacts = os.path.dirname(artifacts)
+        if untrusted(path, artifacts) is not None:
+            continue
         try:
             with open(path, encoding="utf-8") as handle:
                 text = handle.read()
@@ -191,11 +208,12 @@ def _trial_ends(reader: ExperimentReader, folder: str) -> LostState:
         result = reader.fs.get_file_info(posixpath.join(path, RESULT_FILE))
         if result.type != pyarrow.fs.FileType.File:
             continue
+        name = posixpath.basename(path)
         try:
             reports = reader.reports(path)
         except ConfigError:
-            reports = []
-        name = posixpath.basename(path)
+            unfinished.append(LostTrial(name, {}, 0, None, damaged=True))
+            continue
         if reports and record_finished(reports[-1]):
             finished[str(reports[-1].get("trial_id", ""))] = name
             configs.append(dict(reports[-1].get("config") or {}))
@@ -208,10 +226,14 @@ def _trial_ends(reader: ExperimentReader, folder: str) -> LostState:
 
 def _last_checkpoint(reader: ExperimentReader, path: str, reports: list) -> tuple[int, str | None]:
     """The newest checkpoint a trial reported that its folder still holds whole: (its epoch, its
-    folder relative to the experiment); (0, ``None``) when none is left."""
+    folder relative to the experiment); (0, ``None``) when none is left. Only a folder of the
+    trial's own named as Ray Tune names them (``checkpoint_<n>``) counts: the name comes from the
+    trial's ``result.json``, which nothing checks, and the rerun loads what it points to."""
     for report in reversed(reports):
         name = report.get("checkpoint_dir_name")
-        if name and reader.fs.get_file_info(posixpath.join(path, name, STATE_FILE)).type == (
+        if not isinstance(name, str) or not is_checkpoint_name(name):
+            continue
+        if reader.fs.get_file_info(posixpath.join(path, name, STATE_FILE)).type == (
             pyarrow.fs.FileType.File
         ):
             relative = posixpath.relpath(posixpath.join(path, name), reader.root)
@@ -224,11 +246,22 @@ def _lost_state(reader: ExperimentReader, name: str) -> LostState:
 
 
 def _lost(reader: ExperimentReader, folder: str, name: str, text: str | None) -> str:
-    try:
-        json.loads(text if text is not None else b"\xff")
-        why = "not a Ray Tune state"
-    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
-        why = type(err).__name__
+    """Why resume cannot go on: the state ``name`` cannot be read (``''``: there is none)."""
+    if not name:
+        what = (
+            f"it holds trial folders but no Ray Tune state ({TUNE_STATE_PREFIX}*.json: the storage "
+            "may have filled before Ray Tune first saved it)"
+        )
+    else:
+        try:
+            json.loads(text if text is not None else b"\xff")
+            why = "not a Ray Tune state"
+        except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
+            why = type(err).__name__
+        what = (
+            f"its Ray Tune state {name} cannot be read ({why}) and no good copy of it is left on "
+            "this host"
+        )
     ends = _trial_ends(reader, folder)
     lost = ", ".join(t.folder for t in ends.lost) if ends.lost else "none"
     if folder == reader.root:
@@ -243,7 +276,6 @@ def _lost(reader: ExperimentReader, folder: str, name: str, text: str | None) ->
             f"{posixpath.basename(folder)}: run the lost configurations as a new sweep"
         )
     return (
-        f"its Ray Tune state {name} cannot be read ({why}) and no good copy of it is left on this "
-        f"host: the unfinished trials are lost ({lost}); the {len(ends.kept)} finished trials stay "
-        f"readable by `taso-tune report` and `export`; {then}"
+        f"{what}: the unfinished trials are lost ({lost}); the {len(ends.kept)} finished trials "
+        f"stay readable by `taso-tune report` and `export`; {then}"
     )

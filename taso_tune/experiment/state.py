@@ -106,6 +106,41 @@ def finished_trials(experiment: str) -> int:
     return sum(_finished_in(reader, run) for run in reader.runs())
 
 
+def experiment_planned(experiment: str, spec: SweepSpec) -> int:
+    """The trials the experiment at ``experiment`` runs in all: :func:`planned_trials`, or once
+    ``resume --rerun-lost`` trained its lost trials again, the trials it kept and those it reran
+    (an Optuna sweep's proposals never made are in neither)."""
+    try:
+        record = ExperimentReader(experiment).rerun
+    except DamagedResults:
+        record = None
+    if record is None:
+        return planned_trials(spec)
+    return len(record.kept) + len(record.trials)
+
+
+def unfinished_checkpoint_bytes(experiment: str) -> int:
+    """The bytes the checkpoints of the experiment's unfinished trials take now: a resume replaces
+    them as those trials go on (Tune keeps the newest few), so they are no new writes. Only trials
+    Tune's state lists count (Tune restores those); a state that cannot be read lists none."""
+    reader = ExperimentReader(experiment)
+    if not reader.exists():
+        return 0
+    held = 0
+    for run in reader.runs():
+        statuses = _statuses(reader, run, strict=False) or {}
+        open_ids = {t for t, status in statuses.items() if status != FINISHED}
+        for folder in reader.trial_folders(run, only=open_ids) if open_ids else []:
+            try:
+                trial = reader.trial(run, folder, statuses)
+            except DamagedResults:
+                trial = None
+            if trial is not None and record_finished(trial.reports[-1]):
+                continue
+            held += reader.checkpoint_bytes(folder)
+    return held
+
+
 def all_finished(experiment: str, spec: SweepSpec, planned: int) -> bool:
     """Whether there is nothing left to resume: budget-sh picked its winner, or every planned trial
     of the Tune run is finished."""

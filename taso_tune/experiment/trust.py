@@ -4,9 +4,13 @@ Ray Tune restores a run by unpickling what it saved there (``tuner.pkl``, the se
 trials inside ``experiment_state-*.json``), and unpickling a crafted file runs any command. So a
 local folder is resumed only when you alone could have written those files: the folder, every file
 at its top and at the top of each budget-sh rung folder and of the rerun of lost trials belong to
-you and are not writable by group or others, and none is a symbolic link. (The trials' own
-checkpoints are read with ``torch.load(weights_only=True)``, which builds tensors only.) A bucket has
-no owners to check: resume only from a bucket that nobody else can write.
+you and are not writable by group or others, and none is a symbolic link. The same rule picks the
+copy of a damaged Tune state that resume takes back from Ray's session folder
+(:func:`untrusted`). The trials' own checkpoints are read with ``torch.load(weights_only=True)``,
+which on the torch taso-tune requires (2.6 or later: earlier ones could be made to run code
+through it, CVE-2025-32434) builds tensors and plain values only; ``resume --rerun-lost`` loads only
+a ``checkpoint_<n>`` folder inside the lost trial's own folder, and prints which. A bucket has no
+owners to check: resume only from a bucket that nobody else can write.
 """
 
 from __future__ import annotations
@@ -47,6 +51,24 @@ def _problem(path: str, info: os.stat_result) -> str | None:
             f"{path} is writable by {' and '.join(writable)} (mode {stat.S_IMODE(info.st_mode):o})"
         )
     return None
+
+
+def untrusted(path: str, top: str) -> str | None:
+    """Why the file ``path`` may not be yours alone (see :func:`_problem`), checking it and each
+    folder above it up to ``top`` included (someone who can write a folder can replace what it
+    holds); ``None`` when nothing is wrong. A ``path`` outside ``top`` is refused too."""
+    top = os.path.abspath(top)
+    current = os.path.abspath(path)
+    if os.path.commonpath([top, current]) != top:
+        return f"{path} is not inside {top}"
+    while True:
+        try:
+            problem = _problem(current, os.lstat(current))
+        except OSError as err:
+            return f"{current}: {err.strerror}"
+        if problem or current == top:
+            return problem
+        current = os.path.dirname(current)
 
 
 def check_trusted_folder(experiment: str) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import posixpath
 import time
 from collections import defaultdict
 from typing import Any
@@ -31,7 +32,10 @@ from taso_tune.experiment.layout import rung_name
 from taso_tune.experiment.state import trials_per_configuration
 from taso_tune.spaces import SweepSpec, with_overrides
 from taso_tune.stats.seeds import diverged_score, summarize
-from taso_tune.tuning.observe.tensorboard import write_experiment_summary
+from taso_tune.tuning.observe.tensorboard import (
+    ensure_experiment_summary,
+    write_experiment_summary,
+)
 from taso_tune.tuning.outcome import SweepOutcome
 from taso_tune.tuning.paths import new_experiment_path
 from taso_tune.tuning.preflight import Writes
@@ -138,7 +142,8 @@ def _run_rung(
 ) -> tuple[dict[str, float], int]:
     source = _rung_source(spec, epochs, config_ids)
     name = rung_name(index, epochs)
-    run = build_tuner(source, datasets, experiment, name, restore=restore)
+    label = posixpath.basename(experiment.rstrip("/"))
+    run = build_tuner(source, datasets, experiment, name, restore=restore, label=label)
     print(
         f"budget-sh rung {index}: {len(config_ids)} configurations x {spec.seeds} seeds, {epochs} epochs each",
         flush=True,
@@ -204,4 +209,5 @@ def resume_budget_sh(experiment: str, spec: SweepSpec, storage: str, *, address:
     start = time.perf_counter()
     writes = rung_writes(spec, state)
     datasets = prepare(GridTrials(spec), storage, address, writes=writes, experiment=experiment)
+    ensure_experiment_summary(experiment, spec)
     return _run_rungs(spec, experiment, state, datasets, start)

@@ -4,8 +4,9 @@
 - every trial fits on some node: on a cluster of fixed size a trial asking for more CPUs or GPUs
   than any node has would wait forever; where an autoscaler may add nodes it says what it waits for;
 - Ray's token file stays private (Ray writes ``~/.ray/auth_token`` readable by everyone);
-- the storage has room for what the sweep, or a resume, will still write (:func:`check_free_space`),
-  checked before Ray starts.
+- the storage has room for what the sweep, or a resume, will still write (:func:`check_free_space`:
+  for a resume, less the checkpoints its unfinished trials hold, which they replace), checked
+  before Ray starts.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 
 from taso_tune.core.errors import ConfigError
 from taso_tune.core.storage import first_line, format_bytes, free_bytes, is_uri
+from taso_tune.experiment.state import unfinished_checkpoint_bytes
 from taso_tune.training.data.sets import ImageData
 from taso_tune.training.optimizers import set_mode
 from taso_tune.training.run import Run
@@ -290,8 +292,9 @@ def check_free_space(
 ) -> None:
     """Refuse a sweep or resume its storage cannot hold (a :class:`ConfigError` with the figures,
     on ``--storage`` for a sweep, on the ``experiment`` for a resume); warn when it would take most
-    of the free space. ``writes``: what is still to write (default: the whole sweep). A bucket has
-    no free space to ask about: the check is skipped, and a line says so."""
+    of the free space. ``writes``: what is still to write (default: the whole sweep); for a resume,
+    what the unfinished trials' checkpoints take now is subtracted: their new checkpoints replace
+    them. A bucket has no free space to ask about: the check is skipped, and a line says so."""
     writes = writes or Writes.sweep(source)
     if sum(count for count, _epochs in writes.runs) <= 0:
         return
@@ -307,6 +310,15 @@ def check_free_space(
     if free is None:
         return
     need, how = sweep_bytes(source, datasets, writes.runs)
+    # a resumed trial's new checkpoints replace those it holds: only the growth needs room
+    held = (
+        unfinished_checkpoint_bytes(experiment) if experiment and writes.command == "resume" else 0
+    )
+    if held:
+        how += (
+            f"; less the {format_bytes(held)} of checkpoints its unfinished trials hold and replace"
+        )
+        need = max(need - held, 0)
     figures = (
         f"the {writes.command} writes up to {format_bytes(need)} ({how}), {format_bytes(free)} free"
     )

@@ -46,6 +46,7 @@ from taso_tune.experiment.reader import ExperimentReader, read_space
 from taso_tune.experiment.recovery import recover_state, set_aside
 from taso_tune.experiment.state import (
     all_finished,
+    experiment_planned,
     finished_trials,
     planned_trials,
     trial_statuses,
@@ -55,7 +56,10 @@ from taso_tune.experiment.trust import check_trusted_folder
 from taso_tune.spaces import SweepSpec
 from taso_tune.tuning import budget_sh
 from taso_tune.tuning.interrupts import SIGNALS, STORAGE, StorageInterrupted, SweepInterrupted
-from taso_tune.tuning.observe.tensorboard import write_experiment_summary
+from taso_tune.tuning.observe.tensorboard import (
+    ensure_experiment_summary,
+    write_experiment_summary,
+)
 from taso_tune.tuning.outcome import SweepOutcome, outcome
 from taso_tune.tuning.paths import new_experiment_path
 from taso_tune.tuning.preflight import Writes, disconnect
@@ -167,7 +171,7 @@ def resume_sweep(
                 kept = keep_resources(path, spec, address, allow_device_change=allow_device_change)
                 return run_rerun(path, kept, record, storage, address, new=True)
         statuses = trial_statuses(path, strict=True) or []
-        if all_finished(path, spec, planned_trials(spec)):
+        if all_finished(path, spec, experiment_planned(path, spec)):
             print(f"{path}: all {len(statuses)} trials finished; nothing to resume", flush=True)
             return SweepOutcome(path, len(statuses), statuses.count("ERROR"), 0.0)
         if spec.scheduler.type == "budget-sh":
@@ -184,6 +188,7 @@ def resume_sweep(
         left = planned_trials(kept) - finished_trials(path)
         writes = Writes(((max(left, 0), kept.epochs),), "resume")
         datasets = prepare(source, storage, address, writes=writes, experiment=path)
+        ensure_experiment_summary(path, kept)
         tuner = build_tuner(source, datasets, storage, name, restore=True)
         return outcome(path, tuner.fit(), start)
 
@@ -235,6 +240,8 @@ def _run_with_lock_and_signals(
             if full is None:
                 raise
             result = _stopped_by_storage(path, first_line(full), start)
+        if not new:  # a rerun of lost trials plans its own count
+            planned = experiment_planned(path, spec)
         result = dataclasses.replace(result, planned=planned, finished=finished_trials(path))
         _mark_partial(path, result)
         return result

@@ -36,6 +36,7 @@ from ray.tune.trainable.function_trainable import FunctionTrainable
 
 from taso_tune.core.records import STATE_FILE, TrialLabels, TrialReport
 from taso_tune.core.storage import storage_full
+from taso_tune.experiment import layout
 from taso_tune.spaces.spec import GPU_CHECKPOINT_MIN_SECONDS
 from taso_tune.training.data.sets import ImageData
 from taso_tune.training.packing import seed_training
@@ -46,8 +47,10 @@ from taso_tune.tuning.observe import live_metrics
 from taso_tune.tuning.trials import TrialSource
 
 #: Where a trial that ``resume --rerun-lost`` trains again starts: the checkpoint its lost trial's
-#: folder still holds (a path or URI; ``None``: from the start). Tune's own checkpoint comes first.
-FROM_CHECKPOINT = "from_checkpoint"
+#: folder still holds (in the flat config: a path or URI, resolved by the rerun's trial source from
+#: the experiment-relative name the record keeps; ``None``: from the start). Tune's own checkpoint
+#: comes first.
+FROM_CHECKPOINT = layout.FROM_CHECKPOINT
 #: Keys of a trial's flat config that describe it but are not training fields.
 LABEL_KEYS = ("config_id", "block", "seeds", FROM_CHECKPOINT)
 

@@ -23,7 +23,8 @@ from taso_tune.tuning.tune_settings import run_config, tune_config
 
 
 def build_trainable(source: TrialSource, datasets: Mapping[DataKey, ImageData], name: str):
-    """:class:`TrialActor` with the data in the object store and the trial's resources attached."""
+    """:class:`TrialActor` with the data in the object store and the trial's resources attached;
+    ``name``, the experiment's, labels its gauges and names a reused actor."""
     spec = source.spec
     resources = trial_resources(source)
     actor = tune.with_parameters(
@@ -51,8 +52,11 @@ def build_tuner(
     name: str,
     *,
     restore: bool = False,
+    label: str | None = None,
 ) -> tune.Tuner:
-    """The Tuner of ``source``'s trials, writing to ``STORAGE/NAME``.
+    """The Tuner of ``source``'s trials, writing to ``STORAGE/NAME``; ``label``: the experiment's
+    name where ``NAME`` is one of its runs (a budget-sh rung, the rerun of lost trials), for the
+    trials' gauges and actor names, which would otherwise collide between experiments.
 
     With ``restore`` and Ray Tune state saved in that folder, the run is restored: finished trials
     stay finished, unfinished ones continue from their last checkpoints and errored ones are retried
@@ -60,7 +64,7 @@ def build_tuner(
     the run has started then). Otherwise the run is new.
     """
     path = experiment_path(storage, name)
-    trainable = build_trainable(source, datasets, name)
+    trainable = build_trainable(source, datasets, label or name)
     param_space = source.param_space()
     if restore and tune.Tuner.can_restore(path):
         try:

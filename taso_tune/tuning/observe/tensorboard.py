@@ -9,7 +9,8 @@ Here the driver writes the sweep's one experiment summary (:func:`write_experime
 :data:`~taso_tune.core.records.HPARAMS_FILE` at the experiment's top): every hyperparameter any
 trial of the sweep can have, each optimizer's included, with the values or the interval the space
 gives it, and the metrics. The trial's name, its optimizer, ``lr`` and the fields the space varies
-are ticked by default. :class:`HParamsLogger` keeps Ray's scalars (the epoch metrics, their std
+are ticked by default (a resume writes it where it is missing: :func:`ensure_experiment_summary`).
+:class:`HParamsLogger` keeps Ray's scalars (the epoch metrics, their std
 over seeds and each seed's own under ``per_seed/``) without the labels, and writes for each trial
 that ends only its session: the trial's name (TensorBoard's *Trial ID*), its optimizer, each
 resolved hyperparameter (recipe defaults included), the seeds, the model and data.
@@ -19,16 +20,18 @@ resolved hyperparameter (recipe defaults included), the seeds, the model and dat
 from __future__ import annotations
 
 import math
+import posixpath
 import struct
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
+import pyarrow.fs
 from ray.tune.logger import TBXLoggerCallback
 
 from taso_tune.core.records import HPARAMS_FILE, LABEL_FIELDS, METRICS, TrialReport
-from taso_tune.core.storage import write_experiment_file
+from taso_tune.core.storage import filesystem, write_experiment_file
 from taso_tune.spaces import SweepSpec, Value
 from taso_tune.training.optimizers import OPTIMIZERS
 from taso_tune.training.run import TrainConfig
@@ -228,6 +231,18 @@ def write_experiment_summary(experiment: str, spec: SweepSpec) -> None:
     """Write the sweep's HParams experiment (:func:`experiment_summary`) at the top of
     ``experiment``, atomically; the driver does, once, before the first trial."""
     write_experiment_file(experiment, HPARAMS_FILE, event_file([experiment_summary(spec)]))
+
+
+def ensure_experiment_summary(experiment: str, spec: SweepSpec) -> bool:
+    """Write the sweep's HParams experiment where ``experiment`` has none (a sweep stopped before it
+    was written, or one from before taso-tune wrote it): a resume does, before its trials start.
+    Whether it wrote one."""
+    fs, root = filesystem(experiment)
+    path = posixpath.join(root.rstrip("/"), HPARAMS_FILE)
+    if fs.get_file_info(path).type == pyarrow.fs.FileType.File:
+        return False
+    write_experiment_summary(experiment, spec)
+    return True
 
 
 def session_summaries(
