@@ -65,6 +65,8 @@ def _start_sweep(tmp_path: Path) -> tuple[subprocess.Popen, Path]:
             str(EPOCHS),
             "--seeds",
             "1",
+            "--scheduler",
+            "asha",  # stops most trials early: a shorter sweep to interrupt and resume
         ],
         tmp_path,
         "sweep",
