@@ -19,6 +19,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import shlex
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ TERMINAL_STATES = ("SUCCEEDED", "FAILED", "STOPPED")
 STOP_WAIT_ENV = "RAY_JOB_STOP_WAIT_TIME_S"
 #: What ``submit`` gives a sweep to stop its trials and save its state (Ray's own default is 3 s).
 DEFAULT_STOP_WAIT_S = 30
+#: What a token may hold to go in an HTTP header: printable ASCII without spaces.
+TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 TOKEN_HELP = (
     f"set {TOKEN_ENV}, or put it in {DEFAULT_TOKEN_FILE} or a file given by --token-file; "
     "`ray get-auth-token` prints it on the head node"
@@ -63,7 +66,7 @@ def find_token(token_file: str | None = None) -> Token | None:
     if token_file:
         return _read_token(token_file, "--token-file", token_file)
     if os.environ.get(TOKEN_ENV, "").strip():
-        return Token(os.environ[TOKEN_ENV].strip(), TOKEN_ENV)
+        return _checked(os.environ[TOKEN_ENV].strip(), "token", TOKEN_ENV, TOKEN_ENV)
     if os.environ.get(TOKEN_PATH_ENV):
         path = os.environ[TOKEN_PATH_ENV]
         return _read_token(path, TOKEN_PATH_ENV, f"{TOKEN_PATH_ENV} ({path})")
@@ -79,6 +82,20 @@ def _read_token(path: str, field: str, source: str) -> Token:
         raise ConfigError(field, path, f"cannot read the token file ({err.strerror})") from None
     if not value:
         raise ConfigError(field, path, "the token file is empty")
+    return _checked(value, field, path, source)
+
+
+def _checked(value: str, field: str, shown: str, source: str) -> Token:
+    """The token, once it is known to fit in a header: http.client and requests quote a header
+    value they refuse in their error, so a bad token would be printed by the first request."""
+    if not TOKEN_CHARS.fullmatch(value):
+        raise ConfigError(
+            field,
+            shown,
+            "the token holds a character an HTTP header cannot carry (a space, a line break, "
+            "a control or non-ASCII character); it is not a Ray token, `ray get-auth-token` "
+            "prints the cluster's",
+        )
     return Token(value, source)
 
 
