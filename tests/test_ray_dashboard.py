@@ -581,6 +581,7 @@ def test_stop_ends_the_job_cleanly_and_resume_finishes_it(
     )
     code, stopped = run_cli("stop", job_id, "--address", cluster.url)
     assert code == 0 and f"job {job_id}: STOPPED" in stopped, stopped
+    assert "still stopping" not in stopped
     assert (
         f"continue it with: taso-tune submit --resume {experiment} --address {cluster.url}"
         in stopped

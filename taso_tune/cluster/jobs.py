@@ -42,8 +42,13 @@ TERMINAL_STATES = ("SUCCEEDED", "FAILED", "STOPPED")
 #: between SIGTERM and SIGKILL. The job's ``runtime_env`` ``env_vars`` win over the environment
 #: ``ray start`` ran in on the head; ``submit`` sets it on the job.
 STOP_WAIT_ENV = "RAY_JOB_STOP_WAIT_TIME_S"
-#: What ``submit`` gives a sweep to stop its trials and save its state (Ray's own default is 3 s).
+#: What ``submit`` gives a sweep to stop its trials and save its state.
 DEFAULT_STOP_WAIT_S = 30
+#: What ``taso-tune stop`` waits beyond a job's stop wait: Ray's SIGKILL, and the job's status
+#: settling.
+STOP_MARGIN_S = 30
+#: Ray's own, for a job that sets none (the head's environment may set another, unseen from here).
+RAY_STOP_WAIT_S = 3
 #: What a token may hold to go in an HTTP header: printable ASCII without spaces.
 TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 TOKEN_HELP = (
@@ -110,6 +115,13 @@ class SweepJob:
     start_time_ms: int | None
     end_time_ms: int | None  # None while the job runs
     driver_exit_code: int | None
+    #: seconds between Ray's SIGTERM and its SIGKILL when the job is stopped (the job's
+    #: ``RAY_JOB_STOP_WAIT_TIME_S``, else Ray's default)
+    stop_wait_s: float = RAY_STOP_WAIT_S
+
+    @property
+    def ended(self) -> bool:
+        return self.status in TERMINAL_STATES
 
 
 def dashboard_address(address: str | None = None) -> str:
@@ -254,6 +266,11 @@ class SweepJobs:
 
 def _sweep_job(job) -> SweepJob:
     metadata = job.metadata or {}
+    env_vars = (getattr(job, "runtime_env", None) or {}).get("env_vars") or {}
+    try:
+        stop_wait_s = float(env_vars.get(STOP_WAIT_ENV, RAY_STOP_WAIT_S))
+    except ValueError:
+        stop_wait_s = RAY_STOP_WAIT_S
     return SweepJob(
         job_id=job.submission_id or job.job_id,
         status=str(getattr(job.status, "value", job.status)),
@@ -262,6 +279,7 @@ def _sweep_job(job) -> SweepJob:
         start_time_ms=job.start_time,
         end_time_ms=job.end_time,
         driver_exit_code=getattr(job, "driver_exit_code", None),
+        stop_wait_s=stop_wait_s,
     )
 
 
@@ -305,6 +323,36 @@ def best_result(experiment: str, until_ms: int | None = None) -> BestResult | No
     pick = max if spec.mode == "max" else min
     (_rung, config_id), value = pick(means.items(), key=lambda item: item[1])
     return BestResult(spec.metric, value, config_id)
+
+
+def job_best(job: SweepJob) -> BestResult | None:
+    """:func:`best_result` of ``job``'s experiment up to the job's end (none: the job names no
+    experiment).
+
+    Raises:
+        ConfigError: the experiment cannot be read from here, whatever the cause; its ``problem`` is
+            a short reason, for a listing to show in the job's row.
+    """
+    if not job.experiment:
+        return None
+    try:
+        return best_result(job.experiment, job.end_time_ms)
+    except ConfigError as err:
+        raise ConfigError("experiment", job.experiment, _short(err.problem)) from None
+    except OSError as err:
+        why = err.strerror or str(err) or type(err).__name__
+        raise ConfigError(
+            "experiment", job.experiment, _short(f"cannot read it here: {why}")
+        ) from None
+    except Exception as err:
+        # one folder written by something else, or read while being written, or a storage URI
+        # pyarrow cannot open here (ArrowInvalid): its row says so and the listing goes on
+        reason = f"cannot read it here: {type(err).__name__}"
+        raise ConfigError("experiment", job.experiment, reason) from None
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _written_at(report: Mapping[str, Any]) -> float:
