@@ -12,6 +12,7 @@ the dashboard to a browser that holds no token.
 
 from __future__ import annotations
 
+import http.cookiejar
 import io
 import json
 import os
@@ -23,6 +24,7 @@ import sys
 import textwrap
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import redirect_stdout
@@ -224,10 +226,18 @@ def test_a_missing_or_wrong_token_is_one_line_and_exit_2(
     assert f"the cluster at {cluster.url} needs a token and none was found" in err
 
 
-def _get(url: str) -> tuple[int, str, str]:
-    """(status, content type, text) of a GET that carries no token."""
-    with urllib.request.urlopen(url, timeout=30) as response:
+def _get(url: str, opener: urllib.request.OpenerDirector | None = None) -> tuple[int, str, str]:
+    """(status, content type, text) of a GET that carries no token (``opener``: a browser's, with
+    its cookies)."""
+    with (opener or urllib.request.build_opener()).open(url, timeout=30) as response:
         return response.status, response.headers["Content-Type"], response.read().decode()
+
+
+def _browser() -> urllib.request.OpenerDirector:
+    """A browser that keeps cookies and follows redirects."""
+    return urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+    )
 
 
 @pytest.mark.ray
@@ -240,22 +250,29 @@ def test_the_dashboard_proxy_serves_it_without_the_token_in_the_browser(
     assert cluster.request("/api/version")[0] == 401  # the dashboard itself asks for the token
     access = open_dashboard(cluster.url, cluster.token_file, port=0)
     assert access.proxy is not None and access.url.startswith("http://127.0.0.1:")
+    base = f"http://127.0.0.1:{access.proxy.server_address[1]}/"
     serving = threading.Thread(target=access.proxy.serve_forever)
     serving.start()
     try:
-        status, _, text = _get(f"{access.url}api/version")
+        # without the printed URL's key: refused, though the port is the proxy's
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            _get(f"{base}api/jobs/")
+        assert refused.value.code == 403
+        browser = _browser()
+        status, kind, page = _get(access.url, browser)  # the page itself, the key now a cookie
+        assert status == 200 and kind.startswith("text/html") and "<title>" in page.lower()
+        status, _, text = _get(f"{base}api/version", browser)
         assert (
             status == 200
             and json.loads(text)["ray_version"] == cluster.api("/api/version")["ray_version"]
         )
-        summary = json.loads(_get(f"{access.url}nodes?view=summary")[2])
+        summary = json.loads(_get(f"{base}nodes?view=summary", browser)[2])
         assert summary["result"] is True and isinstance(summary["data"]["summary"], list)
-        status, kind, page = _get(access.url)  # the page itself, and a token the browser sent
-        assert status == 200 and kind.startswith("text/html") and "<title>" in page.lower()
+        # a token the browser sent is replaced by the proxy's
         request = urllib.request.Request(
-            f"{access.url}api/jobs/", headers={"Authorization": "Bearer stale"}
+            f"{base}api/jobs/", headers={"Authorization": "Bearer stale"}
         )
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with browser.open(request, timeout=30) as response:
             assert response.status == 200 and isinstance(json.loads(response.read()), list)
     finally:
         access.proxy.shutdown()
@@ -274,13 +291,18 @@ def test_taso_tune_dashboard_prints_the_url_and_stops_on_ctrl_c(cluster: Cluster
     try:
         first = proxy.stdout.readline()
         match = re.fullmatch(
-            rf"dashboard: (http://127\.0\.0\.1:\d+/) \(forwards to {re.escape(cluster.url)} "
-            r"with the token\)\n",
+            rf"dashboard: (http://127\.0\.0\.1:\d+/)\?taso_key=[\w-]{{43}} \(forwards to "
+            rf"{re.escape(cluster.url)} with the token\)\n",
             first,
         )
         assert match, first
+        assert proxy.stdout.readline() == (
+            "anyone with this URL uses the dashboard as the token's holder\n"
+        )
         assert proxy.stdout.readline() == "press Ctrl-C to stop\n"
-        status, _, text = _get(f"{match.group(1)}api/version")
+        browser = _browser()
+        _get(first.split()[1], browser)
+        status, _, text = _get(f"{match.group(1)}api/version", browser)
         assert status == 200 and "ray_version" in json.loads(text)
         assert cluster.token not in first
         proxy.send_signal(signal.SIGINT)
@@ -559,6 +581,7 @@ def test_stop_ends_the_job_cleanly_and_resume_finishes_it(
     )
     code, stopped = run_cli("stop", job_id, "--address", cluster.url)
     assert code == 0 and f"job {job_id}: STOPPED" in stopped, stopped
+    assert "still stopping" not in stopped
     assert (
         f"continue it with: taso-tune submit --resume {experiment} --address {cluster.url}"
         in stopped

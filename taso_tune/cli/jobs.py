@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import posixpath
+import shlex
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -17,7 +18,7 @@ from taso_tune.cli.sweep import (
     override_values,
     resolve_spec,
 )
-from taso_tune.cluster.jobs import DEFAULT_STOP_WAIT_S
+from taso_tune.cluster.jobs import DEFAULT_STOP_WAIT_S, STOP_MARGIN_S
 from taso_tune.core.errors import ConfigError
 from taso_tune.core.storage import is_uri
 from taso_tune.experiment.layout import SPACE_FILE
@@ -104,11 +105,17 @@ def add_jobs_parsers(sub: argparse._SubParsersAction) -> None:
         "stop",
         help="stop a sweep job; its state is saved for `taso-tune resume`",
         description="Stop a sweep job: Ray sends its driver SIGTERM, the driver stops the "
-        "trials and saves the sweep's state, and the job ends as STOPPED.",
+        "trials and saves the sweep's state, and the job ends as STOPPED. Prints the command that "
+        "resumes it once it has ended; a job still stopping after --wait is said to be, with the "
+        "command that shows when it has ended (exit status 1).",
     )
     p.add_argument("job", metavar="JOB")
     p.add_argument(
-        "--wait", type=float, default=60, help="seconds to wait for the job to end (default 60)"
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        help="seconds to wait for the job to end (default: the job's stop wait, which "
+        f"`submit --stop-wait` set, plus {STOP_MARGIN_S})",
     )
     add_cluster_flags(p)
     p.set_defaults(handler=run_stop)
@@ -121,8 +128,13 @@ def _jobs(args: argparse.Namespace) -> SweepJobs:
 
 
 def _cluster_flags(args: argparse.Namespace) -> str:
-    flags = f" --address {args.address}" if args.address else ""
-    return flags + (f" --token-file {args.token_file}" if args.token_file else "")
+    """The cluster flags of ``args``, quoted for a shell, to repeat in a printed command."""
+    flags = f" --address {shlex.quote(args.address)}" if args.address else ""
+    return flags + (f" --token-file {shlex.quote(args.token_file)}" if args.token_file else "")
+
+
+def _resume_command(experiment: str, args: argparse.Namespace) -> str:
+    return f"taso-tune submit --resume {shlex.quote(experiment)}{_cluster_flags(args)}"
 
 
 def _sweep_args(args: argparse.Namespace) -> tuple[str, str, list[str], list[str]]:
@@ -200,21 +212,22 @@ def run_submit(args: argparse.Namespace) -> int:
     print(f"  follow      taso-tune logs {job_id} --follow{more}")
     print(f"  list        taso-tune jobs{more}")
     print(f"  stop        taso-tune stop {job_id}{more}")
-    print(f"  resume      taso-tune submit --resume {experiment}{more}")
+    print(f"  resume      {_resume_command(experiment, args)}")
     return 0
 
 
 def best_so_far(job: SweepJob) -> str:
     """The best configuration mean of the job's experiment as the job left it (up to its end; a
-    running job: up to now), as text: '-' when none yet or the folder cannot be read from here."""
-    from taso_tune.cluster.jobs import best_result
+    running job: up to now), as text: '—' when none yet, '— (why)' when the folder cannot be read
+    from here."""
+    from taso_tune.cluster.jobs import job_best
 
     try:
-        best = best_result(job.experiment, job.end_time_ms) if job.experiment else None
-    except (ConfigError, OSError):
-        return "-"
+        best = job_best(job)
+    except ConfigError as err:
+        return f"— ({err.problem})"
     if best is None:
-        return "-"
+        return "—"
     shown = f"{best.value:.2%}" if best.metric.endswith("_acc") else f"{best.value:.4g}"
     return f"{best.metric} {shown} ({best.config_id})"
 
@@ -243,21 +256,30 @@ def run_logs(args: argparse.Namespace) -> int:
 
 
 def run_stop(args: argparse.Namespace) -> int:
-    from taso_tune.cluster.jobs import TERMINAL_STATES
-
+    if args.wait is not None and not 0 <= args.wait < float("inf"):
+        raise ConfigError("--wait", args.wait, "must be 0 seconds or more")
     jobs = _jobs(args)
     job = jobs.sweep(args.job)
     if not jobs.stop(args.job):
         print(f"job {args.job} had already ended: {job.status}")
         return 0
-    deadline = time.monotonic() + args.wait
-    while job.status not in TERMINAL_STATES and time.monotonic() < deadline:
+    wait = job.stop_wait_s + STOP_MARGIN_S if args.wait is None else args.wait
+    deadline = time.monotonic() + wait
+    while not job.ended and time.monotonic() < deadline:
         time.sleep(1)
         job = jobs.sweep(args.job)
+    if not job.ended:
+        # a resume now would find the driver still running and its experiment locked
+        print(
+            f"job {args.job} is still stopping ({job.status} after {wait:g} s; Ray kills its "
+            f"driver {job.stop_wait_s:g} s after the SIGTERM)"
+        )
+        print(f"check with: taso-tune jobs{_cluster_flags(args)}; resume it once it has ended")
+        return 1
     exit_code = (
         "" if job.driver_exit_code is None else f", driver exit status {job.driver_exit_code}"
     )
     print(f"job {args.job}: {job.status}{exit_code}")
-    if job.experiment:
-        print(f"continue it with: taso-tune submit --resume {job.experiment}{_cluster_flags(args)}")
-    return 0 if job.status in TERMINAL_STATES else 1
+    if job.experiment and job.status != "SUCCEEDED":
+        print(f"continue it with: {_resume_command(job.experiment, args)}")
+    return 0

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import shlex
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,8 +42,15 @@ TERMINAL_STATES = ("SUCCEEDED", "FAILED", "STOPPED")
 #: between SIGTERM and SIGKILL. The job's ``runtime_env`` ``env_vars`` win over the environment
 #: ``ray start`` ran in on the head; ``submit`` sets it on the job.
 STOP_WAIT_ENV = "RAY_JOB_STOP_WAIT_TIME_S"
-#: What ``submit`` gives a sweep to stop its trials and save its state (Ray's own default is 3 s).
+#: What ``submit`` gives a sweep to stop its trials and save its state.
 DEFAULT_STOP_WAIT_S = 30
+#: What ``taso-tune stop`` waits beyond a job's stop wait: Ray's SIGKILL, and the job's status
+#: settling.
+STOP_MARGIN_S = 30
+#: Ray's own, for a job that sets none (the head's environment may set another, unseen from here).
+RAY_STOP_WAIT_S = 3
+#: What a token may hold to go in an HTTP header: printable ASCII without spaces.
+TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 TOKEN_HELP = (
     f"set {TOKEN_ENV}, or put it in {DEFAULT_TOKEN_FILE} or a file given by --token-file; "
     "`ray get-auth-token` prints it on the head node"
@@ -63,7 +71,7 @@ def find_token(token_file: str | None = None) -> Token | None:
     if token_file:
         return _read_token(token_file, "--token-file", token_file)
     if os.environ.get(TOKEN_ENV, "").strip():
-        return Token(os.environ[TOKEN_ENV].strip(), TOKEN_ENV)
+        return _checked(os.environ[TOKEN_ENV].strip(), "token", TOKEN_ENV, TOKEN_ENV)
     if os.environ.get(TOKEN_PATH_ENV):
         path = os.environ[TOKEN_PATH_ENV]
         return _read_token(path, TOKEN_PATH_ENV, f"{TOKEN_PATH_ENV} ({path})")
@@ -79,6 +87,20 @@ def _read_token(path: str, field: str, source: str) -> Token:
         raise ConfigError(field, path, f"cannot read the token file ({err.strerror})") from None
     if not value:
         raise ConfigError(field, path, "the token file is empty")
+    return _checked(value, field, path, source)
+
+
+def _checked(value: str, field: str, shown: str, source: str) -> Token:
+    """The token, once it is known to fit in a header: http.client and requests quote a header
+    value they refuse in their error, so a bad token would be printed by the first request."""
+    if not TOKEN_CHARS.fullmatch(value):
+        raise ConfigError(
+            field,
+            shown,
+            "the token holds a character an HTTP header cannot carry (a space, a line break, "
+            "a control or non-ASCII character); it is not a Ray token, `ray get-auth-token` "
+            "prints the cluster's",
+        )
     return Token(value, source)
 
 
@@ -93,6 +115,13 @@ class SweepJob:
     start_time_ms: int | None
     end_time_ms: int | None  # None while the job runs
     driver_exit_code: int | None
+    #: seconds between Ray's SIGTERM and its SIGKILL when the job is stopped (the job's
+    #: ``RAY_JOB_STOP_WAIT_TIME_S``, else Ray's default)
+    stop_wait_s: float = RAY_STOP_WAIT_S
+
+    @property
+    def ended(self) -> bool:
+        return self.status in TERMINAL_STATES
 
 
 def dashboard_address(address: str | None = None) -> str:
@@ -237,6 +266,11 @@ class SweepJobs:
 
 def _sweep_job(job) -> SweepJob:
     metadata = job.metadata or {}
+    env_vars = (getattr(job, "runtime_env", None) or {}).get("env_vars") or {}
+    try:
+        stop_wait_s = float(env_vars.get(STOP_WAIT_ENV, RAY_STOP_WAIT_S))
+    except ValueError:
+        stop_wait_s = RAY_STOP_WAIT_S
     return SweepJob(
         job_id=job.submission_id or job.job_id,
         status=str(getattr(job.status, "value", job.status)),
@@ -245,6 +279,7 @@ def _sweep_job(job) -> SweepJob:
         start_time_ms=job.start_time,
         end_time_ms=job.end_time,
         driver_exit_code=getattr(job, "driver_exit_code", None),
+        stop_wait_s=stop_wait_s,
     )
 
 
@@ -288,6 +323,36 @@ def best_result(experiment: str, until_ms: int | None = None) -> BestResult | No
     pick = max if spec.mode == "max" else min
     (_rung, config_id), value = pick(means.items(), key=lambda item: item[1])
     return BestResult(spec.metric, value, config_id)
+
+
+def job_best(job: SweepJob) -> BestResult | None:
+    """:func:`best_result` of ``job``'s experiment up to the job's end (none: the job names no
+    experiment).
+
+    Raises:
+        ConfigError: the experiment cannot be read from here, whatever the cause; its ``problem`` is
+            a short reason, for a listing to show in the job's row.
+    """
+    if not job.experiment:
+        return None
+    try:
+        return best_result(job.experiment, job.end_time_ms)
+    except ConfigError as err:
+        raise ConfigError("experiment", job.experiment, _short(err.problem)) from None
+    except OSError as err:
+        why = err.strerror or str(err) or type(err).__name__
+        raise ConfigError(
+            "experiment", job.experiment, _short(f"cannot read it here: {why}")
+        ) from None
+    except Exception as err:
+        # one folder written by something else, or read while being written, or a storage URI
+        # pyarrow cannot open here (ArrowInvalid): its row says so and the listing goes on
+        reason = f"cannot read it here: {type(err).__name__}"
+        raise ConfigError("experiment", job.experiment, reason) from None
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _written_at(report: Mapping[str, Any]) -> float:
