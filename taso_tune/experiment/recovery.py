@@ -74,10 +74,12 @@ def _readable(text: str | None) -> bool:
 
 
 def session_copies(name: str) -> list[str]:
-    """Copies of the Tune state file ``name`` in Ray's session folders on this host, newest first."""
+    """Copies of the Tune state file ``name`` in Ray's session folders on this host, newest first,
+    each once (``session_latest`` is a link to the newest session folder)."""
     root = os.path.join(os.environ.get(RAY_TMPDIR_ENV) or tempfile.gettempdir(), "ray")
     pattern = os.path.join(root, "session_*", "artifacts", "*", "*", "driver_artifacts", name)
-    return sorted(glob.glob(pattern), key=os.path.getmtime, reverse=True)
+    copies = {os.path.realpath(path) for path in glob.glob(pattern)}
+    return sorted(copies, key=os.path.getmtime, reverse=True)
 
 
 @dataclass(frozen=True)

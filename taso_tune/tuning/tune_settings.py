@@ -29,6 +29,8 @@ def run_config(source: TrialSource, name: str, storage: str) -> tune.RunConfig:
         max_report_frequency=15,
         sort_by_metric=True,
         max_progress_rows=12,
+        # explicit: Ray's default reads the verbosity a previous sweep of the process left behind
+        print_intermediate_tables=True,
     )
     spec = source.spec
     return tune.RunConfig(
