@@ -16,6 +16,7 @@ from ray import tune
 from sweep_helpers import result_records, trial_dirs, write_space
 
 from taso_tune.cli import main
+from taso_tune.core.records import SPACE_FILE
 from taso_tune.results.experiment import load_experiment
 from taso_tune.spaces import load_space_dict
 from taso_tune.training.seeds import epoch_summary
@@ -47,10 +48,14 @@ def test_quickstart_under_asha_ranks_only_configurations_with_all_seeds(
         == 0
     )
     experiment = storage / "q"
+    assert (experiment / SPACE_FILE).exists()
     dirs = trial_dirs(experiment)
     assert len(dirs) == 13  # one trial per configuration, not per seed
     for d in dirs:
-        last = result_records(d)[-1]
+        records = result_records(d)
+        assert records and records[0]["epoch"] == 1
+        last = records[-1]
+        assert {"lr", "train_loss", "val_acc", "test_acc", "config_id", "optimizer"} <= last.keys()
         assert last["seeds"] == [0, 1, 2] and set(last["per_seed"]) == {"0", "1", "2"}
         assert d.name.startswith(last["config_id"] + "_")  # the trial's name is the configuration
     loaded = load_experiment(str(experiment))
@@ -59,6 +64,9 @@ def test_quickstart_under_asha_ranks_only_configurations_with_all_seeds(
     assert (trials.groupby("config_id")["epochs_run"].nunique() == 1).all()
     assert (trials.groupby("config_id")["status"].nunique() == 1).all()
     assert (trials["status"] == "stopped-early").any(), "ASHA stopped no configuration"
+    assert (trials.loc[trials["status"] == "stopped-early", "epochs_run"] < 4).all()
+    assert (trials["status"] == "complete").any()
+    assert set(trials["status"]) <= {"complete", "stopped-early"}
     agg = loaded.aggregated
     ranked = agg[agg["comparable"].astype(bool)]
     assert (ranked["n"] == 3).all() and (
@@ -67,6 +75,7 @@ def test_quickstart_under_asha_ranks_only_configurations_with_all_seeds(
     assert set(loaded.best()["config_id"]) <= set(ranked["config_id"])
     out = capsys.readouterr().out
     assert "n=3/3 seeds" in out and "how to read these numbers" in out
+    assert "best configuration per optimizer" in out and str(experiment) in out
     report = (experiment / "report.html").read_text()
     for text in (out, report):  # one seed never shows a std, let alone 0
         assert not re.search(r"± (?!—)\S+ \(n=1\)", text) and not re.search(
