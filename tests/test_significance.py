@@ -49,24 +49,54 @@ T_9875_DF3 = 4.176535  # Student t, 98.75% quantile, 3 degrees of freedom: Holm'
 @pytest.fixture
 def case(tmp_path: Path) -> Experiment:
     """Four seeds per configuration, built on one row of the fixture experiment (10 classes)."""
-    fixture = load_experiment(str(write_fixture_experiment(tmp_path)))
-    template = fixture.trials.iloc[6].to_dict()
-    rows = []
-    for config_id, (optimizer, val, test) in CASE.items():
-        for seed, v, t in zip(SEEDS, val, test, strict=True):
-            rows.append(
+    seeds = {
+        config_id: {
+            "optimizer": optimizer,
+            "values": [
                 {
-                    **template,
-                    "trial_id": f"{config_id}_{seed}",
-                    "config_id": config_id,
-                    "optimizer": optimizer,
-                    "seed": seed,
                     "status": "diverged" if v is None else "complete",
                     "val_acc": math.nan if v is None else v,
                     "test_acc": math.nan if t is None else t,
                 }
-            )
-    space = {**fixture.space, "seeds": len(SEEDS), "seeds_per_trial": "all", "scheduler": "none"}
+                for v, t in zip(val, test, strict=True)
+            ],
+        }
+        for config_id, (optimizer, val, test) in CASE.items()
+    }
+    return _seed_experiment(tmp_path, seeds)
+
+
+def _seed_experiment(
+    tmp_path: Path, configs: dict, *, drop_hparams: bool = False, **space
+) -> Experiment:
+    """An experiment of one row per configuration and seed (``SEEDS``), built on one row of the
+    fixture experiment (10 classes): ``configs`` maps a config id to its optimizer and, per seed,
+    the fields that row sets (status, metrics, hyperparameters)."""
+    fixture = load_experiment(str(write_fixture_experiment(tmp_path)))
+    template = {
+        k: v
+        for k, v in fixture.trials.iloc[6].to_dict().items()
+        if not (drop_hparams and k.startswith("hp."))
+    }
+    rows = [
+        {
+            **template,
+            "trial_id": f"{config_id}_{seed}",
+            "config_id": config_id,
+            "optimizer": config["optimizer"],
+            "seed": seed,
+            **fields,
+        }
+        for config_id, config in configs.items()
+        for seed, fields in zip(SEEDS, config["values"], strict=True)
+    ]
+    space = {
+        **fixture.space,
+        "seeds": len(SEEDS),
+        "seeds_per_trial": "all",
+        "scheduler": "none",
+        **space,
+    }
     return Experiment(fixture.path, space, pd.DataFrame(rows), fixture.epochs.iloc[0:0])
 
 
@@ -224,34 +254,17 @@ SWEEP_BLOCKS = [
 
 @pytest.fixture
 def sweep(tmp_path: Path) -> Experiment:
-    fixture = load_experiment(str(write_fixture_experiment(tmp_path)))
-    template = {
-        k: v for k, v in fixture.trials.iloc[6].to_dict().items() if not k.startswith("hp.")
+    seeds = {
+        config_id: {
+            "optimizer": optimizer,
+            "values": [
+                {"status": "complete", "val_acc": v, "test_acc": t, "hp.lr": lr}
+                for v, t in zip(val, test, strict=True)
+            ],
+        }
+        for config_id, (optimizer, lr, val, test) in SWEEP.items()
     }
-    rows = []
-    for config_id, (optimizer, lr, val, test) in SWEEP.items():
-        for seed, v, t in zip(SEEDS, val, test, strict=True):
-            rows.append(
-                {
-                    **template,
-                    "trial_id": f"{config_id}_{seed}",
-                    "config_id": config_id,
-                    "optimizer": optimizer,
-                    "seed": seed,
-                    "status": "complete",
-                    "val_acc": v,
-                    "test_acc": t,
-                    "hp.lr": lr,
-                }
-            )
-    space = {
-        **fixture.space,
-        "seeds": len(SEEDS),
-        "seeds_per_trial": "all",
-        "scheduler": "none",
-        "blocks": SWEEP_BLOCKS,
-    }
-    return Experiment(fixture.path, space, pd.DataFrame(rows), fixture.epochs.iloc[0:0])
+    return _seed_experiment(tmp_path, seeds, drop_hparams=True, blocks=SWEEP_BLOCKS)
 
 
 def _intervals(text: str) -> list[tuple[float, float, bool]]:

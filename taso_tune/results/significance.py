@@ -20,6 +20,7 @@ taso-tune.
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 from html import escape
 
 import pandas as pd
@@ -156,18 +157,9 @@ def paired_comparisons(
             "status": row.status,
         }
         if row.config_id != reference:
+            # every field of the comparison but its n (the row's own, counted above)
             found = verdicts[row.config_id]
-            out.update(
-                difference=found.difference,
-                ci_low=found.ci_low,
-                ci_high=found.ci_high,
-                confidence=found.confidence,
-                p_value=found.p_value,
-                p_holm=found.p_holm,
-                verdict=found.verdict,
-                reason=found.reason,
-                equivalence=found.equivalence,
-            )
+            out.update({f.name: getattr(found, f.name) for f in fields(found) if f.name != "n"})
         rows.append(out)
     return pd.DataFrame(rows, columns=COLUMNS).astype({"equivalence": object})
 
