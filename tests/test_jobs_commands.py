@@ -14,7 +14,13 @@ from test_results import write_fixture_experiment
 
 from taso_tune.cli import jobs as jobs_cli
 from taso_tune.cli import main
-from taso_tune.cluster.jobs import RAY_STOP_WAIT_S, STOP_MARGIN_S, SweepJob, _sweep_job
+from taso_tune.cluster.jobs import (
+    RAY_STOP_WAIT_S,
+    STOP_MARGIN_S,
+    SweepJob,
+    _sweep_job,
+    best_result,
+)
 
 EXPERIMENT = "/shared/my runs/quick$sweep"
 
@@ -167,3 +173,26 @@ def test_jobs_lists_every_row_when_one_experiment_cannot_be_read(
     assert lines[2].endswith("— (must be text)")  # the damaged report's config_id
     assert lines[3].endswith(" —")
     assert lines[4].endswith("val_acc 91.00% (taso_alpha=10_beta=0.5)")
+
+
+def test_a_stopped_jobs_best_is_what_it_left_after_its_resume_repeated_epochs(
+    tmp_path: Path,
+) -> None:
+    """A resume repeats the epochs after each trial's last checkpoint; the stopped job's row still
+    shows the reports it wrote itself (those stamped up to its end), not the checkpoint's epoch."""
+    experiment = write_fixture_experiment(tmp_path, "stopped")
+    results = sorted(experiment.glob("*/result.json"))
+    for result in results:
+        records = [json.loads(line) for line in result.read_text().splitlines()]
+        result.write_text("".join(json.dumps({**r, "timestamp": 1_000}) + "\n" for r in records))
+    left_by_stop = best_result(str(experiment))
+    # the resume continues each trial from the epoch before its last and reports that epoch again
+    for result in results:
+        records = [json.loads(line) for line in result.read_text().splitlines()]
+        if len(records) < 2:
+            continue
+        again = {**records[-1], "timestamp": 2_000, "val_acc": records[-2]["val_acc"] - 0.01}
+        result.write_text(result.read_text() + json.dumps(again) + "\n")
+    assert left_by_stop is not None
+    assert best_result(str(experiment), until_ms=1_500_000) == left_by_stop
+    assert best_result(str(experiment)) != left_by_stop

@@ -21,7 +21,7 @@ import math
 import os
 import re
 import shlex
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -304,19 +304,15 @@ def best_result(experiment: str, until_ms: int | None = None) -> BestResult | No
     Raises:
         ConfigError: the folder or its files cannot be read as a taso-tune experiment.
     """
-    reader = ExperimentReader(experiment)
+    reader = ExperimentReader(experiment, None if until_ms is None else until_ms / 1000)
     spec = reader.space()
     if spec is None:
         return None
-    until_s = None if until_ms is None else until_ms / 1000
     values: dict[tuple[int | None, str], list[float]] = {}
     for trial in reader.all_trials():
-        # ``timestamp``: Ray Tune's, in whole seconds, on every line of a result.json
-        reports = [r for r in trial.reports if until_s is None or _written_at(r) <= until_s]
-        if not reports or not isinstance(value := reports[-1].get(spec.metric), int | float):
-            continue
-        if not math.isnan(value):
-            values.setdefault((trial.rung, str(reports[-1]["config_id"])), []).append(value)
+        last = trial.reports[-1]
+        if isinstance(value := last.get(spec.metric), int | float) and not math.isnan(value):
+            values.setdefault((trial.rung, str(last["config_id"])), []).append(value)
     if not values:
         return None
     means = {key: sum(v) / len(v) for key, v in values.items()}
@@ -353,8 +349,3 @@ def job_best(job: SweepJob) -> BestResult | None:
 
 def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _written_at(report: Mapping[str, Any]) -> float:
-    value = report.get("timestamp")
-    return float(value) if isinstance(value, int | float) else 0.0

@@ -127,10 +127,15 @@ def remove_if_only(experiment: str, names: tuple[str, ...]) -> bool:
     return True
 
 
-def result_records(text: str, path: str) -> list[TrialReport]:
+def result_records(text: str, path: str, written_by: float | None = None) -> list[TrialReport]:
     """The trial reports of a trial's ``result.json`` (its ``text``, read from ``path``), each epoch
     once, in order, each checked against :class:`~taso_tune.core.records.TrialReport`
-    (:func:`~taso_tune.core.report_checks.check_trial_report`).
+    (:func:`~taso_tune.core.report_checks.check_trial_report`). An epoch reported again (a resumed
+    trial repeats those after its checkpoint) counts with its last report.
+
+    ``written_by`` (seconds since the epoch): the file as it stood then; reports Ray Tune stamped
+    later (its ``timestamp``, in whole seconds) are left out before the repeats are resolved, so a
+    stopped run's last reports stay what it left even after a resume repeated their epochs.
 
     A last line cut short (a driver killed while writing it) is left out; a line before it that is
     not JSON, or a record of the wrong shape anywhere, is a :class:`DamagedResults` naming the file,
@@ -150,8 +155,15 @@ def result_records(text: str, path: str) -> list[TrialReport]:
                 file=path,
             ) from None
         report = check_trial_report(rec, path, number)
-        by_epoch[report["epoch"]] = report  # a resumed trial may repeat the epoch in flight
+        if written_by is not None and _stamped_at(report) > written_by:
+            continue
+        by_epoch[report["epoch"]] = report
     return [by_epoch[k] for k in sorted(by_epoch)]
+
+
+def _stamped_at(report: TrialReport) -> float:
+    value = report.get("timestamp")
+    return float(value) if isinstance(value, int | float) else 0.0
 
 
 def first_line(err: BaseException) -> str:

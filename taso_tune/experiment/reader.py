@@ -125,10 +125,13 @@ def _other_run(name: str) -> bool:
 
 
 class ExperimentReader:
-    """Reads the experiment folder ``path`` (a local path or a storage URI)."""
+    """Reads the experiment folder ``path`` (a local path or a storage URI); with ``written_by``
+    (seconds since the epoch), its trials' reports as they stood then
+    (:func:`~taso_tune.core.storage.result_records`)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, written_by: float | None = None) -> None:
         self.path = path
+        self.written_by = written_by
         self.fs, root = filesystem(path)
         self.root = root.rstrip("/") or root
 
@@ -221,7 +224,7 @@ class ExperimentReader:
         :func:`~taso_tune.core.storage.result_records`."""
         path = posixpath.join(trial_folder, RESULT_FILE)
         text = read_text(self.fs, path)
-        return result_records(text, path) if text else []
+        return result_records(text, path, self.written_by) if text else []
 
     def trial_folders(self, run: TuneRun, only: set[str] | None = None) -> list[str]:
         """The trial folders of ``run``; ``only``: just those of these trial ids (a trial folder's
