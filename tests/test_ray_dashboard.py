@@ -56,6 +56,8 @@ TINY_SPACE = {
     "scheduler": "none",
     "search": "grid",
     "max_concurrent": 2,
+    # trials this short would reuse actors by default: these tests inspect one actor per trial
+    "reuse_actors": False,
     "blocks": [{"optimizer": "taso", "lr": {"grid": [0.05, 0.1]}}],
 }
 TRIAL_NAMES = {"taso_lr=0.05", "taso_lr=0.1"}  # the config ids: optimizer and varied settings

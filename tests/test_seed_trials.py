@@ -76,6 +76,9 @@ def test_quickstart_under_asha_ranks_only_configurations_with_all_seeds(
     out = capsys.readouterr().out
     assert "n=3/3 seeds" in out and "how to read these numbers" in out
     assert "best configuration per optimizer" in out and str(experiment) in out
+    # short trials (4 epochs of 1,294 images, 3 seeds) share actor processes by default
+    assert "actors: reused between trials, which are short (15,528 training images each" in out
+    assert len({result_records(d)[-1]["pid"] for d in dirs}) < len(dirs)
     report = (experiment / "report.html").read_text()
     for text in (out, report):  # one seed never shows a std, let alone 0
         assert not re.search(r"± (?!—)\S+ \(n=1\)", text) and not re.search(

@@ -823,21 +823,21 @@ def test_per_seed_trials_under_asha_are_refused_unless_asked_for() -> None:
         space([{"optimizer": "taso"}], seeds_per_trial=2, scheduler="none")
 
 
-def test_reuse_actors_is_a_boolean_from_the_space_or_the_flag(
+def test_reuse_actors_is_auto_true_or_false_from_the_space_or_the_flag(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from sweep_helpers import write_space
 
     from taso_tune.cli import main
 
-    assert (
-        load_space(str(write_space(tmp_path / "d.yaml", [{"optimizer": "taso"}]))).reuse_actors
-        is False
-    )
+    default = load_space(str(write_space(tmp_path / "d.yaml", [{"optimizer": "taso"}])))
+    assert default.reuse_actors == "auto" and "reuse_actors" not in default.to_dict()
     path = write_space(tmp_path / "s.yaml", [{"optimizer": "taso"}], reuse_actors=True)
     spec = load_space(str(path))
     assert spec.reuse_actors is True and spec.to_dict()["reuse_actors"] is True
     assert with_overrides(spec, reuse_actors=False).reuse_actors is False
+    assert with_overrides(spec, reuse_actors=False).to_dict()["reuse_actors"] is False
+    assert with_overrides(spec, reuse_actors="auto").reuse_actors == "auto"
     bad = write_space(tmp_path / "bad.yaml", [{"optimizer": "taso"}], reuse_actors="yes")
     assert main(["sweep", str(bad), "--dry-run"]) == 2
     err = capsys.readouterr().err
@@ -848,7 +848,7 @@ def test_reuse_actors_is_a_boolean_from_the_space_or_the_flag(
         main(["sweep", str(path), "--reuse-actors", "maybe", "--dry-run"])
     assert (
         exit_info.value.code == 2
-        and "--reuse-actors: 'maybe' is not true or false" in capsys.readouterr().err
+        and "--reuse-actors: 'maybe' is not auto, true or false" in capsys.readouterr().err
     )
 
 

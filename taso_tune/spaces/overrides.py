@@ -9,7 +9,7 @@ from typing import Any
 from taso_tune.core.errors import ConfigError
 from taso_tune.spaces.loader import load_space_dict
 from taso_tune.spaces.sections import SCHEDULER_KEYS
-from taso_tune.spaces.spec import SweepSpec
+from taso_tune.spaces.spec import ReuseActors, SweepSpec
 
 
 def with_overrides(
@@ -24,7 +24,7 @@ def with_overrides(
     gpus: float | None = None,
     name: str | None = None,
     seed_packing: str | None = None,
-    reuse_actors: bool | None = None,
+    reuse_actors: ReuseActors | None = None,
 ) -> SweepSpec:
     """The same space with command-line overrides applied (``None``: leave as is), re-validated.
 

@@ -31,6 +31,10 @@ DEFAULT_MAX_TRIALS = 10_000
 #: or VGG19 checkpoint is 450-800 MB (1-3 s to write, more to upload) against a GPU epoch of seconds;
 #: one every 5 minutes keeps that under a few percent (docs/benchmarks.md). On the CPU: 0 (off).
 GPU_CHECKPOINT_MIN_SECONDS = 300.0
+#: ``reuse_actors``: ``true`` (one actor runs trial after trial), ``false`` (an actor per trial) or
+#: ``auto``, chosen by how much training a trial plans (:mod:`taso_tune.tuning.actors`).
+ReuseActors = bool | Literal["auto"]
+REUSE_ACTORS = ("auto", "true", "false")
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ class SweepSpec:
         None  # None: by device (GPU_CHECKPOINT_MIN_SECONDS on a GPU)
     )
     seed_packing: SeedPacking = "auto"
-    reuse_actors: bool = False
+    reuse_actors: ReuseActors = "auto"
     max_failures: int = 2
     max_trials: int = DEFAULT_MAX_TRIALS
 
@@ -103,8 +107,13 @@ class SweepSpec:
             raise ConfigError(
                 "seed_packing", self.seed_packing, "unknown seed packing", choices=SEED_PACKINGS
             )
-        if not isinstance(self.reuse_actors, bool):
-            raise ConfigError("reuse_actors", self.reuse_actors, "must be true or false")
+        if not isinstance(self.reuse_actors, bool) and self.reuse_actors != "auto":
+            raise ConfigError(
+                "reuse_actors",
+                self.reuse_actors,
+                "must be auto, true or false",
+                choices=REUSE_ACTORS,
+            )
         require_int("max_failures", self.max_failures, 0)
         require_int("max_trials", self.max_trials, 1)
         if self.max_concurrent is not None:
@@ -218,8 +227,8 @@ class SweepSpec:
             data["checkpoint_min_seconds"] = self.checkpoint_min_seconds
         if self.seed_packing != "auto":
             data["seed_packing"] = self.seed_packing
-        if self.reuse_actors:
-            data["reuse_actors"] = True
+        if self.reuse_actors != "auto":
+            data["reuse_actors"] = self.reuse_actors
         data.update(
             checkpoint_every=self.checkpoint_every,
             max_failures=self.max_failures,

@@ -50,8 +50,9 @@ def run_config(source: TrialSource, name: str, storage: str) -> tune.RunConfig:
     )
 
 
-def tune_config(source: TrialSource) -> tune.TuneConfig:
-    """Metric, scheduler, searcher, concurrency and readable trial names of the sweep."""
+def tune_config(source: TrialSource, reuse_actors: bool) -> tune.TuneConfig:
+    """Metric, scheduler, searcher, concurrency, actor reuse (:mod:`~taso_tune.tuning.actors`)
+    and readable trial names of the sweep."""
     spec = source.spec
     search_alg, num_samples = source.search_alg()
     namer, dirnamer = trial_namers(source)
@@ -62,8 +63,7 @@ def tune_config(source: TrialSource) -> tune.TuneConfig:
         search_alg=search_alg,
         num_samples=num_samples,
         max_concurrent_trials=spec.max_concurrent,
-        # an actor's name in the dashboard is fixed when it starts: by default one actor per trial
-        reuse_actors=spec.reuse_actors,
+        reuse_actors=reuse_actors,
         trial_name_creator=namer,
         trial_dirname_creator=dirnamer,
     )

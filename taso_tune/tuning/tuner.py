@@ -15,6 +15,7 @@ from ray import tune
 from taso_tune.core.errors import ConfigError
 from taso_tune.core.storage import first_line, tune_filesystem
 from taso_tune.training.data.sets import ImageData
+from taso_tune.tuning.actors import actor_policy
 from taso_tune.tuning.paths import experiment_path
 from taso_tune.tuning.resources import trial_resources
 from taso_tune.tuning.trainable import DataKey, TrialActor
@@ -22,7 +23,9 @@ from taso_tune.tuning.trials import TrialSource
 from taso_tune.tuning.tune_settings import run_config, tune_config
 
 
-def build_trainable(source: TrialSource, datasets: Mapping[DataKey, ImageData], name: str):
+def build_trainable(
+    source: TrialSource, datasets: Mapping[DataKey, ImageData], name: str, reuse_actors: bool
+):
     """:class:`TrialActor` with the data in the object store and the trial's resources attached;
     ``name``, the experiment's, labels its gauges and names a reused actor."""
     spec = source.spec
@@ -34,7 +37,7 @@ def build_trainable(source: TrialSource, datasets: Mapping[DataKey, ImageData], 
         checkpoint_every=spec.checkpoint_every,
         checkpoint_min_seconds=spec.checkpoint_min_seconds,
         seed_packing=spec.seed_packing,
-        reuse_actors=spec.reuse_actors,
+        reuse_actors=reuse_actors,
         cpus=resources["cpu"],
         device="cuda" if resources["gpu"] > 0 else "cpu",
         source=source,
@@ -64,7 +67,8 @@ def build_tuner(
     the run has started then). Otherwise the run is new.
     """
     path = experiment_path(storage, name)
-    trainable = build_trainable(source, datasets, label or name)
+    reuse_actors = actor_policy(source, datasets).reuse
+    trainable = build_trainable(source, datasets, label or name, reuse_actors)
     param_space = source.param_space()
     if restore and tune.Tuner.can_restore(path):
         try:
@@ -85,6 +89,6 @@ def build_tuner(
     return tune.Tuner(
         trainable,
         param_space=param_space,
-        tune_config=tune_config(source),
+        tune_config=tune_config(source, reuse_actors),
         run_config=run_config(source, name, storage),
     )
