@@ -196,3 +196,9 @@ def test_a_stopped_jobs_best_is_what_it_left_after_its_resume_repeated_epochs(
     assert left_by_stop is not None
     assert best_result(str(experiment), until_ms=1_500_000) == left_by_stop
     assert best_result(str(experiment)) != left_by_stop
+    # a line the resume wrote later is not read for the stopped job's row, even a damaged one
+    damaged = {**json.loads(results[0].read_text().splitlines()[0]), "timestamp": 2_000}
+    results[0].write_text(
+        results[0].read_text() + json.dumps({**damaged, "config_id": None}) + "\n"
+    )
+    assert best_result(str(experiment), until_ms=1_500_000) == left_by_stop

@@ -318,3 +318,23 @@ def test_temporary_files_of_atomic_writes_are_named_after_nothing(tmp_path: Path
     stream.close()
     assert [p.name for p in trial.iterdir()] == ["events.out.tfevents.1.node"]
     shutil.rmtree(trial)
+
+
+def test_the_experiment_as_of_before_its_rerun_is_read_without_it(lost: Path) -> None:
+    """A job that ended before `resume --rerun-lost` planned its rerun (a stopped job's row in
+    `taso-tune jobs`) reads every trial folder as it was, the lost ones included."""
+
+    def folders(reader: ExperimentReader) -> list[str]:
+        return [folder for run in reader.runs() for folder in reader.trial_folders(run)]
+
+    before = folders(ExperimentReader(str(lost)))
+    record = plan_rerun(
+        str(lost), read_space(str(lost)), recover_state(str(lost), rerun_lost=True).lost
+    )
+    set_aside(str(lost), record)
+    planned_at = (lost / RERUN_FILE).stat().st_mtime
+    now = ExperimentReader(str(lost))
+    assert now.rerun == record and folders(now) != before
+    as_of = ExperimentReader(str(lost), written_by=planned_at - 1)
+    assert as_of.rerun is None and folders(as_of) == before
+    assert ExperimentReader(str(lost), written_by=planned_at + 1).rerun == record

@@ -154,16 +154,17 @@ def result_records(text: str, path: str, written_by: float | None = None) -> lis
                 "is not JSON; the trial's results are damaged",
                 file=path,
             ) from None
+        if written_by is not None and _stamped_at(rec) > written_by:
+            continue  # not written yet then: whatever it holds
         report = check_trial_report(rec, path, number)
-        if written_by is not None and _stamped_at(report) > written_by:
-            continue
         by_epoch[report["epoch"]] = report
     return [by_epoch[k] for k in sorted(by_epoch)]
 
 
-def _stamped_at(report: TrialReport) -> float:
-    value = report.get("timestamp")
-    return float(value) if isinstance(value, int | float) else 0.0
+def _stamped_at(record: Any) -> float:
+    """Ray Tune's ``timestamp`` of a result line (0 where it has none)."""
+    value = record.get("timestamp") if isinstance(record, dict) else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
 def first_line(err: BaseException) -> str:

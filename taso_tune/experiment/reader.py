@@ -135,6 +135,13 @@ class ExperimentReader:
         self.fs, root = filesystem(path)
         self.root = root.rstrip("/") or root
 
+    def _written_later(self, path: str) -> bool:
+        """Whether the file at ``path`` was written after ``written_by`` (never, without one)."""
+        if self.written_by is None:
+            return False
+        mtime = self.fs.get_file_info(path).mtime
+        return mtime is not None and mtime.timestamp() > self.written_by
+
     def exists(self) -> bool:
         """Whether the experiment folder is there."""
         return self.fs.get_file_info(self.root).type == pyarrow.fs.FileType.Directory
@@ -165,7 +172,7 @@ class ExperimentReader:
         """
         path = posixpath.join(self.root, RERUN_FILE)
         text = read_text(self.fs, path)
-        if text is None:
+        if text is None or self._written_later(path):
             return None
         try:
             data = json.loads(text)
@@ -338,6 +345,9 @@ class ExperimentReader:
             ) from None
         if text is None:
             return None
+        if isinstance(data, dict):
+            # written before ``reuse_actors: auto`` was the default, when a missing key meant false
+            data.setdefault("reuse_actors", False)
         return load_space_dict(data, source=f"{self.path.rstrip('/')}/{SPACE_FILE}")
 
 

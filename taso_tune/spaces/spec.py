@@ -227,8 +227,7 @@ class SweepSpec:
             data["checkpoint_min_seconds"] = self.checkpoint_min_seconds
         if self.seed_packing != "auto":
             data["seed_packing"] = self.seed_packing
-        if self.reuse_actors != "auto":
-            data["reuse_actors"] = self.reuse_actors
+        data["reuse_actors"] = self.reuse_actors
         data.update(
             checkpoint_every=self.checkpoint_every,
             max_failures=self.max_failures,

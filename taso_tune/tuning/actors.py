@@ -36,14 +36,13 @@ class ActorPolicy:
 
 
 def planned_images(source: TrialSource, datasets: Mapping[DataKey, ImageData]) -> int:
-    """The most training images any trial of the sweep plans to pass through its model: its
-    training split times its epochs times its seeds."""
+    """The most training images any trial of the sweep may pass through its model: the largest
+    training split times the most epochs any configuration plans (a searcher may pick any) times
+    the seeds a trial holds."""
     spec = source.spec
     seeds = 1 if spec.seeds_per_trial == 1 else len(spec.seed_values)
-    return max(
-        datasets[data_key(flat)].sizes()["train"] * int(flat.get("epochs", spec.epochs)) * seeds
-        for flat in source.fixed_configs()
-    )
+    train = max(datasets[data_key(flat)].sizes()["train"] for flat in source.fixed_configs())
+    return train * spec.epochs * seeds
 
 
 def actor_policy(source: TrialSource, datasets: Mapping[DataKey, ImageData]) -> ActorPolicy:

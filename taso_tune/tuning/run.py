@@ -55,7 +55,6 @@ from taso_tune.experiment.state import (
 from taso_tune.experiment.trust import check_trusted_folder
 from taso_tune.spaces import SweepSpec
 from taso_tune.tuning import budget_sh
-from taso_tune.tuning.actors import actor_policy
 from taso_tune.tuning.interrupts import SIGNALS, STORAGE, StorageInterrupted, SweepInterrupted
 from taso_tune.tuning.observe.tensorboard import (
     ensure_experiment_summary,
@@ -112,7 +111,6 @@ def run_sweep(
         write_space_file(path, spec)
         write_experiment_summary(path, spec)
         save_resources(path, source)
-        print(actor_policy(source, datasets).why, flush=True)
         tuner = build_tuner(source, datasets, storage, name)
         return outcome(path, tuner.fit(), start)
 

@@ -67,7 +67,9 @@ def build_tuner(
     the run has started then). Otherwise the run is new.
     """
     path = experiment_path(storage, name)
-    reuse_actors = actor_policy(source, datasets).reuse
+    policy = actor_policy(source, datasets)
+    print(f"{name}: {policy.why}", flush=True)
+    reuse_actors = policy.reuse
     trainable = build_trainable(source, datasets, label or name, reuse_actors)
     param_space = source.param_space()
     if restore and tune.Tuner.can_restore(path):
