@@ -65,3 +65,21 @@ def test_the_space_choice_wins(digits, chosen: bool) -> None:
     long = _policy(digits, reuse_actors=chosen, train={"dataset": "digits", "epochs": 1000})[1]
     assert short.reuse is long.reuse is chosen
     assert f"(reuse_actors: {str(chosen).lower()})" in short.why
+
+
+def test_an_experiment_saved_before_auto_resumes_as_it_ran(tmp_path) -> None:
+    """A space file written when the default was one actor per trial has no ``reuse_actors``: its
+    resume keeps an actor per trial; a space file written now records ``auto``."""
+    import yaml
+    from test_results import write_fixture_experiment
+
+    from taso_tune.core.records import SPACE_FILE
+    from taso_tune.experiment.reader import read_space
+
+    experiment = write_fixture_experiment(tmp_path)
+    assert "reuse_actors" not in yaml.safe_load((experiment / SPACE_FILE).read_text())
+    saved = read_space(str(experiment))
+    assert saved.reuse_actors is False
+    data = {**saved.to_dict(), "reuse_actors": "auto"}
+    (experiment / SPACE_FILE).write_text(yaml.safe_dump(data))
+    assert read_space(str(experiment)).reuse_actors == "auto"
