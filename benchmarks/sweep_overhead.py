@@ -107,30 +107,30 @@ def ray_sweep(
     )
 
 
-def fit_loop(epochs: int, seeds: int) -> float:
-    """Wall seconds of every trial of the same spec run by fit(), one after another."""
-    from sweeps import quickstart
-
-    spec = quickstart(scheduler="none", epochs=epochs, seeds=seeds)
-    start = time.perf_counter()
-    data = load_dataset("digits")
-    for trial in spec.trials():
-        flat = {k: v for k, v in trial.items() if k not in LABEL_KEYS}
-        for _ in fit(train_config_of(flat, cpus=spec.resources.cpus, device="cpu"), data):
-            pass
-    return time.perf_counter() - start
-
-
 def configuration_runs(epochs: int, seeds: int) -> dict[str, list[TrainConfig]]:
-    """Each quickstart configuration's training runs, one per seed (1 thread each, on the CPU)."""
+    """Each quickstart configuration's training runs, one per seed, on the CPU with the trial's
+    CPUs as torch threads (as a trial of the sweep would)."""
     from sweeps import quickstart
 
     spec = quickstart(scheduler="none", epochs=epochs, seeds=seeds)
     runs: dict[str, list[TrainConfig]] = {}
     for trial in spec.trials():
         flat = {k: v for k, v in trial.items() if k not in LABEL_KEYS}
-        runs.setdefault(trial["config_id"], []).append(train_config_of(flat, cpus=1, device="cpu"))
+        config = train_config_of(flat, cpus=spec.resources.cpus, device="cpu")
+        runs.setdefault(trial["config_id"], []).append(config)
     return runs
+
+
+def fit_loop(epochs: int, seeds: int) -> float:
+    """Wall seconds of every training run of the same trials by fit(), one after another."""
+    runs = configuration_runs(epochs, seeds)
+    start = time.perf_counter()
+    data = load_dataset("digits")
+    for configs in runs.values():
+        for config in configs:
+            for _ in fit(config, data):
+                pass
+    return time.perf_counter() - start
 
 
 def seeds_side_by_side(configs: list[TrainConfig], data: ImageData) -> Iterator[float]:

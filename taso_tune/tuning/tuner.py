@@ -69,8 +69,7 @@ def build_tuner(
     path = experiment_path(storage, name)
     policy = actor_policy(source, datasets)
     print(f"{name}: {policy.why}", flush=True)
-    reuse_actors = policy.reuse
-    trainable = build_trainable(source, datasets, label or name, reuse_actors)
+    trainable = build_trainable(source, datasets, label or name, policy.reuse)
     param_space = source.param_space()
     if restore and tune.Tuner.can_restore(path):
         try:
@@ -91,6 +90,6 @@ def build_tuner(
     return tune.Tuner(
         trainable,
         param_space=param_space,
-        tune_config=tune_config(source, reuse_actors),
+        tune_config=tune_config(source, policy.reuse),
         run_config=run_config(source, name, storage),
     )
