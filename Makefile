@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint bench bench-gpu-smoke bench-early-stopping reproduce browser prometheus metrics data clean
+.PHONY: install demo test lint bench bench-gpu-smoke bench-early-stopping reproduce confirm browser prometheus metrics data clean
 
 install: $(VENV)/.installed
 
@@ -80,6 +80,11 @@ bench-early-stopping: install
 
 reproduce: install
 	$(BIN)/python benchmarks/reproduce.py --data $(DATA)
+
+# The Fashion-MNIST confirmation (after `make data`): equal grids, interior picks, 10 fresh seeds,
+# each family against TASO; its tables go to docs/reproduction.md and its findings to the README
+confirm: install
+	$(BIN)/python benchmarks/confirmation.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -220,4 +220,6 @@ def write_between_markers(path: Path, begin: str, end: str, block: str) -> None:
         text = f"{text.rstrip()}\n\n{begin}\n{end}\n".lstrip()
     head, rest = text.split(begin, 1)
     _, tail = rest.split(end, 1)
-    path.write_text(f"{head}{begin}\n{block.strip()}\n{end}{tail}")
+    from taso_tune.core.storage import write_text_atomic
+
+    write_text_atomic(str(path), f"{head}{begin}\n{block.strip()}\n{end}{tail}")

@@ -48,6 +48,7 @@ from reproduction_tables import render_tables  # noqa: E402
 from taso_tune.cli import build_parser  # noqa: E402
 from taso_tune.cli.apply import apply_spec  # noqa: E402
 from taso_tune.cli.sweep import override_values, resolve_spec  # noqa: E402
+from taso_tune.core.storage import write_text_atomic  # noqa: E402
 from taso_tune.results.experiment import load_experiment  # noqa: E402
 from taso_tune.results.export import FORMAT, export_defaults, load_defaults  # noqa: E402
 from taso_tune.results.report import write_report  # noqa: E402
@@ -163,7 +164,7 @@ class Study:
                 )
             run_sweep(spec, str(self.storage), name=name)
             self.log.append((shown, time.perf_counter() - start))
-            self.log_file.write_text(json.dumps(self.log, indent=1))
+            write_text_atomic(str(self.log_file), json.dumps(self.log, indent=1))
         write_report(
             load_experiment(str(experiment)),
             str(self.reports / f"{self.prefix}{name}.html"),

@@ -318,6 +318,8 @@ def early_stopping_table(full: Experiment, others: dict[str, Experiment]) -> str
 
 def _seed_range(seeds: list[int]) -> str:
     low, high = min(seeds), max(seeds)
+    if low == high:
+        return str(low)
     return f"{low}-{high}" if seeds == list(range(low, high + 1)) else ", ".join(map(str, seeds))
 
 

@@ -42,6 +42,7 @@ CASE = {
         [0.99, 0.99, 0.99, 0.99],
     ),  # not its family's pick
 }
+CASE_FAMILIES = ("taso", "adam", "adagrad", "rmsprop")  # rmsprop: declared, never run
 T_975_DF3 = 3.182446305284263  # Student t, 97.5% quantile, 3 degrees of freedom (tables)
 T_9875_DF3 = 4.176535  # Student t, 98.75% quantile, 3 degrees of freedom: Holm's first of two
 
@@ -417,3 +418,83 @@ def test_the_export_commands_table_carries_the_tost_text(sweep: Experiment) -> N
     )
     # the summary prints the same words
     assert f"(TOST Holm-adjusted p={tost['p_holm']:.3g}, n=4)" in format_summary(sweep)
+
+
+def test_the_confirmation_tables_state_only_what_their_rows_carry(case: Experiment) -> None:
+    """The confirmation study's tables and generated findings: the pre-declared reference (taso),
+    the Holm-adjusted interval beside each verdict, TOST at the stated margin, the budgets as run,
+    and each finding naming its table and rows."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from confirmation_tables import readme_findings, render_confirmation
+
+    # the declared families: those of the space, rmsprop among them although it has no trial
+    blocks = [{"optimizer": o, "lr": {"grid": [0.01, 0.05, 0.1]}} for o in CASE_FAMILIES]
+    selection = Experiment(case.path, {**case.space, "blocks": blocks}, case.trials, case.epochs)
+    picks = case.trials[case.trials["config_id"] != "adagrad_worse"]
+    confirmation = Experiment(case.path, selection.space, picks, case.epochs)
+    document = defaults_from_experiment(selection)
+    text = render_confirmation(
+        selection, confirmation, document, [("taso-tune sweep s", 90.0)], "taso"
+    )
+    adam_row = next(line for line in text.splitlines() if line.startswith("| adam | 4 | 84.00"))
+    # adam - taso: -0.09 with the 97.5% interval (Holm's first of two), as in the hand-computed case
+    half = T_9875_DF3 * math.sqrt(0.0002 / 3) / 2
+    assert f"-9.00 [{(-0.09 - half) * 100:+.2f}, {(-0.09 + half) * 100:+.2f}]" in adam_row
+    assert "| 97.5% |" in adam_row and "| worse |" in adam_row
+    assert "not shown equivalent within ±0.5 points" in adam_row
+    assert "| no difference shown at 5% |" in next(
+        line for line in text.splitlines() if line.startswith("| adagrad | 4 | 73.25")
+    )
+    assert "over n=4 seeds (table C2, row taso)" in text  # not "fresh": they overlap
+    findings = text.split("#### Findings")[1].split("####")[0]
+    # adagrad had two configurations, taso and adam one each: the budgets are said to be unequal
+    budgets = "unequal numbers of configurations (adagrad 2, adam 1, rmsprop 0, taso 1; table C1)"
+    assert budgets in findings
+    assert "Not compared (table C3): rmsprop (no pick)." in findings
+    assert "| rmsprop | 0 | — |" in text and "not compared (no pick)" in text
+    assert (
+        "Shown worse than taso at 5% (Holm over the 2 comparisons; table C3, rows adam)" in findings
+    )
+    assert "No family was shown better than taso at 5%" in findings
+    assert "No difference from taso was shown for adagrad (table C3)" in findings
+    assert "which is not the same as equal" in findings
+    assert "No family was shown equivalent to taso within ±0.5 points" in findings
+    assert "Seeds flagged in table C2: adagrad" in findings
+    # the seeds come from the results, and the study says when they are not fresh
+    assert "the selection on 0-3, the confirmation on\n0-3 (seeds [0, 1, 2, 3] in common)" in text
+    assert "1.5 min" in text
+    # the README's findings are the same generated sentences, pointing at the doc's tables
+    readme = readme_findings(selection, confirmation, document, "taso")
+    assert "[docs/reproduction.md](docs/reproduction.md)" in readme
+    for line in findings.strip().splitlines()[1:]:  # after the heading's rest
+        assert line in readme
+
+
+def test_the_confirmation_stops_on_an_edge_pick_or_a_family_without_one(case: Experiment) -> None:
+    """Before its confirmation runs, the study checks that every family of the space has an interior
+    pick: adam's only rate is the smallest of its grid, rmsprop was declared and never ran."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from confirmation import selection_problems
+
+    lr = float(case.trials.loc[case.trials["optimizer"] == "adam", "hp.lr"].iloc[0])
+    blocks = [
+        {"optimizer": "taso"},
+        {"optimizer": "adagrad"},
+        {"optimizer": "adam", "lr": {"grid": [lr, lr * 2, lr * 4]}},
+        {"optimizer": "rmsprop", "lr": {"grid": [0.001, 0.002]}},
+    ]
+    selection = Experiment(case.path, {**case.space, "blocks": blocks}, case.trials, case.epochs)
+    problems = selection_problems(selection, defaults_from_experiment(selection))
+    assert problems == [
+        "rmsprop: no pick",
+        f"adam: lr {lr:g} is the smallest value tried; the best may lie beyond",
+    ]
+    # the same picks inside their grids, every family run: nothing stops the confirmation
+    blocks[2] = {"optimizer": "adam", "lr": {"grid": [lr / 2, lr, lr * 2]}}
+    del blocks[3]
+    selection = Experiment(case.path, {**case.space, "blocks": blocks}, case.trials, case.epochs)
+    assert selection_problems(selection, defaults_from_experiment(selection)) == []
