@@ -10,12 +10,12 @@ seeds, one pre-declared family of comparisons against TASO.
 3. ``taso-tune export`` of the selection, then ``taso-tune apply`` of it with ``--seeds 10
    --seed-start 10``: each pick trained on seeds 10-19, which no earlier study of this split used.
 4. The comparisons declared before the run: every other family's pick against TASO's, on test
-   accuracy, paired by seed, Holm-corrected over those nine (:func:`taso_tune.stats.verdict.
-   compare_to_reference`), with TOST at a 0.5-point margin.
+   accuracy, paired by seed, Holm-corrected over the comparisons made
+   (:func:`taso_tune.stats.verdict.compare_to_reference`), with TOST at a 0.5-point margin.
 
 The tables and the findings (each sentence generated from its row) are written into
-docs/reproduction.md between markers (the findings also into the README), with the commands, wall times, seeds and provenance read from
-the results; the reports go to dashboards/reproduction/.
+docs/reproduction.md between markers (the findings also into the README), with the commands, wall
+times, seeds and provenance read from the results; the reports go to dashboards/reproduction/.
 
     python benchmarks/confirmation.py [--storage DIR] [--seeds N]
 
@@ -34,7 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 
 from common import write_between_markers  # noqa: E402
-from reproduce import FASHION_TRAIN, Study  # noqa: E402
+from confirmation_tables import families, readme_findings, render_confirmation  # noqa: E402
+from reproduce import PROTOCOLS, Study  # noqa: E402
 
 from taso_tune.core.errors import ConfigError  # noqa: E402
 from taso_tune.results.experiment import Experiment, load_experiment  # noqa: E402
@@ -51,15 +52,6 @@ MARKERS = ("<!-- confirmation-fashion:begin -->", "<!-- confirmation-fashion:end
 README_MARKERS = ("<!-- findings:begin -->", "<!-- findings:end -->")
 
 
-def pair_flags(seeds: int, epochs: int) -> list[str]:
-    """The ``taso-tune apply`` flags that train on the selection's data, on ``seeds`` fresh seeds
-    from :data:`SEED_START`."""
-    flags = ["--model", FASHION_TRAIN["model"], "--dataset", FASHION_TRAIN["dataset"]]
-    for key in ("data_root", "train_limit", "val_fraction"):
-        flags += ["--" + key.replace("_", "-"), str(FASHION_TRAIN[key])]
-    return [*flags, "--seeds", str(seeds), "--seed-start", str(SEED_START), "--epochs", str(epochs)]
-
-
 def selection_problems(experiment: Experiment, document: dict) -> list[str]:
     """Why the selection (``experiment``, exported as ``document``) cannot go on to the
     confirmation: a configuration without all its seeds finished (its mean is not comparable), a
@@ -70,9 +62,8 @@ def selection_problems(experiment: Experiment, document: dict) -> list[str]:
         for row in table.itertuples()
         if not row.comparable
     ]
-    families = sorted({o for block in experiment.spec.blocks for o in block["optimizer"].options})
     picks = document["optimizers"]
-    problems += [f"{name}: no pick" for name in families if name not in picks]
+    problems += [f"{name}: no pick" for name in families(experiment) if name not in picks]
     problems += [
         f"{name}: {warning}" for name, entry in picks.items() for warning in entry["grid_edges"]
     ]
@@ -107,16 +98,20 @@ def run(args: argparse.Namespace) -> int:
     if REFERENCE not in document["optimizers"]:
         raise ConfigError("reference", REFERENCE, f"{defaults} has no pick of it to compare with")
     epochs = int(document["provenance"]["epochs"])
-    study.sweep("confirmation", str(defaults), *pair_flags(args.seeds, epochs), command="apply")
-
-    from confirmation_tables import readme_findings, render_confirmation
+    # the selection's data, on fresh seeds from SEED_START
+    flags = PROTOCOLS["fashion_mnist"].pair(args.seeds)
+    flags += ["--seed-start", str(SEED_START), "--epochs", str(epochs)]
+    study.sweep("confirmation", str(defaults), *flags, command="apply")
 
     selected = load_experiment(str(selection))
     confirmed = load_experiment(str(confirmation))
-    block = render_confirmation(selected, confirmed, document, study.log, REFERENCE)
+    block, findings = render_confirmation(selected, confirmed, document, study.log, REFERENCE)
     write_between_markers(Path(args.doc), *MARKERS, block)
-    findings = readme_findings(selected, confirmed, document, REFERENCE)
-    write_between_markers(Path(args.readme), *README_MARKERS, findings)
+    write_between_markers(
+        Path(args.readme),
+        *README_MARKERS,
+        readme_findings(findings, confirmed, document, REFERENCE),
+    )
     total = sum(seconds for _, seconds in study.log)
     print(f"\nconfirmation study: {total / 60:.1f} min; tables in {args.doc}; reports in {reports}")
     return 0

@@ -261,9 +261,9 @@ def render_confirmation(
     document: dict,
     log: list[tuple[str, float]],
     reference: str,
-) -> str:
-    """All the study's Markdown: header with sizes, seeds and provenance from the results, tables
-    C1-C3, the findings, the commands with their wall times."""
+) -> tuple[str, list[str]]:
+    """All the study's Markdown (header with sizes, seeds and provenance from the results, tables
+    C1-C3, the findings, the commands with their wall times) and the findings' sentences."""
     edges = {name: entry.get("grid_edges") or [] for name, entry in document["optimizers"].items()}
     c1 = selection_table(selection, edges)
     found = comparisons(confirmation, reference, families(selection))
@@ -293,10 +293,9 @@ def render_confirmation(
             for name, e in (("selection", selection), ("confirmation", confirmation))
         ]
     )
-    lines = "\n".join(
-        f"- {line}" for line in findings(reference, selection, found, confirmation, not overlap)
-    )
-    return f"""Measured by `make confirm` (`python benchmarks/confirmation.py`), rendered {date.today():%Y-%m-%d}:
+    sentences = findings(reference, selection, found, confirmation, not overlap)
+    lines = "\n".join(f"- {line}" for line in sentences)
+    text = f"""Measured by `make confirm` (`python benchmarks/confirmation.py`), rendered {date.today():%Y-%m-%d}:
 {sizes["model"]} on {sizes["dataset"]} ({split}), {epochs} epochs (the paper: 100). Seeds, from the results:
 the selection on {_seed_range(seeds["selection"])}, the confirmation on
 {_seed_range(seeds["confirmation"])} ({"no seed in common" if not overlap else f"seeds {sorted(overlap)} in common"}).
@@ -332,15 +331,13 @@ difference is shown to be smaller than the margin.
 {commands}
 
 {runs}"""
+    return text, sentences
 
 
 def readme_findings(
-    selection: Experiment, confirmation: Experiment, document: dict, reference: str
+    sentences: list[str], confirmation: Experiment, document: dict, reference: str
 ) -> str:
-    """The README's findings: the same generated sentences, pointing at the doc's tables."""
-    seeds = [set(e.trials["seed"].astype(int)) for e in (selection, confirmation)]
-    found = comparisons(confirmation, reference, families(selection))
-    lines = findings(reference, selection, found, confirmation, not (seeds[0] & seeds[1]))
+    """The README's findings: the doc's generated ``sentences``, pointing at its tables."""
     sizes = confirmation.trials.iloc[0]
     head = (
         f"The confirmation study ({sizes['model']} on {sizes['dataset']}, "
@@ -353,4 +350,4 @@ def readme_findings(
         "One model, one data set, a short run: these are findings about these picks on this pair, "
         "not about the optimizers in general."
     )
-    return "\n".join([head, "", *(f"- {line}" for line in lines), "", tail])
+    return "\n".join([head, "", *(f"- {line}" for line in sentences), "", tail])

@@ -73,10 +73,9 @@ class Protocol:
     early_stopping: bool  # step 4: the grids under ASHA and budget-sh
     transfer: str | None  # defaults tuned elsewhere, applied unchanged
 
-    @property
-    def pair(self) -> list[str]:
-        """The ``taso-tune apply`` flags that train on this study's data."""
-        flags = ["--model", "lenet5", "--dataset", self.dataset, "--seeds", "5"]
+    def pair(self, seeds: int = 5) -> list[str]:
+        """The ``taso-tune apply`` flags that train on this study's data, ``seeds`` seeds."""
+        flags = ["--model", "lenet5", "--dataset", self.dataset, "--seeds", str(seeds)]
         for key, flag in (
             ("data_root", "--data-root"),
             ("train_limit", "--train-limit"),
@@ -288,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(DIGITS_DEFAULTS).write_text(
             Path(DIGITS_DEFAULTS).read_text().split("format:")[0] + chosen.read_text()
         )
-    pair = protocol.pair
+    pair = protocol.pair()
     study.sweep("table6", str(chosen), *pair, "--epochs", str(epochs), command="apply")
     study.sweep("table7", str(chosen), *pair, "--epochs", str(quarter), command="apply")
     study.sweep(

@@ -435,7 +435,7 @@ def test_the_confirmation_tables_state_only_what_their_rows_carry(case: Experime
     picks = case.trials[case.trials["config_id"] != "adagrad_worse"]
     confirmation = Experiment(case.path, selection.space, picks, case.epochs)
     document = defaults_from_experiment(selection)
-    text = render_confirmation(
+    text, sentences = render_confirmation(
         selection, confirmation, document, [("taso-tune sweep s", 90.0)], "taso"
     )
     adam_row = next(line for line in text.splitlines() if line.startswith("| adam | 4 | 84.00"))
@@ -466,7 +466,7 @@ def test_the_confirmation_tables_state_only_what_their_rows_carry(case: Experime
     assert "the selection on 0-3, the confirmation on\n0-3 (seeds [0, 1, 2, 3] in common)" in text
     assert "1.5 min" in text
     # the README's findings are the same generated sentences, pointing at the doc's tables
-    readme = readme_findings(selection, confirmation, document, "taso")
+    readme = readme_findings(sentences, confirmation, document, "taso")
     assert "[docs/reproduction.md](docs/reproduction.md)" in readme
     for line in findings.strip().splitlines()[1:]:  # after the heading's rest
         assert line in readme

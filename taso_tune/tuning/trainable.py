@@ -237,9 +237,10 @@ class TrialActor(FunctionTrainable):
     Ray reads an actor's ``repr`` once, when the actor is created, for its name in the dashboard and
     its log prefix. Where the sweep does not reuse actors between trials (``reuse_actors: false``,
     or ``auto`` for long trials: :mod:`~taso_tune.tuning.actors`), every actor is named after the
-    one trial it runs. Where it does, one actor runs trial after trial: it is named after the experiment (a trial's name would be wrong
-    for the next), and it tells Ray's log monitor each trial's name as the trial starts (the line
-    Ray itself writes at an actor's start), so log lines carry the trial they come from.
+    one trial it runs. Where it does, one actor runs trial after trial: it is named after the
+    experiment (a trial's name would be wrong for the next), and it tells Ray's log monitor each
+    trial's name as the trial starts (the line Ray itself writes at an actor's start), so log lines
+    carry the trial they come from.
     """
 
     _name = "train_trial"
