@@ -1,9 +1,11 @@
-"""Measure ASHA's short-horizon bias and the budget-aware fix on one space (``make bench-early-stopping``).
+"""Measure ASHA's short-horizon bias and the schedulers that answer it on one space (``make bench-early-stopping``).
 
-Runs the space four times (to the end; under ASHA judging each configuration by its mean over seeds;
-under per-seed ASHA, the biased baseline; under budget-sh), compares them with
-``taso_tune.results.studies.early_stopping.compare`` and writes the tables into docs/early-stopping.md between the
-markers, and a comparison page into dashboards/reproduction/.
+Runs the space four times: to the end; under ASHA judging each configuration by its mean over seeds;
+under budget-sh, its first budget a fifth of the planned epochs; under cooldown-asha (ASHA's rungs,
+each trial judged by cooldown branches). The top-k baseline (the ``ceil(n / eta)`` best after
+ASHA's first rung of un-decayed training, run to the end) is read off the full sweep, whose first
+epochs are that run's. ``taso_tune.results.studies.early_stopping.compare`` compares them; the tables
+go into docs/early-stopping.md between the markers, and a comparison page into dashboards/reproduction/.
 
     python benchmarks/early_stopping_bias.py [--data digits|fashion_mnist] [--space FILE] [--storage DIR]
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -28,7 +31,12 @@ add_repo_to_path()
 
 from taso_tune.core.storage import result_records  # noqa: E402
 from taso_tune.results.experiment import load_experiment  # noqa: E402
-from taso_tune.results.studies.early_stopping import asha_rungs, compare, to_markdown  # noqa: E402
+from taso_tune.results.studies.early_stopping import (  # noqa: E402
+    asha_rungs,
+    compare,
+    to_markdown,
+    top_k,
+)
 from taso_tune.results.studies.early_stopping_page import write_comparison_page  # noqa: E402
 from taso_tune.spaces import SweepSpec, load_space, load_space_dict, with_overrides  # noqa: E402
 from taso_tune.tuning import resume_sweep, run_sweep  # noqa: E402
@@ -44,17 +52,18 @@ STUDIES = {
 }
 
 
-METHODS = ("none", "asha", "asha-per-seed", "budget-sh")
+METHODS = ("none", "asha", "budget-sh", "cooldown-asha")
+#: budget-sh's first budget, as a share of the planned epochs: the first rung's runs are a fifth of
+#: the real run (one epoch of ten would judge 1-epoch runs, a different experiment).
+BUDGET_SH_FIRST = 0.2
 
 
 def method_spec(spec: SweepSpec, method: str, name: str) -> SweepSpec:
-    """The space under one method; ``asha-per-seed`` spreads the seeds over trials and lets ASHA stop
-    each alone (the biased baseline, which a space must ask for explicitly)."""
-    if method != "asha-per-seed":
-        return with_overrides(spec, scheduler=method, name=name)
-    data = with_overrides(spec, scheduler="asha", name=name).to_dict()
-    data["seeds_per_trial"] = 1
-    data["scheduler"]["per_seed"] = True
+    """The space under one method: ASHA's and cooldown-asha's rungs are the space's; budget-sh's
+    first budget is :data:`BUDGET_SH_FIRST` of the planned epochs."""
+    data = with_overrides(spec, scheduler=method, name=name).to_dict()
+    if method == "budget-sh":
+        data["scheduler"]["min_epochs"] = max(1, round(BUDGET_SH_FIRST * spec.epochs))
     return load_space_dict(data, source=spec.source)
 
 
@@ -120,8 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     full = load_experiment(paths["none"])
     methods = {m: load_experiment(paths[m]) for m in METHODS if m != "none"}
     rungs = asha_rungs(spec.scheduler.grace_period, spec.scheduler.reduction_factor, spec.epochs)
-    comparison = compare(full, methods, asha_rung_epochs=rungs)
-    comparison.summary.insert(2, "wall_seconds", [round(walls[m]) for m in METHODS])
+    k = math.ceil(len(spec.configurations()) / spec.scheduler.reduction_factor)
+    baseline = top_k(full, rungs[0], k)
+    comparison = compare(full, methods, asha_rung_epochs=rungs, baseline=baseline)
+    comparison.summary.insert(
+        2, "wall_seconds", [*(round(walls[m]) for m in METHODS), "not run: read off full"]
+    )
 
     command = f"python benchmarks/early_stopping_bias.py --data {args.data} --space {os.path.relpath(args.space, REPO)}"
     machine = f"{cpu_model()}, {usable_cores()} cores"

@@ -1,9 +1,11 @@
-"""Early stopping: epochs the quickstart sweep consumes under ASHA (and budget-sh) against none,
-and whether the best configuration per optimizer stays the same.
+"""Early stopping: epochs the quickstart sweep consumes under ASHA, cooldown-asha and budget-sh
+against none, and whether the best configuration per optimizer stays the same.
 
-The quickstart space (13 configurations x 3 seeds, 15 epochs) runs three times on the same Ray:
+The quickstart space (13 configurations x 3 seeds, 15 epochs) runs four times on the same Ray:
 ``scheduler: none`` (every trial to the end: the ground truth, and the space's own setting), ASHA
-(grace 3, eta 3) and ``budget-sh`` (eta 3), the settings of :data:`SCHEDULERS`. Epochs are counted from what the trials reported; the best configuration per optimizer
+and cooldown-asha (grace 3, eta 3) and ``budget-sh`` (eta 3), the settings of :data:`SCHEDULERS`.
+Epochs are counted from what the trials reported, cooldown branches' epochs included; the best
+configuration per optimizer
 is :meth:`taso_tune.results.Experiment.best`, over the seeds that ran the full planned length (for
 budget-sh: its last rung). ASHA is asynchronous, so its epoch count moves a little from run to run;
 the winners of ``none`` are deterministic (seeded, CPU).
@@ -28,6 +30,7 @@ SECTION = "4 early stopping"
 #: The early-stopping settings this section measures against ``none``.
 SCHEDULERS = {
     "asha": {"type": "asha", "grace_period": 3, "reduction_factor": 3},
+    "cooldown-asha": {"type": "cooldown-asha", "grace_period": 3, "reduction_factor": 3},
     "budget-sh": {"type": "budget-sh", "reduction_factor": 3},
 }
 
@@ -62,8 +65,10 @@ def sweep_outcome(scheduler: str, epochs: int | None, seeds: int | None) -> Outc
         row.config_id: (row.val_acc_mean, row.val_acc_std)
         for row in experiment.aggregated.itertuples()
     }
+    branches = experiment.cooldowns
+    branch_epochs = int(branches["cooldown_epochs"].sum()) if len(branches) else 0
     return Outcome(
-        run.epochs_run,
+        run.epochs_run + branch_epochs,
         run.wall_seconds,
         dict(zip(best["optimizer"], best["config_id"], strict=True)),
         str(best["config_id"].iloc[0]),
@@ -126,7 +131,7 @@ def run(quick: bool = False) -> list[Row]:
     start_ray()
     truth = sweep_outcome("none", epochs, seeds)
     rows = []
-    for scheduler in ("asha", "budget-sh"):
+    for scheduler in SCHEDULERS:
         rows += compare_rows(scheduler, sweep_outcome(scheduler, epochs, seeds), truth)
     stop_ray()
     return rows

@@ -146,3 +146,54 @@ def test_the_truly_best_has_every_seed_and_seeds_follow_the_one_rule(full) -> No
     assert found["asha"].reason == "not run over the reference's seeds"
     summary = compare(three, {"asha": three}).summary.set_index("method")
     assert summary.loc["full", "pick"] == "a" and summary.loc["full", "regret_points"] == 0.0
+
+
+def test_the_regret_bound_is_one_sided_and_branch_epochs_count(full) -> None:
+    import math
+
+    import pandas as pd
+    from scipy import stats
+
+    trials = full.trials
+    kept = trials[
+        trials["config_id"].isin(["taso_alpha=10_beta=0.5", "adagrad_lr=0.05"])
+        & (trials["seed"] < 2)
+    ]
+    two = replace(full, trials=kept)
+    stopped = replace(two, trials=kept[kept["config_id"] == "adagrad_lr=0.05"])
+    summary = compare(two, {"asha": stopped}).summary.set_index("method")
+    # regrets 0.20 and 0.17: mean 0.185, std 0.0212132, n 2; the one-sided 95% bound adds
+    # t(0.95, 1) standard errors, not the two-sided 97.5% quantile
+    bound = 0.185 + stats.t.ppf(0.95, 1) * 0.0212132 / math.sqrt(2)
+    assert summary.loc["asha", "regret_bound_95"] == pytest.approx(100 * bound, abs=1e-3)
+    assert summary.loc["full", "regret_bound_95"] == 0.0  # the true best itself
+    # cooldown-asha: the branches' epochs count, and each rung's branch scores are what it saw
+    branches = pd.DataFrame(
+        [
+            {"config_id": c, "epoch": 1, "cooldown_epochs": 2, "cooldown_val_acc": v}
+            for c, v in (("taso_alpha=10_beta=0.5", 0.9), ("adagrad_lr=0.05", 0.5))
+        ]
+    )
+    cooled = replace(two, cooldowns=branches)
+    result = compare(two, {"cooldown-asha": cooled})
+    row = result.summary.set_index("method").loc["cooldown-asha"]
+    assert row["epochs"] == int(kept["epochs_run"].sum()) + 4
+    corr = result.rank_correlation
+    assert list(corr["method"]) == ["cooldown-asha"] and list(corr["configs"]) == [2]
+
+
+def test_top_k_keeps_the_best_after_one_rung_and_runs_them_to_the_end(full) -> None:
+    from taso_tune.results.studies.early_stopping import top_k
+
+    at_one = full.epochs[full.epochs["epoch"] == 1].groupby("config_id")["val_acc"].mean()
+    best_at_one = sorted(at_one.index, key=lambda c: (-at_one[c], c))[:2]
+    baseline = top_k(full, 1, 2)
+    assert list(baseline.kept) == best_at_one
+    trials = full.trials
+    extra = (trials.loc[trials["config_id"].isin(best_at_one), "epochs_run"] - 1).clip(lower=0)
+    assert baseline.epochs == int(trials["epochs_run"].clip(upper=1).sum() + extra.sum())
+    truth = true_scores(full)
+    assert baseline.pick == next(c for c in truth.index if c in best_at_one)
+    result = compare(full, {}, baseline=baseline)
+    assert "top2" in set(result.summary["method"])
+    assert set(result.top5["top2"]) <= {"kept to the end", "dropped at epoch 1"}

@@ -22,6 +22,7 @@ from taso_tune.cluster.jobs import DEFAULT_STOP_WAIT_S, STOP_MARGIN_S
 from taso_tune.core.errors import ConfigError
 from taso_tune.core.storage import is_uri
 from taso_tune.experiment.layout import SPACE_FILE
+from taso_tune.spaces.sections import SCHEDULER_TYPES
 
 if TYPE_CHECKING:
     from taso_tune.cluster.jobs import SweepJob, SweepJobs
@@ -70,9 +71,7 @@ def add_submit_parser(sub: argparse._SubParsersAction) -> None:
     )
     # the sweep's own, checked here and passed on to `taso-tune sweep` in the job
     add_override_flags(p)
-    p.add_argument(
-        "--scheduler", choices=["asha", "none", "budget-sh"], help="as for `taso-tune sweep`"
-    )
+    p.add_argument("--scheduler", choices=SCHEDULER_TYPES, help="as for `taso-tune sweep`")
     p.add_argument("--no-report", action="store_true", help="as for `taso-tune sweep`")
     p.add_argument(
         "--stop-wait",

@@ -20,6 +20,7 @@ from taso_tune.core.storage import (
     is_uri,
 )
 from taso_tune.spaces import SweepSpec, load_space, with_overrides
+from taso_tune.spaces.sections import SCHEDULER_TYPES
 from taso_tune.spaces.spec import ReuseActors
 
 #: Results root when --storage is not given: $TASO_TUNE_STORAGE (set on cluster heads), else ./runs.
@@ -87,7 +88,7 @@ def add_run_flags(
     )
     p.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a local Ray)")
     add_override_flags(p, skip)
-    p.add_argument("--scheduler", choices=["asha", "none", "budget-sh"], help=scheduler_help)
+    p.add_argument("--scheduler", choices=SCHEDULER_TYPES, help=scheduler_help)
     p.add_argument(
         "--select-on",
         choices=["val", "test"],

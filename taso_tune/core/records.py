@@ -88,7 +88,26 @@ class EpochSummary(TypedDict):
     per_seed: dict[str, EpochRecord]
 
 
-class TrialReport(EpochSummary, TrialLabels):
+class CooldownScores(TypedDict):
+    """What a trial under ``scheduler: cooldown-asha`` adds to its report at a rung: its seeds'
+    throwaway cooldown branches scored on each held-out metric, the mean over the seeds
+    (:func:`taso_tune.training.seeds.cooldown_summary`), which the scheduler judges instead of the
+    un-decayed main run. Only the report of a rung epoch holds them."""
+
+    cooldown_epochs: NotRequired[
+        int
+    ]  # epochs the branches trained, over all seeds (0: no decay to compress)
+    cooldown_val_acc: NotRequired[float]
+    cooldown_val_loss: NotRequired[float]
+    cooldown_test_acc: NotRequired[float]
+    cooldown_test_loss: NotRequired[float]
+    cooldown_val_acc_std: NotRequired[float]
+    cooldown_val_loss_std: NotRequired[float]
+    cooldown_test_acc_std: NotRequired[float]
+    cooldown_test_loss_std: NotRequired[float]
+
+
+class TrialReport(EpochSummary, TrialLabels, CooldownScores):
     """What a trial reports each epoch: its epoch summary and its labels. Tune writes one a line to
     the trial's ``result.json``, beside Tune's own keys (``training_iteration``, ``trial_id``, ...)."""
 
@@ -98,6 +117,10 @@ LABEL_FIELDS: tuple[str, ...] = tuple(TrialLabels.__annotations__)
 SUMMARY_FIELDS: tuple[str, ...] = tuple(EpochSummary.__annotations__)
 #: The metrics every epoch record carries, and that a sweep may optimise.
 METRICS: tuple[str, ...] = tuple(k for k in EPOCH_FIELDS if k.endswith(("_acc", "_loss")))
+#: The metrics measured on data the run does not train on: what a cooldown branch is scored on.
+HELD_OUT_METRICS: tuple[str, ...] = tuple(m for m in METRICS if not m.startswith("train_"))
+#: The prefix of a cooldown branch's score of a metric in a trial's report (:class:`CooldownScores`).
+COOLDOWN_PREFIX = "cooldown_"
 #: One line on each epoch field, for gauges and documentation.
 FIELD_DESCRIPTIONS: dict[str, str] = {
     "epoch": "Epochs the trial has completed",

@@ -15,19 +15,33 @@ from __future__ import annotations
 
 import math
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import pandas as pd
 
 from taso_tune.core.errors import ConfigError
-from taso_tune.core.records import EPOCH_FIELDS, METRICS, EpochRecord, TrialReport, TrialStatus
+from taso_tune.core.records import (
+    COOLDOWN_PREFIX,
+    EPOCH_FIELDS,
+    HELD_OUT_METRICS,
+    METRICS,
+    EpochRecord,
+    TrialReport,
+    TrialStatus,
+)
 from taso_tune.experiment.reader import ExperimentReader, TrialResults
 from taso_tune.results.aggregate import SelectOn, aggregate, best_per_optimizer
 from taso_tune.spaces import SweepSpec, load_space_dict
 
 EPOCH_COLUMNS = (*(f for f in EPOCH_FIELDS if f != "total_epochs"), "diverged")
+#: A trial's rung report under cooldown-asha: its main run's means beside its branches' scores.
+COOLDOWN_COLUMNS = (
+    "cooldown_epochs",
+    *HELD_OUT_METRICS,
+    *(f"{COOLDOWN_PREFIX}{m}{s}" for m in HELD_OUT_METRICS for s in ("", "_std")),
+)
 
 
 @dataclass
@@ -39,6 +53,9 @@ class Experiment:
     space: dict
     trials: pd.DataFrame
     epochs: pd.DataFrame
+    #: ``scheduler: cooldown-asha``: one row per trial and rung, what its cooldown branches scored
+    #: (:data:`COOLDOWN_COLUMNS`: their mean over the seeds, as the scheduler judged it); empty otherwise
+    cooldowns: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def name(self) -> str:
@@ -133,8 +150,10 @@ def load_experiment(path: str) -> Experiment:
     spec = reader.space()
     trial_rows: list[dict[str, Any]] = []
     epoch_rows: list[dict[str, Any]] = []
+    cooldown_rows: list[dict[str, Any]] = []
     for trial in reader.all_trials():
         _add_rows(trial, trial_rows, epoch_rows)
+        cooldown_rows += _cooldown_rows(trial)
     if not trial_rows:
         raise ConfigError("experiment", path, "contains no trial results yet")
     trials = (
@@ -144,7 +163,26 @@ def load_experiment(path: str) -> Experiment:
     )
     epochs = pd.DataFrame(epoch_rows).sort_values(["config_id", "seed", "epoch"], kind="stable")
     space = spec.to_dict() if spec is not None else {}
-    return Experiment(path, space, trials, epochs.reset_index(drop=True))
+    cooldowns = pd.DataFrame(cooldown_rows)
+    if not cooldowns.empty:
+        cooldowns = cooldowns.sort_values(["config_id", "epoch"], kind="stable")
+    return Experiment(path, space, trials, epochs.reset_index(drop=True), cooldowns)
+
+
+def _cooldown_rows(trial: TrialResults) -> list[dict[str, Any]]:
+    """The trial's rung reports under cooldown-asha, one per epoch (a report repeated by a resume
+    counts once, the last)."""
+    by_epoch = {report["epoch"]: report for report in trial.reports if "cooldown_epochs" in report}
+    return [
+        {
+            "trial_id": trial.trial_id,
+            "config_id": report["config_id"],
+            "optimizer": report["optimizer"],
+            "epoch": epoch,
+            **{c: report.get(c, math.nan) for c in COOLDOWN_COLUMNS},
+        }
+        for epoch, report in sorted(by_epoch.items())
+    ]
 
 
 def _add_rows(

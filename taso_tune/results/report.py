@@ -488,6 +488,57 @@ def alpha_beta_heatmap(experiment: Experiment, select_on: SelectOn = "val") -> g
     return fig
 
 
+def cooldown_branches(experiment: Experiment) -> go.Figure | None:
+    """``scheduler: cooldown-asha``: each configuration's main curve (the mean over its seeds of the
+    sweep's metric, epoch by epoch) with, at each rung, the score of its cooldown branches, which the
+    scheduler judged instead; ``None`` for other sweeps."""
+    branches = experiment.cooldowns
+    metric = experiment.spec.metric if experiment.spec is not None else "val_acc"
+    column = f"cooldown_{metric}"
+    if branches.empty or column not in branches or metric not in experiment.epochs:
+        return None
+    curves = experiment.epochs.groupby(["config_id", "epoch"])[metric].mean().reset_index()
+    fig, palette = go.Figure(), qualitative.Dark24
+    for i, (config_id, rows) in enumerate(curves.groupby("config_id", sort=True)):
+        color = palette[i % len(palette)]
+        fig.add_trace(
+            go.Scatter(
+                x=rows["epoch"],
+                y=rows[metric],
+                mode="lines",
+                name=config_id,
+                legendgroup=config_id,
+                line={"color": color},
+                hovertemplate=f"{config_id}, epoch %{{x}}: {metric} %{{y:.4f}}<extra>main run</extra>",
+            )
+        )
+        rung = branches[branches["config_id"] == config_id]
+        fig.add_trace(
+            go.Scatter(
+                x=rung["epoch"],
+                y=rung[column],
+                mode="markers",
+                name=f"{config_id}: cooldown",
+                legendgroup=config_id,
+                showlegend=False,
+                marker={"color": color, "symbol": "diamond", "size": 9},
+                customdata=rung["cooldown_epochs"],
+                hovertemplate=(
+                    f"{config_id}, rung at epoch %{{x}}: branches' {metric} %{{y:.4f}} "
+                    "(%{customdata} branch epochs)<extra>cooldown</extra>"
+                ),
+            )
+        )
+    fig.update_layout(
+        title=f"Cooldown branches: {metric} the scheduler judged at each rung (diamonds) "
+        "beside each configuration's main run (lines, mean over seeds)",
+        height=460,
+        xaxis={"title": {"text": "epoch"}},
+        yaxis={"title": {"text": metric}},
+    )
+    return fig
+
+
 def report_figures(experiment: Experiment, select_on: SelectOn = "val") -> dict[str, go.Figure]:
     """Every figure of the report, by section id, in page order (absent ones left out): the first
     one carries plotly.js."""
@@ -498,6 +549,7 @@ def report_figures(experiment: Experiment, select_on: SelectOn = "val") -> dict[
         "alpha-beta": alpha_beta_heatmap(experiment, select_on),
         "parallel-coordinates": parallel_coordinates(experiment, select_on),
         "early-stopping": early_stopping(experiment),
+        "cooldown-branches": cooldown_branches(experiment),
     }
     return {key: fig for key, fig in figures.items() if fig is not None}
 

@@ -59,6 +59,7 @@ SECTION_TITLES = {
     "alpha-beta": "TASO alpha x beta",
     "parallel-coordinates": "Hyperparameters against the metric",
     "early-stopping": "Early stopping",
+    "cooldown-branches": "Early stopping: the cooldown branches each rung judged",
 }
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1400px;
@@ -390,6 +391,7 @@ def render_page(experiment: Experiment, select_on: SelectOn, figures: Mapping[st
         figure("alpha-beta"),
         figure("parallel-coordinates"),
         figure("early-stopping"),
+        figure("cooldown-branches"),
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'

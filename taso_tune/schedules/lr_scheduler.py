@@ -19,6 +19,7 @@ from taso_tune.schedules.maths import (
     Granularity,
     check_schedule_params,
     check_taso_params,
+    cooldown_lr,
     get_schedule,
 )
 
@@ -119,3 +120,38 @@ class TASO(ScheduledLR):
             beta=beta,
             lr_final=lr_final,
         )
+
+
+class CooldownLR:
+    """The lr of a throwaway cooldown branch forked from a run under ``main``: the rest of ``main``'s
+    decay compressed into ``steps`` optimizer steps (:func:`~taso_tune.schedules.maths.cooldown_lr`).
+
+    It sets every param group's lr on construction (the branch's first step) and after each
+    ``step()``; it keeps no state worth saving (a branch is never checkpointed) and leaves ``main``
+    untouched, so the main run's schedule goes on from where it was once the branch is thrown away.
+    """
+
+    granularity: Granularity = "step"
+
+    def __init__(self, optimizer: torch.optim.Optimizer, main: ScheduledLR, steps: int) -> None:
+        self.optimizer, self.main = optimizer, main
+        self.steps = check_integer("steps", steps, 1)
+        self.update = main.current_update()
+        self.done = 0
+        self._apply()
+
+    def _apply(self) -> None:
+        for group, base in zip(self.optimizer.param_groups, self.main.base_lrs, strict=True):
+            group["lr"] = cooldown_lr(
+                self.main.schedule,
+                self.done,
+                self.steps,
+                update=self.update,
+                total_updates=self.main.total_updates,
+                lr_initial=base,
+                **self.main.params,
+            )
+
+    def step(self) -> None:
+        self.done += 1
+        self._apply()

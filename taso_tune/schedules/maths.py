@@ -306,3 +306,54 @@ def schedule_table(
         for epoch in range(1, total_epochs + 1)
         for step in range(1, steps_per_epoch + 1)
     ]
+
+
+def decay_start(name: str, total_updates: int, **params: Any) -> float | None:
+    """The update of a plan where schedule ``name`` starts to decay, or ``None`` for one that never
+    does (``constant``).
+
+    ``cosine``, ``linear`` and ``step`` decay from their first update; ``wsd`` from the end of its
+    plateau; ``taso`` has no sharp start, so its decay window is the one centred on its drop at
+    ``beta``: from ``(2 beta - 1) k_t`` (the first update when ``beta <= 0.5``) to the end, over which
+    the sigmoid falls from within ``exp(-alpha (1 - beta))`` of ``lr_initial`` to ``lr_final``.
+    """
+    check_integer("total_updates", total_updates, 1)
+    get_schedule(name)
+    if name == "constant":
+        return None
+    if name == "taso":
+        beta = params.get("beta", TASO_BETA)
+        return max(1.0, (2.0 * beta - 1.0) * total_updates)
+    if name == "wsd" and total_updates > 1:
+        decay = params.get("decay", 0.2)
+        decay_updates = min(max(_nearest_count(decay * (total_updates - 1)), 1), total_updates - 1)
+        return float(total_updates - decay_updates)
+    return 1.0
+
+
+def cooldown_lr(
+    name: str,
+    step: int,
+    steps: int,
+    *,
+    update: float,
+    total_updates: int,
+    lr_initial: float,
+    **params: Any,
+) -> float:
+    """The lr of step ``step`` (0-based) of a cooldown of ``steps`` steps forked from a plan at update
+    ``update``: the rest of the schedule's decay, compressed into the cooldown.
+
+    The cooldown runs the schedule from the later of ``update`` and its :func:`decay_start` to the
+    plan's last update, evenly over its steps: its first step at the lr the schedule has there, its
+    last at the schedule's final lr. TASO's sigmoid drop, WSD's linear decay, cosine and linear to
+    their end all keep their shape. ``constant`` has no decay to compress (a ``ConfigError``).
+    """
+    check_integer("steps", steps, 1)
+    start = decay_start(name, total_updates, **params)
+    if start is None:
+        raise ConfigError("schedule", name, "has no decay to cool down with")
+    begin = max(float(update), start)
+    fraction = min(max(step, 0), steps - 1) / max(steps - 1, 1)
+    at = begin + (total_updates - begin) * fraction
+    return get_schedule(name)(at, total_updates, lr_initial=lr_initial, **params)

@@ -9,10 +9,13 @@ from typing import Any, Literal
 from taso_tune.core.errors import ConfigError
 from taso_tune.spaces.values import is_int, is_number, require_int
 
-SCHEDULER_TYPES = ("asha", "none", "budget-sh")
+SCHEDULER_TYPES = ("asha", "cooldown-asha", "none", "budget-sh")
 SEARCH_TYPES = ("grid", "random", "optuna")
+#: cooldown-asha's default branch length, a fraction of the rung's epochs (docs/early-stopping.md).
+DEFAULT_COOLDOWN = 0.25
 SCHEDULER_KEYS = {
     "asha": ("type", "grace_period", "reduction_factor", "per_seed"),
+    "cooldown-asha": ("type", "grace_period", "reduction_factor", "cooldown"),
     "none": ("type",),
     "budget-sh": ("type", "reduction_factor", "min_epochs"),
 }
@@ -37,12 +40,17 @@ class SchedulerSpec:
 
     ``budget-sh`` retrains each rung's survivors from scratch with a larger budget (TASO plans its
     decay from the total epochs, so a short run is a different schedule, not a prefix of the long one).
+    ``cooldown-asha`` is ASHA's rungs and halving, but at each rung every trial is judged by a
+    throwaway cooldown branch forked from its run (its schedule's decay compressed into ``cooldown``
+    times the rung's epochs), not by its un-decayed metric; the main run goes on unchanged.
     """
 
-    type: Literal["asha", "none", "budget-sh"] = "asha"
+    type: Literal["asha", "cooldown-asha", "none", "budget-sh"] = "asha"
     grace_period: int = 1
     reduction_factor: float = 3.0
     min_epochs: int | None = None
+    #: cooldown-asha: a branch's epochs as a fraction of its rung's epochs (at least one epoch)
+    cooldown: float = DEFAULT_COOLDOWN
     #: ASHA with one seed per trial, stopping seeds one by one: a biased baseline, kept for the
     #: early-stopping study; a space must ask for it (with ``seeds_per_trial: 1``).
     per_seed: bool = False
@@ -60,6 +68,9 @@ class SchedulerSpec:
         object.__setattr__(self, "reduction_factor", float(self.reduction_factor))
         if self.min_epochs is not None:
             require_int("scheduler.min_epochs", self.min_epochs, 1)
+        if not is_number(self.cooldown) or not 0 < self.cooldown <= 1:
+            raise ConfigError("scheduler.cooldown", self.cooldown, "must be a number in (0, 1]")
+        object.__setattr__(self, "cooldown", float(self.cooldown))
         if not isinstance(self.per_seed, bool):
             raise ConfigError("scheduler.per_seed", self.per_seed, "must be true or false")
         _reset_unused(self, SCHEDULER_KEYS[self.type])
@@ -88,6 +99,26 @@ class SchedulerSpec:
         if len(budgets) > 1 and budgets[-1] * math.sqrt(eta) >= epochs:
             budgets.pop()
         return [*budgets, epochs]
+
+    def asha_rungs(self, epochs: int) -> list[int]:
+        """asha, cooldown-asha: the epochs at which trials are compared, ``grace_period * eta**k``
+        below ``epochs`` (rounded up: a trial is compared at its first report at or past a rung)."""
+        rungs, rung = [], float(self.grace_period)
+        while math.ceil(rung) < epochs:
+            if not rungs or math.ceil(rung) > rungs[-1]:
+                rungs.append(math.ceil(rung))
+            rung *= self.reduction_factor
+        return rungs
+
+    def cooldown_plan(self, epochs: int) -> dict[int, int]:
+        """cooldown-asha: each rung's epochs -> the epochs of the cooldown branches forked there,
+        ``ceil(cooldown * rung)`` but never more than the run has left (empty for other types)."""
+        if self.type != "cooldown-asha":
+            return {}
+        return {
+            rung: min(max(1, math.ceil(self.cooldown * rung)), epochs - rung)
+            for rung in self.asha_rungs(epochs)
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {

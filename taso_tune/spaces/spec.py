@@ -150,6 +150,7 @@ class SweepSpec:
             epochs=self.epochs,
             seeds=self.seeds,
             seeds_per_trial=self.seeds_per_trial,
+            metric=self.metric,
         )
         check_packing(
             self.seed_packing,

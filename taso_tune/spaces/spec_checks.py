@@ -46,8 +46,22 @@ def check_scheduler(
     epochs: int,
     seeds: int,
     seeds_per_trial: Any,
+    metric: str,
 ) -> None:
-    """The scheduler against the planned epochs, the search and how seeds share trials."""
+    """The scheduler against the planned epochs, the search, how seeds share trials and the metric."""
+    if scheduler.type == "cooldown-asha":
+        if seeds_per_trial == 1 and seeds > 1:
+            raise ConfigError(
+                "seeds_per_trial",
+                1,
+                "cooldown-asha judges a configuration by its seeds' mean; keep seeds_per_trial: all",
+            )
+        if metric.startswith("train_"):
+            raise ConfigError(
+                "metric",
+                metric,
+                "cooldown-asha scores its branches on held-out data: use a val_ or test_ metric",
+            )
     if scheduler.type == "asha" and seeds_per_trial == 1 and seeds > 1 and not scheduler.per_seed:
         raise ConfigError(
             "seeds_per_trial",
@@ -59,7 +73,7 @@ def check_scheduler(
         )
     if scheduler.per_seed and seeds_per_trial != 1:
         raise ConfigError("scheduler.per_seed", True, "per-seed ASHA needs seeds_per_trial: 1")
-    if scheduler.type == "asha" and scheduler.grace_period >= epochs:
+    if scheduler.type in ("asha", "cooldown-asha") and scheduler.grace_period >= epochs:
         raise ConfigError(
             "scheduler.grace_period",
             scheduler.grace_period,

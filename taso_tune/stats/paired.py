@@ -111,6 +111,19 @@ def paired_difference(
     return PairedDifference(n, mean, std, low, high, p_value, confidence)
 
 
+def regret_upper_bound(
+    reference: Mapping[Hashable, float],
+    pick: Mapping[Hashable, float],
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> float:
+    """A one-sided upper confidence bound (at ``confidence``) on the regret ``reference - pick``, paired
+    by seed: the mean difference plus ``t(confidence, n - 1)`` standard errors, the upper end of the
+    two-sided interval at ``2 * confidence - 1``. A pick whose bound is below a margin lost less than
+    that margin, at that confidence; differences with no spread give their mean."""
+    confidence = check_confidence(confidence)
+    return paired_difference(reference, pick, confidence=2 * confidence - 1).ci_high
+
+
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm–Bonferroni step-down adjusted p-values, in the order given.
 

@@ -13,6 +13,7 @@ are read once per epoch. The epoch's record and the divergence rule are those of
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 from collections.abc import Iterator, Mapping
@@ -24,7 +25,8 @@ import torch.nn.functional as F
 
 from taso_tune.core.errors import ConfigError
 from taso_tune.core.records import EpochRecord, RunStatus
-from taso_tune.schedules.maths import ScheduleGranularity
+from taso_tune.schedules.lr_scheduler import CooldownLR
+from taso_tune.schedules.maths import ScheduleGranularity, decay_start
 from taso_tune.training.data.custom import IMAGE_FOLDER
 from taso_tune.training.data.sets import DeviceBatches, ImageData, check_dataset_name
 from taso_tune.training.device import Device, DeviceSetup
@@ -137,13 +139,13 @@ class TrainConfig:
         return flat
 
 
-def _global_rng_state(device: torch.device) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+def global_rng_state(device: torch.device) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     if device.type == "cuda":
         return torch.get_rng_state(), torch.cuda.get_rng_state(device)
     return torch.get_rng_state()
 
 
-def _set_global_rng_state(device: torch.device, state: Any) -> None:
+def set_global_rng_state(device: torch.device, state: Any) -> None:
     if device.type == "cuda" and isinstance(state, (tuple, list)):
         torch.set_rng_state(state[0])
         torch.cuda.set_rng_state(state[1], device)
@@ -154,13 +156,13 @@ def _set_global_rng_state(device: torch.device, state: Any) -> None:
 @contextlib.contextmanager
 def _own_rng(run: Run) -> Iterator[None]:
     """Put ``run``'s global RNG state in force, and keep what it became, while the run trains."""
-    outer = _global_rng_state(run.device)
-    _set_global_rng_state(run.device, run.rng_state)
+    outer = global_rng_state(run.device)
+    set_global_rng_state(run.device, run.rng_state)
     try:
         yield
     finally:
-        run.rng_state = _global_rng_state(run.device)
-        _set_global_rng_state(run.device, outer)
+        run.rng_state = global_rng_state(run.device)
+        set_global_rng_state(run.device, outer)
 
 
 class Run:
@@ -194,7 +196,7 @@ class Run:
         )
         self.module = module.to(self.device, memory_format=self.setup.memory_format)
         # the global RNG (dropout) is this run's own: several runs in one process do not share it
-        self.rng_state = _global_rng_state(self.device)
+        self.rng_state = global_rng_state(self.device)
         # static shapes: training drops its last partial batch and evaluation pads its own, so a
         # compiled run has exactly two graphs (train, eval), each for one batch shape
         self.forward = torch.compile(self.module, dynamic=False) if config.compile else self.module
@@ -284,6 +286,44 @@ class Run:
             pad_last=self.config.compile,
         )
         return losses[0], accuracies[0]
+
+    @property
+    def decays(self) -> bool:
+        """Whether the run's lr schedule has a decay a cooldown branch can compress (a constant rate
+        and a schedule-free optimizer, which averages its own weights instead, have none)."""
+        return decay_start(self.scheduler.schedule, self.scheduler.total_updates) is not None
+
+    def cooldown(self, epochs: int) -> dict[str, tuple[float, float]]:
+        """Train a throwaway cooldown branch of ``epochs`` epochs from where the run is, its lr the rest
+        of the schedule's decay compressed into them (:class:`~taso_tune.schedules.lr_scheduler.CooldownLR`),
+        and return its mean loss and accuracy on each held-out split.
+
+        The run is left exactly as it was: model, optimizer, schedule, data order and RNG are put back
+        from a copy taken before the branch, so the main run goes on with the same numbers as a run
+        that never branched. A run without a decay (:attr:`decays`) trains no branch: its score is
+        the held-out evaluation of where it is.
+        """
+        if self.status != "running":
+            raise RuntimeError(f"run is {self.status}; nothing to cool down")
+        if not self.decays or epochs < 1:
+            set_mode(self.optimizer, training=False)
+            return {
+                split: self.evaluate(x, y) for split, (x, y) in held_out_splits(self.data).items()
+            }
+        saved = copy.deepcopy(self.state_dict())
+        main = self.scheduler
+        self.scheduler = CooldownLR(self.optimizer, main, epochs * len(self.train_batches))  # type: ignore[assignment]
+        try:
+            with _own_rng(self):
+                for _ in range(epochs):
+                    self.train_epoch()
+            set_mode(self.optimizer, training=False)
+            return {
+                split: self.evaluate(x, y) for split, (x, y) in held_out_splits(self.data).items()
+            }
+        finally:
+            self.scheduler = main
+            self.load_state_dict(saved)
 
     def current_lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])

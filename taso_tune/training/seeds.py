@@ -19,7 +19,14 @@ from dataclasses import replace
 from typing import Any, Literal, Protocol
 
 from taso_tune.core.errors import ConfigError
-from taso_tune.core.records import METRICS, EpochRecord, EpochSummary, RunStatus
+from taso_tune.core.records import (
+    HELD_OUT_METRICS,
+    METRICS,
+    CooldownScores,
+    EpochRecord,
+    EpochSummary,
+    RunStatus,
+)
 from taso_tune.stats.seeds import diverged_score, summarize
 from taso_tune.training.data.sets import ImageData
 from taso_tune.training.device import DeviceSetup
@@ -59,6 +66,12 @@ class SeedTraining(Protocol):
 
     def state_dict(self) -> dict[str, Any]:
         """Everything to continue exactly here: the class built with it as ``state`` resumes."""
+        ...
+
+    def cooldown(self, epochs: int) -> tuple[dict[int, dict[str, float]], int]:
+        """Every running seed's throwaway cooldown branch of ``epochs`` epochs
+        (:meth:`~taso_tune.training.run.Run.cooldown`): its held-out metrics by seed, and the epochs
+        the branches trained in all; the seeds' runs are left as they were."""
         ...
 
 
@@ -143,6 +156,19 @@ class SeedRuns:
                 self.last[seed] = run.step_epoch()
         return {seed: self.last[seed] for seed in self.seeds}
 
+    def cooldown(self, epochs: int) -> tuple[dict[int, dict[str, float]], int]:
+        branches, trained = {}, 0
+        for seed, run in self.runs.items():
+            if run.status == "running":
+                evaluated = run.cooldown(epochs)
+                trained += epochs if run.decays else 0
+                branches[seed] = {
+                    f"{split}_{name}": value
+                    for split, (loss, acc) in evaluated.items()
+                    for name, value in (("loss", loss), ("acc", acc))
+                }
+        return branches, trained
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "packing": self.packing,
@@ -211,4 +237,33 @@ def epoch_summary(records: Mapping[int, EpochRecord], num_classes: int) -> Epoch
         )
     summary["seeds_diverged"] = diverged
     summary["per_seed"] = {str(seed): dict(record) for seed, record in records.items()}
+    return summary
+
+
+def cooldown_summary(
+    branches: Mapping[int, Mapping[str, float]],
+    records: Mapping[int, EpochRecord],
+    num_classes: int,
+    trained: int,
+) -> CooldownScores:
+    """What a trial reports of its cooldown branches at a rung, by the one statistics rule: each
+    held-out metric's mean over the seeds as ``cooldown_<metric>`` (its std with two or more seeds),
+    a seed that diverged in the main run or in its branch scored at chance level like any diverged
+    seed (:func:`chance_scores`), and ``cooldown_epochs``, the epochs the branches trained."""
+    chance = chance_scores(records, num_classes)
+    summary: CooldownScores = {"cooldown_epochs": trained}  # type: ignore[typeddict-item]
+    for metric in HELD_OUT_METRICS:
+        if not all(metric in r for r in records.values()):
+            continue  # no validation split
+        values = [float(b[metric]) for b in branches.values() if metric in b]
+        finite = [v for v in values if math.isfinite(v)]
+        stats = summarize(
+            finite,
+            len(records),
+            diverged=len(records) - len(finite),
+            chance=chance[metric],
+        )
+        summary[f"cooldown_{metric}"] = stats.mean  # type: ignore[literal-required]
+        if stats.std is not None:
+            summary[f"cooldown_{metric}_std"] = stats.std  # type: ignore[literal-required]
     return summary

@@ -31,13 +31,15 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from taso_tune.core.errors import ConfigError
 from taso_tune.core.records import EpochRecord, RunStatus
+from taso_tune.schedules.lr_scheduler import CooldownLR
+from taso_tune.schedules.maths import decay_start
 from taso_tune.training.data.sets import DeviceBatches, ImageData
 from taso_tune.training.device import DeviceSetup
 from taso_tune.training.epoch import epoch_record
 from taso_tune.training.evaluate import at_least_float32, evaluate_seeds, held_out_splits
 from taso_tune.training.models import build_model_with_notes
 from taso_tune.training.optimizers import build_optimizer, set_mode
-from taso_tune.training.run import TrainConfig
+from taso_tune.training.run import TrainConfig, global_rng_state, set_global_rng_state
 from taso_tune.training.seeds import Packing, check_packing, check_seeds, runs_status
 from taso_tune.training.user_code import error_line
 
@@ -136,11 +138,7 @@ class StackedRuns:
         start = time.perf_counter()
         losses, accuracies, seen = self._train_epoch(running)
         train_seconds = time.perf_counter() - start
-        self.base.eval()
-        set_mode(self.optimizer, training=False)  # evaluated (and saved) at its averaged weights
-        evaluated = {
-            split: self._evaluate(x, y) for split, (x, y) in held_out_splits(self.data).items()
-        }
+        evaluated = self._evaluate_held_out()  # at a schedule-free optimizer's averaged weights
         seconds = time.perf_counter() - start
         for i in running:
             seed = self.seeds[i]
@@ -158,6 +156,43 @@ class StackedRuns:
             self.statuses[seed] = record["status"]
             self.last[seed] = record
         return {seed: self.last[seed] for seed in self.seeds}
+
+    def cooldown(self, epochs: int) -> tuple[dict[int, dict[str, float]], int]:
+        """Every running seed's throwaway cooldown branch, trained stacked as the main run is (see
+        :meth:`~taso_tune.training.run.Run.cooldown`); the runs, their generators and the global
+        RNG are put back as they were."""
+        running = [i for i, seed in enumerate(self.seeds) if self.statuses[seed] == "running"]
+        decays = decay_start(self.scheduler.schedule, self.scheduler.total_updates) is not None
+        trained = epochs * len(running) if decays and epochs >= 1 else 0
+        if trained:
+            saved, rng = copy.deepcopy(self.state_dict()), global_rng_state(self.device)
+            main = self.scheduler
+            steps = epochs * len(self.batches[0])
+            self.scheduler = CooldownLR(self.optimizer, main, steps)  # type: ignore[assignment]
+            try:
+                for _ in range(epochs):
+                    self._train_epoch(running)
+                evaluated = self._evaluate_held_out()
+            finally:
+                self.scheduler = main
+                self.load_state_dict(saved)
+                set_global_rng_state(self.device, rng)
+        else:
+            evaluated = self._evaluate_held_out()
+        branches = {
+            self.seeds[i]: {
+                f"{split}_{name}": values[i]
+                for split, (losses, accuracies) in evaluated.items()
+                for name, values in (("loss", losses), ("acc", accuracies))
+            }
+            for i in running
+        }
+        return branches, trained
+
+    def _evaluate_held_out(self) -> dict[str, tuple[list[float], list[float]]]:
+        self.base.eval()
+        set_mode(self.optimizer, training=False)
+        return {split: self._evaluate(x, y) for split, (x, y) in held_out_splits(self.data).items()}
 
     def _train_epoch(self, running: list[int]) -> tuple[list[float], list[float], int]:
         self.base.train()

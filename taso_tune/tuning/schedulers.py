@@ -3,17 +3,45 @@ a sequence of Tuner runs, see :mod:`taso_tune.tuning.budget_sh`)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from taso_tune.core.errors import ConfigError
+from taso_tune.core.records import COOLDOWN_PREFIX
 from taso_tune.spaces import SweepSpec
 
 
+class CooldownASHA(ASHAScheduler):
+    """ASHA that judges a trial at a rung by its cooldown branches' score, not its un-decayed metric.
+
+    A trial under ``scheduler: cooldown-asha`` adds ``cooldown_<metric>`` to its report of each rung
+    epoch (:class:`~taso_tune.core.records.CooldownScores`); that score goes to ASHA's rung in place
+    of ``<metric>``. A report without it is never judged (it only stops a trial at ``max_t``, as
+    ASHA does): a trial resumed past a rung after a restart of the driver, whose new scheduler never
+    saw it there, is not judged there on its un-decayed metric, but at its next rung.
+    """
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        if self._time_attr not in result or self._metric not in result:
+            return TrialScheduler.CONTINUE
+        branch = f"{COOLDOWN_PREFIX}{self._metric}"
+        if branch in result:
+            return super().on_trial_result(
+                tune_controller, trial, {**result, self._metric: result[branch]}
+            )
+        if result[self._time_attr] >= self._max_t:
+            return super().on_trial_result(tune_controller, trial, result)
+        return TrialScheduler.CONTINUE
+
+
 def build_scheduler(spec: SweepSpec) -> TrialScheduler:
-    """ASHA on epochs (one bracket, ``grace_period``, ``reduction_factor``), or FIFO for ``none``."""
+    """ASHA on epochs (one bracket, ``grace_period``, ``reduction_factor``), ASHA on cooldown
+    branches for ``cooldown-asha``, or FIFO for ``none``."""
     kind = spec.scheduler.type
-    if kind == "asha":
-        return ASHAScheduler(
+    if kind in ("asha", "cooldown-asha"):
+        scheduler = CooldownASHA if kind == "cooldown-asha" else ASHAScheduler
+        return scheduler(
             time_attr="epoch",
             max_t=spec.epochs,
             grace_period=spec.scheduler.grace_period,

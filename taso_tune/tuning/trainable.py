@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -41,7 +43,7 @@ from taso_tune.spaces.spec import GPU_CHECKPOINT_MIN_SECONDS
 from taso_tune.training.data.sets import ImageData
 from taso_tune.training.packing import seed_training
 from taso_tune.training.run import TrainConfig
-from taso_tune.training.seeds import epoch_summary
+from taso_tune.training.seeds import cooldown_summary, epoch_summary
 from taso_tune.tuning.interrupts import wait_for_stop
 from taso_tune.tuning.observe import live_metrics
 from taso_tune.tuning.trials import TrialSource
@@ -59,6 +61,9 @@ DataKey = tuple[str, str | None, float, int | None, int | None, float | None]
 #: Test-only switch: a trial given GPUs trains on the CPU (for clusters whose GPUs are fake resources,
 #: as in the tests with Ray's fake autoscaler); its start line still shows the GPUs Ray gave it.
 TRAIN_ON_CPU_ENV = "TASO_TUNE_TEST_TRAIN_ON_CPU"
+#: Test-only switch: the path of a marker file; while it does not exist, the first trial to fork a
+#: cooldown branch creates it and its worker process is SIGKILLed while the branch trains.
+KILL_IN_COOLDOWN_ENV = "TASO_TUNE_TEST_KILL_IN_COOLDOWN"
 
 
 def data_key(flat: Mapping[str, Any]) -> DataKey:
@@ -110,8 +115,14 @@ def train_trial(
     cpus: float = 1.0,
     device: str = "auto",
     source: TrialSource,
+    cooldowns: Mapping[int, int] | None = None,
 ) -> None:
-    """Ray Tune function trainable: train every seed of one configuration, report each epoch."""
+    """Ray Tune function trainable: train every seed of one configuration, report each epoch.
+
+    ``cooldowns`` (``scheduler: cooldown-asha``, :meth:`~taso_tune.spaces.sections.SchedulerSpec.cooldown_plan`)
+    maps a rung's epoch to the epochs of the throwaway cooldown branches the seeds fork there; the
+    rung's report then holds their scores (:func:`~taso_tune.training.seeds.cooldown_summary`) and,
+    with the same state as without them, the main run's own metrics and checkpoint."""
     # Ray logs a line for every persisted checkpoint; at one checkpoint an epoch that drowns the output
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     sys.unraisablehook = _quiet_shutdown
@@ -141,6 +152,7 @@ def train_trial(
     gauges = live_metrics.TrialGauges(
         experiment, tune.get_context().get_trial_name(), train_config.optimizer
     )
+    cooldowns = cooldowns or {}
     while runs.status == "running":
         records = runs.step_epoch()
         metrics: TrialReport = {
@@ -148,6 +160,10 @@ def train_trial(
             **labels,
             "diverged": runs.status == "diverged",
         }
+        if runs.status == "running" and runs.epoch in cooldowns:
+            _kill_in_cooldown_for_tests()
+            branches, trained = runs.cooldown(cooldowns[runs.epoch])
+            metrics.update(cooldown_summary(branches, records, runs.num_classes, trained))
         gauges.update(metrics)
         now = time.monotonic()
         if checkpoint_due(
@@ -169,6 +185,20 @@ def train_trial(
             saved_at = now
         else:
             tune.report(metrics)
+
+
+def _kill_in_cooldown_for_tests() -> None:
+    """:data:`KILL_IN_COOLDOWN_ENV`: SIGKILL this worker a moment into the cooldown branch it is about
+    to train, once per marker file."""
+    marker = os.environ.get(KILL_IN_COOLDOWN_ENV)
+    if not marker:
+        return
+    try:
+        with open(marker, "x") as handle:
+            handle.write(f"{os.getpid()}\n")
+    except FileExistsError:
+        return
+    threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGKILL)).start()
 
 
 def save_state(state: Mapping[str, Any], path: str) -> None:

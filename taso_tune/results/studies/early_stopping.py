@@ -1,10 +1,12 @@
 """Measure what early stopping costs in answer quality: the full sweep against ASHA (a configuration
-judged by its mean over seeds), per-seed ASHA (the biased baseline), and budget-aware SH.
+judged by its mean over seeds), per-seed ASHA (the biased baseline), budget-aware SH, cooldown-asha
+(ASHA judging cooldown branches) and the top-k baseline (the best k configurations after one rung of
+un-decayed training, run to the end).
 
 The ground truth is a sweep with every trial run to the end (no early stopping). For each early-
 stopping method run on the same space this computes, from saved results only:
 
-- epochs consumed, and their share of the full sweep's;
+- epochs consumed (cooldown branches' epochs counted), and their share of the full sweep's;
 - the configuration it picks (the best comparable one: every planned seed finished, by the one
   statistics rule) and its regret: the true final mean validation accuracy of the truly best
   configuration (the full sweep's best comparable one, as :meth:`Experiment.best` picks) minus
@@ -13,9 +15,13 @@ stopping method run on the same space this computes, from saved results only:
   configuration, the reference: paired by seed on the full sweep's validation accuracy,
   Holm-corrected over the distinct picks, with the regret's Holm-adjusted interval. "worse" says the
   method lost accuracy; "no difference shown" says these seeds cannot tell (not that it lost none);
+- a one-sided 95% upper bound on each pick's regret, paired by seed
+  (:func:`~taso_tune.stats.paired.regret_upper_bound`): what the pick lost at most, at that
+  confidence (0 for the true best itself);
 - how well each rung ranks configurations: Spearman correlation between what the method actually saw
-  at the rung (ASHA: the mean of the seeds that reached epoch r in its own run; budget-sh: complete
-  runs of r epochs) and the final ranking; not given for fewer than 5 configurations;
+  at the rung (ASHA and top-k: the mean of the seeds that reached epoch r, un-decayed; budget-sh:
+  complete runs of r epochs; cooldown-asha: the scores of the cooldown branches forked at epoch r)
+  and the final ranking; not given for fewer than 5 configurations;
 - which of the true top-5 configurations the method dropped before the end.
 """
 
@@ -27,6 +33,7 @@ import pandas as pd
 
 from taso_tune.results.experiment import Experiment
 from taso_tune.results.significance import seed_values
+from taso_tune.stats.paired import regret_upper_bound
 from taso_tune.stats.seeds import ACCURACY_DIFFERENCE_RANGE, format_interval
 from taso_tune.stats.verdict import ReferenceComparison, compare_to_reference, verdict_text
 
@@ -98,6 +105,37 @@ def pick_verdicts(full: Experiment, picks: dict[str, str | None]) -> dict[str, R
     return out
 
 
+@dataclass(frozen=True)
+class TopK:
+    """The top-k baseline, read off the full sweep (its trials' first ``rung`` epochs are those of a
+    run stopped there: training is deterministic on the CPU): every configuration trains ``rung``
+    epochs, un-decayed; the ``k`` best by their mean go on to the end; the best of those is the pick."""
+
+    rung: int
+    k: int
+    kept: tuple[str, ...]
+    pick: str | None
+    epochs: int
+
+
+def top_k(full: Experiment, rung: int, k: int) -> TopK:
+    """:class:`TopK` of ``full`` at epoch ``rung`` keeping ``k`` configurations (ties by config id)."""
+    at = full.epochs[full.epochs["epoch"] == rung].groupby("config_id")[METRIC].mean()
+    kept = tuple(sorted(at.index, key=lambda c: (-at[c], c))[:k])
+    truth = true_scores(full)
+    finalists = [c for c in truth.index if c in kept]
+    trials = full.trials
+    epochs = int(trials["epochs_run"].clip(upper=rung).sum()) + int(
+        (trials.loc[trials["config_id"].isin(kept), "epochs_run"] - rung).clip(lower=0).sum()
+    )
+    return TopK(rung, k, kept, finalists[0] if finalists else None, epochs)
+
+
+def _branch_epochs(experiment: Experiment) -> int:
+    branches = experiment.cooldowns
+    return int(branches["cooldown_epochs"].sum()) if "cooldown_epochs" in branches else 0
+
+
 def asha_rungs(grace_period: int, reduction_factor: float, max_t: int) -> list[int]:
     """The epochs at which ASHA (one bracket) compares trials: grace * eta^k below max_t."""
     rungs, r = [], float(grace_period)
@@ -132,6 +170,23 @@ def _asha_correlations(
     return rows
 
 
+def _cooldown_correlations(cooled: Experiment, truth: pd.Series) -> list[dict]:
+    """What cooldown-asha saw at each rung: the branches' score of each configuration reaching it."""
+    branches = cooled.cooldowns
+    rows = []
+    for epoch, at in branches.groupby("epoch", sort=True) if len(branches) else []:
+        scores = at.groupby("config_id")[f"cooldown_{METRIC}"].mean()
+        rows.append(
+            {
+                "method": "cooldown-asha",
+                "rung_epochs": int(epoch),
+                "configs": len(scores),
+                "spearman": _spearman(scores, truth),
+            }
+        )
+    return rows
+
+
 def _budget_sh_correlations(bsh: Experiment, truth: pd.Series) -> list[dict]:
     rows = []
     for _rung, trials in bsh.trials.groupby("rung"):
@@ -148,7 +203,9 @@ def _budget_sh_correlations(bsh: Experiment, truth: pd.Series) -> list[dict]:
     return rows
 
 
-def _top5_fate(truth: pd.Series, full: Experiment, methods: dict[str, Experiment]) -> pd.DataFrame:
+def _top5_fate(
+    truth: pd.Series, full: Experiment, methods: dict[str, Experiment], baseline: TopK | None
+) -> pd.DataFrame:
     top = list(truth.index[:5])
     optimizer = full.trials.drop_duplicates("config_id").set_index("config_id")["optimizer"]
     bsh = methods.get("budget-sh")
@@ -159,11 +216,17 @@ def _top5_fate(truth: pd.Series, full: Experiment, methods: dict[str, Experiment
             "optimizer": optimizer[config_id],
             "true_val_acc": truth[config_id],
         }
-        for method in ("asha", "asha-per-seed"):
+        for method in ("asha", "asha-per-seed", "cooldown-asha"):
             if method in methods:
                 trials = methods[method].trials[methods[method].trials["config_id"] == config_id]
                 stopped = int((trials["status"] == "stopped-early").sum())
                 row[f"{method}_seeds_stopped"] = f"{stopped}/{len(trials)}"
+        if baseline is not None:
+            row[f"top{baseline.k}"] = (
+                "kept to the end"
+                if config_id in baseline.kept
+                else f"dropped at epoch {baseline.rung}"
+            )
         if bsh is not None:
             reached = bsh.trials.loc[bsh.trials["config_id"] == config_id, "planned_epochs"]
             final = int(bsh.trials["planned_epochs"].max())
@@ -180,19 +243,27 @@ def compare(
     methods: dict[str, Experiment],
     *,
     asha_rung_epochs: list[int] | None = None,
+    baseline: TopK | None = None,
 ) -> Comparison:
-    """Compare early-stopping runs (``{"asha": ..., "asha-per-seed": ..., "budget-sh": ...}``, any
-    subset) against the full sweep ``full`` on the same space."""
+    """Compare early-stopping runs (``{"asha": ..., "asha-per-seed": ..., "budget-sh": ...,
+    "cooldown-asha": ...}``, any subset) and the top-k ``baseline`` (:func:`top_k`) against the full
+    sweep ``full`` on the same space."""
     truth = true_scores(full)
     full_epochs = int(full.trials["epochs_run"].sum())
     test = full.aggregated.set_index("config_id")["test_acc_mean"]
     rows, correlations = [], []
     everyone = {"full": full, **methods}
     picks = {method: _pick(experiment) for method, experiment in everyone.items()}
+    epochs_of = {
+        m: int(e.trials["epochs_run"].sum()) + _branch_epochs(e) for m, e in everyone.items()
+    }
+    if baseline is not None:
+        name = f"top{baseline.k}"
+        picks[name], epochs_of[name] = baseline.pick, baseline.epochs
     verdicts = pick_verdicts(full, picks)
-    for method, experiment in everyone.items():
-        pick = picks[method]
-        epochs = int(experiment.trials["epochs_run"].sum())
+    reference = truth.index[0] if len(truth) else None
+    for method, pick in picks.items():
+        epochs = epochs_of[method]
         found = verdicts[method]
         regret = (
             # the regret is the reference minus the pick: the difference's interval, turned round
@@ -213,6 +284,7 @@ def compare(
                     else float("nan")
                 ),
                 "regret_holm_interval": regret,
+                "regret_bound_95": _regret_bound(full, reference, pick),
                 "verdict_vs_true_best": verdict_text(
                     found.verdict, selected_on=METRIC, compared_on=METRIC, reason=found.reason
                 ),
@@ -224,9 +296,29 @@ def compare(
             correlations += _asha_correlations(method, methods[method], truth, asha_rung_epochs)
     if "budget-sh" in methods:
         correlations += _budget_sh_correlations(methods["budget-sh"], truth)
+    if "cooldown-asha" in methods:
+        correlations += _cooldown_correlations(methods["cooldown-asha"], truth)
+    if baseline is not None:
+        (row,) = _asha_correlations(f"top{baseline.k}", full, truth, [baseline.rung])
+        correlations.append(row)
     return Comparison(
-        pd.DataFrame(rows), pd.DataFrame(correlations), _top5_fate(truth, full, methods)
+        pd.DataFrame(rows),
+        pd.DataFrame(correlations),
+        _top5_fate(truth, full, methods, baseline),
     )
+
+
+def _regret_bound(full: Experiment, reference: str | None, pick: str | None) -> float:
+    """The one-sided 95% upper bound on the pick's regret in accuracy points (0 for the reference
+    itself; NaN where the two cannot be paired on every seed)."""
+    if reference is None or pick is None:
+        return float("nan")
+    if pick == reference:
+        return 0.0
+    ours, best = seed_values(full, pick, METRIC), seed_values(full, reference, METRIC)
+    if not ours or set(ours) != set(best) or len(ours) < 2:
+        return float("nan")
+    return 100 * regret_upper_bound(best, ours)
 
 
 def _markdown(frame: pd.DataFrame, floats: dict[str, str]) -> str:
@@ -251,6 +343,7 @@ def to_markdown(comparison: Comparison) -> str:
             "share_of_full": ".0%",
             "pick_true_val_acc": ".4f",
             "regret_points": ".2f",
+            "regret_bound_95": ".2f",
             "pick_test_acc": ".4f",
         },
     )
