@@ -32,7 +32,6 @@ add_repo_to_path()
 from taso_tune.core.storage import result_records  # noqa: E402
 from taso_tune.results.experiment import load_experiment  # noqa: E402
 from taso_tune.results.studies.early_stopping import (  # noqa: E402
-    asha_rungs,
     compare,
     to_markdown,
     top_k,
@@ -128,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             walls[method] = sweep_wall_from_results(Path(paths[method]))
     full = load_experiment(paths["none"])
     methods = {m: load_experiment(paths[m]) for m in METHODS if m != "none"}
-    rungs = asha_rungs(spec.scheduler.grace_period, spec.scheduler.reduction_factor, spec.epochs)
+    rungs = spec.scheduler.asha_rungs(spec.epochs)
     k = math.ceil(len(spec.configurations()) / spec.scheduler.reduction_factor)
     baseline = top_k(full, rungs[0], k)
     comparison = compare(full, methods, asha_rung_epochs=rungs, baseline=baseline)

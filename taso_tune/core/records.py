@@ -94,9 +94,7 @@ class CooldownScores(TypedDict):
     (:func:`taso_tune.training.seeds.cooldown_summary`), which the scheduler judges instead of the
     un-decayed main run. Only the report of a rung epoch holds them."""
 
-    cooldown_epochs: NotRequired[
-        int
-    ]  # epochs the branches trained, over all seeds (0: no decay to compress)
+    cooldown_epochs: NotRequired[int]  # epochs the branches trained, over all seeds
     cooldown_val_acc: NotRequired[float]
     cooldown_val_loss: NotRequired[float]
     cooldown_test_acc: NotRequired[float]

@@ -103,12 +103,11 @@ class SchedulerSpec:
     def asha_rungs(self, epochs: int) -> list[int]:
         """asha, cooldown-asha: the epochs at which trials are compared, ``grace_period * eta**k``
         below ``epochs`` (rounded up: a trial is compared at its first report at or past a rung)."""
-        rungs, rung = [], float(self.grace_period)
-        while math.ceil(rung) < epochs:
-            if not rungs or math.ceil(rung) > rungs[-1]:
-                rungs.append(math.ceil(rung))
-            rung *= self.reduction_factor
-        return rungs
+        # Ray's own milestones (ray.tune.schedulers.async_hyperband._Bracket, one bracket), to the bit
+        grace, eta = self.grace_period, self.reduction_factor
+        count = int(math.log(epochs / grace) / math.log(eta) + 1) if epochs > grace else 0
+        milestones = (grace * eta**k for k in range(count))
+        return sorted({math.ceil(m) for m in milestones if math.ceil(m) < epochs})
 
     def cooldown_plan(self, epochs: int) -> dict[int, int]:
         """cooldown-asha: each rung's epochs -> the epochs of the cooldown branches forked there,
@@ -116,7 +115,7 @@ class SchedulerSpec:
         if self.type != "cooldown-asha":
             return {}
         return {
-            rung: min(max(1, math.ceil(self.cooldown * rung)), epochs - rung)
+            rung: min(max(1, math.ceil(round(self.cooldown * rung, 9))), epochs - rung)
             for rung in self.asha_rungs(epochs)
         }
 

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from taso_tune.core.checks import check_integer
 from taso_tune.core.errors import ConfigError
 from taso_tune.core.records import EpochRecord, RunStatus
 from taso_tune.schedules.lr_scheduler import CooldownLR
@@ -30,7 +31,7 @@ from taso_tune.schedules.maths import ScheduleGranularity, decay_start
 from taso_tune.training.data.custom import IMAGE_FOLDER
 from taso_tune.training.data.sets import DeviceBatches, ImageData, check_dataset_name
 from taso_tune.training.device import Device, DeviceSetup
-from taso_tune.training.epoch import epoch_record
+from taso_tune.training.epoch import epoch_record, has_diverged
 from taso_tune.training.evaluate import at_least_float32, evaluate_seeds, held_out_splits
 from taso_tune.training.models import build_model_with_notes, check_model_name
 from taso_tune.training.optimizers import (
@@ -294,29 +295,36 @@ class Run:
         return decay_start(self.scheduler.schedule, self.scheduler.total_updates) is not None
 
     def cooldown(self, epochs: int) -> dict[str, tuple[float, float]]:
-        """Train a throwaway cooldown branch of ``epochs`` epochs from where the run is, its lr the rest
-        of the schedule's decay compressed into them (:class:`~taso_tune.schedules.lr_scheduler.CooldownLR`),
-        and return its mean loss and accuracy on each held-out split.
+        """Train a throwaway cooldown branch of ``epochs`` epochs from where the run is and return its
+        mean loss and accuracy on each held-out split.
+
+        A run whose schedule decays (:attr:`decays`) anneals in the branch: its lr is the rest of the
+        schedule's decay compressed into the branch's steps
+        (:class:`~taso_tune.schedules.lr_scheduler.CooldownLR`). A constant rate, or a schedule-free
+        optimizer, trains the branch at its own rate (evaluated, as always, at its averaged
+        weights), so every run is judged after the same training, annealed where its schedule
+        anneals. A branch whose training loss diverges (:func:`~taso_tune.training.epoch.has_diverged`)
+        scores NaN on every split, which the statistics rule scores at chance level.
 
         The run is left exactly as it was: model, optimizer, schedule, data order and RNG are put back
         from a copy taken before the branch, so the main run goes on with the same numbers as a run
-        that never branched. A run without a decay (:attr:`decays`) trains no branch: its score is
-        the held-out evaluation of where it is.
+        that never branched.
         """
         if self.status != "running":
             raise RuntimeError(f"run is {self.status}; nothing to cool down")
-        if not self.decays or epochs < 1:
-            set_mode(self.optimizer, training=False)
-            return {
-                split: self.evaluate(x, y) for split, (x, y) in held_out_splits(self.data).items()
-            }
+        check_integer("epochs", epochs, 1)
         saved = copy.deepcopy(self.state_dict())
         main = self.scheduler
-        self.scheduler = CooldownLR(self.optimizer, main, epochs * len(self.train_batches))  # type: ignore[assignment]
         try:
+            if self.decays:
+                steps = epochs * len(self.train_batches)
+                self.scheduler = CooldownLR(self.optimizer, main, steps)  # type: ignore[assignment]
             with _own_rng(self):
                 for _ in range(epochs):
-                    self.train_epoch()
+                    train_loss, _, _ = self.train_epoch()
+                    if has_diverged(train_loss):
+                        nan = (math.nan, math.nan)
+                        return {split: nan for split in held_out_splits(self.data)}
             set_mode(self.optimizer, training=False)
             return {
                 split: self.evaluate(x, y) for split, (x, y) in held_out_splits(self.data).items()

@@ -70,8 +70,9 @@ class SeedTraining(Protocol):
 
     def cooldown(self, epochs: int) -> tuple[dict[int, dict[str, float]], int]:
         """Every running seed's throwaway cooldown branch of ``epochs`` epochs
-        (:meth:`~taso_tune.training.run.Run.cooldown`): its held-out metrics by seed, and the epochs
-        the branches trained in all; the seeds' runs are left as they were."""
+        (:meth:`~taso_tune.training.run.Run.cooldown`): its held-out metrics by seed (NaN for a
+        branch that diverged), and the epochs the branches trained in all; the seeds' runs are left
+        as they were."""
         ...
 
 
@@ -161,7 +162,7 @@ class SeedRuns:
         for seed, run in self.runs.items():
             if run.status == "running":
                 evaluated = run.cooldown(epochs)
-                trained += epochs if run.decays else 0
+                trained += epochs
                 branches[seed] = {
                     f"{split}_{name}": value
                     for split, (loss, acc) in evaluated.items()
@@ -255,6 +256,7 @@ def cooldown_summary(
     for metric in HELD_OUT_METRICS:
         if not all(metric in r for r in records.values()):
             continue  # no validation split
+        # a branch that diverged scores NaN on every metric (its accuracy too), so it is at chance
         values = [float(b[metric]) for b in branches.values() if metric in b]
         finite = [v for v in values if math.isfinite(v)]
         stats = summarize(

@@ -35,7 +35,7 @@ from taso_tune.schedules.lr_scheduler import CooldownLR
 from taso_tune.schedules.maths import decay_start
 from taso_tune.training.data.sets import DeviceBatches, ImageData
 from taso_tune.training.device import DeviceSetup
-from taso_tune.training.epoch import epoch_record
+from taso_tune.training.epoch import epoch_record, has_diverged
 from taso_tune.training.evaluate import at_least_float32, evaluate_seeds, held_out_splits
 from taso_tune.training.models import build_model_with_notes
 from taso_tune.training.optimizers import build_optimizer, set_mode
@@ -159,35 +159,35 @@ class StackedRuns:
 
     def cooldown(self, epochs: int) -> tuple[dict[int, dict[str, float]], int]:
         """Every running seed's throwaway cooldown branch, trained stacked as the main run is (see
-        :meth:`~taso_tune.training.run.Run.cooldown`); the runs, their generators and the global
-        RNG are put back as they were."""
+        :meth:`~taso_tune.training.run.Run.cooldown`: annealed where the schedule decays, at its own
+        rate where it does not; a seed whose branch diverges scores NaN); the runs, their
+        generators and the global RNG are put back as they were."""
         running = [i for i, seed in enumerate(self.seeds) if self.statuses[seed] == "running"]
         decays = decay_start(self.scheduler.schedule, self.scheduler.total_updates) is not None
-        trained = epochs * len(running) if decays and epochs >= 1 else 0
-        if trained:
-            saved, rng = copy.deepcopy(self.state_dict()), global_rng_state(self.device)
-            main = self.scheduler
-            steps = epochs * len(self.batches[0])
-            self.scheduler = CooldownLR(self.optimizer, main, steps)  # type: ignore[assignment]
-            try:
-                for _ in range(epochs):
-                    self._train_epoch(running)
-                evaluated = self._evaluate_held_out()
-            finally:
-                self.scheduler = main
-                self.load_state_dict(saved)
-                set_global_rng_state(self.device, rng)
-        else:
+        saved, rng = copy.deepcopy(self.state_dict()), global_rng_state(self.device)
+        main = self.scheduler
+        diverged: set[int] = set()
+        try:
+            if decays:
+                steps = epochs * len(self.batches[0])
+                self.scheduler = CooldownLR(self.optimizer, main, steps)  # type: ignore[assignment]
+            for _ in range(epochs):
+                losses, _, _ = self._train_epoch(running)
+                diverged |= {i for i in running if has_diverged(losses[i])}
             evaluated = self._evaluate_held_out()
+        finally:
+            self.scheduler = main
+            self.load_state_dict(saved)
+            set_global_rng_state(self.device, rng)
         branches = {
             self.seeds[i]: {
-                f"{split}_{name}": values[i]
+                f"{split}_{name}": math.nan if i in diverged else values[i]
                 for split, (losses, accuracies) in evaluated.items()
                 for name, values in (("loss", losses), ("acc", accuracies))
             }
             for i in running
         }
-        return branches, trained
+        return branches, epochs * len(running)
 
     def _evaluate_held_out(self) -> dict[str, tuple[list[float], list[float]]]:
         self.base.eval()

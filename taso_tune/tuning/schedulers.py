@@ -34,6 +34,18 @@ class CooldownASHA(ASHAScheduler):
             return super().on_trial_result(tune_controller, trial, result)
         return TrialScheduler.CONTINUE
 
+    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+        """A trial that ends records its last report at a rung, as ASHA does, but only its branches'
+        score or, at ``max_t``, its final metric: a trial that ends between rungs (diverged, or
+        resumed past a rung this scheduler never saw) records nothing."""
+        branch = f"{COOLDOWN_PREFIX}{self._metric}"
+        if branch in result:
+            result = {**result, self._metric: result[branch]}
+        elif result.get(self._time_attr, 0) < self._max_t:
+            self._trial_info.pop(trial.trial_id, None)
+            return
+        super().on_trial_complete(tune_controller, trial, result)
+
 
 def build_scheduler(spec: SweepSpec) -> TrialScheduler:
     """ASHA on epochs (one bracket, ``grace_period``, ``reduction_factor``), ASHA on cooldown
