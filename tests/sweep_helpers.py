@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
+import psutil
 import ray
 import yaml
 
@@ -84,3 +87,20 @@ def tensorboard_hparams(logdir: Path):
 def hparam_values(group) -> dict[str, Any]:
     """A session group's hparams as Python values (numbers as floats)."""
     return {name: getattr(value, value.WhichOneof("kind")) for name, value in group.hparams.items()}
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL the driver first (the fault under test), then anything it started."""
+    children = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    for child in children:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(children, timeout=30)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # daemons that left the tree but kept the group
+    except ProcessLookupError:
+        pass

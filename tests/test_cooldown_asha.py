@@ -4,7 +4,6 @@ from its run, the branch's lr the rest of its schedule's decay compressed."""
 from __future__ import annotations
 
 import math
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import pytest
 import ray
 import torch
 from ray import tune
-from sweep_helpers import result_records, shutdown_ray, trial_dirs, write_space
+from sweep_helpers import kill_tree, result_records, shutdown_ray, trial_dirs, write_space
 
 from taso_tune.cli import main
 from taso_tune.core.errors import ConfigError
@@ -284,20 +283,6 @@ def test_the_main_runs_equal_those_of_scheduler_none(tmp_path: Path) -> None:
                 assert record["cooldown_epochs"] == 2
 
 
-def _kill_tree(proc: subprocess.Popen) -> None:
-    import psutil
-
-    children = psutil.Process(proc.pid).children(recursive=True)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    for child in children:
-        try:
-            child.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(children, timeout=30)
-
-
 @pytest.mark.ray
 def test_a_killed_driver_resumes_with_no_rung_trained_again(tmp_path: Path) -> None:
     space = write_space(
@@ -328,7 +313,7 @@ def test_a_killed_driver_resumes_with_no_rung_trained_again(tmp_path: Path) -> N
         else:
             pytest.fail("the sweep never passed its second rung")
     finally:
-        _kill_tree(proc)
+        kill_tree(proc)
     last_before = {d.name: result_records(d)[-1]["epoch"] for d in trial_dirs(experiment)}
     try:
         assert main(["resume", str(experiment)]) == 0

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 import ray
 from ray.cluster_utils import Cluster
-from sweep_helpers import result_records, shutdown_ray, trial_dirs, write_space
+from sweep_helpers import kill_tree, result_records, shutdown_ray, trial_dirs, write_space
 
 from taso_tune.cli import main
 from taso_tune.results.experiment import load_experiment
@@ -27,23 +25,6 @@ EPOCHS = 12
 def _complete(trial_dir: Path) -> bool:
     records = result_records(trial_dir)
     return bool(records) and records[-1]["epoch"] == records[-1]["planned_epochs"]
-
-
-def _kill_tree(proc: subprocess.Popen) -> None:
-    """SIGKILL the driver first (the fault under test), then anything it started."""
-    children = psutil.Process(proc.pid).children(recursive=True)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    for child in children:
-        try:
-            child.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(children, timeout=30)
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # daemons that left the tree but kept the group
-    except ProcessLookupError:
-        pass
 
 
 @pytest.mark.ray
@@ -78,7 +59,7 @@ def test_sigkilled_sweep_resumes_without_retraining_finished_trials(tmp_path: Pa
         else:
             pytest.fail("the sweep never reached the point where it should be killed")
     finally:
-        _kill_tree(proc)
+        kill_tree(proc)
 
     before = {d.name: len(result_records(d)) for d in trial_dirs(experiment)}
     finished_before = {d.name for d in trial_dirs(experiment) if _complete(d)}

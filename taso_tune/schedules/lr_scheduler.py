@@ -20,6 +20,7 @@ from taso_tune.schedules.maths import (
     check_schedule_params,
     check_taso_params,
     cooldown_lr,
+    decay_start,
     get_schedule,
 )
 
@@ -69,6 +70,11 @@ class ScheduledLR(LRScheduler):
     def total_updates(self) -> int:
         """The number of lr updates in the plan: epochs, or epochs x steps per epoch."""
         return self.total_epochs * (self.steps_per_epoch or 1)
+
+    @property
+    def decays(self) -> bool:
+        """Whether the schedule has a decay a cooldown branch can compress (``constant`` has none)."""
+        return decay_start(self.schedule, self.total_updates) is not None
 
     def current_update(self) -> int:
         """The 1-based update of the plan whose lr is in force now."""

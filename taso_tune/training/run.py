@@ -27,7 +27,7 @@ from taso_tune.core.checks import check_integer
 from taso_tune.core.errors import ConfigError
 from taso_tune.core.records import EpochRecord, RunStatus
 from taso_tune.schedules.lr_scheduler import CooldownLR
-from taso_tune.schedules.maths import ScheduleGranularity, decay_start
+from taso_tune.schedules.maths import ScheduleGranularity
 from taso_tune.training.data.custom import IMAGE_FOLDER
 from taso_tune.training.data.sets import DeviceBatches, ImageData, check_dataset_name
 from taso_tune.training.device import Device, DeviceSetup
@@ -292,7 +292,7 @@ class Run:
     def decays(self) -> bool:
         """Whether the run's lr schedule has a decay a cooldown branch can compress (a constant rate
         and a schedule-free optimizer, which averages its own weights instead, have none)."""
-        return decay_start(self.scheduler.schedule, self.scheduler.total_updates) is not None
+        return self.scheduler.decays
 
     def cooldown(self, epochs: int) -> dict[str, tuple[float, float]]:
         """Train a throwaway cooldown branch of ``epochs`` epochs from where the run is and return its

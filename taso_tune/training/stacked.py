@@ -32,7 +32,6 @@ from torch.func import functional_call, stack_module_state, vmap
 from taso_tune.core.errors import ConfigError
 from taso_tune.core.records import EpochRecord, RunStatus
 from taso_tune.schedules.lr_scheduler import CooldownLR
-from taso_tune.schedules.maths import decay_start
 from taso_tune.training.data.sets import DeviceBatches, ImageData
 from taso_tune.training.device import DeviceSetup
 from taso_tune.training.epoch import epoch_record, has_diverged
@@ -163,12 +162,11 @@ class StackedRuns:
         rate where it does not; a seed whose branch diverges scores NaN); the runs, their
         generators and the global RNG are put back as they were."""
         running = [i for i, seed in enumerate(self.seeds) if self.statuses[seed] == "running"]
-        decays = decay_start(self.scheduler.schedule, self.scheduler.total_updates) is not None
         saved, rng = copy.deepcopy(self.state_dict()), global_rng_state(self.device)
         main = self.scheduler
         diverged: set[int] = set()
         try:
-            if decays:
+            if self.scheduler.decays:
                 steps = epochs * len(self.batches[0])
                 self.scheduler = CooldownLR(self.optimizer, main, steps)  # type: ignore[assignment]
             for _ in range(epochs):
