@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from ray.cluster_utils import Cluster
+from sweep_helpers import shutdown_ray
 
 from taso_tune.training.data.sets import ImageData, load_dataset
 
@@ -28,6 +30,21 @@ def digits_data() -> ImageData:
 def ray_cleanup():
     """Shut Ray down (and forget RAY_ADDRESS) after the test."""
     yield
-    from sweep_helpers import shutdown_ray
-
     shutdown_ray()
+
+
+@pytest.fixture
+def worker_nodes_only(monkeypatch):
+    """A head with no CPUs and two worker nodes: every trial runs on a worker node."""
+    monkeypatch.setenv(
+        "TASO_TUNE_SHARED_STORAGE", "1"
+    )  # every node of this cluster shares this disk
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    for _ in range(2):
+        cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    try:
+        yield cluster
+    finally:
+        shutdown_ray()
+        cluster.shutdown()

@@ -39,6 +39,21 @@ def result_records(trial_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
+#: Fields of a seed's record that are measured times, not results.
+TIMING_FIELDS = ("epoch_seconds", "images_per_second")
+
+
+def per_seed_records(experiment: Path) -> dict[tuple[str, int, str], dict[str, Any]]:
+    """(config id, epoch, seed) -> that seed's record, timings left out, over every trial."""
+    out = {}
+    for trial in trial_dirs(experiment):
+        for record in result_records(trial):
+            for seed, one in record["per_seed"].items():
+                key = (record["config_id"], one["epoch"], seed)
+                out[key] = {k: v for k, v in one.items() if k not in TIMING_FIELDS}
+    return out
+
+
 def trial_dirs(experiment: Path) -> list[Path]:
     return sorted(p for p in experiment.iterdir() if (p / "result.json").exists())
 

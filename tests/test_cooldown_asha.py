@@ -13,7 +13,15 @@ import pytest
 import ray
 import torch
 from ray import tune
-from sweep_helpers import kill_tree, result_records, shutdown_ray, trial_dirs, write_space
+from sweep_helpers import (
+    TIMING_FIELDS,
+    kill_tree,
+    per_seed_records,
+    result_records,
+    shutdown_ray,
+    trial_dirs,
+    write_space,
+)
 
 from taso_tune.cli import main
 from taso_tune.core.errors import ConfigError
@@ -30,7 +38,7 @@ from taso_tune.tuning.schedulers import build_scheduler
 from taso_tune.tuning.trainable import KILL_IN_COOLDOWN_ENV
 
 #: What differs between two runs of the same numbers: wall-clock fields.
-TIMING = ("epoch_seconds", "images_per_second")
+TIMING = TIMING_FIELDS
 
 
 # --- the cooldown's learning rate -------------------------------------------------------------------
@@ -207,7 +215,7 @@ def _best_scripted(scheduler: str, tmp_path: Path) -> dict:
         tune_config=tune.TuneConfig(
             metric="val_acc",
             mode="max",
-            scheduler=build_scheduler(spec),
+            scheduler=build_scheduler(spec, 1),
             max_concurrent_trials=1,
         ),
         run_config=tune.RunConfig(storage_path=str(tmp_path), name=scheduler, verbose=0),
@@ -237,16 +245,6 @@ BLOCKS = [
 TRAIN = {"epochs": 6, "train_limit": 400, "val_fraction": 0.25}
 
 
-def _per_seed(experiment: Path) -> dict[tuple[str, int, str], dict]:
-    out = {}
-    for trial in trial_dirs(experiment):
-        for record in result_records(trial):
-            for seed, one in record["per_seed"].items():
-                key = (record["config_id"], one["epoch"], seed)
-                out[key] = {k: v for k, v in one.items() if k not in TIMING}
-    return out
-
-
 @pytest.mark.ray
 def test_the_main_runs_equal_those_of_scheduler_none(tmp_path: Path) -> None:
     storage = tmp_path / "runs"
@@ -265,7 +263,7 @@ def test_the_main_runs_equal_those_of_scheduler_none(tmp_path: Path) -> None:
             run_sweep(load_space(str(path)), str(storage), name=name)
         finally:
             shutdown_ray()
-    full, cooled = _per_seed(storage / "none"), _per_seed(storage / "cooldown")
+    full, cooled = per_seed_records(storage / "none"), per_seed_records(storage / "cooldown")
     assert cooled and set(cooled) <= set(full)
     for key, record in cooled.items():
         assert record == full[key], key  # bit for bit, branches or not
@@ -314,7 +312,10 @@ def test_a_killed_driver_resumes_with_no_rung_trained_again(tmp_path: Path) -> N
             pytest.fail("the sweep never passed its second rung")
     finally:
         kill_tree(proc)
-    last_before = {d.name: result_records(d)[-1]["epoch"] for d in trial_dirs(experiment)}
+    # a trial whose actor had just started when the driver died has no report yet
+    last_before = {
+        d.name: max([0] + [r["epoch"] for r in result_records(d)]) for d in trial_dirs(experiment)
+    }
     try:
         assert main(["resume", str(experiment)]) == 0
     finally:
@@ -358,3 +359,35 @@ def test_a_trial_killed_in_its_branch_retries_from_its_checkpoint(
     restored = [r for r in records if r["iterations_since_restore"] < r["training_iteration"]]
     assert restored and restored[0]["epoch"] == 2  # from epoch 1's checkpoint
     assert "cooldown_val_acc" in records[1]
+
+
+@pytest.mark.ray
+def test_cooldown_asha_with_optuna_on_worker_nodes(tmp_path: Path, worker_nodes_only) -> None:
+    space = write_space(
+        tmp_path / "space.yaml",
+        [{"optimizer": "taso", "lr": {"loguniform": [0.01, 0.2]}, "beta": {"uniform": [0.5, 0.8]}}],
+        name="optuna-cooldown",
+        train={"epochs": 4, "train_limit": 400, "val_fraction": 0.25, "batch_size": 16},
+        seeds=2,
+        scheduler={"type": "cooldown-asha", "grace_period": 1, "reduction_factor": 2},
+        search={"type": "optuna", "num_samples": 4, "seed": 3},
+        max_concurrent=2,
+    )
+    outcome = run_sweep(
+        load_space(str(space)), str(tmp_path / "runs"), address=worker_nodes_only.address
+    )
+    assert outcome.errored == 0 and outcome.trials == 4
+    head = worker_nodes_only.head_node.node_id
+    nodes, last = set(), []
+    for trial in trial_dirs(Path(outcome.experiment_path)):
+        records = result_records(trial)
+        nodes |= {r["node_id"] for r in records}
+        last.append(records[-1]["epoch"])
+        for record in records:  # judged at rungs 1 and 2 by branches, never at epoch 3
+            assert ("cooldown_val_acc" in record) == (record["epoch"] in (1, 2)), record["epoch"]
+        assert 0.01 <= records[0]["hp"]["lr"] <= 0.2  # Optuna's proposal, trained as proposed
+    assert nodes and head not in nodes  # every trial on a worker node
+    assert 4 in last and min(last) < 4  # halving stopped some, kept some
+    experiment = load_experiment(outcome.experiment_path)
+    assert set(experiment.trials["status"]) <= {"complete", "stopped-early"}
+    assert experiment.cooldowns["cooldown_val_acc"].notna().all()

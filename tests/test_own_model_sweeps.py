@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import ray
 import yaml
-from ray.cluster_utils import Cluster
 from sweep_helpers import result_records, shutdown_ray, trial_dirs, write_space
 from test_own_model import USER_MODULE, write_image_folder
 
@@ -35,23 +34,6 @@ def user_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     for name in [m for m in sys.modules if m == "mine" or m.startswith("mine.")]:
         monkeypatch.delitem(sys.modules, name)
     return "mine.nets"
-
-
-@pytest.fixture
-def worker_nodes_only(monkeypatch):
-    """A head with no CPUs and two worker nodes: every trial runs on a worker node."""
-    monkeypatch.setenv(
-        "TASO_TUNE_SHARED_STORAGE", "1"
-    )  # every node of this cluster shares this disk
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    for _ in range(2):
-        cluster.add_node(num_cpus=1)
-    cluster.wait_for_nodes()
-    try:
-        yield cluster
-    finally:
-        shutdown_ray()
-        cluster.shutdown()
 
 
 def test_the_users_package_reaches_every_worker_node_only_when_shipped(

@@ -144,7 +144,10 @@ def _asha_epochs(tmp_path: Path, per_seed: bool) -> dict[str, int]:
         _scripted,
         param_space={"trial": tune.grid_search(trials)},
         tune_config=tune.TuneConfig(
-            metric="val_acc", mode="max", scheduler=build_scheduler(spec), max_concurrent_trials=1
+            metric="val_acc",
+            mode="max",
+            scheduler=build_scheduler(spec, 1),
+            max_concurrent_trials=1,
         ),
         run_config=tune.RunConfig(name="scripted", storage_path=str(tmp_path), verbose=0),
     )

@@ -472,7 +472,7 @@ def test_with_overrides():
         ({"epochs": 2}, "--epochs", "scheduler.grace_period = 2"),
         ({"epochs": 0}, "--epochs", "integer >= 1"),
         ({"seeds": 0}, "--seeds", "integer >= 1"),
-        ({"scheduler": "hyperband"}, "--scheduler", "asha, none, budget-sh"),
+        ({"scheduler": "hyperband"}, "--scheduler", "top-k, none, budget-sh"),
         ({"gpus": -1}, "--gpus-per-trial", ">= 0"),
         ({"cpus": 2.5}, "--cpus-per-trial", "whole number"),
         ({"name": "a b"}, "--name", "letters"),
@@ -609,7 +609,7 @@ MALFORMED = [
         edit("type: asha, grace_period: 2", "type: hyperband"),
         "scheduler.type",
         "'hyperband'",
-        "asha, none, budget-sh",
+        "top-k, none, budget-sh",
     ),
     (
         "num_samples under search grid",

@@ -9,13 +9,14 @@ from typing import Any, Literal
 from taso_tune.core.errors import ConfigError
 from taso_tune.spaces.values import is_int, is_number, require_int
 
-SCHEDULER_TYPES = ("asha", "cooldown-asha", "none", "budget-sh")
+SCHEDULER_TYPES = ("asha", "cooldown-asha", "top-k", "none", "budget-sh")
 SEARCH_TYPES = ("grid", "random", "optuna")
 #: cooldown-asha's default branch length, a fraction of the rung's epochs (docs/early-stopping.md).
 DEFAULT_COOLDOWN = 0.25
 SCHEDULER_KEYS = {
     "asha": ("type", "grace_period", "reduction_factor", "per_seed"),
     "cooldown-asha": ("type", "grace_period", "reduction_factor", "cooldown"),
+    "top-k": ("type", "grace_period", "reduction_factor"),
     "none": ("type",),
     "budget-sh": ("type", "reduction_factor", "min_epochs"),
 }
@@ -43,9 +44,12 @@ class SchedulerSpec:
     ``cooldown-asha`` is ASHA's rungs and halving, but at each rung every trial is judged by a
     throwaway cooldown branch forked from its run (its schedule's decay compressed into ``cooldown``
     times the rung's epochs), not by its un-decayed metric; the main run goes on unchanged.
+    ``top-k`` waits until every trial has trained ``grace_period`` epochs of its real run, keeps the
+    best ``ceil(trials / reduction_factor)`` and runs them to the end (one synchronous rung: which
+    trials it keeps does not depend on the order they report in).
     """
 
-    type: Literal["asha", "cooldown-asha", "none", "budget-sh"] = "asha"
+    type: Literal["asha", "cooldown-asha", "top-k", "none", "budget-sh"] = "asha"
     grace_period: int = 1
     reduction_factor: float = 3.0
     min_epochs: int | None = None
@@ -118,6 +122,16 @@ class SchedulerSpec:
             rung: min(max(1, math.ceil(round(self.cooldown * rung, 9))), epochs - rung)
             for rung in self.asha_rungs(epochs)
         }
+
+    def kept(self, trials: int) -> int:
+        """top-k: how many of ``trials`` run past the rung, ``ceil(trials / reduction_factor)``."""
+        return math.ceil(round(trials / self.reduction_factor, 9))
+
+    def checkpoint_epochs(self) -> frozenset[int]:
+        """The epochs whose report must carry a checkpoint whatever ``checkpoint_every`` says:
+        top-k's rung, where a trial is paused until every trial has reached it (and resumes from
+        that checkpoint if it is kept)."""
+        return frozenset({self.grace_period}) if self.type == "top-k" else frozenset()
 
     def to_dict(self) -> dict[str, Any]:
         return {

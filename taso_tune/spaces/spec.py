@@ -151,6 +151,7 @@ class SweepSpec:
             seeds=self.seeds,
             seeds_per_trial=self.seeds_per_trial,
             metric=self.metric,
+            max_concurrent=self.max_concurrent,
         )
         check_packing(
             self.seed_packing,

@@ -47,8 +47,10 @@ def check_scheduler(
     seeds: int,
     seeds_per_trial: Any,
     metric: str,
+    max_concurrent: int | None = None,
 ) -> None:
-    """The scheduler against the planned epochs, the search, how seeds share trials and the metric."""
+    """The scheduler against the planned epochs, the search, how seeds share trials, the metric and
+    the cap on trials at once."""
     if scheduler.type == "cooldown-asha":
         if seeds_per_trial == 1 and seeds > 1:
             raise ConfigError(
@@ -62,6 +64,21 @@ def check_scheduler(
                 metric,
                 "cooldown-asha scores its branches on held-out data: use a val_ or test_ metric",
             )
+    if scheduler.type == "top-k" and seeds_per_trial == 1 and seeds > 1:
+        raise ConfigError(
+            "seeds_per_trial",
+            1,
+            "top-k keeps configurations by their seeds' mean; keep seeds_per_trial: all",
+        )
+    if scheduler.type == "top-k" and max_concurrent is not None:
+        raise ConfigError(
+            "max_concurrent",
+            max_concurrent,
+            "top-k pauses every trial at its rung until all have reached it, and Ray Tune counts "
+            "a paused trial against max_concurrent, so the sweep would wait forever; remove "
+            "max_concurrent (as many trials run at once as resources.cpus and resources.gpus "
+            "per trial let the cluster hold)",
+        )
     if scheduler.type == "asha" and seeds_per_trial == 1 and seeds > 1 and not scheduler.per_seed:
         raise ConfigError(
             "seeds_per_trial",
@@ -73,7 +90,7 @@ def check_scheduler(
         )
     if scheduler.per_seed and seeds_per_trial != 1:
         raise ConfigError("scheduler.per_seed", True, "per-seed ASHA needs seeds_per_trial: 1")
-    if scheduler.type in ("asha", "cooldown-asha") and scheduler.grace_period >= epochs:
+    if scheduler.type in ("asha", "cooldown-asha", "top-k") and scheduler.grace_period >= epochs:
         raise ConfigError(
             "scheduler.grace_period",
             scheduler.grace_period,

@@ -3,8 +3,10 @@ a sequence of Tuner runs, see :mod:`taso_tune.tuning.budget_sh`)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from taso_tune.core.errors import ConfigError
@@ -47,10 +49,123 @@ class CooldownASHA(ASHAScheduler):
         super().on_trial_complete(tune_controller, trial, result)
 
 
-def build_scheduler(spec: SweepSpec) -> TrialScheduler:
+class TopK(FIFOScheduler):
+    """Keep the best ``keep`` of ``trials`` trials after ``rung`` epochs of their real run.
+
+    A trial that reports epoch ``rung`` is paused there (its report carries a checkpoint:
+    :meth:`~taso_tune.spaces.sections.SchedulerSpec.checkpoint_epochs`) and no trial goes past the
+    rung until every one of the ``trials`` planned has a score there; a trial that ends before the
+    rung (diverged, failed) scores its last metric, or the worst if it has none. Then the best
+    ``keep`` (equal scores: the earlier trial id) resume from their checkpoints and the others are
+    stopped.
+
+    The scores live in the trials' own last results, which Ray Tune keeps in the experiment's
+    state: a restored driver, whose scheduler starts empty, reads them back in :meth:`on_trial_add`
+    and keeps the same trials.
+    """
+
+    def __init__(self, *, rung: int, keep: int, trials: int) -> None:
+        super().__init__()
+        self._sign = 1.0  # the sweep's mode, from set_search_properties
+        self._rung, self._keep, self._trials = rung, keep, trials
+        self._scores: dict[str, float] = {}  # trial id -> score at the rung, higher is better
+        self._past_rung: set[str] = set()  # restored trials that had already gone past the rung
+        self._kept: set[str] | None = None
+
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        """The sweep's metric and mode, which the Tuner passes on."""
+        if mode:
+            self._sign = 1.0 if mode == "max" else -1.0
+        return super().set_search_properties(metric, mode, **spec)
+
+    def _score(self, trial: Trial, result: dict) -> None:
+        value = result.get(self._metric)
+        score = self._sign * float(value) if value is not None else -math.inf
+        self._scores.setdefault(trial.trial_id, -math.inf if math.isnan(score) else score)
+
+    def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
+        epoch = trial.last_result.get("epoch") if trial.last_result else None
+        if epoch is None:
+            return
+        if epoch > self._rung:
+            self._past_rung.add(trial.trial_id)
+        elif epoch == self._rung or trial.status == Trial.TERMINATED:
+            self._score(trial, trial.last_result)
+            if trial.status == Trial.PENDING:
+                # restored while it waited at the rung: Ray Tune starts every pending trial it
+                # can, a paused one only when this scheduler chooses it (set before Tune files
+                # the trial under its status)
+                trial.set_status(Trial.PAUSED)
+
+    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
+        if result.get("epoch") != self._rung or trial.trial_id in self._past_rung:
+            return TrialScheduler.CONTINUE
+        self._score(trial, result)
+        self._decide(tune_controller)
+        if self._kept is None:
+            return TrialScheduler.PAUSE
+        return TrialScheduler.CONTINUE if trial.trial_id in self._kept else TrialScheduler.STOP
+
+    def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict) -> None:
+        if trial.trial_id not in self._past_rung and (result or {}).get("epoch", 0) <= self._rung:
+            self._score(trial, result or {})
+            self._decide(tune_controller)
+
+    def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
+        if trial.trial_id not in self._past_rung:
+            self._score(trial, {})
+            self._decide(tune_controller)
+
+    def _decide(self, tune_controller: Any) -> None:
+        """Once every planned trial has its score: keep the best, stop the others that wait."""
+        if self._kept is None and len(self._scores) + len(self._past_rung) >= self._trials:
+            ranked = sorted(self._scores, key=lambda trial_id: (-self._scores[trial_id], trial_id))
+            self._kept = set(ranked[: max(0, self._keep - len(self._past_rung))])
+        if self._kept is None:
+            return
+        for trial in tune_controller.get_trials():
+            waiting = trial.status in (Trial.PENDING, Trial.PAUSED)
+            if waiting and trial.trial_id in self._scores and trial.trial_id not in self._kept:
+                _stop_waiting(tune_controller, trial)
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
+        self._decide(tune_controller)  # a restored driver decides once all trials are added
+        waiting = [
+            t for t in tune_controller.get_trials() if t.status in (Trial.PENDING, Trial.PAUSED)
+        ]
+        # trials still on their way to the rung first, then (once decided) the kept ones
+        return next(
+            (t for t in waiting if t.trial_id not in self._scores),
+            next((t for t in waiting if t.trial_id in (self._kept or ())), None),
+        )
+
+    def debug_string(self) -> str:
+        done = len(self._scores) + len(self._past_rung)
+        if self._kept is None:
+            return f"top-k: {done} of {self._trials} trials at epoch {self._rung}"
+        return f"top-k: kept {self._keep} of {self._trials} at epoch {self._rung}"
+
+
+def _stop_waiting(tune_controller: Any, trial: Trial) -> None:
+    """Stop a paused or pending trial, and have its new status saved: Ray Tune's ``stop_trial``
+    marks only a trial with a live actor for the experiment's state, so a trial stopped while it
+    waited would be read back, and resumed, as still paused (checked by ``tests/test_top_k.py``)."""
+    tune_controller.stop_trial(trial)
+    controller = getattr(tune_controller, "_tune_controller", tune_controller)  # Tune's wrapper
+    controller._mark_trial_to_checkpoint(trial)
+
+
+def build_scheduler(spec: SweepSpec, trials: int) -> TrialScheduler:
     """ASHA on epochs (one bracket, ``grace_period``, ``reduction_factor``), ASHA on cooldown
-    branches for ``cooldown-asha``, or FIFO for ``none``."""
+    branches for ``cooldown-asha``, :class:`TopK` of the ``trials`` planned for ``top-k``, or FIFO
+    for ``none``."""
     kind = spec.scheduler.type
+    if kind == "top-k":
+        return TopK(
+            rung=spec.scheduler.grace_period,
+            keep=spec.scheduler.kept(trials),
+            trials=trials,
+        )
     if kind in ("asha", "cooldown-asha"):
         scheduler = CooldownASHA if kind == "cooldown-asha" else ASHAScheduler
         return scheduler(

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import ray
@@ -116,13 +116,16 @@ def train_trial(
     device: str = "auto",
     source: TrialSource,
     cooldowns: Mapping[int, int] | None = None,
+    checkpoint_epochs: Collection[int] = (),
 ) -> None:
     """Ray Tune function trainable: train every seed of one configuration, report each epoch.
 
     ``cooldowns`` (``scheduler: cooldown-asha``, :meth:`~taso_tune.spaces.sections.SchedulerSpec.cooldown_plan`)
     maps a rung's epoch to the epochs of the throwaway cooldown branches the seeds fork there; the
     rung's report then holds their scores (:func:`~taso_tune.training.seeds.cooldown_summary`) and,
-    with the same state as without them, the main run's own metrics and checkpoint."""
+    with the same state as without them, the main run's own metrics and checkpoint.
+    ``checkpoint_epochs`` (:meth:`~taso_tune.spaces.sections.SchedulerSpec.checkpoint_epochs`) are
+    epochs whose report carries a checkpoint whatever ``checkpoint_every`` says."""
     # Ray logs a line for every persisted checkpoint; at one checkpoint an epoch that drowns the output
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     sys.unraisablehook = _quiet_shutdown
@@ -166,7 +169,7 @@ def train_trial(
             metrics.update(cooldown_summary(branches, records, runs.num_classes, trained))
         gauges.update(metrics)
         now = time.monotonic()
-        if checkpoint_due(
+        if runs.epoch in checkpoint_epochs or checkpoint_due(
             runs.epoch,
             checkpoint_every,
             now - saved_at,

@@ -59,7 +59,7 @@ def tune_config(source: TrialSource, reuse_actors: bool) -> tune.TuneConfig:
     return tune.TuneConfig(
         metric=spec.metric,
         mode=spec.mode,
-        scheduler=build_scheduler(spec),
+        scheduler=build_scheduler(spec, source.planned_trials()),
         search_alg=search_alg,
         num_samples=num_samples,
         max_concurrent_trials=spec.max_concurrent,

@@ -38,6 +38,7 @@ def build_trainable(
         checkpoint_min_seconds=spec.checkpoint_min_seconds,
         seed_packing=spec.seed_packing,
         cooldowns=spec.scheduler.cooldown_plan(spec.epochs),
+        checkpoint_epochs=spec.scheduler.checkpoint_epochs(),
         reuse_actors=reuse_actors,
         cpus=resources["cpu"],
         device="cuda" if resources["gpu"] > 0 else "cpu",
