@@ -62,11 +62,12 @@ BUDGET_SH_FIRST = 0.2
 def method_spec(spec: SweepSpec, method: str, name: str) -> SweepSpec:
     """The space under one method: ASHA's and cooldown-asha's rungs are the space's, top-k's rung
     its first; budget-sh's first budget is :data:`BUDGET_SH_FIRST` of the planned epochs."""
+    if method == "top-k":  # paused trials count against it; the cores cap trials at once the same
+        uncapped = {k: v for k, v in spec.to_dict().items() if k != "max_concurrent"}
+        spec = load_space_dict(uncapped, source=spec.source)
     data = with_overrides(spec, scheduler=method, name=name).to_dict()
     if method == "budget-sh":
         data["scheduler"]["min_epochs"] = max(1, round(BUDGET_SH_FIRST * spec.epochs))
-    if method == "top-k":  # paused trials count against it; the cores cap trials at once the same
-        data.pop("max_concurrent", None)
     return load_space_dict(data, source=spec.source)
 
 

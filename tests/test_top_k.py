@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
 import time
@@ -28,6 +29,11 @@ from taso_tune.spaces import load_space, load_space_dict
 from taso_tune.spaces.sections import SchedulerSpec
 from taso_tune.tuning import run_sweep
 from taso_tune.tuning.schedulers import TopK
+
+#: Ray Tune's line when a trial restores a checkpoint: (the trial its log prefix names, the folder)
+RESTORED = re.compile(
+    r"\(([^()\s]+) pid=\d+\)\S* Restored on \S+ from checkpoint: .*?path=\S*?/([^/]+)/checkpoint_\d+"
+)
 
 
 class FakeTrial:
@@ -188,7 +194,7 @@ def _assert_best_three_kept(trials: dict[str, tuple[float, int]]) -> set[str]:
 
 
 @pytest.mark.ray
-def test_top_k_keeps_what_the_full_sweep_ranks_best_at_the_rung(tmp_path: Path) -> None:
+def test_top_k_keeps_what_the_full_sweep_ranks_best_at_the_rung(tmp_path: Path, capfd) -> None:
     storage = tmp_path / "runs"
     chosen = {"type": "top-k", "grace_period": 2, "reduction_factor": 2}
     for name, scheduler in (("none", "none"), ("topk", chosen)):
@@ -211,6 +217,10 @@ def test_top_k_keeps_what_the_full_sweep_ranks_best_at_the_rung(tmp_path: Path) 
     for trial in trial_dirs(storage / "topk"):
         epochs = [r["epoch"] for r in result_records(trial)]
         assert epochs == sorted(set(epochs))  # no epoch trained twice across the pause
+    # a kept trial resumes in an actor another trial used: Tune's line on the restore carries it
+    captured = capfd.readouterr()
+    restores = RESTORED.findall(captured.out + captured.err)
+    assert restores and all(folder.startswith(f"{name}_") for name, folder in restores), restores
     statuses = load_experiment(str(storage / "topk")).trials["status"]
     assert sorted(statuses) == ["complete"] * 6 + ["stopped-early"] * 4  # a row per seed
 

@@ -284,10 +284,19 @@ class TrialActor(FunctionTrainable):
         self._params = params
         super().setup(config)
 
-    def _trainable_func(self, config: dict[str, Any]) -> None:
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        reset = super().reset_config(new_config)
+        if reset:  # before Tune restores the trial's checkpoint, so its line carries the trial
+            self._announce_trial()
+        return reset
+
+    def _announce_trial(self) -> None:
         if self._reused:
             for stream in (sys.stdout, sys.stderr):
                 print(f"{LOG_PREFIX_ACTOR_NAME}{self.trial_name}", file=stream, flush=True)
+
+    def _trainable_func(self, config: dict[str, Any]) -> None:
+        self._announce_trial()  # the actor's first trial: after Ray's own line at the actor's start
         train_trial(config, **self._params)
         get_session().report({RESULT_DUPLICATE: True})  # Tune's marker of a function that returned
 
