@@ -1,9 +1,11 @@
-"""Early stopping: epochs the quickstart sweep consumes under ASHA, cooldown-asha and budget-sh
-against none, and whether the best configuration per optimizer stays the same.
+"""Early stopping: epochs the quickstart sweep consumes under ASHA, cooldown-asha, top-k and
+budget-sh against none, and whether the best configuration per optimizer stays the same.
 
-The quickstart space (13 configurations x 3 seeds, 15 epochs) runs four times on the same Ray:
-``scheduler: none`` (every trial to the end: the ground truth, and the space's own setting), ASHA
-and cooldown-asha (grace 3, eta 3) and ``budget-sh`` (eta 3), the settings of :data:`SCHEDULERS`.
+The quickstart space (13 configurations x 3 seeds, 15 epochs) runs five times on the same Ray:
+``scheduler: none`` (every trial to the end: the ground truth, and the space's own setting), ASHA,
+cooldown-asha and top-k (grace 3, eta 3; top-k without the space's ``max_concurrent``, which it
+refuses: two trials at once all the same, one per core) and ``budget-sh`` (eta 3), the settings of
+:data:`SCHEDULERS`.
 Epochs are counted from what the trials reported, cooldown branches' epochs included; the best
 configuration per optimizer
 is :meth:`taso_tune.results.Experiment.best`, over the seeds that ran the full planned length (for
@@ -31,6 +33,7 @@ SECTION = "4 early stopping"
 SCHEDULERS = {
     "asha": {"type": "asha", "grace_period": 3, "reduction_factor": 3},
     "cooldown-asha": {"type": "cooldown-asha", "grace_period": 3, "reduction_factor": 3},
+    "top-k": {"type": "top-k", "grace_period": 3, "reduction_factor": 3},
     "budget-sh": {"type": "budget-sh", "reduction_factor": 3},
 }
 
@@ -53,7 +56,10 @@ def sweep_outcome(scheduler: str, epochs: int | None, seeds: int | None) -> Outc
 
     spec = quickstart(epochs=epochs, seeds=seeds, name=f"quickstart-{scheduler}")
     if scheduler != "none":
-        spec = load_space_dict({**spec.to_dict(), "scheduler": SCHEDULERS[scheduler]}, spec.source)
+        data = {**spec.to_dict(), "scheduler": SCHEDULERS[scheduler]}
+        if scheduler == "top-k":
+            data.pop("max_concurrent", None)
+        spec = load_space_dict(data, spec.source)
     with storage() as root:
         run = run_quiet(spec, root, spec.name)
         experiment = load_experiment(str(run.experiment))
