@@ -6,10 +6,13 @@ import math
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
+import ray
+from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 from sweep_helpers import (
@@ -69,10 +72,12 @@ def _top_k(metric: str, mode: str, *, keep: int, trials: int) -> TopK:
     return scheduler
 
 
-def _report(scheduler: TopK, controller: FakeController, trial: FakeTrial, acc: float) -> str:
+def _report(
+    scheduler: TopK, controller: FakeController, trial: FakeTrial, value: float, metric="val_acc"
+) -> str:
     trial.status = Trial.RUNNING
-    decision = scheduler.on_trial_result(controller, trial, {"epoch": 2, "val_acc": acc})
-    trial.last_result = {"epoch": 2, "val_acc": acc}
+    decision = scheduler.on_trial_result(controller, trial, {"epoch": 2, metric: value})
+    trial.last_result = {"epoch": 2, metric: value}
     trial.status = {
         TrialScheduler.PAUSE: Trial.PAUSED,
         TrialScheduler.STOP: Trial.TERMINATED,
@@ -126,15 +131,27 @@ def test_trials_wait_at_the_rung_until_all_are_there_then_the_best_go_on() -> No
     )
 
 
-def test_a_trial_that_ends_before_the_rung_scores_last_and_loss_is_minimised() -> None:
-    trials = [FakeTrial(i) for i in range(3)]
+def test_trials_that_end_before_the_rung_count_but_are_never_kept() -> None:
+    trials = [FakeTrial(i, Trial.RUNNING) for i in range(4)]
     controller = FakeController(trials)
-    scheduler = _top_k("val_loss", "min", keep=1, trials=3)
-    trials[0].status = Trial.TERMINATED  # diverged at epoch 1
+    scheduler = _top_k("val_loss", "min", keep=2, trials=4)
+    for trial in trials:
+        scheduler.on_trial_add(controller, trial)
+    trials[0].status = Trial.TERMINATED  # diverged at epoch 1, its loss not a number
     scheduler.on_trial_complete(controller, trials[0], {"epoch": 1, "val_loss": math.nan})
-    scheduler.on_trial_error(controller, trials[1])  # failed for good
-    decision = scheduler.on_trial_result(controller, trials[2], {"epoch": 2, "val_loss": 9.0})
-    assert decision == TrialScheduler.CONTINUE  # the worst loss beats no score at all
+    trials[1].status = Trial.ERROR  # Ray Tune retries it: not counted, and added again
+    scheduler.on_trial_error(controller, trials[1])
+    trials[1].status = Trial.PENDING
+    scheduler.on_trial_add(controller, trials[1])
+    assert trials[1].status == Trial.PENDING  # a retry is left to Ray Tune to start
+    assert _report(scheduler, controller, trials[2], 9.0, "val_loss") == TrialScheduler.PAUSE
+    trials[1].status = Trial.RUNNING
+    scheduler.on_trial_error(controller, trials[1])  # failed for good, before the rung
+    assert scheduler.choose_trial_to_run(controller) is None  # trials[3] is still on its way
+    assert _report(scheduler, controller, trials[3], 8.0, "val_loss") == TrialScheduler.CONTINUE
+    # the two trials at the rung are kept, the worse loss too: ended trials take no place
+    assert scheduler.choose_trial_to_run(controller) is trials[2]
+    assert controller.stopped == []
 
 
 def test_a_restored_driver_keeps_the_same_trials() -> None:
@@ -146,9 +163,10 @@ def test_a_restored_driver_keeps_the_same_trials() -> None:
         FakeTrial(2, Trial.TERMINATED, {"epoch": 2, "val_acc": 0.7}),
         FakeTrial(3, Trial.PENDING, {"epoch": 2, "val_acc": 0.8}),
         FakeTrial(4, Trial.PENDING, {"epoch": 2, "val_acc": 0.6}),  # dropped, not yet stopped
+        FakeTrial(5, Trial.TERMINATED, {"epoch": 1, "val_acc": 0.99}),  # diverged after epoch 1
     ]
     controller = FakeController(trials)
-    scheduler = _top_k("val_acc", "max", keep=2, trials=5)
+    scheduler = _top_k("val_acc", "max", keep=2, trials=6)
     for trial in trials:
         scheduler.on_trial_add(controller, trial)
     assert trials[3].status == Trial.PAUSED  # Tune starts pending trials without asking
@@ -286,3 +304,52 @@ def test_top_k_with_optuna_on_worker_nodes(tmp_path: Path, worker_nodes_only) ->
     dropped = {c for c, (_, last) in trials.items() if last == 2}
     assert len(kept) == 2 and len(dropped) == 2
     assert min(trials[c][0] for c in kept) >= max(trials[c][0] for c in dropped)
+
+
+def _scripted(config: dict) -> None:
+    """A scripted trial of 4 epochs that checkpoints every epoch and resumes from its checkpoint;
+    ``fail_once``: a marker file it creates the first time, failing before the rung (epoch 2)."""
+    start = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            start = int(Path(folder, "epoch").read_text())
+    for epoch in range(start + 1, 5):
+        marker = config.get("fail_once")
+        if marker and epoch == 2 and not Path(marker).exists():
+            Path(marker).write_text("failed once")
+            raise RuntimeError("a transient failure before the rung")
+        with tempfile.TemporaryDirectory() as folder:
+            Path(folder, "epoch").write_text(str(epoch))
+            report = {"epoch": epoch, "val_acc": config["score"], "resumed_from": start}
+            tune.report(report, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+@pytest.mark.ray
+def test_a_trial_retried_before_the_rung_competes_with_its_retry(tmp_path: Path) -> None:
+    marker = str(tmp_path / "failed-once")
+    configs = [{"score": s} for s in (0.5, 0.6, 0.7)] + [{"score": 0.9, "fail_once": marker}]
+    tuner = tune.Tuner(
+        _scripted,
+        param_space=tune.grid_search(configs),
+        tune_config=tune.TuneConfig(
+            metric="val_acc", mode="max", scheduler=TopK(rung=2, keep=2, trials=4)
+        ),
+        run_config=tune.RunConfig(
+            storage_path=str(tmp_path),
+            name="retried",
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=1),
+        ),
+    )
+    # the workers import this file's trainable from the tests folder
+    ray.init(num_cpus=2, runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).parent)}})
+    try:
+        results = tuner.fit()
+    finally:
+        shutdown_ray()
+    assert Path(marker).exists()
+    last = {r.config["score"]: r.metrics["epoch"] for r in results}
+    assert last == {0.5: 2, 0.6: 2, 0.7: 4, 0.9: 4}  # the retried trial kept, on its retry's score
+    resumed = {r.config["score"]: r.metrics["resumed_from"] for r in results}
+    assert resumed[0.9] >= 1  # its retry went on from a checkpoint, not from the start

@@ -54,14 +54,15 @@ class TopK(FIFOScheduler):
 
     A trial that reports epoch ``rung`` is paused there (its report carries a checkpoint:
     :meth:`~taso_tune.spaces.sections.SchedulerSpec.checkpoint_epochs`) and no trial goes past the
-    rung until every one of the ``trials`` planned has a score there; a trial that ends before the
-    rung (diverged, failed) scores its last metric, or the worst if it has none. Then the best
-    ``keep`` (equal scores: the earlier trial id) resume from their checkpoints and the others are
-    stopped.
+    rung until every one of the ``trials`` planned has reached it or ended before it (diverged,
+    failed for good: counted, never kept). Then the best ``keep`` at the rung (equal scores: the
+    earlier trial id) resume from their checkpoints and the others are stopped. A trial Ray Tune
+    retries is not counted until its retry reaches the rung or ends.
 
     The scores live in the trials' own last results, which Ray Tune keeps in the experiment's
     state: a restored driver, whose scheduler starts empty, reads them back in :meth:`on_trial_add`
-    and keeps the same trials.
+    and keeps the same trials (unless the restore retries a trial that had failed for good, which
+    then competes for a place).
     """
 
     def __init__(self, *, rung: int, keep: int, trials: int) -> None:
@@ -69,7 +70,9 @@ class TopK(FIFOScheduler):
         self._sign = 1.0  # the sweep's mode, from set_search_properties
         self._rung, self._keep, self._trials = rung, keep, trials
         self._scores: dict[str, float] = {}  # trial id -> score at the rung, higher is better
+        self._ended: set[str] = set()  # trials that ended before the rung
         self._past_rung: set[str] = set()  # restored trials that had already gone past the rung
+        self._added: set[str] = set()
         self._kept: set[str] | None = None
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
@@ -78,47 +81,57 @@ class TopK(FIFOScheduler):
             self._sign = 1.0 if mode == "max" else -1.0
         return super().set_search_properties(metric, mode, **spec)
 
-    def _score(self, trial: Trial, result: dict) -> None:
+    def _counted(self, trial: Trial) -> bool:
+        return any(trial.trial_id in s for s in (self._scores, self._ended, self._past_rung))
+
+    def _at_rung(self, trial: Trial, result: dict) -> None:
         value = result.get(self._metric)
-        score = self._sign * float(value) if value is not None else -math.inf
-        self._scores.setdefault(trial.trial_id, -math.inf if math.isnan(score) else score)
+        score = -math.inf if value is None or math.isnan(value) else self._sign * float(value)
+        self._scores.setdefault(trial.trial_id, score)
 
     def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
-        epoch = trial.last_result.get("epoch") if trial.last_result else None
-        if epoch is None:
+        if trial.trial_id in self._added:  # Ray Tune adds a trial it retries again
             return
-        if epoch > self._rung:
+        self._added.add(trial.trial_id)
+        epoch = trial.last_result.get("epoch") if trial.last_result else None
+        if epoch is not None and epoch > self._rung:
             self._past_rung.add(trial.trial_id)
-        elif epoch == self._rung or trial.status == Trial.TERMINATED:
-            self._score(trial, trial.last_result)
+        elif epoch == self._rung:
+            self._at_rung(trial, trial.last_result)
             if trial.status == Trial.PENDING:
                 # restored while it waited at the rung: Ray Tune starts every pending trial it
                 # can, a paused one only when this scheduler chooses it (set before Tune files
                 # the trial under its status)
                 trial.set_status(Trial.PAUSED)
+        elif trial.status in (Trial.TERMINATED, Trial.ERROR):
+            self._ended.add(trial.trial_id)
 
     def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict) -> str:
-        if result.get("epoch") != self._rung or trial.trial_id in self._past_rung:
+        epoch = result.get("epoch")
+        if epoch is None or epoch < self._rung or trial.trial_id in self._past_rung:
             return TrialScheduler.CONTINUE
-        self._score(trial, result)
+        self._at_rung(trial, result)  # past it only where a retry restored a later checkpoint
         self._decide(tune_controller)
         if self._kept is None:
             return TrialScheduler.PAUSE
         return TrialScheduler.CONTINUE if trial.trial_id in self._kept else TrialScheduler.STOP
 
     def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict) -> None:
-        if trial.trial_id not in self._past_rung and (result or {}).get("epoch", 0) <= self._rung:
-            self._score(trial, result or {})
+        if not self._counted(trial):  # ended before the rung
+            self._ended.add(trial.trial_id)
             self._decide(tune_controller)
 
     def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
-        if trial.trial_id not in self._past_rung:
-            self._score(trial, {})
+        if trial.status == Trial.ERROR:  # Ray Tune retries it: it is added again, and counts then
+            return
+        if not self._counted(trial):
+            self._ended.add(trial.trial_id)
             self._decide(tune_controller)
 
     def _decide(self, tune_controller: Any) -> None:
-        """Once every planned trial has its score: keep the best, stop the others that wait."""
-        if self._kept is None and len(self._scores) + len(self._past_rung) >= self._trials:
+        """Once every planned trial is counted: keep the best, stop the others that wait."""
+        counted = len(self._scores) + len(self._ended) + len(self._past_rung)
+        if self._kept is None and counted >= self._trials:
             ranked = sorted(self._scores, key=lambda trial_id: (-self._scores[trial_id], trial_id))
             self._kept = set(ranked[: max(0, self._keep - len(self._past_rung))])
         if self._kept is None:
@@ -140,9 +153,9 @@ class TopK(FIFOScheduler):
         )
 
     def debug_string(self) -> str:
-        done = len(self._scores) + len(self._past_rung)
         if self._kept is None:
-            return f"top-k: {done} of {self._trials} trials at epoch {self._rung}"
+            done = len(self._scores) + len(self._ended) + len(self._past_rung)
+            return f"top-k: {done} of {self._trials} trials at epoch {self._rung} or ended"
         return f"top-k: kept {self._keep} of {self._trials} at epoch {self._rung}"
 
 
@@ -152,7 +165,9 @@ def _stop_waiting(tune_controller: Any, trial: Trial) -> None:
     waited would be read back, and resumed, as still paused (checked by ``tests/test_top_k.py``)."""
     tune_controller.stop_trial(trial)
     controller = getattr(tune_controller, "_tune_controller", tune_controller)  # Tune's wrapper
-    controller._mark_trial_to_checkpoint(trial)
+    mark = getattr(controller, "_mark_trial_to_checkpoint", None)
+    if mark is not None:  # a Ray Tune without it: the test of the saved status says so
+        mark(trial)
 
 
 def build_scheduler(spec: SweepSpec, trials: int) -> TrialScheduler:
