@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--space", help="the space to run (default: the study's)")
     parser.add_argument(
         "--storage",
-        help="where the four experiments go (default: a temporary folder); "
+        help="where the five experiments go (default: a temporary folder); "
         "a rerun on the same folder resumes them",
     )
     parser.add_argument("--doc", default=str(REPO / "docs/early-stopping.md"))
