@@ -6,12 +6,18 @@ import json
 import os
 import signal
 import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 import ray
 import yaml
+
+from taso_tune.spaces import load_space
 
 
 def write_space(path: Path, blocks: list[dict[str, Any]], **top: Any) -> Path:
@@ -119,3 +125,32 @@ def kill_tree(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)  # daemons that left the tree but kept the group
     except ProcessLookupError:
         pass
+
+
+def kill_sweep_when(
+    space: Path,
+    storage: Path,
+    ready: Callable[[list[Path]], bool],
+    waiting_for: str,
+    poll_seconds: float = 0.1,
+) -> None:
+    """Run ``taso-tune sweep SPACE --storage STORAGE`` as a driver of its own and SIGKILL it
+    (:func:`kill_tree`) once ``ready`` holds for the experiment's trial folders; fail the test if it
+    ends first or 240 s pass (``waiting_for`` says what never happened)."""
+    experiment = storage / load_space(str(space)).name
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "taso_tune.cli", "sweep", str(space), "--storage", str(storage)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            if ready(trial_dirs(experiment) if experiment.exists() else []):
+                return
+            assert proc.poll() is None, "the sweep ended before it could be killed"
+            time.sleep(poll_seconds)
+        pytest.fail(f"never happened: {waiting_for}")
+    finally:
+        kill_tree(proc)

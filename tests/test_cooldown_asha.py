@@ -4,9 +4,6 @@ from its run, the branch's lr the rest of its schedule's decay compressed."""
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +12,7 @@ import torch
 from ray import tune
 from sweep_helpers import (
     TIMING_FIELDS,
-    kill_tree,
+    kill_sweep_when,
     per_seed_records,
     result_records,
     shutdown_ray,
@@ -294,24 +291,12 @@ def test_a_killed_driver_resumes_with_no_rung_trained_again(tmp_path: Path) -> N
     )
     storage = tmp_path / "runs"
     experiment = storage / "killed"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "taso_tune.cli", "sweep", str(space), "--storage", str(storage)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    kill_sweep_when(  # past the rung at epoch 4, before the one at 8
+        space,
+        storage,
+        lambda dirs: any(r["epoch"] >= 5 for d in dirs for r in result_records(d)),
+        "a trial past its second rung",
     )
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            dirs = trial_dirs(experiment) if experiment.exists() else []
-            if any(r["epoch"] >= 5 for d in dirs for r in result_records(d)):
-                break  # past the rung at epoch 4, before the one at 8
-            assert proc.poll() is None, "the sweep ended before it could be killed"
-            time.sleep(0.1)
-        else:
-            pytest.fail("the sweep never passed its second rung")
-    finally:
-        kill_tree(proc)
     # a trial whose actor had just started when the driver died has no report yet
     last_before = {
         d.name: max([0] + [r["epoch"] for r in result_records(d)]) for d in trial_dirs(experiment)

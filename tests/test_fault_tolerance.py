@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -12,7 +10,7 @@ from pathlib import Path
 import pytest
 import ray
 from ray.cluster_utils import Cluster
-from sweep_helpers import kill_tree, result_records, shutdown_ray, trial_dirs, write_space
+from sweep_helpers import kill_sweep_when, result_records, shutdown_ray, trial_dirs, write_space
 
 from taso_tune.cli import main
 from taso_tune.results.experiment import load_experiment
@@ -40,26 +38,15 @@ def test_sigkilled_sweep_resumes_without_retraining_finished_trials(tmp_path: Pa
     )
     storage = tmp_path / "runs"
     experiment = storage / "killed"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "taso_tune.cli", "sweep", str(space), "--storage", str(storage)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+
+    def two_done_one_running(dirs: list[Path]) -> bool:
+        done = [d for d in dirs if _complete(d)]
+        running = [d for d in dirs if not _complete(d) and len(result_records(d)) >= 2]
+        return len(done) >= 2 and bool(running)
+
+    kill_sweep_when(
+        space, storage, two_done_one_running, "two trials finished and one running", 0.2
     )
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            dirs = trial_dirs(experiment) if experiment.exists() else []
-            done = [d for d in dirs if _complete(d)]
-            running = [d for d in dirs if not _complete(d) and len(result_records(d)) >= 2]
-            if len(done) >= 2 and running:
-                break
-            assert proc.poll() is None, "the sweep ended before it could be killed"
-            time.sleep(0.2)
-        else:
-            pytest.fail("the sweep never reached the point where it should be killed")
-    finally:
-        kill_tree(proc)
 
     before = {d.name: len(result_records(d)) for d in trial_dirs(experiment)}
     finished_before = {d.name for d in trial_dirs(experiment) if _complete(d)}

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +13,7 @@ from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 from sweep_helpers import (
-    kill_tree,
+    kill_sweep_when,
     per_seed_records,
     result_records,
     shutdown_ray,
@@ -248,25 +245,12 @@ def test_a_killed_driver_resumes_top_k_with_the_same_trials_kept(tmp_path: Path)
     space = _space(tmp_path, "killed", {"type": "top-k", "grace_period": 2, "reduction_factor": 2})
     storage = tmp_path / "runs"
     experiment = storage / "killed"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "taso_tune.cli", "sweep", str(space), "--storage", str(storage)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    kill_sweep_when(  # trials paused at the rung, others not there yet
+        space,
+        storage,
+        lambda dirs: sum(any(r["epoch"] == 2 for r in result_records(d)) for d in dirs) >= 2,
+        "two trials at the rung",
     )
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            dirs = trial_dirs(experiment) if experiment.exists() else []
-            at_rung = [d for d in dirs if any(r["epoch"] == 2 for r in result_records(d))]
-            if len(at_rung) >= 2:
-                break  # trials paused at the rung, others not there yet
-            assert proc.poll() is None, "the sweep ended before it could be killed"
-            time.sleep(0.1)
-        else:
-            pytest.fail("no two trials reached the rung")
-    finally:
-        kill_tree(proc)
     try:
         assert main(["resume", str(experiment)]) == 0
     finally:
