@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from taso_tune.core.errors import ConfigError
 
@@ -267,7 +267,9 @@ def t_interval(mean: float, std: float, n: int, confidence: float = DEFAULT_CONF
     """``mean ± t_{(1+confidence)/2, n-1} · std / √n``: the interval of a mean of ``n >= 2`` values."""
     n = check_count(n, "n", 2)
     confidence = check_confidence(confidence)
-    half = float(stats.t.ppf((1.0 + confidence) / 2.0, n - 1)) * std / math.sqrt(n)
+    # the t quantile from scipy.special (Student's t inverse CDF) rather than scipy.stats.t.ppf: the
+    # same number, and a trial's worker process imports scipy.stats in 0.4 s for nothing else
+    half = float(special.stdtrit(n - 1, (1.0 + confidence) / 2.0)) * std / math.sqrt(n)
     return Interval(mean - half, mean + half)
 
 
