@@ -26,8 +26,13 @@ What is compared, exactly:
 
 The ratio is a side's wall over fit()'s wall. Ray's wall is then split into Ray start/stop, training
 (the trials' own ``epoch_seconds``), in-trial overhead (building the run, metrics, checkpoints,
-``tune.report``) and the rest of the two trial slots' time (actor start, scheduling, the driver's
-result handling and experiment snapshots, and the tail when one trial is left).
+``tune.report``) and the rest of the two trial slots' time (actor start-up, the driver's set-up,
+scheduling, result handling and experiment snapshots, and the tail when one trial is left). Two
+parts of that rest are timed on their own from Ray's state API: the driver's set-up until Tune asks
+Ray for the first trial actor, and each actor's start-up (its creation task from submission to end:
+a worker process started, the trainable's imports, its ``setup``). A trial's set-up before its first
+epoch is shown apart for the first trial of each actor process, which pays what a new process pays
+once, and for the trials after it.
 """
 
 from __future__ import annotations
@@ -65,6 +70,13 @@ class RaySweep:
     slots: int
     trials: int
     ray_cpu: float  # CPU seconds of the driver, raylet, GCS and dashboard during run_sweep
+    until_first_actor: (
+        float | None
+    )  # the driver's set-up: run_sweep's start to the first actor asked
+    actor_starts: tuple[float, ...]  # each trial actor's start-up (process, imports, setup)
+    setups: tuple[
+        tuple[float, ...], tuple[float, ...]
+    ]  # before the first epoch: first trials, later
 
     @property
     def wall(self) -> float:
@@ -104,6 +116,25 @@ def ray_sweep(
         spec.max_concurrent or 1,
         len(run.trials),
         run.ray_cpu_seconds,
+        run.until_first_actor,
+        run.actor_starts,
+        trial_setups(run.trials),
+    )
+
+
+def trial_setups(trials: list[list[dict]]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Each trial's seconds before its first epoch (building its seeds' runs: its first report's
+    ``time_total_s`` less its ``epoch_seconds``), for the first trial of each actor process and
+    for the trials that process ran after it."""
+    by_process: dict[int, list[tuple[int, float]]] = {}
+    for records in trials:
+        first = records[0]
+        setup = first["time_total_s"] - first["epoch_seconds"]
+        by_process.setdefault(first["pid"], []).append((first["timestamp"], setup))
+    ordered = [sorted(runs) for runs in by_process.values()]
+    return (
+        tuple(runs[0][1] for runs in ordered),
+        tuple(setup for runs in ordered for _, setup in runs[1:]),
     )
 
 
@@ -199,6 +230,77 @@ def optuna_study(epochs: int, seeds: int) -> float:
     return time.perf_counter() - start
 
 
+def setup_rows(sweep: RaySweep, label: str) -> list[Row]:
+    """A trial's set-up before its first epoch: the first one in each actor process against the
+    ones after it in the same process (the first pays what a new process pays once: torch builds
+    its first optimizer by importing ``torch._dynamo``)."""
+    first, later = sweep.setups
+    if not later:
+        value, note = f"{median(first):.2f} s", f"median of {len(first)}, one per actor"
+    else:
+        value = f"{median(first):.2f} s vs {median(later):.2f} s"
+        note = f"medians: {len(first)} first trials of an actor, {len(later)} later ones"
+    return [
+        Row(
+            SECTION,
+            f"{label}: a trial's set-up before its first epoch, first in its actor vs later",
+            value,
+            note=note,
+        )
+    ]
+
+
+def start_up_rows(sweep: RaySweep, label: str) -> list[Row]:
+    """The driver's set-up and the actors' start-up, from Ray's state API (none without it)."""
+    if sweep.until_first_actor is None:
+        return []
+    starts = sweep.actor_starts
+    return [
+        Row(
+            SECTION,
+            f"{label}: driver set-up until Tune asks for the first actor",
+            f"{sweep.until_first_actor:.1f} s",
+            note="data loaded, checks (free space: a run built per model and optimizer), the Tuner",
+        ),
+        Row(
+            SECTION,
+            f"{label}: a trial actor's start-up (worker process, imports, setup)",
+            f"{median(starts):.1f} s",
+            note=f"median of {len(starts)} actors, from Tune asking Ray for one until its "
+            "constructor returned (Ray's state API)",
+        ),
+    ]
+
+
+class _Bare:
+    """An actor with nothing to import: its start-up is Ray's alone."""
+
+    def ready(self) -> bool:
+        return True
+
+
+def actor_start(tune_env: bool, actors: int = 2) -> float:
+    """Seconds to start ``actors`` bare 1-CPU actors at once on a Ray started 1.5 s before (about
+    when a sweep's driver asks for its first trial actors), with the runtime env Ray Tune gives
+    every trial actor (``tune_env``: its ``env_vars``) or with none. Ray starts a worker process per
+    CPU with Ray itself and hands those to actors without a runtime env; an actor with one gets a
+    new worker process."""
+    import ray
+    from ray.tune.execution.class_cache import DEFAULT_ENV_VARS
+    from sweeps import start_ray, stop_ray
+
+    stop_ray()
+    start_ray()
+    time.sleep(1.5)
+    options = {"runtime_env": {"env_vars": dict(DEFAULT_ENV_VARS)}} if tune_env else {}
+    bare = ray.remote(num_cpus=1, **options)(_Bare)
+    start = time.perf_counter()
+    ray.get([bare.remote().ready.remote() for _ in range(actors)])
+    seconds = time.perf_counter() - start
+    stop_ray()
+    return seconds
+
+
 def run(quick: bool = False) -> list[Row]:
     epochs, seeds, repeats = (1, 1, 1) if quick else (3, 3, 3)
     results = interleaved(
@@ -210,6 +312,8 @@ def run(quick: bool = False) -> list[Row]:
             "plain_tune_reused": lambda: plain_tune_sweep(epochs, seeds, reuse=True),
             "optuna": lambda: optuna_study(epochs, seeds),
             "stacked": lambda: ray_sweep(epochs, seeds, "stacked", reuse=True),
+            "actor_tune_env": lambda: actor_start(tune_env=True),
+            "actor_no_env": lambda: actor_start(tune_env=False),
         },
         repeats,
     )
@@ -262,16 +366,18 @@ def run(quick: bool = False) -> list[Row]:
             ),
             Row(
                 SECTION,
-                f"{label}: in-trial overhead (imports in a new actor, run build, metrics, checkpoints)",
+                f"{label}: in-trial overhead (run build, metrics, checkpoints)",
                 share(typical.in_trial, slot_seconds),
                 note=f"{typical.in_trial / trials * 1e3:.0f} ms per trial",
             ),
+            *setup_rows(typical, label),
             Row(
                 SECTION,
-                f"{label}: slots idle (actor start, scheduling, driver, snapshots, tail)",
+                f"{label}: slots idle (actor start-up, driver set-up, scheduling, snapshots, tail)",
                 share(typical.idle_slots, slot_seconds),
                 note=f"{typical.idle_slots / trials * 1e3:.0f} ms per trial",
             ),
+            *start_up_rows(typical, label),
             Row(
                 SECTION,
                 f"{label}: Ray's own CPU during the sweep (driver, raylet, GCS, dashboard)",
@@ -341,6 +447,16 @@ def run(quick: bool = False) -> list[Row]:
         ),
         *breakdown("default", "default (actors reused)"),
         *breakdown("per_trial", "one actor per trial"),
+        Row(
+            SECTION,
+            "2 bare actors' start-up: with Ray Tune's runtime env for trial actors vs with none",
+            f"{median(results['actor_tune_env']):.2f} s",
+            f"{median(results['actor_no_env']):.2f} s",
+            ratio("actor_tune_env", baseline=results["actor_no_env"]),
+            note="an actor class with nothing to import, 1 CPU each, asked for 1.5 s after "
+            "ray.init; with no runtime env Ray hands them the worker processes it started with "
+            "itself; Tune gives every trial actor env_vars, so each gets a new process",
+        ),
     ]
 
 

@@ -87,6 +87,13 @@ class SweepRun:
     ray_cpu_seconds: float
     experiment: Path
     trials: list[list[dict[str, Any]]]
+    #: Seconds from the sweep's start until Tune asked Ray for its first trial actor: the driver's
+    #: set-up (data, checks, the Tuner and its controller); ``None`` where Ray's state API has no
+    #: record of the actors (a Ray started without its dashboard)
+    until_first_actor: float | None = None
+    #: Each trial actor's start-up: from Tune asking Ray for it until its constructor returned (a
+    #: worker process started, the trainable's imports, its ``setup``)
+    actor_starts: tuple[float, ...] = ()
 
     @property
     def epochs_run(self) -> int:
@@ -129,6 +136,7 @@ def _ray_cpu() -> dict[int, float]:
 def run_quiet(spec: SweepSpec, root: Path, name: str) -> SweepRun:
     """Run ``spec`` under ``root/name`` with Tune's progress table swallowed (Ray must be started)."""
     cpu_before = _ray_cpu()
+    started_at = time.time()
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         outcome = run_sweep(spec, str(root), name=name)
@@ -137,4 +145,32 @@ def run_quiet(spec: SweepSpec, root: Path, name: str) -> SweepRun:
     if outcome.errored:
         raise RuntimeError(f"{outcome.errored} trial(s) of the benchmark sweep {name!r} errored")
     experiment = Path(outcome.experiment_path)
-    return SweepRun(wall, ray_cpu, experiment, trial_records(experiment))
+    asked, starts = actor_start_ups(started_at)
+    return SweepRun(wall, ray_cpu, experiment, trial_records(experiment), asked, starts)
+
+
+def actor_start_ups(since: float) -> tuple[float | None, tuple[float, ...]]:
+    """From Ray's state API, the trial actors created since the Unix time ``since``: the seconds from
+    ``since`` until the first was asked for, and each one's start-up (its creation task from
+    submission to end). ``(None, ())`` where the state API cannot answer (no dashboard)."""
+    from ray.util.state import list_tasks
+
+    try:
+        tasks = list_tasks(
+            filters=[("type", "=", "ACTOR_CREATION_TASK")],
+            detail=True,
+            raise_on_missing_output=False,
+        )
+    except Exception:  # no dashboard, so no state API
+        return None, ()
+    created = [
+        (t.creation_time_ms / 1e3, t.end_time_ms / 1e3)
+        for t in tasks
+        if "TrialActor" in (t.name or "")
+        and t.creation_time_ms
+        and t.end_time_ms
+        and t.creation_time_ms / 1e3 >= since
+    ]
+    if not created:
+        return None, ()
+    return min(asked for asked, _ in created) - since, tuple(end - asked for asked, end in created)

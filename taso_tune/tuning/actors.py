@@ -1,10 +1,11 @@
 """Whether a sweep's trials share actor processes (the space's ``reuse_actors``).
 
 A trial in an actor of its own is named after the trial in the Ray dashboard's Actors view, and costs
-a trial slot a new worker process: on two CPU cores about 3.9 s idle while Ray starts and schedules
-it and 1.3 s of imports and run building inside it (``docs/benchmarks.md``, section 2). Reused actors
-run trial after trial in the same processes; the dashboard names them after the experiment and their
-log lines after each trial.
+a trial slot a new worker process: on two CPU cores about 3.0 s while Ray starts it and it imports
+torch, Ray Tune and the trainable, then 1.3 s to set up its first trial, against 0.02 s for a trial
+in an actor that ran one before (``docs/benchmarks.md``, section 2). Reused actors run trial after
+trial in the same processes; the dashboard names them after the experiment and their log lines after
+each trial.
 
 ``reuse_actors: auto`` (the default) decides by how much a trial plans to train: the images of its
 training split times its epochs times the seeds it holds. Under :data:`SHORT_TRIAL_IMAGES` the
