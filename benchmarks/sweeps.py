@@ -154,6 +154,7 @@ def actor_start_ups(since: float) -> tuple[float | None, tuple[float, ...]]:
     ``since`` until the first was asked for, and each one's start-up (its creation task from
     submission to end). ``(None, ())`` where the state API cannot answer (no dashboard)."""
     from ray.util.state import list_tasks
+    from ray.util.state.exception import RayStateApiException
 
     try:
         tasks = list_tasks(
@@ -161,7 +162,7 @@ def actor_start_ups(since: float) -> tuple[float | None, tuple[float, ...]]:
             detail=True,
             raise_on_missing_output=False,
         )
-    except Exception:  # no dashboard, so no state API
+    except RayStateApiException:  # no dashboard, so no state API
         return None, ()
     created = [
         (t.creation_time_ms / 1e3, t.end_time_ms / 1e3)
