@@ -194,7 +194,7 @@ Each optimizer against the best one (paired over the 5 seeds):
 #### Transfer: the defaults tuned on digits, applied unchanged
 
 What tuning on Fashion-MNIST itself bought over applying the digits defaults (the paper's question of
-Tables VIII-X, answered with `taso-tune sweep --defaults search_spaces/defaults/digits.yaml`): the
+Tables VIII-X, answered with `taso-tune apply search_spaces/defaults/digits.yaml`): the
 difference of test accuracy, tuned minus transferred, paired over the same seeds.
 
 {transfer_table(exp["table6"], exp["transfer"])}
