@@ -91,7 +91,7 @@ class RaySweep:
 def ray_sweep(
     epochs: int, seeds: int, packing: str = "separate", reuse: bool | str = "auto"
 ) -> RaySweep:
-    from sweeps import quickstart, run_quiet, start_ray, stop_ray, storage
+    from sweeps import actor_start_ups, quickstart, run_quiet, start_ray, stop_ray, storage
 
     spec = quickstart(
         scheduler="none", epochs=epochs, seeds=seeds, seed_packing=packing, reuse_actors=reuse
@@ -99,7 +99,9 @@ def ray_sweep(
     stop_ray()
     with storage() as root:
         started = start_ray()
+        since = time.time()
         run = run_quiet(spec, root, "quickstart-none")
+        until_first_actor, actor_starts = actor_start_ups(since)
         stopped = stop_ray()
     training = sum(r["epoch_seconds"] for records in run.trials for r in records)
     total = sum(records[-1]["time_total_s"] for records in run.trials)
@@ -116,8 +118,8 @@ def ray_sweep(
         spec.max_concurrent or 1,
         len(run.trials),
         run.ray_cpu_seconds,
-        run.until_first_actor,
-        run.actor_starts,
+        until_first_actor,
+        actor_starts,
         trial_setups(run.trials),
     )
 
@@ -126,15 +128,18 @@ def trial_setups(trials: list[list[dict]]) -> tuple[tuple[float, ...], tuple[flo
     """Each trial's seconds before its first epoch (building its seeds' runs: its first report's
     ``time_total_s`` less its ``epoch_seconds``), for the first trial of each actor process and
     for the trials that process ran after it."""
-    by_process: dict[int, list[tuple[int, float]]] = {}
+    by_process: dict[int, list[tuple[int, str, float]]] = {}
     for records in trials:
         first = records[0]
         setup = first["time_total_s"] - first["epoch_seconds"]
-        by_process.setdefault(first["pid"], []).append((first["timestamp"], setup))
+        # in start order: Ray's timestamp is whole seconds, and of short trials an actor runs
+        # one after another in the same second, the earlier has the lower trial id
+        started = (first["timestamp"], first["trial_id"])
+        by_process.setdefault(first["pid"], []).append((*started, setup))
     ordered = [sorted(runs) for runs in by_process.values()]
     return (
-        tuple(runs[0][1] for runs in ordered),
-        tuple(setup for runs in ordered for _, setup in runs[1:]),
+        tuple(runs[0][-1] for runs in ordered),
+        tuple(run[-1] for runs in ordered for run in runs[1:]),
     )
 
 

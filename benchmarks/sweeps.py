@@ -87,13 +87,6 @@ class SweepRun:
     ray_cpu_seconds: float
     experiment: Path
     trials: list[list[dict[str, Any]]]
-    #: Seconds from the sweep's start until Tune asked Ray for its first trial actor: the driver's
-    #: set-up (data, checks, the Tuner and its controller); ``None`` where Ray's state API has no
-    #: record of the actors (a Ray started without its dashboard)
-    until_first_actor: float | None = None
-    #: Each trial actor's start-up: from Tune asking Ray for it until its constructor returned (a
-    #: worker process started, the trainable's imports, its ``setup``)
-    actor_starts: tuple[float, ...] = ()
 
     @property
     def epochs_run(self) -> int:
@@ -136,7 +129,6 @@ def _ray_cpu() -> dict[int, float]:
 def run_quiet(spec: SweepSpec, root: Path, name: str) -> SweepRun:
     """Run ``spec`` under ``root/name`` with Tune's progress table swallowed (Ray must be started)."""
     cpu_before = _ray_cpu()
-    started_at = time.time()
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         outcome = run_sweep(spec, str(root), name=name)
@@ -145,8 +137,7 @@ def run_quiet(spec: SweepSpec, root: Path, name: str) -> SweepRun:
     if outcome.errored:
         raise RuntimeError(f"{outcome.errored} trial(s) of the benchmark sweep {name!r} errored")
     experiment = Path(outcome.experiment_path)
-    asked, starts = actor_start_ups(started_at)
-    return SweepRun(wall, ray_cpu, experiment, trial_records(experiment), asked, starts)
+    return SweepRun(wall, ray_cpu, experiment, trial_records(experiment))
 
 
 def actor_start_ups(since: float) -> tuple[float | None, tuple[float, ...]]:

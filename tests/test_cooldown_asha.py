@@ -34,9 +34,6 @@ from taso_tune.tuning import run_sweep
 from taso_tune.tuning.schedulers import build_scheduler
 from taso_tune.tuning.trainable import KILL_IN_COOLDOWN_ENV
 
-#: What differs between two runs of the same numbers: wall-clock fields.
-TIMING = TIMING_FIELDS
-
 
 # --- the cooldown's learning rate -------------------------------------------------------------------
 def test_cooldown_runs_the_rest_of_the_decay_compressed() -> None:
@@ -72,7 +69,9 @@ def test_a_constant_rate_has_no_cooldown() -> None:
 
 # --- a branch leaves its run as it was ----------------------------------------------------------------
 def _records(run: Run, epochs: int) -> list[dict]:
-    return [{k: v for k, v in run.step_epoch().items() if k not in TIMING} for _ in range(epochs)]
+    return [
+        {k: v for k, v in run.step_epoch().items() if k not in TIMING_FIELDS} for _ in range(epochs)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -109,10 +108,12 @@ def test_a_stacked_branch_never_changes_its_runs() -> None:
     branches, trained = runs.cooldown(1)
     got += [runs.step_epoch() for _ in range(2)]
     strip = [
-        {s: {k: v for k, v in r.items() if k not in TIMING} for s, r in e.items()} for e in got
+        {s: {k: v for k, v in r.items() if k not in TIMING_FIELDS} for s, r in e.items()}
+        for e in got
     ]
     want = [
-        {s: {k: v for k, v in r.items() if k not in TIMING} for s, r in e.items()} for e in expected
+        {s: {k: v for k, v in r.items() if k not in TIMING_FIELDS} for s, r in e.items()}
+        for e in expected
     ]
     assert strip == want and trained == 2 and set(branches) == {0, 1}
 

@@ -84,6 +84,10 @@ class TopK(FIFOScheduler):
     def _counted(self, trial: Trial) -> bool:
         return any(trial.trial_id in s for s in (self._scores, self._ended, self._past_rung))
 
+    def _counted_trials(self) -> int:
+        """Trials at the rung, past it, or ended before it."""
+        return len(self._scores) + len(self._ended) + len(self._past_rung)
+
     def _at_rung(self, trial: Trial, result: dict) -> None:
         value = result.get(self._metric)
         score = -math.inf if value is None or math.isnan(value) else self._sign * float(value)
@@ -130,8 +134,7 @@ class TopK(FIFOScheduler):
 
     def _decide(self, tune_controller: Any) -> None:
         """Once every planned trial is counted: keep the best, stop the others that wait."""
-        counted = len(self._scores) + len(self._ended) + len(self._past_rung)
-        if self._kept is None and counted >= self._trials:
+        if self._kept is None and self._counted_trials() >= self._trials:
             ranked = sorted(self._scores, key=lambda trial_id: (-self._scores[trial_id], trial_id))
             self._kept = set(ranked[: max(0, self._keep - len(self._past_rung))])
         if self._kept is None:
@@ -154,8 +157,10 @@ class TopK(FIFOScheduler):
 
     def debug_string(self) -> str:
         if self._kept is None:
-            done = len(self._scores) + len(self._ended) + len(self._past_rung)
-            return f"top-k: {done} of {self._trials} trials at epoch {self._rung} or ended"
+            return (
+                f"top-k: {self._counted_trials()} of {self._trials} trials at epoch {self._rung} "
+                "or ended"
+            )
         return f"top-k: kept {self._keep} of {self._trials} at epoch {self._rung}"
 
 
