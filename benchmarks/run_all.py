@@ -1,6 +1,6 @@
 """Run every benchmark section (``make bench``), print one table and keep it in docs/benchmarks.md.
 
-    python benchmarks/run_all.py            # about 14 minutes on 2 CPU cores
+    python benchmarks/run_all.py            # about 23 minutes on 2 CPU cores
     python benchmarks/run_all.py --quick    # tiny versions, to check the scripts (figures meaningless)
 
 Sections: 1 trial overhead, 2 sweep overhead, 3 input path, 4 early stopping, 5 memory, 6 seed

@@ -85,6 +85,10 @@ def test_quickstart_under_asha_ranks_only_configurations_with_all_seeds(
             r"± nan|\[nan|nan\]", text
         )
     assert "(n=3)" in report
+    # the status table counts seed runs, and says how many trials they ran in
+    status = re.search(r'<section id="status">.*?</section>', report, re.S).group(0)
+    assert "<h2>Seed runs by status</h2>" in status and "all seed runs" in status
+    assert '<td class="num">39</td><td class="num">13</td>' in status, status
 
 
 #: Per-seed validation accuracy of four scripted configurations, the same at every epoch. "a" has the

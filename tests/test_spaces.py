@@ -146,7 +146,7 @@ def test_quickstart():
     spec = load_space(str(SPACES / "quickstart.yaml"))
     assert (len(spec.configurations()), len(spec.trials()), spec.seeds) == (13, 39, 3)
     assert (
-        spec.train["model"] == "lenet5" and spec.train["dataset"] == "digits" and spec.epochs == 15
+        spec.train["model"] == "lenet5" and spec.train["dataset"] == "digits" and spec.epochs == 10
     )
     # no early stopping: ASHA would judge TASO before its decay
     assert spec.scheduler == SchedulerSpec("none")
@@ -447,7 +447,7 @@ def test_with_overrides():
     assert (quick.epochs, quick.seeds, quick.max_concurrent, quick.name) == (4, 1, 1, "smoke")
     assert (quick.resources.cpus, quick.resources.gpus, quick.source) == (2, 0.5, spec.source)
     assert len(quick.trials()) == 13 and all(t["epochs"] == 4 for t in quick.trials())
-    assert spec.epochs == 15  # the original is unchanged
+    assert spec.epochs == 10  # the original is unchanged
     plain = with_overrides(spec, scheduler="none")
     assert plain.scheduler == SchedulerSpec("none") and plain.to_dict()["scheduler"] == {
         "type": "none"

@@ -297,9 +297,10 @@ def stopped_at(experiment: Experiment) -> pd.DataFrame:
 
 
 def early_stopping(experiment: Experiment) -> go.Figure:
-    """How far each trial got. ASHA and plain sweeps: epochs run against planned per trial, coloured
-    by status, and how many trials stopped at each epoch (the ASHA rung). Budget-aware successive
-    halving: each configuration's last rung, and the configurations each rung budget trained."""
+    """How far each seed run got. ASHA and plain sweeps: epochs run against planned per seed run,
+    coloured by status, and how many seed runs stopped at each epoch (the ASHA rung). Budget-aware
+    successive halving: each configuration's last rung, and the configurations each rung budget
+    trained."""
     if experiment.trials["rung"].notna().any():
         return _rung_budgets(experiment)
     trials = experiment.trials.sort_values(["optimizer", "config_id", "seed"])
@@ -309,7 +310,7 @@ def early_stopping(experiment: Experiment) -> go.Figure:
         cols=2,
         column_widths=[0.62, 0.38],
         horizontal_spacing=0.22,
-        subplot_titles=["epochs run of planned, per trial", "trials stopped at each epoch"],
+        subplot_titles=["epochs run of planned, per seed run", "seed runs stopped at each epoch"],
     )
     fig.add_trace(
         go.Bar(

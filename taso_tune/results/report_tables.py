@@ -257,16 +257,22 @@ def selection_note_html(select_on: SelectOn = "val") -> str:
 
 
 def status_table_html(experiment: Experiment) -> str:
-    """Trial counts by status, and epochs run of planned."""
+    """Seed runs by status (a trial trains one or more seeds, each with its own status), the seed
+    runs and trials in all, and epochs run of planned."""
     counts = status_counts(experiment.trials)
-    trials = experiment.trials
-    run, planned = int(trials["epochs_run"].sum()), int(trials["planned_epochs"].sum())
+    seed_runs = experiment.trials
+    run, planned = int(seed_runs["epochs_run"].sum()), int(seed_runs["planned_epochs"].sum())
     headers = [escape(s) for s in STATUS_ORDER if s in counts] + [
-        "all trials",
+        "all seed runs",
+        "in trials",
         "epochs run of planned",
     ]
     cells = [str(counts[s]) for s in STATUS_ORDER if s in counts]
-    cells += [str(len(trials)), f"{run} of {planned} ({run / max(planned, 1):.0%})"]
+    cells += [
+        str(len(seed_runs)),
+        str(seed_runs["trial_id"].nunique()),
+        f"{run} of {planned} ({run / max(planned, 1):.0%})",
+    ]
     return _table(headers, [cells])
 
 
@@ -381,7 +387,7 @@ def render_page(experiment: Experiment, select_on: SelectOn, figures: Mapping[st
         f'<section id="provenance"><h2>Provenance</h2>{provenance_html(experiment)}</section>',
         f'<section id="selection"><h2>Selection</h2>{selection_note_html(select_on)}'
         f"{STATISTICS_NOTE}{per_seed_warning_html(experiment)}</section>",
-        f'<section id="status"><h2>Trials by status</h2>{status_table_html(experiment)}</section>',
+        f'<section id="status"><h2>Seed runs by status</h2>{status_table_html(experiment)}</section>',
         f'<section id="best"><h2>Best configuration per optimizer</h2>{best_table_html(experiment, select_on)}</section>',
         f'<section id="significance"><h2>{SECTION_TITLES["significance"]}</h2>'
         f"{significance_html(experiment, select_on)}{figures.get('significance', '')}</section>",
