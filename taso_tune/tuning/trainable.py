@@ -239,7 +239,8 @@ def checkpoint_due(
 ) -> bool:
     """Whether the report of ``epoch`` carries a checkpoint: always after the last epoch; otherwise
     every ``every`` epochs, unless the previous checkpoint is younger than ``min_seconds`` (short
-    epochs then checkpoint about every ``min_seconds``, and a resumed trial loses at most that much)."""
+    epochs then checkpoint about every ``min_seconds``, and a resumed trial loses at most about that
+    much plus one epoch)."""
     if last:
         return True
     return epoch % every == 0 and age_seconds >= min_seconds
