@@ -340,9 +340,14 @@ def run(quick: bool = False) -> list[Row]:
     )
     fits, fits_full = results["fit"], results["fit_full"]
     first = results["default"][0]
-    what = f"quickstart, scheduler none, {epochs} epochs, {first.trials} trials, 1 CPU/1 thread each, n={repeats}"
-    shipped_note = as_shipped if quick else f"{full} epochs, the space's own as make demo runs it"
-    what_full = what.replace(f"{epochs} epochs", shipped_note)
+
+    def setting(length: str) -> str:
+        return f"quickstart, scheduler none, {length}, {first.trials} trials, 1 CPU/1 thread each, n={repeats}"
+
+    what = setting(f"{epochs} epochs")
+    what_full = setting(
+        as_shipped if quick else f"{full} epochs, the space's own as make demo runs it"
+    )
 
     def share(seconds: float, of: float) -> str:
         return f"{seconds:.1f} s ({seconds / of:.0%})"

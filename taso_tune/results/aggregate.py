@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import pandas as pd
@@ -190,3 +191,31 @@ def not_compared(aggregated: pd.DataFrame) -> pd.DataFrame:
 def status_counts(trials: pd.DataFrame) -> dict[str, int]:
     """How many seeds ended each way."""
     return {k: int(v) for k, v in trials["status"].value_counts().sort_index().items()}
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    """What an experiment's seed runs amount to: how many ended each way, the seed runs and the
+    trials they ran in, and the epochs run of those planned."""
+
+    by_status: dict[str, int]
+    seed_runs: int
+    trials: int
+    epochs_run: int
+    epochs_planned: int
+
+    @property
+    def share_run(self) -> float:
+        """Epochs run over epochs planned (0 when none were planned)."""
+        return self.epochs_run / max(self.epochs_planned, 1)
+
+
+def run_counts(trials: pd.DataFrame) -> RunCounts:
+    """:class:`RunCounts` of an experiment's seed-run table (:attr:`Experiment.trials`)."""
+    return RunCounts(
+        by_status=status_counts(trials),
+        seed_runs=len(trials),
+        trials=int(trials["trial_id"].nunique()),
+        epochs_run=int(trials["epochs_run"].sum()),
+        epochs_planned=int(trials["planned_epochs"].sum()),
+    )

@@ -24,8 +24,8 @@ from taso_tune.results.aggregate import (
     SelectOn,
     hyperparameter_columns,
     present,
+    run_counts,
     selection_metric,
-    status_counts,
     with_ranks,
 )
 from taso_tune.results.experiment import Experiment
@@ -259,19 +259,17 @@ def selection_note_html(select_on: SelectOn = "val") -> str:
 def status_table_html(experiment: Experiment) -> str:
     """Seed runs by status (a trial trains one or more seeds, each with its own status), the seed
     runs and trials in all, and epochs run of planned."""
-    counts = status_counts(experiment.trials)
-    seed_runs = experiment.trials
-    run, planned = int(seed_runs["epochs_run"].sum()), int(seed_runs["planned_epochs"].sum())
-    headers = [escape(s) for s in STATUS_ORDER if s in counts] + [
+    counts = run_counts(experiment.trials)
+    headers = [escape(s) for s in STATUS_ORDER if s in counts.by_status] + [
         "all seed runs",
         "in trials",
         "epochs run of planned",
     ]
-    cells = [str(counts[s]) for s in STATUS_ORDER if s in counts]
+    cells = [str(counts.by_status[s]) for s in STATUS_ORDER if s in counts.by_status]
     cells += [
-        str(len(seed_runs)),
-        str(seed_runs["trial_id"].nunique()),
-        f"{run} of {planned} ({run / max(planned, 1):.0%})",
+        str(counts.seed_runs),
+        str(counts.trials),
+        f"{counts.epochs_run} of {counts.epochs_planned} ({counts.share_run:.0%})",
     ]
     return _table(headers, [cells])
 
@@ -279,6 +277,7 @@ def status_table_html(experiment: Experiment) -> str:
 def provenance_html(experiment: Experiment) -> str:
     """Where the results come from: the space, its description, the folder, what was trained."""
     space, trials = experiment.space or {}, experiment.trials
+    counts = run_counts(trials)
     scheduler = space.get("scheduler", {})
     items = [
         ("space", space.get("name", "–")),
@@ -304,7 +303,7 @@ def provenance_html(experiment: Experiment) -> str:
         ("sweep metric", f"{space.get('metric', '–')} ({space.get('mode', 'max')})"),
         (
             "configurations / trials / seed runs",
-            f"{trials['config_id'].nunique()} / {trials['trial_id'].nunique()} / {len(trials)}",
+            f"{trials['config_id'].nunique()} / {counts.trials} / {counts.seed_runs}",
         ),
         (
             "report written",

@@ -7,8 +7,8 @@ from taso_tune.results.aggregate import (
     hyperparameter_columns,
     not_compared,
     present,
+    run_counts,
     selection_metric,
-    status_counts,
 )
 from taso_tune.results.experiment import Experiment
 from taso_tune.results.grid_edges import pick_edge_warnings
@@ -60,16 +60,15 @@ def _why_not(row) -> str:
 def format_summary(experiment: Experiment, select_on: SelectOn = "val") -> str:
     """Seed counts by status, epochs run, each optimizer's pick (or why it has none), the
     configurations not compared, and how to read the numbers."""
-    trials, aggregated = experiment.trials, experiment.aggregated
+    aggregated = experiment.aggregated
     metric = selection_metric(select_on)
     best = experiment.best(select_on)
-    planned_epochs = int(trials["planned_epochs"].sum())
-    run = int(trials["epochs_run"].sum())
+    counts = run_counts(experiment.trials)
+    by_status = ", ".join(f"{k} {v}" for k, v in counts.by_status.items())
     lines = [
         f"experiment {experiment.path}",
-        f"seeds: {len(trials)} ({', '.join(f'{k} {v}' for k, v in status_counts(trials).items())}) in "
-        f"{trials['trial_id'].nunique()} trials; epochs run {run} of {planned_epochs} planned "
-        f"({run / max(planned_epochs, 1):.0%})",
+        f"seeds: {counts.seed_runs} ({by_status}) in {counts.trials} trials; epochs run "
+        f"{counts.epochs_run} of {counts.epochs_planned} planned ({counts.share_run:.0%})",
     ]
     if experiment.per_seed_stopping:
         lines.append(
