@@ -31,6 +31,7 @@ from taso_tune.stats.seeds import (
     status_text,
     summarize,
     t_interval,
+    tied,
 )
 from taso_tune.stats.verdict import paired_verdict
 
@@ -216,6 +217,34 @@ def test_rank_orders_by_mean_and_names_no_verdict() -> None:
     ]
     # c_mid's interval overlaps a_top's and b_low's does not: ranking reads neither as a verdict
     assert not any(hasattr(r, "verdict") for r in rows)
+
+
+def test_rank_names_the_configurations_tied_on_the_mean() -> None:
+    # accuracies on 143 images: the same three seeds' values summed in another order differ in
+    # their last bit, and are still one mean
+    first = summarize([140 / 143, 139 / 143, 138 / 143], planned=3)
+    reordered = summarize([138 / 143, 140 / 143, 139 / 143], planned=3)
+    assert first.mean != reordered.mean and tied(first.mean, reordered.mean)
+    rows = rank(
+        {
+            "c_tie": reordered,
+            "a_tie": first,
+            "b_tie": summarize([139 / 143, 139 / 143, 139 / 143], planned=3),
+            "d_below": summarize([139 / 143, 139 / 143, 138 / 143], planned=3),
+            "e_unfinished": summarize([139 / 143, 139 / 143], planned=3),
+        },
+        "max",
+    )
+    # ranked by the last bit of each sum (c_tie's is one ulp above): the ties say it is no finding
+    assert reordered.mean > first.mean
+    assert {r.config_id: (r.rank, r.tied_with) for r in rows} == {
+        "c_tie": (1, ("a_tie", "b_tie")),
+        "a_tie": (2, ("c_tie", "b_tie")),
+        "b_tie": (3, ("c_tie", "a_tie")),
+        "d_below": (4, ()),  # one image of one seed less: not a tie
+        "e_unfinished": (None, ()),
+    }
+    assert not tied(139 / 143, 138 / 143)
 
 
 def test_configuration_with_a_missing_seed_is_never_ranked_nor_picked() -> None:

@@ -498,3 +498,59 @@ def test_the_confirmation_stops_on_an_edge_pick_or_a_family_without_one(case: Ex
     del blocks[3]
     selection = Experiment(case.path, {**case.space, "blocks": blocks}, case.trials, case.epochs)
     assert selection_problems(selection, defaults_from_experiment(selection)) == []
+
+
+def test_a_tie_on_the_mean_is_named_wherever_a_pick_is(tmp_path: Path) -> None:
+    # adam_y and taso_x share a mean over the seeds, and so does taso_z within taso's family
+    # (dyadic values: exact sums, so the order of equal means is config-id order): each is ahead
+    # of the other by no finding, which the summary, the report and the export say
+    configs = {
+        "taso_x": ("taso", [0.75, 0.875, 0.625, 0.75]),
+        "taso_z": ("taso", [0.875, 0.75, 0.75, 0.625]),
+        "adam_y": ("adam", [0.625, 0.75, 0.75, 0.875]),
+        "adagrad_w": ("adagrad", [0.5, 0.625, 0.5, 0.625]),
+    }
+    experiment = _seed_experiment(
+        tmp_path,
+        {
+            config_id: {
+                "optimizer": optimizer,
+                "values": [{"status": "complete", "val_acc": v, "test_acc": v} for v in values],
+            }
+            for config_id, (optimizer, values) in configs.items()
+        },
+    )
+    best = experiment.best()
+    assert list(best["config_id"]) == ["adam_y", "taso_x", "adagrad_w"]
+    assert [tuple(t) for t in best["tied_picks"]] == [("taso_x",), ("adam_y",), ()]
+    assert [tuple(t) for t in best["tied_in_family"]] == [(), ("taso_z",), ()]
+
+    reference = (
+        "Reference: adam (adam_y), the best pick on val_acc, tied there with taso (taso_x) (the "
+        "same mean up to rounding: which one is the reference is not a finding);"
+    )
+    family_tie = (
+        "tied on val_acc with taso_z: the same mean up to rounding, so the pick among them is not "
+        "a finding"
+    )
+    summary = format_summary(experiment)
+    assert reference in summary and family_tie in summary
+    assert summary.count("tied on val_acc") == 1  # adam and adagrad tie with none of their own
+    page = render_report(experiment)
+    assert escape(reference) in page and escape(family_tie) in page
+
+    document = defaults_from_experiment(experiment)
+    assert document["provenance"]["comparison"]["reference_tied_with"] == ["taso_x"]
+    assert {k: v["tied_with"] for k, v in document["optimizers"].items()} == {
+        "adagrad": [],
+        "adam": [],
+        "taso": ["taso_z"],
+    }
+    assert "tied" not in format_summary(
+        experiment.__class__(
+            experiment.path,
+            experiment.space,
+            experiment.trials[experiment.trials["config_id"].isin(["adam_y", "adagrad_w"])],
+            experiment.epochs,
+        )
+    )

@@ -153,11 +153,13 @@ def with_ranks(
     aggregated: pd.DataFrame, select_on: SelectOn = "val", by_optimizer: bool = False
 ) -> pd.DataFrame:
     """``aggregated`` with ``rank`` (1, 2, ... by mean selection accuracy; ``None`` for a
-    configuration not compared), over all configurations or within each optimizer family. A rank is
-    an order, not a verdict (:func:`taso_tune.stats.seeds.rank`)."""
+    configuration not compared) and ``tied_with`` (the configurations ranked with the same mean),
+    over all configurations or within each optimizer family. A rank is an order, not a verdict
+    (:func:`taso_tune.stats.seeds.rank`)."""
     column = f"{selection_metric(select_on)}_summary"
     out = aggregated.copy()
     out["rank"] = None
+    out["tied_with"] = [() for _ in range(len(out))]
     if out.empty or column not in out:
         return out
     groups = out.groupby("optimizer").groups.values() if by_optimizer else [out.index]
@@ -165,20 +167,48 @@ def with_ranks(
         summaries = {out.at[i, "config_id"]: out.at[i, column] for i in index}
         by_id = {row.config_id: row for row in rank(summaries, "max")}
         for i in index:
-            out.at[i, "rank"] = by_id[out.at[i, "config_id"]].rank
+            ranked = by_id[out.at[i, "config_id"]]
+            out.at[i, "rank"] = ranked.rank
+            out.at[i, "tied_with"] = ranked.tied_with
     return out
 
 
 def best_per_optimizer(aggregated: pd.DataFrame, select_on: SelectOn = "val") -> pd.DataFrame:
     """Each optimizer family's best comparable configuration (highest mean selection accuracy over
     all its planned seeds), best first, with its overall ``rank``; the first is the reference every
-    other pick is compared with (:func:`taso_tune.results.significance.paired_comparisons`)."""
+    other pick is compared with (:func:`taso_tune.results.significance.paired_comparisons`).
+
+    A pick whose mean equals another's (:func:`taso_tune.stats.seeds.tied`) is ahead of it by an
+    order that is not a finding: ``tied_in_family`` names the configurations of its own family with
+    its mean, ``tied_picks`` the other families' picks with its mean (for the reference, the picks
+    it heads without a higher mean)."""
     key = f"{selection_metric(select_on)}_mean"
     if aggregated.empty or key not in aggregated:
         return aggregated.iloc[0:0]
     judged = with_ranks(aggregated, select_on)
     ranked = judged[judged["comparable"]].sort_values("rank", kind="stable")
-    return ranked.groupby("optimizer", sort=False).head(1).reset_index(drop=True)
+    best = ranked.groupby("optimizer", sort=False).head(1).reset_index(drop=True)
+    family = dict(zip(judged["config_id"], judged["optimizer"], strict=True))
+    picks = set(best["config_id"])
+    best["tied_in_family"] = [
+        tuple(c for c in row.tied_with if family[c] == row.optimizer) for row in best.itertuples()
+    ]
+    best["tied_picks"] = [
+        tuple(c for c in row.tied_with if c in picks) for row in best.itertuples()
+    ]
+    return best
+
+
+def tie_note(pick: pd.Series, select_on: SelectOn = "val") -> str:
+    """What a pick of :func:`best_per_optimizer` says of the configurations of its family tied with
+    it; empty when none is."""
+    tied = pick["tied_in_family"]
+    if not tied:
+        return ""
+    return (
+        f"tied on {selection_metric(select_on)} with {', '.join(tied)}: the same mean up to "
+        "rounding, so the pick among them is not a finding"
+    )
 
 
 def not_compared(aggregated: pd.DataFrame) -> pd.DataFrame:

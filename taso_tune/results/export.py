@@ -172,6 +172,8 @@ def _comparison(table) -> dict[str, Any]:
     reference = table.iloc[0]
     return {
         "reference": reference["config_id"],
+        # other families' picks with the reference's mean: it heads them by no finding
+        "reference_tied_with": list(reference["tied_picks"]),
         "selected_on": reference["selected_on"],
         "compared_on": reference["compared_on"],
         "paired": "by seed; Holm-corrected over the other families' picks",
@@ -198,6 +200,8 @@ def defaults_from_experiment(experiment: Experiment, select_on: SelectOn = "val"
         optimizers[row["optimizer"]] = {
             "config_id": row["config_id"],
             "hparams": dict(sorted(hps.items())),
+            # its family's configurations with the same mean: the pick among them is no finding
+            "tied_with": list(row["tied_in_family"]),
             "verdict": paired[row["config_id"]]["verdict"],
             "val_acc": _stat(row, "val_acc"),
             "test_acc": _stat(row, "test_acc"),

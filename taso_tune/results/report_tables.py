@@ -26,6 +26,7 @@ from taso_tune.results.aggregate import (
     present,
     run_counts,
     selection_metric,
+    tie_note,
     with_ranks,
 )
 from taso_tune.results.experiment import Experiment
@@ -225,7 +226,7 @@ def best_table_html(experiment: Experiment, select_on: SelectOn = "val") -> str:
             _seeds_cell(row),
         ]
         cells += _metric_cells(row, selection_metric(select_on) if i == 0 else None)
-        notes = [row["status"], *pick_edge_warnings(experiment.spec, row)]
+        notes = [row["status"], tie_note(row, select_on), *pick_edge_warnings(experiment.spec, row)]
         rows.append(
             cells
             + [

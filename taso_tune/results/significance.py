@@ -68,6 +68,7 @@ COLUMNS = [
     "selected_on",
     "compared_on",
     "status",
+    "tied_picks",
 ]
 VERDICT_COLORS = {"better": "#2ca02c", "worse": "#d62728", "no difference shown": "#7f7f7f"}
 
@@ -116,8 +117,8 @@ def paired_comparisons(
     ``confidence``), the paired t-test ``p_value``, the Holm-adjusted ``p_holm``, the verdict and,
     for a pick not compared, the ``reason``; ``equivalence`` is the TOST at ``margin`` (an
     :class:`~taso_tune.stats.equivalence.Equivalence`). ``selected_on`` and ``compared_on`` name
-    the two metrics, ``status`` the pick's notes (seeds diverged or at chance). Empty when no family
-    has a pick.
+    the two metrics, ``status`` the pick's notes (seeds diverged or at chance), ``tied_picks`` the
+    other picks with the same mean on ``selected_on``. Empty when no family has a pick.
     """
     metric = compared_metric(experiment, select_on) if metric is None else metric
     if not metric.endswith("_acc"):
@@ -155,6 +156,7 @@ def paired_comparisons(
             "selected_on": selection_metric(select_on),
             "compared_on": metric,
             "status": row.status,
+            "tied_picks": row.tied_picks,
         }
         if row.config_id != reference:
             # every field of the comparison but its n (the row's own, counted above)
@@ -209,9 +211,17 @@ def reference_text(table: pd.DataFrame) -> str:
         if selected_on != compared_on
         else f"picked and compared on {compared_on} (not held out)"
     )
+    optimizer_of = dict(zip(table["config_id"], table["optimizer"], strict=True))
+    ties = ", ".join(f"{optimizer_of[c]} ({c})" for c in reference["tied_picks"])
+    tie = (
+        f", tied there with {ties} (the same mean up to rounding: which one is the reference is "
+        "not a finding)"
+        if ties
+        else ""
+    )
     lead = (
         f"Reference: {reference['optimizer']} ({reference['config_id']}), the best pick on "
-        f"{selected_on}; "
+        f"{selected_on}{tie}; "
     )
     if len(table) < 2:
         return f"{lead}no other family's pick to compare"

@@ -9,6 +9,7 @@ from taso_tune.results.aggregate import (
     present,
     run_counts,
     selection_metric,
+    tie_note,
 )
 from taso_tune.results.experiment import Experiment
 from taso_tune.results.grid_edges import pick_edge_warnings
@@ -28,7 +29,9 @@ READING_NOTE = (
 )
 
 
-def _pick_lines(row, metric: str, verdict: str, edges: list[str]) -> list[str]:
+def _pick_lines(row, select_on: SelectOn, verdict: str, edges: list[str]) -> list[str]:
+    metric = selection_metric(select_on)
+
     def stat(name: str) -> str:
         return (
             f"{name} {format_mean_std(row[f'{name}_mean'], row[f'{name}_std'], row['n'])} "
@@ -39,9 +42,11 @@ def _pick_lines(row, metric: str, verdict: str, edges: list[str]) -> list[str]:
         f"{c[3:]}={row[c]}" for c in hyperparameter_columns(row.to_frame().T) if present(row[c])
     )
     note = f"; {row['status']}" if row["status"] else ""
+    tie = tie_note(row, select_on)
     return [
         f"  {row['optimizer']:<13} {stat(metric)}  {stat('test_acc' if metric != 'test_acc' else 'val_acc')}",
         f"  {'':<13} n={row['n']}/{row['planned']} seeds{note}  [{row['config_id']}]",
+        *([f"  {'':<13} {tie}"] if tie else []),
         f"  {'':<13} verdict: {verdict}",
         f"  {'':<13} {hps}",
         *(f"  {'':<13} warning: {edge}" for edge in edges),
@@ -87,7 +92,7 @@ def format_summary(experiment: Experiment, select_on: SelectOn = "val") -> str:
         if len(picked):
             row = picked.iloc[0]
             verdict = comparison_text(comparisons.loc[row["config_id"]])
-            lines += _pick_lines(row, metric, verdict, pick_edge_warnings(experiment.spec, row))
+            lines += _pick_lines(row, select_on, verdict, pick_edge_warnings(experiment.spec, row))
         else:
             rows = aggregated[aggregated["optimizer"] == optimizer]
             lines.append(

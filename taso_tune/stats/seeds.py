@@ -54,6 +54,7 @@ __all__ = [
     "METRIC_KINDS",
     "MISSING_TEXT",
     "MODES",
+    "TIE_TOLERANCE",
     "Interval",
     "MetricKind",
     "Mode",
@@ -67,6 +68,7 @@ __all__ = [
     "format_mean_std",
     "pick",
     "rank",
+    "tied",
     "status_text",
     "summarize",
     "t_interval",
@@ -133,6 +135,9 @@ class RankedRow:
     config_id: str
     rank: int | None
     summary: SeedSummary
+    #: the other ranked configurations with the same mean (:func:`tied`): their order among
+    #: themselves is not a finding
+    tied_with: tuple[str, ...] = ()
 
     @property
     def compared(self) -> bool:
@@ -366,8 +371,9 @@ def rank(summaries: Mapping[str, SeedSummary], mode: Mode) -> list[RankedRow]:
     Only comparable summaries (every planned seed finished) are ranked, 1, 2, ... by mean, equal
     means in config-id order; rank 1 is the pick. A rank is an order, not a verdict: overlapping or
     separate intervals are never read as one (:mod:`taso_tune.stats.verdict` compares picks, paired
-    by seed). Configurations not comparable follow in config-id order with ``rank=None``; none is
-    ever dropped.
+    by seed). Each ranked row names the configurations it is tied with (``tied_with``).
+    Configurations not comparable follow in config-id order with ``rank=None``; none is ever
+    dropped.
     """
     mode = check_mode(mode)
     ranked = sorted(
@@ -382,13 +388,37 @@ def rank(summaries: Mapping[str, SeedSummary], mode: Mode) -> list[RankedRow]:
             sorted(confidences),
             "summaries ranked together must share one confidence level",
         )
+    groups: list[list[str]] = []  # runs of tied means, in rank order
+    for index, (config_id, summary) in enumerate(ranked):
+        if index and tied(ranked[index - 1][1].mean, summary.mean):
+            groups[-1].append(config_id)
+        else:
+            groups.append([config_id])
+    group_of = {config_id: group for group in groups for config_id in group}
     rows = [
-        RankedRow(config_id, position, summary)
+        RankedRow(
+            config_id,
+            position,
+            summary,
+            tuple(other for other in group_of[config_id] if other != config_id),
+        )
         for position, (config_id, summary) in enumerate(ranked, start=1)
     ]
     for config_id in sorted(c for c, s in summaries.items() if not s.comparable):
         rows.append(RankedRow(config_id, None, summaries[config_id]))
     return rows
+
+
+#: Relative gap under which two means are one number: the same seed values summed in another order
+TIE_TOLERANCE = 1e-12
+
+
+def tied(a: float, b: float) -> bool:
+    """Whether two means are equal, up to the rounding of summing the same values in another order.
+    Small validation sets make ties common (143 images and 3 seeds give means in steps of 1/429):
+    :func:`rank` still orders tied means (by the last bit, then by config id), an order that is not
+    a finding."""
+    return math.isclose(a, b, rel_tol=TIE_TOLERANCE, abs_tol=TIE_TOLERANCE)
 
 
 def pick(rows: Sequence[RankedRow]) -> RankedRow | None:
