@@ -1,7 +1,7 @@
 """Early stopping: epochs the quickstart sweep consumes under ASHA, cooldown-asha, top-k and
 budget-sh against none, and whether the best configuration per optimizer stays the same.
 
-The quickstart space (13 configurations x 3 seeds, 15 epochs) runs five times on the same Ray:
+The quickstart space (13 configurations x 3 seeds, at the space's own epochs) runs five times on the same Ray:
 ``scheduler: none`` (every trial to the end: the ground truth, and the space's own setting), ASHA,
 cooldown-asha and top-k (grace 3, eta 3; top-k without the space's ``max_concurrent``, which it
 refuses: two trials at once all the same, one per core) and ``budget-sh`` (eta 3), the settings of
@@ -133,7 +133,7 @@ def compare_rows(name: str, outcome: Outcome, truth: Outcome) -> list[Row]:
 def run(quick: bool = False) -> list[Row]:
     from sweeps import start_ray, stop_ray
 
-    epochs, seeds = (4, 1) if quick else (None, None)  # None: the space's own 15 epochs, 3 seeds
+    epochs, seeds = (4, 1) if quick else (None, None)  # None: the space's own epochs and seeds
     start_ray()
     truth = sweep_outcome("none", epochs, seeds)
     rows = []
