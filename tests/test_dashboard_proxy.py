@@ -334,3 +334,28 @@ def test_open_dashboard_checks_under_the_address_path_as_the_dashboards_host(
     [check] = stand_in.seen
     assert check["path"] == "/ray/api/version"
     assert check["headers"]["Host"] == stand_in.url.split("//")[1]
+
+
+def test_open_on_a_machine_without_a_browser_says_so(monkeypatch, capsys) -> None:
+    """`webbrowser.open` answers False on a headless machine: the user is told to open the URL."""
+    import webbrowser
+
+    opened: list[str] = []
+
+    def no_browser(url: str) -> bool:
+        opened.append(url)
+        return False
+
+    monkeypatch.setattr(
+        dashboard, "open_dashboard", lambda *args: dashboard.DashboardAccess("http://h:8265", None)
+    )
+    monkeypatch.setattr(webbrowser, "open", no_browser)
+    assert main(["dashboard", "--open"]) == 0
+    assert opened == ["http://h:8265/"]
+    assert capsys.readouterr().out.splitlines() == [
+        "dashboard: http://h:8265/ (no token needed)",
+        "no web browser could be opened here: open the URL above yourself",
+    ]
+    monkeypatch.setattr(webbrowser, "open", lambda url: True)
+    assert main(["dashboard", "--open"]) == 0
+    assert "no web browser" not in capsys.readouterr().out

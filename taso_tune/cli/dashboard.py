@@ -50,6 +50,12 @@ def add_dashboard_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_dashboard)
 
 
+def _open(url: str) -> None:
+    """Open ``url`` in a web browser, or say there is none (a headless machine, an SSH session)."""
+    if not webbrowser.open(url):
+        print("no web browser could be opened here: open the URL above yourself", flush=True)
+
+
 def run_dashboard(args: argparse.Namespace) -> int:
     from taso_tune.cluster.dashboard import open_dashboard
 
@@ -57,13 +63,13 @@ def run_dashboard(args: argparse.Namespace) -> int:
     if access.proxy is None:
         print(f"dashboard: {access.url} (no token needed)", flush=True)
         if args.open:
-            webbrowser.open(access.url)
+            _open(access.url)
         return 0
     print(f"dashboard: {access.url} (forwards to {access.address} with the token)", flush=True)
     print("anyone with this URL uses the dashboard as the token's holder", flush=True)
     print("press Ctrl-C to stop", flush=True)
     if args.open:
-        webbrowser.open(access.url)
+        _open(access.url)
     try:
         access.proxy.serve_forever()
     except KeyboardInterrupt:

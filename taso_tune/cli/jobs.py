@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 def add_cluster_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--address",
-        help="the Ray dashboard (default: RAY_API_SERVER_ADDRESS, else http://127.0.0.1:8265)",
+        help="the Ray dashboard's URL, http://HOST:PORT or HOST:PORT (default: "
+        "RAY_API_SERVER_ADDRESS, else http://127.0.0.1:8265)",
     )
     p.add_argument(
         "--token-file",
@@ -55,7 +56,11 @@ def add_submit_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "space", nargs="?", metavar="FILE", help="search-space YAML, inside the working directory"
     )
-    p.add_argument("--resume", metavar="EXPERIMENT", help="continue this stopped sweep instead")
+    p.add_argument(
+        "--resume",
+        metavar="EXPERIMENT",
+        help="continue this stopped sweep instead (a relative path is made absolute here)",
+    )
     add_cluster_flags(p)
     p.add_argument("--name", help="experiment name (default: the space's name and the time)")
     p.add_argument(
@@ -63,9 +68,7 @@ def add_submit_parser(sub: argparse._SubParsersAction) -> None:
         default=DEFAULT_STORAGE,
         help="results root on the cluster: a shared mount or a URI (a relative path is made absolute here)",
     )
-    p.add_argument(
-        "--working-dir", default=".", help="the folder uploaded for the job (default: .)"
-    )
+    p.add_argument("--working-dir", default=".", help="the folder uploaded for the job")
     p.add_argument(
         "--python", default="python", help="the cluster's Python that has taso-tune's dependencies"
     )
@@ -187,14 +190,29 @@ def run_submit(args: argparse.Namespace) -> int:
     if args.stop_wait < 1:
         raise ConfigError("--stop-wait", args.stop_wait, "must be 1 second or more")
     if args.resume:
-        experiment, command = args.resume, ["resume", args.resume]
+        # as --storage: the job runs in the uploaded working dir, where a relative path is not
+        experiment = args.resume if is_uri(args.resume) else os.path.abspath(args.resume)
+        command = ["resume", experiment]
         # the resolved space the sweep wrote beside its results: what the resume runs
-        space = f"{args.resume.rstrip('/')}/{SPACE_FILE}"
-        py_modules = _resumed_py_modules(args.resume, args.working_dir)
+        space = f"{experiment.rstrip('/')}/{SPACE_FILE}"
+        py_modules = _resumed_py_modules(experiment, args.working_dir)
     else:
         space, experiment, flags, py_modules = _sweep_args(args)
         command = ["sweep", space, *flags]
     jobs = _jobs(args)
+    running = [
+        job.job_id
+        for job in jobs.sweeps()
+        if not job.ended and job.experiment.rstrip("/") == experiment.rstrip("/")
+    ]
+    if running:
+        raise ConfigError(
+            "--resume" if args.resume else "--name",
+            experiment,
+            f"job {running[0]} is still running on this experiment (its folder is locked "
+            f"while it runs): stop it with `taso-tune stop {running[0]}{_cluster_flags(args)}`, "
+            "or wait for it to end",
+        )
     job_id = jobs.submit(
         command,
         experiment=experiment,
@@ -280,5 +298,13 @@ def run_stop(args: argparse.Namespace) -> int:
     )
     print(f"job {args.job}: {job.status}{exit_code}")
     if job.experiment and job.status != "SUCCEEDED":
-        print(f"continue it with: {_resume_command(job.experiment, args)}")
+        from taso_tune.cluster.jobs import job_finished
+
+        if job_finished(job):
+            print(
+                f"its experiment had finished every trial: nothing to resume "
+                f"(read it with: taso-tune report {shlex.quote(job.experiment)})"
+            )
+        else:
+            print(f"continue it with: {_resume_command(job.experiment, args)}")
     return 0

@@ -48,7 +48,7 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
         help="export each optimizer's best hyperparameters as a defaults file",
         description=(
             "Write each optimizer's best configuration (mean ± std over seeds, n) to a defaults YAML "
-            "that `taso-tune sweep --defaults FILE --model M --dataset D` trains on a new pair."
+            "that `taso-tune apply FILE --model M --dataset D` trains on a new pair."
         ),
         formatter_class=HelpFormatter,
     )

@@ -26,10 +26,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taso_tune.core.errors import ConfigError
-from taso_tune.experiment.reader import ExperimentReader
+from taso_tune.experiment.reader import ExperimentReader, read_space
+from taso_tune.experiment.state import all_finished, experiment_planned
 
 #: Where a local ``ray start --head`` serves its dashboard (and the Jobs API).
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
+#: Ray's own variable for the dashboard's address, read when ``--address`` is not given.
+API_SERVER_ENV = "RAY_API_SERVER_ADDRESS"
 TOKEN_ENV = "RAY_AUTH_TOKEN"
 TOKEN_PATH_ENV = "RAY_AUTH_TOKEN_PATH"
 DEFAULT_TOKEN_FILE = "~/.ray/auth_token"
@@ -125,8 +128,22 @@ class SweepJob:
 
 
 def dashboard_address(address: str | None = None) -> str:
-    """``address``, else ``RAY_API_SERVER_ADDRESS``, else a local head's dashboard."""
-    return (address or os.environ.get("RAY_API_SERVER_ADDRESS") or DEFAULT_ADDRESS).rstrip("/")
+    """``address``, else ``RAY_API_SERVER_ADDRESS``, else a local head's dashboard, as a URL:
+    ``HOST:PORT`` (how ``ray start`` prints the dashboard) gets ``http://``. A Ray cluster address
+    (``auto``, ``ray://...``, ``gcs://...``) is refused: the Jobs API and the dashboard are the
+    dashboard's, which such an address does not name."""
+    env = os.environ.get(API_SERVER_ENV)
+    given = address or env or DEFAULT_ADDRESS
+    if given.strip().lower() == "auto" or (
+        "://" in given and not given.lower().startswith(("http://", "https://"))
+    ):
+        raise ConfigError(
+            "--address" if address else API_SERVER_ENV,
+            given,
+            "not the Ray dashboard's address: give its URL, http://HEAD:8265 (what "
+            "`ray start --head` prints as the dashboard), not a Ray cluster address",
+        )
+    return (given if "://" in given else f"http://{given}").rstrip("/")
 
 
 def token_missing(address: str) -> ConfigError:
@@ -158,6 +175,16 @@ def no_dashboard(address: str) -> ConfigError:
     )
 
 
+def not_a_dashboard(address: str) -> ConfigError:
+    """The error for an address where an HTTP server answers that is not a Ray dashboard."""
+    return ConfigError(
+        "--address",
+        address,
+        "a web server answers there but not a Ray dashboard (no Ray Jobs API); the dashboard "
+        "is on the head's port 8265 unless `ray start --dashboard-port` chose another",
+    )
+
+
 class SweepJobs:
     """The Jobs API of one cluster, with its token; auth and connection problems are ConfigErrors."""
 
@@ -170,8 +197,13 @@ class SweepJobs:
             logging.getLogger(name).setLevel(logging.WARNING)
         with self._errors():
             from ray.job_submission import JobSubmissionClient
+            from requests.exceptions import HTTPError
 
-            self.client = JobSubmissionClient(self.address, headers=headers)
+            try:
+                self.client = JobSubmissionClient(self.address, headers=headers)
+            except (RuntimeError, ValueError, HTTPError):
+                # Ray's version check: a 404, an error status or no JSON at /api/version
+                raise not_a_dashboard(self.address) from None
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
@@ -345,6 +377,18 @@ def job_best(job: SweepJob) -> BestResult | None:
         # pyarrow cannot open here (ArrowInvalid): its row says so and the listing goes on
         reason = f"cannot read it here: {type(err).__name__}"
         raise ConfigError("experiment", job.experiment, reason) from None
+
+
+def job_finished(job: SweepJob) -> bool:
+    """Whether ``job``'s experiment, read from here, has nothing left to resume (every planned
+    trial finished, or budget-sh's winner picked); ``False`` when it cannot be read from here."""
+    if not job.experiment:
+        return False
+    try:
+        spec = read_space(job.experiment)
+        return all_finished(job.experiment, spec, experiment_planned(job.experiment, spec))
+    except Exception:  # noqa: BLE001 (unreadable here, whatever the cause: the resume line stays)
+        return False
 
 
 def _short(text: str, limit: int = 60) -> str:

@@ -4,6 +4,7 @@ against the cluster."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -23,6 +24,9 @@ from taso_tune.tuning.shipping import runtime_env
 from taso_tune.tuning.trainable import DataKey
 from taso_tune.tuning.trials import TrialSource
 
+#: The logger of Ray Tune's result grid.
+TUNE_ANALYSIS_LOGGER = "ray.tune.analysis.experiment_analysis"
+
 
 def prepare(
     source: TrialSource,
@@ -38,6 +42,10 @@ def prepare(
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our progress table with our columns
     # checkpointing every epoch of short epochs makes Tune warn about frequent experiment snapshots
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # a trial stopped before its first report has no result file yet, and Tune's result grid warns
+    # that it "failed to fetch metrics" of it at the sweep's end; the summary already counts such a
+    # trial's seeds as unfinished, and the results are read from the trials' folders, not that grid
+    logging.getLogger(TUNE_ANALYSIS_LOGGER).setLevel(logging.ERROR)
     datasets = load_sweep_data(source)
     check_models(source, datasets)
     if writes is not None:
