@@ -9,10 +9,9 @@ What is compared, exactly:
   1 CPU and 1 torch thread per trial, ``max_concurrent: 2``: two trials at once on two cores.
   A trial is one configuration with all its seeds, trained side by side (13 trials of 3 seeds).
   ``default`` is the space as it stands (``reuse_actors: auto``, which reuses actors for trials this
-  short; its ``checkpoint_min_seconds``: a checkpoint at most that often, and the last);
-  ``per_trial`` gives every trial an actor of its own (``reuse_actors: false``, the Ray dashboard
-  then names each after its trial); ``stacked`` reuses actors and trains each trial's 3 seeds as one
-  stacked model (``seed_packing: stacked``). The row "without ray.init + shutdown" is
+  short); ``per_trial`` gives every trial an actor of its own (``reuse_actors: false``, the Ray
+  dashboard then names each after its trial); ``stacked`` reuses actors and trains each trial's 3
+  seeds as one stacked model (``seed_packing: stacked``). The row "without ray.init + shutdown" is
   what a sweep that joins an already running Ray saves at most (its connect and disconnect take
   about a second).
 * fit(): the same training runs (every configuration x seed, same seeds, same threads) one after
@@ -24,8 +23,7 @@ What is compared, exactly:
   same with ``reuse_actors=True``, the one setting a Ray Tune user would change for short trials.
 * Optuna: one study in this process over the same 13 configurations (a ``GridSampler`` over their
   ids), ``n_jobs=2`` (two threads), each trial training its 3 seeds side by side with ``fit()``.
-* The quickstart as it ships: the default sweep, the same with a checkpoint every epoch
-  (``checkpoint_min_seconds: 0``), the ``fit()`` loop, plain Ray Tune with
+* The quickstart as it ships: the default sweep, the ``fit()`` loop, plain Ray Tune with
   ``reuse_actors=True`` and Optuna again at the space's own epochs (``make demo``'s trials, longer
   than the 3-epoch ones above, so a start-up paid once per actor weighs less).
 
@@ -43,7 +41,6 @@ once, and for the trials after it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import time
 from collections.abc import Iterator
@@ -53,7 +50,6 @@ from common import Row, Target, add_repo_to_path, interleaved, median, section_m
 
 add_repo_to_path()
 
-from taso_tune.spaces import SweepSpec  # noqa: E402
 from taso_tune.training.data.sets import ImageData, load_dataset  # noqa: E402
 from taso_tune.training.run import TrainConfig, fit  # noqa: E402
 from taso_tune.tuning.trainable import LABEL_KEYS, train_config_of  # noqa: E402
@@ -96,21 +92,13 @@ class RaySweep:
 
 
 def ray_sweep(
-    epochs: int,
-    seeds: int,
-    packing: str = "separate",
-    reuse: bool | str = "auto",
-    checkpoint_min_seconds: float | None = None,
+    epochs: int, seeds: int, packing: str = "separate", reuse: bool | str = "auto"
 ) -> RaySweep:
-    """The quickstart sweep as :func:`run` describes it; ``checkpoint_min_seconds`` replaces the
-    space's own (``None``: keep it)."""
     from sweeps import actor_start_ups, quickstart, run_quiet, start_ray, stop_ray, storage
 
     spec = quickstart(
         scheduler="none", epochs=epochs, seeds=seeds, seed_packing=packing, reuse_actors=reuse
     )
-    if checkpoint_min_seconds is not None:
-        spec = dataclasses.replace(spec, checkpoint_min_seconds=checkpoint_min_seconds)
     stop_ray()
     with storage() as root:
         started = start_ray()
@@ -321,21 +309,20 @@ def actor_start(tune_env: bool, actors: int = 2) -> float:
     return seconds
 
 
-def shipped() -> SweepSpec:
-    """The quickstart space as it ships (what ``make demo`` runs)."""
+def shipped_epochs() -> int:
+    """The epochs the quickstart space plans (what ``make demo`` trains)."""
     from sweeps import quickstart
 
-    return quickstart()
+    return quickstart().epochs
 
 
 def run(quick: bool = False) -> list[Row]:
     epochs, seeds, repeats = (1, 1, 1) if quick else (3, 3, 3)
-    full = 2 if quick else shipped().epochs
+    full = 2 if quick else shipped_epochs()
     as_shipped = f"{full} epochs, --quick" if quick else f"{full} epochs"
     results = interleaved(
         {
             "default_full": lambda: ray_sweep(full, seeds),
-            "every_epoch_full": lambda: ray_sweep(full, seeds, checkpoint_min_seconds=0.0),
             "fit_full": lambda: fit_loop(full, seeds),
             "plain_tune_reused_full": lambda: plain_tune_sweep(full, seeds, reuse=True),
             "optuna_full": lambda: optuna_study(full, seeds),
@@ -509,15 +496,6 @@ def run(quick: bool = False) -> list[Row]:
             seconds=lambda r: r.sweep,
             note=what_full,
             baseline=fits_full,
-        ),
-        wall_row(
-            "every_epoch_full",
-            f"the quickstart as it ships ({as_shipped}): a checkpoint every epoch "
-            f"(checkpoint_min_seconds: 0) vs the space's own (one at most every "
-            f"{shipped().checkpoint_min_seconds:g} s)",
-            None,
-            note=f"both default sweeps, ray.init + shutdown included; {what_full}",
-            baseline=[r.wall for r in results["default_full"]],
         ),
         wall_row(
             "plain_tune_reused_full",
