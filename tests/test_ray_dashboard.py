@@ -625,7 +625,9 @@ def test_stop_ends_the_job_cleanly_and_resume_finishes_it(
     assert code == 0, listing
     rows = {line.split()[0]: line for line in listing.splitlines()[1:]}
     finished = _best_last_report(experiment)
-    assert finished != left_by_stop
+    # the two bests may be equal (a trial's validation accuracy can reach its final value before the
+    # stop); rows that differ for each job's own reports are tested apart, with reports written for
+    # it, in test_jobs_commands.py (test_a_stopped_jobs_best_is_what_it_left_after_its_resume_...)
     assert rows[job_id].endswith(f"val_acc {left_by_stop[0]:.2%} ({left_by_stop[1]})"), listing
     assert rows[resumed].endswith(f"val_acc {finished[0]:.2%} ({finished[1]})"), listing
 
