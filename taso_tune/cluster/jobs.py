@@ -130,10 +130,9 @@ class SweepJob:
 def dashboard_address(address: str | None = None) -> str:
     """``address``, else ``RAY_API_SERVER_ADDRESS``, else a local head's dashboard, as a URL:
     ``HOST:PORT`` (how ``ray start`` prints the dashboard) gets ``http://``. A Ray cluster address
-    (``auto``, ``ray://...``, ``gcs://...``) is refused: the Jobs API and the dashboard are the
-    dashboard's, which such an address does not name."""
-    env = os.environ.get(API_SERVER_ENV)
-    given = address or env or DEFAULT_ADDRESS
+    (``auto``, ``ray://...``, ``gcs://...``) is refused: the Jobs API is served by the dashboard,
+    which such an address does not name."""
+    given = address or os.environ.get(API_SERVER_ENV) or DEFAULT_ADDRESS
     if given.strip().lower() == "auto" or (
         "://" in given and not given.lower().startswith(("http://", "https://"))
     ):
